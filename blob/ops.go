@@ -1,0 +1,93 @@
+package blob
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Walk calls fn for every object under prefix, page by page, in key order.
+// It stops at the first error fn returns and returns it.
+func Walk(ctx context.Context, s Store, prefix string, fn func(Object) error) error {
+	opts := ListOptions{Prefix: prefix}
+	for {
+		objs, next, err := s.List(ctx, opts)
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			if err := fn(o); err != nil {
+				return err
+			}
+		}
+		if next == "" {
+			return nil
+		}
+		opts.Token = next
+	}
+}
+
+// ReadAll reads the whole object at key.
+func ReadAll(ctx context.Context, s Store, key string) ([]byte, error) {
+	rc, err := s.Get(ctx, key, 0, -1)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+// PutBytes stores data under key. A bytes.Reader can be rewound, so a
+// retrying Store retries it.
+func PutBytes(ctx context.Context, s Store, key string, data []byte, opts *PutOptions) error {
+	return s.Put(ctx, key, bytes.NewReader(data), opts)
+}
+
+// Exists reports whether key exists.
+func Exists(ctx context.Context, s Store, key string) (bool, error) {
+	_, err := s.Stat(ctx, key)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	default:
+		return false, err
+	}
+}
+
+// Transfer streams srcKey of src into dstKey of dst without holding the
+// object in memory, for copies between two stores (two buckets, or two
+// providers). A transient failure restarts the whole transfer, up to the
+// policy's attempts. It returns the bytes copied.
+func Transfer(ctx context.Context, dst Store, dstKey string, src Store, srcKey string, opts *PutOptions, p RetryPolicy) (int64, error) {
+	var n int64
+	err := Retry(ctx, p, func() error {
+		rc, err := src.Get(ctx, srcKey, 0, -1)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		cr := &countedReader{r: rc}
+		err = dst.Put(ctx, dstKey, cr, opts)
+		n = cr.n
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("transfer %q from %s to %s: %w", srcKey, src.Location(), dst.Location(), err)
+	}
+	return n, nil
+}
+
+type countedReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countedReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}

@@ -1,0 +1,148 @@
+package blob
+
+import (
+	"context"
+	"io"
+	"math/rand/v2"
+	"time"
+)
+
+// RetryPolicy says how often and how patiently transient failures are retried.
+type RetryPolicy struct {
+	// Attempts is the total number of tries, the first included. Default 5.
+	Attempts int
+	// BaseDelay is the wait before the second try; it doubles each time.
+	// Default 200ms.
+	BaseDelay time.Duration
+	// MaxDelay caps one wait. Default 5s.
+	MaxDelay time.Duration
+}
+
+// ApplyDefaults fills the zero fields.
+func (p *RetryPolicy) ApplyDefaults() {
+	if p.Attempts <= 0 {
+		p.Attempts = 5
+	}
+	if p.BaseDelay <= 0 {
+		p.BaseDelay = 200 * time.Millisecond
+	}
+	if p.MaxDelay <= 0 {
+		p.MaxDelay = 5 * time.Second
+	}
+}
+
+// delay is the full-jitter wait before try number attempt+1.
+func (p RetryPolicy) delay(attempt int) time.Duration {
+	d := p.BaseDelay << attempt
+	if d <= 0 || d > p.MaxDelay {
+		d = p.MaxDelay
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// Retry calls fn until it succeeds, fails with an error that is not
+// transient, the attempts are spent, or ctx ends. It never retries after ctx
+// is cancelled and never retries ErrNotFound.
+func Retry(ctx context.Context, p RetryPolicy, fn func() error) error {
+	p.ApplyDefaults()
+	var err error
+	for attempt := 0; attempt < p.Attempts; attempt++ {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			if err != nil {
+				return err
+			}
+			return ctxErr
+		}
+		if err = fn(); err == nil || !IsTransient(err) {
+			return err
+		}
+		if attempt == p.Attempts-1 {
+			break
+		}
+		t := time.NewTimer(p.delay(attempt))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+	return err
+}
+
+// Retrying is a Store that retries transient failures of the Store it wraps.
+type Retrying struct {
+	Store
+	Policy RetryPolicy
+}
+
+var _ Store = (*Retrying)(nil)
+
+// NewRetrying wraps s with retries under p (zero fields take defaults).
+func NewRetrying(s Store, p RetryPolicy) *Retrying {
+	p.ApplyDefaults()
+	return &Retrying{Store: s, Policy: p}
+}
+
+// Unwrap returns the wrapped Store.
+func (s *Retrying) Unwrap() Store { return s.Store }
+
+// Put retries only when r can be rewound to where it started.
+func (s *Retrying) Put(ctx context.Context, key string, r io.Reader, opts *PutOptions) error {
+	seeker, ok := r.(io.Seeker)
+	if !ok {
+		return s.Store.Put(ctx, key, r, opts)
+	}
+	start, err := seeker.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return s.Store.Put(ctx, key, r, opts)
+	}
+	first := true
+	return Retry(ctx, s.Policy, func() error {
+		if !first {
+			if _, err := seeker.Seek(start, io.SeekStart); err != nil {
+				return err
+			}
+		}
+		first = false
+		return s.Store.Put(ctx, key, r, opts)
+	})
+}
+
+// Get retries opening the object; a failure in the middle of reading is the
+// caller's to handle.
+func (s *Retrying) Get(ctx context.Context, key string, offset, length int64) (rc io.ReadCloser, err error) {
+	err = Retry(ctx, s.Policy, func() error {
+		rc, err = s.Store.Get(ctx, key, offset, length)
+		return err
+	})
+	return rc, err
+}
+
+// Stat implements Store with retries.
+func (s *Retrying) Stat(ctx context.Context, key string) (a Attributes, err error) {
+	err = Retry(ctx, s.Policy, func() error {
+		a, err = s.Store.Stat(ctx, key)
+		return err
+	})
+	return a, err
+}
+
+// List implements Store with retries.
+func (s *Retrying) List(ctx context.Context, opts ListOptions) (objs []Object, next string, err error) {
+	err = Retry(ctx, s.Policy, func() error {
+		objs, next, err = s.Store.List(ctx, opts)
+		return err
+	})
+	return objs, next, err
+}
+
+// Delete implements Store with retries.
+func (s *Retrying) Delete(ctx context.Context, key string) error {
+	return Retry(ctx, s.Policy, func() error { return s.Store.Delete(ctx, key) })
+}
+
+// Copy implements Store with retries.
+func (s *Retrying) Copy(ctx context.Context, dstKey, srcKey string) error {
+	return Retry(ctx, s.Policy, func() error { return s.Store.Copy(ctx, dstKey, srcKey) })
+}

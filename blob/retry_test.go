@@ -1,0 +1,104 @@
+package blob_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/graphkeep/graphkeep/blob"
+)
+
+// flaky fails its first `failures` calls of each method with err.
+type flaky struct {
+	blob.Store
+	failures int
+	err      error
+	calls    int
+	bodies   []string
+}
+
+func (f *flaky) Put(ctx context.Context, key string, r io.Reader, opts *blob.PutOptions) error {
+	f.calls++
+	body, _ := io.ReadAll(r)
+	f.bodies = append(f.bodies, string(body))
+	if f.calls <= f.failures {
+		return f.err
+	}
+	return nil
+}
+
+func (f *flaky) Stat(ctx context.Context, key string) (blob.Attributes, error) {
+	f.calls++
+	if f.calls <= f.failures {
+		return blob.Attributes{}, f.err
+	}
+	return blob.Attributes{Size: 1}, nil
+}
+
+var (
+	transient = &blob.Error{Op: "stat", Key: "k", Kind: blob.ErrUnavailable, Err: errors.New("503")}
+	notFound  = &blob.Error{Op: "stat", Key: "k", Kind: blob.ErrNotFound, Err: errors.New("404")}
+	fast      = blob.RetryPolicy{Attempts: 4, BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}
+)
+
+func TestRetrying(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		failures  int
+		err       error
+		wantCalls int
+		wantErr   error
+	}{
+		{"transient then success", 2, transient, 3, nil},
+		{"transient every time", 10, transient, 4, blob.ErrUnavailable},
+		{"not found is permanent", 10, notFound, 1, blob.ErrNotFound},
+		{"unknown errors are permanent", 10, errors.New("boom"), 1, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := &flaky{failures: c.failures, err: c.err}
+			_, err := blob.NewRetrying(f, fast).Stat(context.Background(), "k")
+			if got, want := f.calls, c.wantCalls; got != want {
+				t.Fatalf("calls = %d, want %d", got, want)
+			}
+			switch {
+			case c.wantErr != nil && !errors.Is(err, c.wantErr):
+				t.Fatalf("err = %v, want %v", err, c.wantErr)
+			case c.failures < c.wantCalls && err != nil:
+				t.Fatalf("err = %v, want success", err)
+			}
+		})
+	}
+}
+
+func TestRetryingStopsWhenCancelled(t *testing.T) {
+	f := &flaky{failures: 100, err: transient}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := blob.NewRetrying(f, fast).Stat(ctx, "k")
+	if err == nil || f.calls != 0 {
+		t.Fatalf("after cancel: calls = %d, err = %v; want no call and an error", f.calls, err)
+	}
+}
+
+func TestRetryingRewindsSeekableBodies(t *testing.T) {
+	f := &flaky{failures: 2, err: transient}
+	err := blob.NewRetrying(f, fast).Put(context.Background(), "k", bytes.NewReader([]byte("payload")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(f.bodies, ","), "payload,payload,payload"; got != want {
+		t.Fatalf("bodies sent = %q, want %q", got, want)
+	}
+}
+
+func TestRetryingDoesNotRetryStreams(t *testing.T) {
+	f := &flaky{failures: 1, err: transient}
+	err := blob.NewRetrying(f, fast).Put(context.Background(), "k", io.MultiReader(strings.NewReader("stream")), nil)
+	if !errors.Is(err, blob.ErrUnavailable) || f.calls != 1 {
+		t.Fatalf("calls = %d, err = %v; want one call and the transient error", f.calls, err)
+	}
+}

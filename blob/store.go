@@ -1,0 +1,103 @@
+// Package blob is graphkeep's portable storage layer. It is the only code that
+// touches gocloud.dev/blob: a narrow Store interface, one implementation over
+// *blob.Bucket (Bucket), decorators that add retries (Retrying) and request
+// accounting (Counting), and free functions that work over any Store.
+//
+// Every error a Store returns that matters to callers wraps one of the
+// sentinels in errors.go, so callers test with errors.Is and never look at a
+// provider's own error types.
+package blob
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Store is a flat key space of immutable-once-written objects.
+//
+// Keys are UTF-8 strings; "/" separates levels for List with a Delimiter.
+// Implementations are safe for concurrent use.
+type Store interface {
+	// Put stores the content of r under key. The object becomes visible only
+	// when the whole content is stored: a failed or cancelled Put leaves
+	// nothing visible. With opts.IfAbsent, Put fails with ErrExists when key
+	// already exists, and exactly one of several concurrent writers wins.
+	// If r implements io.Seeker, a retrying Store may rewind it and try again.
+	Put(ctx context.Context, key string, r io.Reader, opts *PutOptions) error
+
+	// Get opens key for reading from offset. length < 0 reads to the end.
+	// It fails with ErrNotFound when key does not exist. The caller closes
+	// the reader.
+	Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
+
+	// Stat returns the attributes of key, or ErrNotFound.
+	Stat(ctx context.Context, key string) (Attributes, error)
+
+	// List returns one page of the objects whose keys start with
+	// opts.Prefix, in key order, and the token for the next page
+	// ("" when there is none).
+	List(ctx context.Context, opts ListOptions) (objects []Object, next string, err error)
+
+	// Delete removes key. Deleting a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+
+	// Copy copies srcKey to dstKey inside this store without moving the
+	// bytes through this process where the provider allows it.
+	Copy(ctx context.Context, dstKey, srcKey string) error
+
+	// Location names the store for people ("s3://bucket/prefix"); it never
+	// carries secrets.
+	Location() string
+
+	// Close releases the store's resources.
+	Close() error
+}
+
+// PutOptions changes how Put writes. A nil *PutOptions is the zero value.
+type PutOptions struct {
+	// IfAbsent makes the write fail with ErrExists when the key exists.
+	IfAbsent bool
+	// ContentType is recorded where the provider keeps it. Default
+	// "application/octet-stream".
+	ContentType string
+}
+
+// Attributes describe a stored object.
+type Attributes struct {
+	Size    int64
+	ModTime time.Time
+	ETag    string
+}
+
+// ListOptions selects what List returns.
+type ListOptions struct {
+	// Prefix restricts the listing to keys starting with it.
+	Prefix string
+	// Delimiter, when set (usually "/"), groups keys that share the part of
+	// the key up to the next delimiter after Prefix into one Object with
+	// IsDir set.
+	Delimiter string
+	// PageSize is the largest page returned; 0 means DefaultPageSize.
+	PageSize int
+	// Token continues a listing; "" starts it.
+	Token string
+}
+
+// DefaultPageSize is the page size List uses when ListOptions.PageSize is 0.
+const DefaultPageSize = 1000
+
+// Object is one entry of a listing.
+type Object struct {
+	Key     string
+	Size    int64
+	ModTime time.Time
+	// IsDir marks a common prefix when listing with a Delimiter.
+	IsDir bool
+}
+
+// Unwrapper is implemented by decorators so callers can reach the Store they
+// wrap (for example to find the Counting layer for cost reports).
+type Unwrapper interface {
+	Unwrap() Store
+}

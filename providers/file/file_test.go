@@ -1,0 +1,122 @@
+package file_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/graphkeep/graphkeep/blob"
+	"github.com/graphkeep/graphkeep/blob/blobtest"
+	"github.com/graphkeep/graphkeep/providers"
+	"github.com/graphkeep/graphkeep/providers/file"
+)
+
+type harness struct{}
+
+func (harness) NewLocation(ctx context.Context, t *testing.T) func(t *testing.T) blob.Store {
+	dir := t.TempDir()
+	return func(t *testing.T) blob.Store {
+		s, err := providers.Open(ctx, "file://"+dir, providers.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+}
+
+func TestConformance(t *testing.T) {
+	t.Run("file", func(t *testing.T) { blobtest.RunConformance(t, harness{}) })
+}
+
+// TestCreateIfAbsentAcrossProcesses races separate OS processes, where
+// fileblob's own in-process lock cannot help: exactly one must win.
+func TestCreateIfAbsentAcrossProcesses(t *testing.T) {
+	if dir := os.Getenv("GRAPHKEEP_TEST_CREATE_DIR"); dir != "" {
+		createOnce(dir) // child process
+		return
+	}
+	dir := t.TempDir()
+	for round := 0; round < 3; round++ {
+		roundDir := filepath.Join(dir, fmt.Sprint(round))
+		if err := os.Mkdir(roundDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		const procs = 8
+		cmds := make([]*exec.Cmd, procs)
+		outs := make([]*strings.Builder, procs)
+		for i := range cmds {
+			cmds[i] = exec.Command(os.Args[0], "-test.run=^TestCreateIfAbsentAcrossProcesses$")
+			cmds[i].Env = append(os.Environ(), "GRAPHKEEP_TEST_CREATE_DIR="+roundDir, fmt.Sprintf("GRAPHKEEP_TEST_WRITER=%d", i))
+			outs[i] = &strings.Builder{}
+			cmds[i].Stdout, cmds[i].Stderr = outs[i], outs[i]
+			if err := cmds[i].Start(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wins := 0
+		for i, c := range cmds {
+			if err := c.Wait(); err != nil {
+				t.Fatalf("writer %d: %v\n%s", i, err, outs[i])
+			}
+			if strings.Contains(outs[i].String(), "RESULT won") {
+				wins++
+			} else if !strings.Contains(outs[i].String(), "RESULT exists") {
+				t.Fatalf("writer %d said neither won nor exists:\n%s", i, outs[i])
+			}
+		}
+		if wins != 1 {
+			t.Fatalf("round %d: %d processes created the key, want exactly 1", round, wins)
+		}
+	}
+}
+
+func createOnce(dir string) {
+	s, err := file.Open(context.Background(), file.Config{Dir: dir})
+	if err != nil {
+		fmt.Println("RESULT error", err)
+		return
+	}
+	payload := strings.Repeat(os.Getenv("GRAPHKEEP_TEST_WRITER"), 1<<20)
+	err = blob.PutBytes(context.Background(), s, "snapshots/g/manifest", []byte(payload), &blob.PutOptions{IfAbsent: true})
+	switch {
+	case err == nil:
+		fmt.Println("RESULT won")
+	case errors.Is(err, blob.ErrExists):
+		fmt.Println("RESULT exists")
+	default:
+		fmt.Println("RESULT error", err)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	ctx := context.Background()
+	missing := filepath.Join(t.TempDir(), "nope")
+	regular := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(regular, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ url, want string }{
+		{"file://" + missing, "does not exist"},
+		{"file://" + regular, "not a directory"},
+		{"file://host/abs", "three slashes"},
+		{"file://" + missing + "?create=maybe", "not a boolean"},
+		{"file://" + missing + "?colour=red", "unknown setting(s) colour"},
+		{"relative/dir", "has no scheme"},
+	} {
+		_, err := providers.Open(ctx, c.url, providers.Options{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Open(%q) = %v, want an error containing %q", c.url, err, c.want)
+		}
+	}
+	if _, err := providers.Open(ctx, "file://"+missing+"?create=true", providers.Options{}); err != nil {
+		t.Fatalf("create=true: %v", err)
+	}
+	if _, err := os.Stat(missing); err != nil {
+		t.Fatalf("create=true did not create the directory: %v", err)
+	}
+}

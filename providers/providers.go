@@ -1,0 +1,128 @@
+// Package providers opens a repository's storage from its URL:
+//
+//	file:///abs/dir
+//	mem://name
+//	s3://bucket/prefix?endpoint=...&region=...&use_path_style=true
+//	gs://bucket/prefix
+//	azblob://container/prefix
+//
+// Each provider lives in its own package with a Config and an Open; this
+// package only dispatches on the scheme and adds the decorators every store
+// gets: request accounting, then retries of transient failures.
+package providers
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/graphkeep/graphkeep/blob"
+	"github.com/graphkeep/graphkeep/providers/azure"
+	"github.com/graphkeep/graphkeep/providers/file"
+	"github.com/graphkeep/graphkeep/providers/gcs"
+	"github.com/graphkeep/graphkeep/providers/mem"
+	"github.com/graphkeep/graphkeep/providers/s3"
+)
+
+// Opener opens a parsed URL of its scheme.
+type Opener func(ctx context.Context, u *url.URL) (*blob.Bucket, error)
+
+var registry = map[string]Opener{
+	file.Scheme:  file.OpenURL,
+	mem.Scheme:   mem.OpenURL,
+	s3.Scheme:    s3.OpenURL,
+	gcs.Scheme:   gcs.OpenURL,
+	azure.Scheme: azure.OpenURL,
+}
+
+// Schemes lists the URL schemes Open understands.
+func Schemes() []string {
+	var s []string
+	for k := range registry {
+		s = append(s, k)
+	}
+	sort.Strings(s)
+	return s
+}
+
+// Options tune the decorators Open adds.
+type Options struct {
+	Retry blob.RetryPolicy
+}
+
+// Open opens the store a repository URL names, wrapped with request
+// accounting (blob.StatsOf reads it) and retries.
+func Open(ctx context.Context, rawURL string, opts Options) (blob.Store, error) {
+	u, err := Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	bucket, err := registry[u.Scheme](ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	return Decorate(bucket, opts), nil
+}
+
+// Decorate adds what Open adds to a bucket a provider opened directly.
+func Decorate(bucket *blob.Bucket, opts Options) blob.Store {
+	return blob.NewRetrying(blob.NewCounting(bucket), opts.Retry)
+}
+
+// Parse checks that rawURL is a repository URL of a known scheme. A bare
+// absolute path is taken as a file URL.
+func Parse(rawURL string) (*url.URL, error) {
+	if strings.HasPrefix(rawURL, "/") {
+		rawURL = "file://" + rawURL
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("repository URL %q does not parse: %v", Redact(rawURL), err)
+	}
+	if u.Scheme == "" {
+		return nil, fmt.Errorf("repository URL %q has no scheme; use one of %s (for example file:///srv/backups)", Redact(rawURL), strings.Join(schemeExamples(), ", "))
+	}
+	if _, ok := registry[u.Scheme]; !ok {
+		return nil, fmt.Errorf("repository URL scheme %q is not supported; use one of %s", u.Scheme, strings.Join(schemeExamples(), ", "))
+	}
+	return u, nil
+}
+
+func schemeExamples() []string {
+	var out []string
+	for _, s := range Schemes() {
+		out = append(out, s+"://")
+	}
+	return out
+}
+
+// secretParams are query settings that could carry secrets if a user put
+// them in a URL; Redact hides their values.
+var secretParams = []string{"secret", "secret_access_key", "access_key_id", "session_token", "account_key", "key", "sig", "token", "password", "connection_string"}
+
+// Redact returns rawURL fit for logs and errors: user info and any
+// secret-looking query values replaced by "REDACTED".
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	q := u.Query()
+	changed := false
+	for k := range q {
+		if slices.Contains(secretParams, strings.ToLower(k)) {
+			q.Set(k, "REDACTED")
+			changed = true
+		}
+	}
+	if changed {
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
