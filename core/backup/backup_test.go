@@ -1,0 +1,394 @@
+package backup_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/graphkeep/graphkeep/blob"
+	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/lightrag/fixture"
+	"github.com/graphkeep/graphkeep/core/repo"
+	"github.com/graphkeep/graphkeep/providers"
+)
+
+var seq atomic.Int64
+
+// newRepo initialises a repository in a fresh in-memory store.
+func newRepo(t *testing.T, password string) (*repo.Repository, blob.Store) {
+	t.Helper()
+	ctx := context.Background()
+	store, err := providers.Open(ctx, fmt.Sprintf("mem://backup-test-%d", seq.Add(1)), providers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cheap := repo.KDFParams{N: 1 << 10, R: 8, P: 1}
+	r, err := repo.Init(ctx, store, repo.InitOptions{Password: password, AvgChunkSize: 64 << 10, KDF: &cheap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err = repo.Open(ctx, store, repo.OpenOptions{Password: password, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, store
+}
+
+func graphDir(t *testing.T, docs int) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "g1")
+	if err := fixture.Generate(dir, fixture.Spec{Docs: docs, EmbeddingDim: 128, Seed: 11}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// sameTree fails unless a and b hold the same entries with the same bytes,
+// modes and mtimes.
+func sameTree(t *testing.T, a, b string) {
+	t.Helper()
+	read := func(root string) map[string]string {
+		out := map[string]string{}
+		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || p == root {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			info, _ := os.Lstat(p)
+			desc := fmt.Sprintf("%v", info.Mode())
+			switch {
+			case info.Mode()&fs.ModeSymlink != 0:
+				target, _ := os.Readlink(p)
+				desc += " -> " + target
+			case info.Mode().IsRegular():
+				data, _ := os.ReadFile(p)
+				desc += fmt.Sprintf(" %x %s", data, info.ModTime().UTC().Format(time.RFC3339Nano))
+			}
+			out[rel] = desc
+			return nil
+		})
+		return out
+	}
+	ta, tb := read(a), read(b)
+	if len(ta) != len(tb) {
+		t.Fatalf("trees differ: %d entries vs %d", len(ta), len(tb))
+	}
+	for k, v := range ta {
+		if tb[k] != v {
+			t.Fatalf("entry %s differs after restore", k)
+		}
+	}
+}
+
+func TestBackupRestoreRoundTrip(t *testing.T) {
+	for _, password := range []string{"", "correct horse"} {
+		t.Run(fmt.Sprintf("encrypted=%v", password != ""), func(t *testing.T) {
+			ctx := context.Background()
+			r, _ := newRepo(t, password)
+			src := graphDir(t, 6)
+			if err := os.MkdirAll(filepath.Join(src, "inputs", "nested"), 0o750); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(src, "inputs", "nested", "doc.txt"), []byte("hello"), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("inputs/nested/doc.txt", filepath.Join(src, "link")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(src, "vdb_chunks.json.tmp.999"), []byte("half-written"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+
+			res, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: src}, backup.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := res.Manifest
+			if m.LightRAG == nil || !m.LightRAG.Valid() || m.LightRAG.Docs != 6 {
+				t.Fatalf("LightRAG stats = %+v", m.LightRAG)
+			}
+			for _, f := range m.Files {
+				if strings.Contains(f.Path, ".tmp.") {
+					t.Fatalf("transient file %s was backed up", f.Path)
+				}
+			}
+			if m.Totals.AddedBytes != m.Totals.SizeBytes {
+				t.Fatalf("first backup added %d bytes of %d", m.Totals.AddedBytes, m.Totals.SizeBytes)
+			}
+
+			_ = os.Remove(filepath.Join(src, "vdb_chunks.json.tmp.999"))
+			dest := filepath.Join(t.TempDir(), "restored")
+			rr, err := backup.Restore(ctx, r, m.Ref(), dest, backup.RestoreOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameTree(t, src, dest)
+			if !rr.LightRAG.Equal(m.LightRAG) {
+				t.Fatalf("restored counts %v, snapshot %v", rr.LightRAG, m.LightRAG)
+			}
+		})
+	}
+}
+
+func TestSecondBackupStoresNothingAndGrowthStoresLittle(t *testing.T) {
+	ctx := context.Background()
+	r, store := newRepo(t, "")
+	src := graphDir(t, 20)
+	first, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: src}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := blob.StatsOf(store)
+	second, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: src}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := blob.StatsOf(store)
+	if second.Manifest.Totals.StoredBytes != 0 || second.ReusedFiles != first.Manifest.Totals.Files {
+		t.Fatalf("unchanged re-backup stored %d bytes and reused %d of %d files",
+			second.Manifest.Totals.StoredBytes, second.ReusedFiles, first.Manifest.Totals.Files)
+	}
+	if second.Manifest.Parent != first.Manifest.ID {
+		t.Fatalf("parent = %q, want %q", second.Manifest.Parent, first.Manifest.ID)
+	}
+	// One manifest and lease traffic; no chunk uploads.
+	if puts := after.Sub(before).Puts; puts > 3 {
+		t.Fatalf("unchanged re-backup made %d PUTs", puts)
+	}
+
+	if _, err := fixture.Grow(src, fixture.Spec{Docs: 20, EmbeddingDim: 128, Seed: 11}, 1); err != nil {
+		t.Fatal(err)
+	}
+	third, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: src}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if added, size := third.Manifest.Totals.AddedBytes, third.Manifest.Totals.SizeBytes; added == 0 || added > size*2/3 {
+		t.Fatalf("5%% more documents added %d of %d bytes", added, size)
+	}
+	// Files LightRAG only appends to share all but their last chunks.
+	old := first.Manifest.ChunkIDs()
+	for _, f := range third.Manifest.Files {
+		if f.Path != "kv_store_full_docs.json" && f.Path != "vdb_chunks.json" {
+			continue
+		}
+		fresh := 0
+		for _, c := range f.Chunks {
+			if _, ok := old[c.ID]; !ok {
+				fresh++
+			}
+		}
+		if fresh > 3 {
+			t.Errorf("%s: %d of %d chunks are new after appending one document", f.Path, fresh, len(f.Chunks))
+		}
+	}
+}
+
+// damageChunk rewrites one stored chunk of the snapshot.
+func damageChunk(t *testing.T, store blob.Store, m *repo.Manifest, mutate func([]byte) []byte) string {
+	t.Helper()
+	ctx := context.Background()
+	for _, f := range m.Files {
+		if len(f.Chunks) > 0 {
+			key := repo.ChunkKey(f.Chunks[0].ID)
+			data, err := blob.ReadAll(ctx, store, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if data = mutate(data); data == nil {
+				if err := store.Delete(ctx, key); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := blob.PutBytes(ctx, store, key, data, nil); err != nil {
+				t.Fatal(err)
+			}
+			return f.Path
+		}
+	}
+	t.Fatal("no chunk to damage")
+	return ""
+}
+
+func TestDamageIsCaughtAndDestinationUntouched(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		mutate func([]byte) []byte
+		want   string
+	}{
+		{"flipped byte", func(b []byte) []byte { b[len(b)/2] ^= 0xff; return b }, "corrupt"},
+		{"missing", func([]byte) []byte { return nil }, "not found"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			r, store := newRepo(t, "")
+			src := graphDir(t, 4)
+			res, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: src}, backup.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			file := damageChunk(t, store, res.Manifest, c.mutate)
+
+			v, err := backup.Verify(ctx, r, []repo.SnapshotRef{res.Manifest.Ref()}, backup.VerifyOptions{ReadData: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.OK() || !strings.Contains(strings.Join(v.Damaged[0].UsedBy, ","), file) {
+				t.Fatalf("verify --read-data = %+v, want damage used by %s", v, file)
+			}
+
+			dest := filepath.Join(t.TempDir(), "live")
+			if err := os.MkdirAll(dest, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dest, "keep.txt"), []byte("current graph"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err = backup.Restore(ctx, r, res.Manifest.Ref(), dest, backup.RestoreOptions{})
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), file) {
+				t.Fatalf("restore err = %v, want %q naming %s", err, c.want, file)
+			}
+			got, _ := os.ReadFile(filepath.Join(dest, "keep.txt"))
+			entries, _ := os.ReadDir(filepath.Dir(dest))
+			if string(got) != "current graph" || len(entries) != 1 {
+				t.Fatalf("a failed restore changed the destination or left %d entries beside it", len(entries))
+			}
+		})
+	}
+}
+
+func TestQuickVerifyFindsMissingChunks(t *testing.T) {
+	ctx := context.Background()
+	r, store := newRepo(t, "")
+	res, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: graphDir(t, 2)}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := backup.Verify(ctx, r, []repo.SnapshotRef{res.Manifest.Ref()}, backup.VerifyOptions{})
+	if err != nil || !v.OK() {
+		t.Fatalf("verify of a healthy snapshot = %+v, %v", v, err)
+	}
+	damageChunk(t, store, res.Manifest, func([]byte) []byte { return nil })
+	if v, _ = backup.Verify(ctx, r, []repo.SnapshotRef{res.Manifest.Ref()}, backup.VerifyOptions{}); v.OK() || v.Damaged[0].Problem != "missing" {
+		t.Fatalf("quick verify = %+v, want a missing chunk", v)
+	}
+}
+
+func TestRestoreReplacesAndKeepsPrevious(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, "")
+	src := graphDir(t, 2)
+	res, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: src}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "g1")
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dest, "old.txt"), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rr, err := backup.Restore(ctx, r, res.Manifest.Ref(), dest, backup.RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, src, dest)
+	if got, _ := os.ReadFile(filepath.Join(rr.Previous, "old.txt")); string(got) != "old" {
+		t.Fatalf("previous directory %s does not hold the old graph", rr.Previous)
+	}
+	if discovered, _ := backup.Discover(filepath.Dir(dest)); len(discovered) != 1 {
+		t.Fatalf("graph discovery sees graphkeep's undo directory: %v", discovered)
+	}
+}
+
+func TestRestoreRefusesUnsafePaths(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, "")
+	for _, files := range [][]repo.FileEntry{
+		{{Path: "../escape", Type: repo.TypeFile}},
+		{{Path: "/etc/passwd", Type: repo.TypeFile}},
+		{{Path: "a/../../b", Type: repo.TypeFile}},
+		{{Path: "link", Type: repo.TypeSymlink, Target: "/etc"}, {Path: "link/passwd", Type: repo.TypeFile}},
+	} {
+		m := &repo.Manifest{Version: 1, ID: repo.NewSnapshotID(time.Now()), Graph: "evil", Time: time.Now(), Files: files}
+		if err := r.SaveManifest(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		dest := filepath.Join(t.TempDir(), "evil")
+		_, err := backup.Restore(ctx, r, m.Ref(), dest, backup.RestoreOptions{})
+		if !errors.Is(err, backup.ErrUnsafePath) {
+			t.Fatalf("restore of %v: err = %v, want ErrUnsafePath", files, err)
+		}
+		if _, err := os.Stat(dest); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("a refused restore created %s", dest)
+		}
+	}
+}
+
+// A file rewritten faster than it can be read fails the snapshot clearly
+// and leaves no snapshot behind.
+func TestFileThatNeverSettles(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r, _ := newRepo(t, "")
+	src := graphDir(t, 2)
+	hot := filepath.Join(src, "kv_store_doc_status.json")
+	go func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			// Big enough that no read fits between two rewrites.
+			_ = os.WriteFile(hot, bytes.Repeat([]byte(fmt.Sprintf("{\"n\": %d}", i)), 2_000_000), 0o644)
+		}
+	}()
+	_, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: src}, backup.Options{Attempts: 3, Settle: time.Millisecond})
+	if !errors.Is(err, backup.ErrUnstable) || !strings.Contains(err.Error(), "kv_store_doc_status.json") {
+		t.Fatalf("err = %v, want ErrUnstable naming the file", err)
+	}
+	cancel()
+	if refs, _ := r.ListSnapshots(context.Background(), "g1"); len(refs) != 0 {
+		t.Fatalf("a refused backup left snapshots %v", refs)
+	}
+}
+
+func TestBrokenGraphIsStoredButFlagged(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, "")
+	src := graphDir(t, 2)
+	if err := os.WriteFile(filepath.Join(src, "vdb_chunks.json"), []byte(`{"embedding_dim": 4, "data": [{"__id__": "x"}], "matrix": ""}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: src}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Manifest.LightRAG.Valid() || !strings.Contains(strings.Join(res.Manifest.LightRAG.Problems, ";"), "vdb_chunks.json") {
+		t.Fatalf("problems = %v, want vdb_chunks.json flagged", res.Manifest.LightRAG.Problems)
+	}
+}
+
+func TestDiscover(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"alpha", "beta", ".hidden", "bad name", ".graphkeep-previous-alpha"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := backup.Discover(root)
+	if err != nil || len(got) != 2 || got[0].Graph != "alpha" || got[1].Graph != "beta" {
+		t.Fatalf("Discover = %v, %v", got, err)
+	}
+	flat := t.TempDir()
+	if err := os.WriteFile(filepath.Join(flat, "kv_store_full_docs.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := backup.Discover(flat); len(got) != 1 || got[0].Graph != backup.DefaultGraph {
+		t.Fatalf("a root holding LightRAG files: Discover = %v, want one graph %q", got, backup.DefaultGraph)
+	}
+}

@@ -1,0 +1,278 @@
+package backup
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/graphkeep/graphkeep/core/lightrag"
+	"github.com/graphkeep/graphkeep/core/repo"
+)
+
+// RestoreOptions tune Restore; zero fields take defaults.
+type RestoreOptions struct {
+	// Fetches is how many chunks are downloaded ahead at once. Default 8.
+	Fetches int
+	// Progress, when set, is called as bytes are written.
+	Progress func(Progress)
+}
+
+// RestoreResult is what Restore did.
+type RestoreResult struct {
+	Snapshot repo.SnapshotRef
+	Dest     string
+	// Previous is where the directory that was at Dest now is ("" when
+	// there was none): delete it once satisfied, or rename it back to undo.
+	Previous string
+	Files    int
+	Bytes    int64
+	LightRAG *lightrag.Stats
+	Duration time.Duration
+}
+
+// ErrUnsafePath: a manifest names a path that would escape the destination.
+var ErrUnsafePath = errors.New("unsafe path in snapshot")
+
+// Restore writes snapshot ref into dest. It builds the graph in a temporary
+// directory beside dest, checks every file's SHA-256 and the LightRAG counts
+// against the manifest, and only then swaps it into place with renames; the
+// directory that was at dest is kept beside it for undo. On any failure dest
+// is left exactly as it was.
+func Restore(ctx context.Context, r *repo.Repository, ref repo.SnapshotRef, dest string, opts RestoreOptions) (*RestoreResult, error) {
+	if opts.Fetches <= 0 {
+		opts.Fetches = 8
+	}
+	start := time.Now()
+	m, err := r.Cache().Manifest(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPaths(m.Files); err != nil {
+		return nil, fmt.Errorf("snapshot %s/%s: %w", ref.Graph, ref.ID, err)
+	}
+	dest, err = filepath.Abs(dest)
+	if err != nil {
+		return nil, err
+	}
+	parent, base := filepath.Dir(dest), filepath.Base(dest)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", parent, err)
+	}
+	if info, err := os.Lstat(dest); err == nil && !info.IsDir() {
+		return nil, fmt.Errorf("restore destination %s exists and is not a directory; choose another --to", dest)
+	}
+	tmp := filepath.Join(parent, ".graphkeep-restore-"+base+"-"+randomSuffix())
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("create temporary directory beside %s: %w", dest, err)
+	}
+	res := &RestoreResult{Snapshot: ref, Dest: dest}
+	if err := writeTree(ctx, r, m, tmp, opts, res); err != nil {
+		_ = os.RemoveAll(tmp)
+		return nil, fmt.Errorf("restore %s/%s: %w (destination %s untouched)", ref.Graph, ref.ID, err, dest)
+	}
+	if prev, err := swapIn(tmp, dest); err != nil {
+		_ = os.RemoveAll(tmp)
+		return nil, err
+	} else {
+		res.Previous = prev
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// checkPaths refuses absolute paths, "..", duplicates, and entries below a
+// symlink (writing one would follow the link out of the destination).
+func checkPaths(files []repo.FileEntry) error {
+	seen := map[string]string{}
+	for _, f := range files {
+		p := f.Path
+		if p == "" || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") || strings.ContainsRune(p, 0) ||
+			path.Clean(p) != p || p == "." || p == ".." || strings.HasPrefix(p, "../") {
+			return fmt.Errorf("%w: %q", ErrUnsafePath, p)
+		}
+		if _, dup := seen[p]; dup {
+			return fmt.Errorf("%w: %q appears twice", ErrUnsafePath, p)
+		}
+		seen[p] = f.Type
+	}
+	for _, f := range files {
+		for dir := path.Dir(f.Path); dir != "."; dir = path.Dir(dir) {
+			switch seen[dir] {
+			case repo.TypeDir:
+			case "":
+				// A parent not listed is created as a directory.
+			default:
+				return fmt.Errorf("%w: %q lies below %q, which is not a directory", ErrUnsafePath, f.Path, dir)
+			}
+		}
+	}
+	return nil
+}
+
+// writeTree materialises m under dir (empty, just created) and verifies it.
+func writeTree(ctx context.Context, r *repo.Repository, m *repo.Manifest, dir string, opts RestoreOptions, res *RestoreResult) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	fetch := newFetcher(ctx, r, opts.Fetches)
+	defer fetch.stop()
+	validation := map[string]*lightrag.FileStats{}
+	prog := Progress{Graph: m.Graph, TotalFiles: m.Totals.Files, TotalBytes: m.Totals.SizeBytes}
+	for _, f := range m.Files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d := path.Dir(f.Path); d != "." {
+			if err := root.MkdirAll(filepath.FromSlash(d), 0o755); err != nil {
+				return fmt.Errorf("%s: %w", f.Path, err)
+			}
+		}
+		name := filepath.FromSlash(f.Path)
+		switch f.Type {
+		case repo.TypeDir:
+			if err := root.MkdirAll(name, 0o755); err != nil {
+				return fmt.Errorf("%s: %w", f.Path, err)
+			}
+		case repo.TypeSymlink:
+			if err := root.Symlink(f.Target, name); err != nil {
+				return fmt.Errorf("%s: %w", f.Path, err)
+			}
+		case repo.TypeFile:
+			st, err := writeFile(root, name, f, fetch, func(n int64) {
+				if opts.Progress != nil {
+					prog.Bytes += n
+					opts.Progress(prog)
+				}
+			})
+			if err != nil {
+				return err
+			}
+			if st != nil {
+				validation[f.Path] = st
+			}
+			res.Files++
+			res.Bytes += f.Size
+			prog.Files++
+		default:
+			return fmt.Errorf("%s: unknown entry type %q", f.Path, f.Type)
+		}
+	}
+	// Modes and times last, directories deepest first, so writing inside a
+	// directory does not move its mtime again.
+	for i := len(m.Files) - 1; i >= 0; i-- {
+		f := m.Files[i]
+		if f.Type == repo.TypeSymlink {
+			continue
+		}
+		name := filepath.FromSlash(f.Path)
+		if err := root.Chmod(name, fs.FileMode(f.Mode)); err != nil {
+			return fmt.Errorf("%s: %w", f.Path, err)
+		}
+		if err := root.Chtimes(name, f.MTime, f.MTime); err != nil {
+			return fmt.Errorf("%s: %w", f.Path, err)
+		}
+	}
+	res.LightRAG = lightrag.Summarize(validation)
+	if !res.LightRAG.Equal(m.LightRAG) {
+		return fmt.Errorf("LightRAG counts of the restored graph (%v) differ from the snapshot's (%v)", res.LightRAG, m.LightRAG)
+	}
+	return nil
+}
+
+// writeFile writes one file from its chunks and checks its SHA-256.
+func writeFile(root *os.Root, name string, f repo.FileEntry, fetch *fetcher, progress func(int64)) (*lightrag.FileStats, error) {
+	out, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Path, err)
+	}
+	defer out.Close()
+	var validate *validation
+	if kind := lightrag.KindOf(f.Path); kind != "" {
+		validate = startValidation(kind)
+	}
+	bw := bufio.NewWriterSize(out, 1<<20)
+	sum := sha256.New()
+	var size int64
+	for data, err := range fetch.chunks(f.Chunks) {
+		if err != nil {
+			validate.cancel()
+			return nil, fmt.Errorf("%s: %w", f.Path, err)
+		}
+		size += int64(len(data))
+		sum.Write(data)
+		validate.write(data)
+		if _, err := bw.Write(data); err != nil {
+			validate.cancel()
+			return nil, fmt.Errorf("%s: %w", f.Path, err)
+		}
+		progress(int64(len(data)))
+	}
+	st := validate.finish()
+	if err := bw.Flush(); err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Path, err)
+	}
+	if err := out.Sync(); err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Path, err)
+	}
+	if got := hex.EncodeToString(sum.Sum(nil)); got != f.SHA256 || size != f.Size {
+		return nil, fmt.Errorf("%s: restored content (%d bytes, sha256 %s) does not match the snapshot (%d bytes, sha256 %s): %w",
+			f.Path, size, got, f.Size, f.SHA256, repo.ErrCorrupt)
+	}
+	return st, nil
+}
+
+// swapIn moves tmp to dest, keeping what was at dest as a hidden sibling.
+func swapIn(tmp, dest string) (previous string, err error) {
+	if err := syncDir(tmp); err != nil {
+		return "", err
+	}
+	parent, base := filepath.Dir(dest), filepath.Base(dest)
+	if _, err := os.Lstat(dest); errors.Is(err, os.ErrNotExist) {
+		if err := os.Rename(tmp, dest); err != nil {
+			return "", fmt.Errorf("move the restored graph into %s: %w", dest, err)
+		}
+		return "", syncDir(parent)
+	}
+	previous = filepath.Join(parent, ".graphkeep-previous-"+base)
+	if err := os.RemoveAll(previous); err != nil {
+		return "", fmt.Errorf("remove the older undo copy %s: %w", previous, err)
+	}
+	if err := os.Rename(dest, previous); err != nil {
+		return "", fmt.Errorf("move %s aside: %w", dest, err)
+	}
+	if err := os.Rename(tmp, dest); err != nil {
+		if undo := os.Rename(previous, dest); undo != nil {
+			return "", fmt.Errorf("move the restored graph into %s: %w; the previous directory is at %s", dest, err, previous)
+		}
+		return "", fmt.Errorf("move the restored graph into %s: %w", dest, err)
+	}
+	return previous, syncDir(parent)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	_ = d.Sync() // not every file system syncs directories
+	return nil
+}
+
+func randomSuffix() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,57 @@
+// Package backup turns a graph's directory into a snapshot and back:
+// Create (walk, chunk, deduplicate, upload, commit the manifest last),
+// Restore (into a sibling temporary directory, verified, swapped in by
+// rename) and Verify.
+package backup
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/graphkeep/graphkeep/core/lightrag"
+	"github.com/graphkeep/graphkeep/core/repo"
+)
+
+// Source is a graph and the directory it lives in.
+type Source struct {
+	Graph string `json:"graph"`
+	Dir   string `json:"dir"`
+}
+
+// DefaultGraph is the graph id of a graphs root that is itself a LightRAG
+// working directory (LightRAG without workspaces).
+const DefaultGraph = "default"
+
+// Discover lists the graphs under root: every subdirectory whose name is a
+// valid graph id (hidden directories, graphkeep's own restore and undo
+// directories among them, are skipped). A root that itself holds LightRAG
+// files is the single graph "default".
+func Discover(root string) ([]Source, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(abs)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("graphs root %s does not exist: create it or point --graphs-root at LightRAG's working_dir", abs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read graphs root: %w", err)
+	}
+	var sources []Source
+	for _, e := range entries {
+		if !e.IsDir() && lightrag.KindOf(e.Name()) != "" {
+			return []Source{{Graph: DefaultGraph, Dir: abs}}, nil
+		}
+	}
+	for _, e := range entries {
+		if e.IsDir() && repo.ValidGraphID(e.Name()) {
+			sources = append(sources, Source{Graph: e.Name(), Dir: filepath.Join(abs, e.Name())})
+		}
+	}
+	sort.Slice(sources, func(i, j int) bool { return sources[i].Graph < sources[j].Graph })
+	return sources, nil
+}

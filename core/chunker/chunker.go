@@ -1,0 +1,157 @@
+// Package chunker splits a stream into content-defined chunks with FastCDC
+// (Xia et al., USENIX ATC 2016): a gear rolling hash and normalized chunking,
+// so that an insertion moves only the boundaries near it and the chunk sizes
+// cluster around the average.
+package chunker
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"math/rand/v2"
+)
+
+// Params fix where boundaries fall. Two repositories with the same Params cut
+// the same data the same way.
+type Params struct {
+	MinSize int    `json:"min_size"`
+	AvgSize int    `json:"avg_size"`
+	MaxSize int    `json:"max_size"`
+	Seed    uint64 `json:"seed"` // selects the gear table
+}
+
+// DefaultParams: about 1 MiB on average, 256 KiB to 4 MiB.
+func DefaultParams(seed uint64) Params {
+	return Params{MinSize: 256 << 10, AvgSize: 1 << 20, MaxSize: 4 << 20, Seed: seed}
+}
+
+// ParamsForAverage scales the default shape (avg/4 to avg*4) to avg, which
+// must be a power of two between 4 KiB and 64 MiB.
+func ParamsForAverage(avg int, seed uint64) (Params, error) {
+	p := Params{MinSize: avg / 4, AvgSize: avg, MaxSize: avg * 4, Seed: seed}
+	return p, p.Validate()
+}
+
+// Validate checks the sizes make sense.
+func (p Params) Validate() error {
+	switch {
+	case p.AvgSize < 4<<10 || p.AvgSize > 64<<20 || p.AvgSize&(p.AvgSize-1) != 0:
+		return fmt.Errorf("chunker: average chunk size %d must be a power of two from 4 KiB to 64 MiB", p.AvgSize)
+	case p.MinSize < 64 || p.MinSize >= p.AvgSize:
+		return fmt.Errorf("chunker: minimum chunk size %d must be at least 64 and below the average %d", p.MinSize, p.AvgSize)
+	case p.MaxSize <= p.AvgSize:
+		return fmt.Errorf("chunker: maximum chunk size %d must exceed the average %d", p.MaxSize, p.AvgSize)
+	}
+	return nil
+}
+
+// Chunker reads a stream and returns its chunks one by one.
+type Chunker struct {
+	p            Params
+	gear         *[256]uint64
+	maskS, maskL uint64
+	r            io.Reader
+	buf          []byte
+	start, end   int // unconsumed data is buf[start:end]
+	eof          bool
+}
+
+// New returns a Chunker over r. It allocates one buffer of 2 x MaxSize.
+func New(r io.Reader, p Params) (*Chunker, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	b := bits.Len(uint(p.AvgSize)) - 1
+	return &Chunker{
+		p:     p,
+		gear:  gearTable(p.Seed),
+		maskS: topBits(b + 2), // harder to match before the average size
+		maskL: topBits(b - 2), // easier after it
+		r:     r,
+		buf:   make([]byte, 2*p.MaxSize),
+	}, nil
+}
+
+// Reset points the Chunker at a new stream, keeping its buffer.
+func (c *Chunker) Reset(r io.Reader) {
+	c.r, c.start, c.end, c.eof = r, 0, 0, false
+}
+
+// Next returns the next chunk, or io.EOF after the last. The slice is valid
+// until the next call.
+func (c *Chunker) Next() ([]byte, error) {
+	if err := c.fill(); err != nil {
+		return nil, err
+	}
+	data := c.buf[c.start:c.end]
+	if len(data) == 0 {
+		return nil, io.EOF
+	}
+	n := c.cut(data)
+	c.start += n
+	return data[:n], nil
+}
+
+// fill makes at least MaxSize bytes available, unless the stream ends first.
+func (c *Chunker) fill() error {
+	if c.eof || c.end-c.start >= c.p.MaxSize {
+		return nil
+	}
+	copy(c.buf, c.buf[c.start:c.end])
+	c.end -= c.start
+	c.start = 0
+	for c.end < len(c.buf) && !c.eof {
+		n, err := c.r.Read(c.buf[c.end:])
+		c.end += n
+		switch {
+		case errors.Is(err, io.EOF):
+			c.eof = true
+		case err != nil:
+			return err
+		}
+	}
+	return nil
+}
+
+// cut returns the length of the chunk at the start of data.
+func (c *Chunker) cut(data []byte) int {
+	n := len(data)
+	if n <= c.p.MinSize {
+		return n
+	}
+	if n > c.p.MaxSize {
+		n = c.p.MaxSize
+	}
+	normal := min(c.p.AvgSize, n)
+	var fp uint64
+	i := c.p.MinSize
+	for ; i < normal; i++ {
+		fp = (fp << 1) + c.gear[data[i]]
+		if fp&c.maskS == 0 {
+			return i + 1
+		}
+	}
+	for ; i < n; i++ {
+		fp = (fp << 1) + c.gear[data[i]]
+		if fp&c.maskL == 0 {
+			return i + 1
+		}
+	}
+	return n
+}
+
+// topBits is a mask of the n most significant bits: in a gear hash the high
+// bits depend on the most bytes (up to 64).
+func topBits(n int) uint64 {
+	return ^uint64(0) << (64 - n)
+}
+
+func gearTable(seed uint64) *[256]uint64 {
+	var g [256]uint64
+	r := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	for i := range g {
+		g[i] = r.Uint64()
+	}
+	return &g
+}

@@ -1,0 +1,152 @@
+// Package lightrag understands LightRAG working directories well enough to
+// tell a healthy graph from a torn one: the GraphML graph parses (keys mapped
+// by attr.name), every JSON key-value store parses, and every vector store's
+// matrix has exactly one embedding row per record. Validation streams: a
+// vector store of hundreds of megabytes is checked in constant memory.
+package lightrag
+
+import (
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strings"
+)
+
+// File kinds.
+const (
+	KindGraphML = "graphml"
+	KindKV      = "kv"
+	KindVDB     = "vdb"
+)
+
+// The files whose counts a snapshot records.
+const (
+	GraphFile      = "graph_chunk_entity_relation.graphml"
+	FullDocsFile   = "kv_store_full_docs.json"
+	TextChunksFile = "kv_store_text_chunks.json"
+)
+
+// FileStats is what validation found in one file.
+type FileStats struct {
+	Kind string `json:"kind"`
+	// GraphML: nodes and edges.
+	Nodes int64 `json:"nodes,omitempty"`
+	Edges int64 `json:"edges,omitempty"`
+	// KV: top-level keys. VDB: entries of "data".
+	Records int64 `json:"records,omitempty"`
+	// VDB: embedding_dim and rows of the decoded matrix.
+	Dim  int64 `json:"dim,omitempty"`
+	Rows int64 `json:"rows,omitempty"`
+	// Problem is empty for a healthy file.
+	Problem string `json:"problem,omitempty"`
+}
+
+// Stats summarise a graph.
+type Stats struct {
+	Nodes      int64 `json:"nodes"`
+	Edges      int64 `json:"edges"`
+	Docs       int64 `json:"docs"`
+	Chunks     int64 `json:"chunks"`
+	VectorRows int64 `json:"vector_rows"`
+	// Problems lists what is wrong, one line per file; empty when healthy.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// Valid reports whether no problem was found.
+func (s *Stats) Valid() bool { return s == nil || len(s.Problems) == 0 }
+
+// Equal compares the counts (not the problems).
+func (s *Stats) Equal(o *Stats) bool {
+	if s == nil || o == nil {
+		return s == o
+	}
+	return s.Nodes == o.Nodes && s.Edges == o.Edges && s.Docs == o.Docs && s.Chunks == o.Chunks && s.VectorRows == o.VectorRows
+}
+
+func (s *Stats) String() string {
+	if s == nil {
+		return "no LightRAG files"
+	}
+	return fmt.Sprintf("%d nodes, %d edges, %d docs, %d chunks, %d vector rows", s.Nodes, s.Edges, s.Docs, s.Chunks, s.VectorRows)
+}
+
+// KindOf returns the kind of a LightRAG file by its path relative to the
+// graph directory, or "" when validation does not apply. LightRAG keeps its
+// stores at the top of the workspace.
+func KindOf(rel string) string {
+	if strings.Contains(rel, "/") {
+		return ""
+	}
+	name := path.Base(rel)
+	switch {
+	case name == GraphFile:
+		return KindGraphML
+	case strings.HasPrefix(name, "kv_store_") && strings.HasSuffix(name, ".json"):
+		return KindKV
+	case strings.HasPrefix(name, "vdb_") && strings.HasSuffix(name, ".json"):
+		return KindVDB
+	}
+	return ""
+}
+
+// IsTransient reports whether a file is one LightRAG writes and renames
+// away (name.tmp.*) or a lock file; backups skip them.
+func IsTransient(name string) bool {
+	base := path.Base(name)
+	return strings.Contains(base, ".tmp.") || strings.HasSuffix(base, ".tmp") ||
+		strings.HasSuffix(base, ".lock") || strings.HasSuffix(base, ".lck")
+}
+
+// Validate reads a whole file of the given kind and reports what it found.
+// It never fails: a broken file is a FileStats with a Problem.
+func Validate(kind string, r io.Reader) *FileStats {
+	var st *FileStats
+	switch kind {
+	case KindGraphML:
+		st = validateGraphML(r)
+	case KindKV:
+		st = validateKV(r)
+	case KindVDB:
+		st = validateVDB(r)
+	default:
+		return nil
+	}
+	// Drain, so a tee feeding us never blocks on a validator that stopped
+	// early at a problem.
+	_, _ = io.Copy(io.Discard, r)
+	return st
+}
+
+// Summarize adds up per-file results (keyed by relative path).
+func Summarize(files map[string]*FileStats) *Stats {
+	if len(files) == 0 {
+		return nil
+	}
+	s := &Stats{}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		f := files[name]
+		if f == nil {
+			continue
+		}
+		if f.Problem != "" {
+			s.Problems = append(s.Problems, name+": "+f.Problem)
+		}
+		switch {
+		case f.Kind == KindGraphML:
+			s.Nodes, s.Edges = f.Nodes, f.Edges
+		case name == FullDocsFile:
+			s.Docs = f.Records
+		case name == TextChunksFile:
+			s.Chunks = f.Records
+		case f.Kind == KindVDB:
+			s.VectorRows += f.Rows
+		}
+	}
+	return s
+}

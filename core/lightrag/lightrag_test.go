@@ -1,0 +1,134 @@
+package lightrag_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/graphkeep/graphkeep/core/lightrag"
+	"github.com/graphkeep/graphkeep/core/lightrag/fixture"
+)
+
+func validateDir(t *testing.T, dir string) *lightrag.Stats {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]*lightrag.FileStats{}
+	for _, e := range entries {
+		kind := lightrag.KindOf(e.Name())
+		if kind == "" {
+			continue
+		}
+		f, err := os.Open(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[e.Name()] = lightrag.Validate(kind, f)
+		f.Close()
+	}
+	return lightrag.Summarize(files)
+}
+
+func TestFixtureValidates(t *testing.T) {
+	dir := t.TempDir()
+	spec := fixture.Spec{Docs: 12, EmbeddingDim: 64, Seed: 1}
+	if err := fixture.Generate(dir, spec); err != nil {
+		t.Fatal(err)
+	}
+	st := validateDir(t, dir)
+	if !st.Valid() {
+		t.Fatalf("a generated workspace has problems: %v", st.Problems)
+	}
+	spec.ApplyDefaults()
+	if got, want := st.Docs, int64(12); got != want {
+		t.Errorf("docs = %d, want %d", got, want)
+	}
+	if got, want := st.Chunks, int64(12*spec.ChunksPerDoc); got != want {
+		t.Errorf("chunks = %d, want %d", got, want)
+	}
+	if st.Nodes == 0 || st.Edges == 0 {
+		t.Errorf("graph is empty: %v", st)
+	}
+	if got, want := st.VectorRows, st.Chunks+st.Nodes+st.Edges; got != want {
+		t.Errorf("vector rows = %d, want chunks+nodes+edges = %d", got, want)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(dir, "*.tmp.*"))
+	if len(leftovers) > 0 {
+		t.Errorf("temporary files left behind: %v", leftovers)
+	}
+}
+
+func TestGrowAppendsAndRewrites(t *testing.T) {
+	dir := t.TempDir()
+	spec := fixture.Spec{Docs: 10, EmbeddingDim: 32, Seed: 5}
+	if err := fixture.Generate(dir, spec); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, "kv_store_full_docs.json"))
+	spec, err := fixture.Grow(dir, spec, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, "kv_store_full_docs.json"))
+	prefix := strings.TrimSuffix(string(before), "\n}")
+	if !strings.HasPrefix(string(after), prefix) {
+		t.Fatal("growing changed the existing documents instead of appending")
+	}
+	if st := validateDir(t, dir); st.Docs != 13 || !st.Valid() {
+		t.Fatalf("after growing: %v %v", st, st.Problems)
+	}
+}
+
+func TestBrokenFilesAreFlagged(t *testing.T) {
+	cases := []struct {
+		name, file, content, want string
+	}{
+		{"truncated json", "kv_store_full_docs.json", `{"doc-1": {"content": "x"}, "doc-2": {"con`, "does not parse"},
+		{"not an object", "kv_store_text_chunks.json", `[1,2]`, "not a JSON object"},
+		{"trailing data", "kv_store_text_chunks.json", `{"a":1} x`, "data after"},
+		{"rows mismatch", "vdb_chunks.json", `{"embedding_dim": 2, "data": [{"__id__":"a"},{"__id__":"b"}], "matrix": "AAAAAAAAAA=="}`, "not a whole number"},
+		{"rows vs records", "vdb_chunks.json", `{"embedding_dim": 1, "data": [{"__id__":"a"},{"__id__":"b"}], "matrix": "AAAAAA=="}`, "matrix has 1 rows but data has 2 records"},
+		{"bad base64", "vdb_entities.json", `{"embedding_dim": 1, "data": [], "matrix": "AA!A"}`, "not base64"},
+		{"no matrix", "vdb_entities.json", `{"embedding_dim": 1, "data": []}`, "no matrix"},
+		{"edge to nowhere", "graph_chunk_entity_relation.graphml", `<graphml><key id="d0" for="node" attr.name="entity_id"/><graph><node id="A"><data key="d0">A</data></node><edge source="A" target="B"/></graph></graphml>`, "names a node that does not exist"},
+		{"undeclared key", "graph_chunk_entity_relation.graphml", `<graphml><graph><node id="A"><data key="d9">A</data></node></graph></graphml>`, "undeclared key"},
+		{"torn xml", "graph_chunk_entity_relation.graphml", `<graphml><graph><node id="A">`, "does not parse"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st := lightrag.Validate(lightrag.KindOf(c.file), strings.NewReader(c.content))
+			if !strings.Contains(st.Problem, c.want) {
+				t.Fatalf("problem = %q, want it to contain %q", st.Problem, c.want)
+			}
+		})
+	}
+}
+
+func TestValidVDBWithEscapedSlashes(t *testing.T) {
+	st := lightrag.Validate(lightrag.KindVDB, strings.NewReader(`{"embedding_dim": 1, "data": [{"__id__":"a","content":"x\"}"}], "matrix": "\/\/\/\/AA=="}`))
+	if st.Problem != "" || st.Rows != 1 {
+		t.Fatalf("got %+v", st)
+	}
+}
+
+func TestKindOf(t *testing.T) {
+	for name, want := range map[string]string{
+		"graph_chunk_entity_relation.graphml": lightrag.KindGraphML,
+		"kv_store_doc_status.json":            lightrag.KindKV,
+		"vdb_relationships.json":              lightrag.KindVDB,
+		"sub/vdb_relationships.json":          "",
+		"notes.txt":                           "",
+	} {
+		if got := lightrag.KindOf(name); got != want {
+			t.Errorf("KindOf(%q) = %q, want %q", name, got, want)
+		}
+	}
+	for _, name := range []string{"vdb_chunks.json.tmp.123", "kv_store_x.json.tmp", "graph.lock"} {
+		if !lightrag.IsTransient(name) {
+			t.Errorf("IsTransient(%q) = false", name)
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package repo
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"hash"
+
+	"golang.org/x/crypto/scrypt"
+)
+
+// Keys are an encrypted repository's secrets, made at init and stored only
+// wrapped under the password.
+type Keys struct {
+	// Data encrypts objects with AES-256-GCM.
+	Data []byte `json:"data"`
+	// ID keys the HMAC-SHA-256 that names chunks, so ids reveal nothing about
+	// content.
+	ID []byte `json:"id"`
+	// ChunkerSeed selects the gear table, so boundaries reveal nothing.
+	ChunkerSeed uint64 `json:"chunker_seed"`
+}
+
+// KDFParams are scrypt's cost parameters.
+type KDFParams struct {
+	N int `json:"n"`
+	R int `json:"r"`
+	P int `json:"p"`
+}
+
+// DefaultKDF costs about 64 MiB and a fraction of a second, once per open.
+func DefaultKDF() KDFParams { return KDFParams{N: 1 << 16, R: 8, P: 1} }
+
+// EncryptionConfig is the public part of an encrypted repository's config.
+type EncryptionConfig struct {
+	Cipher     string    `json:"cipher"` // "aes-256-gcm"
+	KDF        string    `json:"kdf"`    // "scrypt"
+	KDFParams  KDFParams `json:"kdf_params"`
+	Salt       []byte    `json:"salt"`
+	WrappedKey []byte    `json:"wrapped_key"` // nonce || AES-GCM(KEK, Keys as JSON)
+}
+
+const keysAAD = "graphkeep repository keys v1"
+
+func newKeys(seed uint64) *Keys {
+	k := &Keys{Data: make([]byte, 32), ID: make([]byte, 32), ChunkerSeed: seed}
+	_, _ = rand.Read(k.Data)
+	_, _ = rand.Read(k.ID)
+	return k
+}
+
+func wrapKeys(k *Keys, password string, p KDFParams) (*EncryptionConfig, error) {
+	salt := make([]byte, 32)
+	_, _ = rand.Read(salt)
+	kek, err := scrypt.Key([]byte(password), salt, p.N, p.R, p.P, 32)
+	if err != nil {
+		return nil, fmt.Errorf("derive key: %w", err)
+	}
+	plain, err := json.Marshal(k)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := newAEAD(kek)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	_, _ = rand.Read(nonce)
+	wrapped := aead.Seal(nonce, nonce, plain, []byte(keysAAD))
+	return &EncryptionConfig{Cipher: "aes-256-gcm", KDF: "scrypt", KDFParams: p, Salt: salt, WrappedKey: wrapped}, nil
+}
+
+func unwrapKeys(e *EncryptionConfig, password string) (*Keys, error) {
+	if e.Cipher != "aes-256-gcm" || e.KDF != "scrypt" {
+		return nil, fmt.Errorf("%w: cipher %q with kdf %q", ErrUnsupported, e.Cipher, e.KDF)
+	}
+	p := e.KDFParams
+	kek, err := scrypt.Key([]byte(password), e.Salt, p.N, p.R, p.P, 32)
+	if err != nil {
+		return nil, fmt.Errorf("%w: key derivation parameters: %v", ErrCorrupt, err)
+	}
+	aead, err := newAEAD(kek)
+	if err != nil {
+		return nil, err
+	}
+	if len(e.WrappedKey) < aead.NonceSize() {
+		return nil, fmt.Errorf("%w: wrapped key too short", ErrCorrupt)
+	}
+	nonce, sealed := e.WrappedKey[:aead.NonceSize()], e.WrappedKey[aead.NonceSize():]
+	plain, err := aead.Open(nil, nonce, sealed, []byte(keysAAD))
+	if err != nil {
+		return nil, fmt.Errorf("%w: the password does not unlock this repository", ErrWrongPassword)
+	}
+	var k Keys
+	if err := json.Unmarshal(plain, &k); err != nil || len(k.Data) != 32 || len(k.ID) != 32 {
+		return nil, fmt.Errorf("%w: unwrapped keys are malformed", ErrCorrupt)
+	}
+	return &k, nil
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// idHasher returns the hash that names chunks: SHA-256, or HMAC-SHA-256
+// under the id key when encrypted.
+func (r *Repository) idHasher() hash.Hash {
+	if r.keys != nil {
+		return hmac.New(sha256.New, r.keys.ID)
+	}
+	return sha256.New()
+}

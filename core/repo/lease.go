@@ -1,0 +1,250 @@
+package repo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/graphkeep/graphkeep/blob"
+)
+
+// Leases keep exclusive work (prune) and shared work (backup) apart across
+// processes and hosts. A lease is an object under leases/ with an expiry its
+// holder renews; a holder that dies stops renewing, and its lease stops
+// counting after TTL (plus a margin for clock skew). Nothing else is needed
+// to recover from a crash.
+//
+// Acquiring writes the lease first and then looks for conflicting ones; when
+// it finds one it withdraws and waits. Two acquirers that race can both
+// withdraw, never both proceed.
+
+// LeasePrefix is where leases live.
+const LeasePrefix = "leases/"
+
+// Lease kinds.
+const (
+	Shared    = "shared"
+	Exclusive = "exclusive"
+)
+
+// LeaseOptions tune leases; zero fields take defaults.
+type LeaseOptions struct {
+	// TTL is how long a lease counts without renewal. Default 2 minutes.
+	TTL time.Duration
+	// Skew is added to TTL to tolerate clocks that disagree. Default 30s.
+	Skew time.Duration
+	// Wait bounds how long Acquire waits for conflicting leases. Default 10
+	// minutes.
+	Wait time.Duration
+	// Poll is the time between looks while waiting. Default 2s.
+	Poll time.Duration
+}
+
+func (o *LeaseOptions) applyDefaults() {
+	if o.TTL <= 0 {
+		o.TTL = 2 * time.Minute
+	}
+	if o.Skew <= 0 {
+		o.Skew = 30 * time.Second
+	}
+	if o.Wait <= 0 {
+		o.Wait = 10 * time.Minute
+	}
+	if o.Poll <= 0 {
+		o.Poll = 2 * time.Second
+	}
+}
+
+// LeaseInfo is a lease object's content.
+type LeaseInfo struct {
+	Kind    string    `json:"kind"`
+	Purpose string    `json:"purpose"`
+	Host    string    `json:"host"`
+	PID     int       `json:"pid"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+}
+
+// ErrLeaseBusy: conflicting work held the repository for the whole wait.
+var ErrLeaseBusy = errors.New("the repository is busy")
+
+// Lease is a held lease. Release it when the work ends.
+type Lease struct {
+	repo *Repository
+	key  string
+	info LeaseInfo
+	opts LeaseOptions
+
+	mu          sync.Mutex
+	lastRenewed time.Time
+	renewErr    error
+	stop        chan struct{}
+	done        chan struct{}
+}
+
+// AcquireLease takes a lease of kind Shared or Exclusive for purpose
+// ("backup g1", "prune"). A shared lease waits while an exclusive one is
+// held; an exclusive one waits while any other is held.
+func (r *Repository) AcquireLease(ctx context.Context, kind, purpose string, opts LeaseOptions) (*Lease, error) {
+	opts.applyDefaults()
+	host, _ := os.Hostname()
+	deadline := time.Now().Add(opts.Wait)
+	for {
+		now := time.Now().UTC()
+		l := &Lease{
+			repo: r,
+			key:  LeasePrefix + kind + "-" + now.Format("20060102T150405Z") + "-" + randomHex(6),
+			info: LeaseInfo{Kind: kind, Purpose: purpose, Host: host, PID: os.Getpid(), Created: now, Expires: now.Add(opts.TTL)},
+			opts: opts,
+		}
+		if err := l.write(ctx); err != nil {
+			return nil, fmt.Errorf("take %s lease: %w", kind, err)
+		}
+		l.lastRenewed = now
+		blocker, err := r.conflictingLease(ctx, l)
+		if err != nil {
+			_ = l.delete()
+			return nil, err
+		}
+		if blocker == nil {
+			l.stop, l.done = make(chan struct{}), make(chan struct{})
+			go l.renew()
+			return l, nil
+		}
+		_ = l.delete()
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%w: %s lease held by %s (pid %d on %s) for %q since %s; waited %s. If that process is gone, its lease expires by itself within %s",
+				ErrLeaseBusy, blocker.Kind, blocker.Host, blocker.PID, blocker.Host, blocker.Purpose,
+				blocker.Created.Format(time.RFC3339), opts.Wait, opts.TTL+opts.Skew)
+		}
+		// Jitter, so two acquirers that withdrew together do not collide again.
+		wait := opts.Poll/2 + rand.N(opts.Poll)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// conflictingLease returns a live lease that conflicts with l, if any, and
+// deletes dead ones it finds along the way.
+func (r *Repository) conflictingLease(ctx context.Context, l *Lease) (*LeaseInfo, error) {
+	var blocker *LeaseInfo
+	err := blob.Walk(ctx, r.store, LeasePrefix, func(o blob.Object) error {
+		if o.Key == l.key || blocker != nil {
+			return nil
+		}
+		other, err := r.readLease(ctx, o.Key)
+		if errors.Is(err, blob.ErrNotFound) {
+			return nil // released since the listing
+		}
+		if err != nil {
+			return err
+		}
+		if time.Now().After(other.Expires.Add(l.opts.Skew)) {
+			_ = r.store.Delete(ctx, o.Key) // its holder is gone
+			return nil
+		}
+		if l.info.Kind == Exclusive || other.Kind == Exclusive {
+			blocker = other
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("check leases: %w", err)
+	}
+	return blocker, nil
+}
+
+func (r *Repository) readLease(ctx context.Context, key string) (*LeaseInfo, error) {
+	data, err := blob.ReadAll(ctx, r.store, key)
+	if err != nil {
+		return nil, err
+	}
+	var info LeaseInfo
+	if err := json.Unmarshal(data, &info); err != nil || (info.Kind != Shared && info.Kind != Exclusive) {
+		// Unreadable: treat it as exclusive until it ages out by mtime.
+		info = LeaseInfo{Kind: Exclusive, Purpose: "unreadable lease " + strings.TrimPrefix(key, LeasePrefix), Expires: time.Now().Add(time.Minute)}
+		if a, statErr := r.store.Stat(ctx, key); statErr == nil {
+			info.Expires = a.ModTime.Add(2 * time.Minute)
+		}
+	}
+	return &info, nil
+}
+
+// Leases lists the live leases, for status displays.
+func (r *Repository) Leases(ctx context.Context) ([]LeaseInfo, error) {
+	var out []LeaseInfo
+	err := blob.Walk(ctx, r.store, LeasePrefix, func(o blob.Object) error {
+		info, err := r.readLease(ctx, o.Key)
+		if err == nil && time.Now().Before(info.Expires) {
+			out = append(out, *info)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (l *Lease) write(ctx context.Context) error {
+	data, _ := json.Marshal(l.info)
+	return blob.PutBytes(ctx, l.repo.store, l.key, data, &blob.PutOptions{ContentType: "application/json"})
+}
+
+func (l *Lease) delete() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return l.repo.store.Delete(ctx, l.key)
+}
+
+func (l *Lease) renew() {
+	defer close(l.done)
+	t := time.NewTicker(l.opts.TTL / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		now := time.Now().UTC()
+		l.info.Expires = now.Add(l.opts.TTL)
+		ctx, cancel := context.WithTimeout(context.Background(), l.opts.TTL/4)
+		err := l.write(ctx)
+		cancel()
+		l.mu.Lock()
+		if err == nil {
+			l.lastRenewed = now
+		}
+		l.renewErr = err
+		l.mu.Unlock()
+	}
+}
+
+// Check reports whether the lease is still certainly held: renewed within
+// its TTL. Work that relies on the lease (a backup about to commit) checks
+// it last, and gives up when it fails.
+func (l *Lease) Check() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if age := time.Since(l.lastRenewed); age > l.opts.TTL {
+		return fmt.Errorf("lost the %s lease: not renewed for %s (last error: %v)", l.info.Kind, age.Round(time.Second), l.renewErr)
+	}
+	return nil
+}
+
+// Release stops renewing and deletes the lease.
+func (l *Lease) Release() error {
+	if l.stop != nil {
+		close(l.stop)
+		<-l.done
+		l.stop = nil
+	}
+	return l.delete()
+}

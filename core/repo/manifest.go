@@ -1,0 +1,88 @@
+package repo
+
+import (
+	"time"
+
+	"github.com/graphkeep/graphkeep/core/lightrag"
+)
+
+// Manifest describes one snapshot: every entry of the graph's directory and
+// the chunks that hold each file's content.
+type Manifest struct {
+	Version int       `json:"version"`
+	ID      string    `json:"id"`
+	Graph   string    `json:"graph"`
+	Time    time.Time `json:"time"`
+	Host    string    `json:"host,omitempty"`
+	// Source is the directory the snapshot was taken from.
+	Source string `json:"source,omitempty"`
+	// Parent is the snapshot whose unchanged entries were reused.
+	Parent string      `json:"parent,omitempty"`
+	Files  []FileEntry `json:"files"`
+	Totals Totals      `json:"totals"`
+	// LightRAG is what validation found; nil when the directory holds no
+	// LightRAG files.
+	LightRAG *lightrag.Stats `json:"lightrag,omitempty"`
+}
+
+// Entry types.
+const (
+	TypeFile    = "file"
+	TypeDir     = "dir"
+	TypeSymlink = "symlink"
+)
+
+// FileEntry is one file, directory or symlink.
+type FileEntry struct {
+	// Path is relative to the graph directory, with "/" separators.
+	Path  string    `json:"path"`
+	Type  string    `json:"type"`
+	Mode  uint32    `json:"mode"` // permission bits
+	Size  int64     `json:"size,omitempty"`
+	MTime time.Time `json:"mtime"`
+	// Inode lets the next backup recognise an unchanged file without
+	// reading it (with size and mtime).
+	Inode  uint64     `json:"inode,omitempty"`
+	SHA256 string     `json:"sha256,omitempty"`
+	Chunks []ChunkRef `json:"chunks,omitempty"`
+	// Target is a symlink's target, stored as is and never followed.
+	Target string `json:"target,omitempty"`
+	// LightRAG is the file's validation result, reused with the entry.
+	LightRAG *lightrag.FileStats `json:"lightrag,omitempty"`
+}
+
+// ChunkRef is one chunk of a file, in order.
+type ChunkRef struct {
+	ID   ChunkID `json:"id"`
+	Size int     `json:"size"`
+}
+
+// Totals summarise a snapshot.
+type Totals struct {
+	Files     int   `json:"files"`
+	Dirs      int   `json:"dirs"`
+	Symlinks  int   `json:"symlinks"`
+	SizeBytes int64 `json:"size_bytes"`
+	// Chunks counts the distinct chunks the snapshot names.
+	Chunks int `json:"chunks"`
+	// AddedBytes is the plaintext of chunks this snapshot stored first;
+	// StoredBytes what that cost in storage.
+	AddedBytes  int64 `json:"added_bytes"`
+	StoredBytes int64 `json:"stored_bytes"`
+}
+
+// Ref returns the manifest's snapshot reference.
+func (m *Manifest) Ref() SnapshotRef {
+	return SnapshotRef{Graph: m.Graph, ID: m.ID, Time: m.Time}
+}
+
+// ChunkIDs returns the distinct chunks the manifest names.
+func (m *Manifest) ChunkIDs() map[ChunkID]int {
+	ids := make(map[ChunkID]int)
+	for _, f := range m.Files {
+		for _, c := range f.Chunks {
+			ids[c.ID] = c.Size
+		}
+	}
+	return ids
+}

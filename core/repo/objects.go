@@ -1,0 +1,286 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/graphkeep/graphkeep/blob"
+)
+
+// ChunkID names a chunk: SHA-256 of its plaintext, or HMAC-SHA-256 under the
+// repository's id key when encrypted.
+type ChunkID [32]byte
+
+// String is the lowercase hex form used in keys and manifests.
+func (id ChunkID) String() string { return hex.EncodeToString(id[:]) }
+
+// MarshalText implements encoding.TextMarshaler.
+func (id ChunkID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (id *ChunkID) UnmarshalText(b []byte) error {
+	parsed, err := ParseChunkID(string(b))
+	*id = parsed
+	return err
+}
+
+// ParseChunkID reads the hex form.
+func ParseChunkID(s string) (ChunkID, error) {
+	var id ChunkID
+	if len(s) != 64 {
+		return id, fmt.Errorf("chunk id %q: want 64 hex digits", s)
+	}
+	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
+		return id, fmt.Errorf("chunk id %q: %v", s, err)
+	}
+	return id, nil
+}
+
+// ChunkKey is where a chunk is stored: chunks/<first two hex digits>/<id>.
+func ChunkKey(id ChunkID) string {
+	s := id.String()
+	return "chunks/" + s[:2] + "/" + s
+}
+
+// ChunkPrefix is the prefix every chunk key starts with.
+const ChunkPrefix = "chunks/"
+
+// HashChunk computes the id of a chunk's plaintext.
+func (r *Repository) HashChunk(data []byte) ChunkID {
+	h := r.idHasher()
+	h.Write(data)
+	var id ChunkID
+	h.Sum(id[:0])
+	return id
+}
+
+// EncodeChunk returns the stored form of a chunk (compressed, encrypted).
+func (r *Repository) EncodeChunk(id ChunkID, data []byte) []byte {
+	return r.codec.encode(data, ChunkKey(id))
+}
+
+// PutChunk stores an encoded chunk. Chunks are content-addressed, so writing
+// one twice stores the same bytes.
+func (r *Repository) PutChunk(ctx context.Context, id ChunkID, encoded []byte) error {
+	return r.store.Put(ctx, ChunkKey(id), bytes.NewReader(encoded), nil)
+}
+
+// ReadChunk fetches, decodes and verifies a chunk: a read is a verification.
+func (r *Repository) ReadChunk(ctx context.Context, id ChunkID) ([]byte, error) {
+	stored, err := blob.ReadAll(ctx, r.store, ChunkKey(id))
+	if err != nil {
+		return nil, fmt.Errorf("chunk %s: %w", id, err)
+	}
+	return r.DecodeChunk(id, stored)
+}
+
+// DecodeChunk decodes a stored chunk and checks that it hashes to id.
+func (r *Repository) DecodeChunk(id ChunkID, stored []byte) ([]byte, error) {
+	plain, err := r.codec.decode(stored, ChunkKey(id))
+	if err != nil {
+		return nil, fmt.Errorf("chunk %s: %w", id, err)
+	}
+	if got := r.HashChunk(plain); got != id {
+		return nil, fmt.Errorf("chunk %s: %w: content hashes to %s", id, ErrCorrupt, got)
+	}
+	return plain, nil
+}
+
+// SnapshotRef names one snapshot.
+type SnapshotRef struct {
+	Graph string    `json:"graph"`
+	ID    string    `json:"id"`
+	Time  time.Time `json:"time"`
+}
+
+// Key is where the snapshot's manifest is stored.
+func (s SnapshotRef) Key() string { return SnapshotPrefix + s.Graph + "/" + s.ID }
+
+// SnapshotPrefix is the prefix of every manifest key.
+const SnapshotPrefix = "snapshots/"
+
+var (
+	graphIDPattern    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	snapshotIDPattern = regexp.MustCompile(`^(\d{8}T\d{6}Z)-[a-z2-7]{6}$`)
+)
+
+// ValidGraphID reports whether id is a graph id: [A-Za-z0-9_-]{1,64}.
+func ValidGraphID(id string) bool { return graphIDPattern.MatchString(id) }
+
+// CheckGraphID returns a clear error for an invalid graph id.
+func CheckGraphID(id string) error {
+	if !ValidGraphID(id) {
+		return fmt.Errorf("graph id %q is invalid: use 1 to 64 letters, digits, '_' or '-'", id)
+	}
+	return nil
+}
+
+// NewSnapshotID makes an id that sorts by time: 20261127T150405Z-k3f9qa.
+func NewSnapshotID(t time.Time) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	suffix := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))[:6]
+	return t.UTC().Format("20060102T150405Z") + "-" + suffix
+}
+
+// ParseSnapshotID checks an id and returns the time it carries.
+func ParseSnapshotID(id string) (time.Time, error) {
+	m := snapshotIDPattern.FindStringSubmatch(id)
+	if m == nil {
+		return time.Time{}, fmt.Errorf("snapshot id %q is invalid: want the form 20261127T150405Z-k3f9qa", id)
+	}
+	return time.Parse("20060102T150405Z", m[1])
+}
+
+// parseSnapshotKey reads snapshots/<graph>/<id>; ok is false for anything
+// else (including writes in progress).
+func parseSnapshotKey(key string) (SnapshotRef, bool) {
+	rest, found := strings.CutPrefix(key, SnapshotPrefix)
+	if !found {
+		return SnapshotRef{}, false
+	}
+	graph, id, found := strings.Cut(rest, "/")
+	if !found || !ValidGraphID(graph) {
+		return SnapshotRef{}, false
+	}
+	t, err := ParseSnapshotID(id)
+	if err != nil {
+		return SnapshotRef{}, false
+	}
+	return SnapshotRef{Graph: graph, ID: id, Time: t}, true
+}
+
+// SaveManifest writes a snapshot's manifest with create-if-absent: the
+// snapshot becomes visible exactly now, and never half. Call it only after
+// every chunk it names is stored.
+func (r *Repository) SaveManifest(ctx context.Context, m *Manifest) error {
+	if err := CheckGraphID(m.Graph); err != nil {
+		return err
+	}
+	if _, err := ParseSnapshotID(m.ID); err != nil {
+		return err
+	}
+	plain, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	ref := m.Ref()
+	if err := blob.PutBytes(ctx, r.store, ref.Key(), r.codec.encode(plain, ref.Key()), &blob.PutOptions{IfAbsent: true}); err != nil {
+		return fmt.Errorf("write manifest of snapshot %s/%s: %w", m.Graph, m.ID, err)
+	}
+	r.cache.store(ref, plain)
+	return nil
+}
+
+// LoadManifest reads a snapshot's manifest from the repository (not the
+// cache).
+func (r *Repository) LoadManifest(ctx context.Context, ref SnapshotRef) (*Manifest, error) {
+	stored, err := blob.ReadAll(ctx, r.store, ref.Key())
+	if errors.Is(err, blob.ErrNotFound) {
+		return nil, fmt.Errorf("snapshot %s/%s: %w", ref.Graph, ref.ID, ErrSnapshotMissing)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read manifest of snapshot %s/%s: %w", ref.Graph, ref.ID, err)
+	}
+	plain, err := r.codec.decode(stored, ref.Key())
+	if err != nil {
+		return nil, fmt.Errorf("manifest of snapshot %s/%s: %w", ref.Graph, ref.ID, err)
+	}
+	return parseManifest(plain, ref)
+}
+
+func parseManifest(plain []byte, ref SnapshotRef) (*Manifest, error) {
+	var m Manifest
+	if err := json.Unmarshal(plain, &m); err != nil {
+		return nil, fmt.Errorf("manifest of snapshot %s/%s: %w: %v", ref.Graph, ref.ID, ErrCorrupt, err)
+	}
+	if m.Graph != ref.Graph || m.ID != ref.ID {
+		return nil, fmt.Errorf("manifest stored as %s/%s names %s/%s: %w", ref.Graph, ref.ID, m.Graph, m.ID, ErrCorrupt)
+	}
+	return &m, nil
+}
+
+// DeleteSnapshot removes a snapshot's manifest. Its chunks stay until prune.
+func (r *Repository) DeleteSnapshot(ctx context.Context, ref SnapshotRef) error {
+	if err := r.store.Delete(ctx, ref.Key()); err != nil {
+		return fmt.Errorf("delete snapshot %s/%s: %w", ref.Graph, ref.ID, err)
+	}
+	r.cache.forget(ref)
+	return nil
+}
+
+// ListSnapshots lists the snapshots of graph ("" for every graph), oldest
+// first. It lists manifests, never chunks.
+func (r *Repository) ListSnapshots(ctx context.Context, graph string) ([]SnapshotRef, error) {
+	prefix := SnapshotPrefix
+	if graph != "" {
+		if err := CheckGraphID(graph); err != nil {
+			return nil, err
+		}
+		prefix += graph + "/"
+	}
+	var refs []SnapshotRef
+	err := blob.Walk(ctx, r.store, prefix, func(o blob.Object) error {
+		if ref, ok := parseSnapshotKey(o.Key); ok {
+			refs = append(refs, ref)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	sortRefs(refs)
+	return refs, nil
+}
+
+// FindSnapshot resolves id ("latest" or a full id or a unique prefix of one)
+// among graph's snapshots.
+func (r *Repository) FindSnapshot(ctx context.Context, graph, id string) (SnapshotRef, error) {
+	refs, err := r.ListSnapshots(ctx, graph)
+	if err != nil {
+		return SnapshotRef{}, err
+	}
+	if len(refs) == 0 {
+		return SnapshotRef{}, fmt.Errorf("graph %q has no snapshots: %w", graph, ErrSnapshotMissing)
+	}
+	if id == "latest" {
+		return refs[len(refs)-1], nil
+	}
+	var matches []SnapshotRef
+	for _, ref := range refs {
+		if ref.ID == id {
+			return ref, nil
+		}
+		if strings.HasPrefix(ref.ID, id) {
+			matches = append(matches, ref)
+		}
+	}
+	switch len(matches) {
+	case 1:
+		return matches[0], nil
+	case 0:
+		return SnapshotRef{}, fmt.Errorf("graph %q has no snapshot %q (see 'graphkeep snapshots %s'): %w", graph, id, graph, ErrSnapshotMissing)
+	}
+	return SnapshotRef{}, fmt.Errorf("snapshot %q of graph %q is ambiguous: %d snapshots start with it", id, graph, len(matches))
+}
+
+func sortRefs(refs []SnapshotRef) {
+	slices.SortFunc(refs, func(a, b SnapshotRef) int {
+		if c := strings.Compare(a.Graph, b.Graph); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+}
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

@@ -1,0 +1,262 @@
+// Package repo is graphkeep's repository format, v1: the config object, the
+// object encoding (zstd, AES-256-GCM), content-addressed chunks, snapshot
+// manifests, the local manifest cache and leases. It knows nothing of files
+// or graphs beyond the manifest schema; core/backup builds on it.
+package repo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/graphkeep/graphkeep/blob"
+	"github.com/graphkeep/graphkeep/core/chunker"
+)
+
+// FormatVersion is the repository format this code reads and writes.
+const FormatVersion = 1
+
+// ConfigKey is the object that makes a prefix a repository.
+const ConfigKey = "graphkeep.repo"
+
+// Errors callers act on.
+var (
+	ErrNotARepository  = errors.New("no graphkeep repository here")
+	ErrAlreadyExists   = errors.New("a graphkeep repository already exists here")
+	ErrWrongPassword   = errors.New("wrong password")
+	ErrPasswordNeeded  = errors.New("the repository is encrypted and no password was given")
+	ErrUnsupported     = errors.New("unsupported repository format")
+	ErrCorrupt         = errors.New("corrupt object")
+	ErrSnapshotMissing = errors.New("snapshot not found")
+)
+
+// Config is the content of graphkeep.repo. It is written once, at init.
+type Config struct {
+	Version     int               `json:"version"`
+	ID          string            `json:"id"`
+	Created     time.Time         `json:"created"`
+	Chunker     ChunkerConfig     `json:"chunker"`
+	Compression CompressionConfig `json:"compression"`
+	Encryption  *EncryptionConfig `json:"encryption,omitempty"`
+}
+
+// ChunkerConfig records how files are cut. The gear seed of an encrypted
+// repository lives inside the wrapped key, so boundaries leak nothing.
+type ChunkerConfig struct {
+	Algorithm string `json:"algorithm"` // "fastcdc"
+	MinSize   int    `json:"min_size"`
+	AvgSize   int    `json:"avg_size"`
+	MaxSize   int    `json:"max_size"`
+	Seed      uint64 `json:"seed,omitempty"`
+}
+
+// CompressionConfig records how objects are compressed.
+type CompressionConfig struct {
+	Algorithm string `json:"algorithm"` // "zstd" or "none"
+	Level     string `json:"level,omitempty"`
+}
+
+// InitOptions choose a new repository's parameters.
+type InitOptions struct {
+	// Password encrypts the repository; empty means no encryption.
+	Password string
+	// AvgChunkSize is a power of two; 0 means 1 MiB.
+	AvgChunkSize int
+	// Compression: "zstd" (default) or "none"; CompressionLevel "fastest",
+	// "default" (default) or "better".
+	Compression      string
+	CompressionLevel string
+	// KDF overrides the key-derivation cost (tests use a cheap one).
+	KDF *KDFParams
+}
+
+// OpenOptions say how to open a repository.
+type OpenOptions struct {
+	Password string
+	// CacheDir holds the local manifest cache; "" means the user cache dir.
+	CacheDir string
+}
+
+// Repository is an opened repository.
+type Repository struct {
+	store  blob.Store
+	cfg    Config
+	keys   *Keys
+	codec  *codec
+	params chunker.Params
+	cache  *Cache
+}
+
+// Init creates a repository in store. It fails with ErrAlreadyExists when
+// one is there: the config is written with create-if-absent.
+func Init(ctx context.Context, store blob.Store, opts InitOptions) (*Repository, error) {
+	avg := opts.AvgChunkSize
+	if avg == 0 {
+		avg = 1 << 20
+	}
+	params, err := chunker.ParamsForAverage(avg, randomUint64())
+	if err != nil {
+		return nil, err
+	}
+	comp := CompressionConfig{Algorithm: "zstd", Level: "default"}
+	if opts.Compression != "" {
+		comp.Algorithm = opts.Compression
+	}
+	if opts.CompressionLevel != "" {
+		comp.Level = opts.CompressionLevel
+	}
+	if err := comp.validate(); err != nil {
+		return nil, err
+	}
+	cfg := Config{
+		Version:     FormatVersion,
+		ID:          randomHex(16),
+		Created:     time.Now().UTC().Truncate(time.Second),
+		Chunker:     ChunkerConfig{Algorithm: "fastcdc", MinSize: params.MinSize, AvgSize: params.AvgSize, MaxSize: params.MaxSize},
+		Compression: comp,
+	}
+	var keys *Keys
+	if opts.Password != "" {
+		kdf := DefaultKDF()
+		if opts.KDF != nil {
+			kdf = *opts.KDF
+		}
+		keys = newKeys(params.Seed)
+		enc, err := wrapKeys(keys, opts.Password, kdf)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Encryption = enc
+	} else {
+		cfg.Chunker.Seed = params.Seed
+	}
+	data, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := blob.PutBytes(ctx, store, ConfigKey, data, &blob.PutOptions{IfAbsent: true, ContentType: "application/json"}); err != nil {
+		if errors.Is(err, blob.ErrExists) {
+			return nil, fmt.Errorf("%s: %w", store.Location(), ErrAlreadyExists)
+		}
+		return nil, fmt.Errorf("write %s: %w", ConfigKey, err)
+	}
+	return newRepository(store, cfg, keys, "")
+}
+
+// Open reads the config of the repository in store and unlocks its keys.
+func Open(ctx context.Context, store blob.Store, opts OpenOptions) (*Repository, error) {
+	data, err := blob.ReadAll(ctx, store, ConfigKey)
+	if errors.Is(err, blob.ErrNotFound) {
+		return nil, fmt.Errorf("%s: %w: run 'graphkeep init' first, or check --repo", store.Location(), ErrNotARepository)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", ConfigKey, err)
+	}
+	var cfg Config
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return nil, fmt.Errorf("%s in %s: %w: %v", ConfigKey, store.Location(), ErrCorrupt, err)
+	}
+	if cfg.Version != FormatVersion {
+		return nil, fmt.Errorf("%s: %w: version %d, this graphkeep reads version %d; use a graphkeep release that supports it",
+			store.Location(), ErrUnsupported, cfg.Version, FormatVersion)
+	}
+	if cfg.Chunker.Algorithm != "fastcdc" {
+		return nil, fmt.Errorf("%s: %w: chunker %q", store.Location(), ErrUnsupported, cfg.Chunker.Algorithm)
+	}
+	if err := cfg.Compression.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", store.Location(), ErrUnsupported, err)
+	}
+	var keys *Keys
+	if cfg.Encryption != nil {
+		if opts.Password == "" {
+			return nil, fmt.Errorf("%s: %w: set GRAPHKEEP_PASSWORD or use --password-file", store.Location(), ErrPasswordNeeded)
+		}
+		if keys, err = unwrapKeys(cfg.Encryption, opts.Password); err != nil {
+			return nil, fmt.Errorf("%s: %w", store.Location(), err)
+		}
+	}
+	return newRepository(store, cfg, keys, opts.CacheDir)
+}
+
+func newRepository(store blob.Store, cfg Config, keys *Keys, cacheDir string) (*Repository, error) {
+	seed := cfg.Chunker.Seed
+	if keys != nil {
+		seed = keys.ChunkerSeed
+	}
+	params := chunker.Params{MinSize: cfg.Chunker.MinSize, AvgSize: cfg.Chunker.AvgSize, MaxSize: cfg.Chunker.MaxSize, Seed: seed}
+	if err := params.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnsupported, err)
+	}
+	c, err := newCodec(cfg.Compression, keys)
+	if err != nil {
+		return nil, err
+	}
+	if cacheDir == "" {
+		cacheDir = DefaultCacheDir()
+	}
+	r := &Repository{store: store, cfg: cfg, keys: keys, codec: c, params: params}
+	r.cache = &Cache{dir: filepath.Join(cacheDir, cfg.ID), repo: r}
+	return r, nil
+}
+
+// DefaultCacheDir is GRAPHKEEP_CACHE_DIR, else <user cache dir>/graphkeep.
+func DefaultCacheDir() string {
+	if d := os.Getenv("GRAPHKEEP_CACHE_DIR"); d != "" {
+		return d
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "graphkeep")
+	}
+	return filepath.Join(os.TempDir(), "graphkeep-cache")
+}
+
+// Config returns the repository's config.
+func (r *Repository) Config() Config { return r.cfg }
+
+// ID returns the repository id (shared by every replica).
+func (r *Repository) ID() string { return r.cfg.ID }
+
+// Encrypted reports whether objects are encrypted.
+func (r *Repository) Encrypted() bool { return r.keys != nil }
+
+// Store returns the storage the repository lives in.
+func (r *Repository) Store() blob.Store { return r.store }
+
+// ChunkerParams returns how files are cut.
+func (r *Repository) ChunkerParams() chunker.Params { return r.params }
+
+// Cache returns the local manifest cache.
+func (r *Repository) Cache() *Cache { return r.cache }
+
+func (c CompressionConfig) validate() error {
+	switch c.Algorithm {
+	case "none":
+		return nil
+	case "zstd":
+		switch c.Level {
+		case "", "fastest", "default", "better":
+			return nil
+		}
+		return fmt.Errorf("compression level %q: use fastest, default or better", c.Level)
+	}
+	return fmt.Errorf("compression %q: use zstd or none", c.Algorithm)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func randomUint64() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:])
+}

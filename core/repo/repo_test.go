@@ -1,0 +1,212 @@
+package repo_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/graphkeep/graphkeep/blob"
+	"github.com/graphkeep/graphkeep/core/repo"
+	"github.com/graphkeep/graphkeep/providers"
+)
+
+var seq atomic.Int64
+
+var cheapKDF = &repo.KDFParams{N: 1 << 10, R: 8, P: 1}
+
+func newStore(t *testing.T) blob.Store {
+	t.Helper()
+	s, err := providers.Open(context.Background(), fmt.Sprintf("mem://repo-test-%d", seq.Add(1)), providers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestInitOpen(t *testing.T) {
+	ctx := context.Background()
+	store := newStore(t)
+	if _, err := repo.Open(ctx, store, repo.OpenOptions{}); !errors.Is(err, repo.ErrNotARepository) {
+		t.Fatalf("open before init: %v, want ErrNotARepository", err)
+	}
+	r, err := repo.Init(ctx, store, repo.InitOptions{Password: "pw", KDF: cheapKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Init(ctx, store, repo.InitOptions{}); !errors.Is(err, repo.ErrAlreadyExists) {
+		t.Fatalf("second init: %v, want ErrAlreadyExists", err)
+	}
+	for _, c := range []struct {
+		password string
+		want     error
+	}{{"", repo.ErrPasswordNeeded}, {"wrong", repo.ErrWrongPassword}} {
+		if _, err := repo.Open(ctx, store, repo.OpenOptions{Password: c.password}); !errors.Is(err, c.want) {
+			t.Fatalf("open with %q: %v, want %v", c.password, err, c.want)
+		}
+	}
+	again, err := repo.Open(ctx, store, repo.OpenOptions{Password: "pw", CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.ID() != r.ID() || !again.Encrypted() {
+		t.Fatalf("reopened repository id %s encrypted %v, want %s true", again.ID(), again.Encrypted(), r.ID())
+	}
+	cfg, _ := blob.ReadAll(ctx, store, repo.ConfigKey)
+	if bytes.Contains(cfg, []byte("chunker_seed")) || strings.Contains(string(cfg), `"seed"`) {
+		t.Fatal("an encrypted repository's config reveals the chunker seed")
+	}
+}
+
+func TestUnknownVersionIsRefused(t *testing.T) {
+	ctx := context.Background()
+	store := newStore(t)
+	_ = blob.PutBytes(ctx, store, repo.ConfigKey, []byte(`{"version": 7, "id": "x"}`), nil)
+	_, err := repo.Open(ctx, store, repo.OpenOptions{})
+	if !errors.Is(err, repo.ErrUnsupported) || !strings.Contains(err.Error(), "version 7") {
+		t.Fatalf("open of a version 7 repository: %v", err)
+	}
+}
+
+func TestChunksAreVerifiedOnRead(t *testing.T) {
+	for _, password := range []string{"", "pw"} {
+		ctx := context.Background()
+		store := newStore(t)
+		r, err := repo.Init(ctx, store, repo.InitOptions{Password: password, KDF: cheapKDF})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := bytes.Repeat([]byte("graph data "), 1000)
+		id := r.HashChunk(data)
+		enc := r.EncodeChunk(id, data)
+		if len(enc) >= len(data) {
+			t.Fatalf("repetitive data was not compressed (%d -> %d bytes)", len(data), len(enc))
+		}
+		if err := r.PutChunk(ctx, id, enc); err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.ReadChunk(ctx, id)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("read back: %v", err)
+		}
+		// The same bytes stored under another id must not pass.
+		other := r.HashChunk([]byte("other"))
+		if _, err := r.DecodeChunk(other, enc); !errors.Is(err, repo.ErrCorrupt) {
+			t.Fatalf("a chunk stored under the wrong id decoded: %v", err)
+		}
+		enc[len(enc)-1] ^= 1
+		if _, err := r.DecodeChunk(id, enc); !errors.Is(err, repo.ErrCorrupt) {
+			t.Fatalf("a damaged chunk decoded: %v", err)
+		}
+	}
+}
+
+func TestSnapshotIDs(t *testing.T) {
+	now := time.Date(2026, 11, 27, 15, 4, 5, 0, time.UTC)
+	id := repo.NewSnapshotID(now)
+	if !strings.HasPrefix(id, "20261127T150405Z-") {
+		t.Fatalf("id %q", id)
+	}
+	if got, err := repo.ParseSnapshotID(id); err != nil || !got.Equal(now) {
+		t.Fatalf("ParseSnapshotID(%q) = %v, %v", id, got, err)
+	}
+	for _, bad := range []string{"", "latest", "../x", "20261127T150405Z-ABCDEF"} {
+		if _, err := repo.ParseSnapshotID(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestManifestIsCreateOnce(t *testing.T) {
+	ctx := context.Background()
+	r, err := repo.Init(ctx, newStore(t), repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &repo.Manifest{Version: 1, ID: repo.NewSnapshotID(time.Now()), Graph: "g", Time: time.Now()}
+	if err := r.SaveManifest(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SaveManifest(ctx, m); !errors.Is(err, blob.ErrExists) {
+		t.Fatalf("second save: %v, want ErrExists", err)
+	}
+	ref, err := r.FindSnapshot(ctx, "g", "latest")
+	if err != nil || ref.ID != m.ID {
+		t.Fatalf("latest = %v, %v", ref, err)
+	}
+	if _, err := r.FindSnapshot(ctx, "g", "2099"); !errors.Is(err, repo.ErrSnapshotMissing) {
+		t.Fatalf("unknown id: %v", err)
+	}
+}
+
+func TestLeases(t *testing.T) {
+	ctx := context.Background()
+	r, err := repo.Init(ctx, newStore(t), repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quick := repo.LeaseOptions{TTL: 400 * time.Millisecond, Skew: time.Millisecond, Wait: 150 * time.Millisecond, Poll: 20 * time.Millisecond}
+
+	a, err := r.AcquireLease(ctx, repo.Shared, "backup a", quick)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.AcquireLease(ctx, repo.Shared, "backup b", quick)
+	if err != nil {
+		t.Fatalf("two shared leases conflict: %v", err)
+	}
+	if _, err := r.AcquireLease(ctx, repo.Exclusive, "prune", quick); !errors.Is(err, repo.ErrLeaseBusy) {
+		t.Fatalf("exclusive under shared: %v, want ErrLeaseBusy", err)
+	}
+	_ = a.Release()
+	_ = b.Release()
+	x, err := r.AcquireLease(ctx, repo.Exclusive, "prune", quick)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.AcquireLease(ctx, repo.Shared, "backup", quick); !errors.Is(err, repo.ErrLeaseBusy) {
+		t.Fatalf("shared under exclusive: %v, want ErrLeaseBusy", err)
+	}
+	// Renewal keeps a lease alive past its TTL.
+	time.Sleep(600 * time.Millisecond)
+	if err := x.Check(); err != nil {
+		t.Fatalf("a renewed lease reports %v", err)
+	}
+	if _, err := r.AcquireLease(ctx, repo.Shared, "backup", quick); !errors.Is(err, repo.ErrLeaseBusy) {
+		t.Fatal("a renewed exclusive lease stopped counting")
+	}
+	_ = x.Release()
+}
+
+// A holder that dies (stops renewing without releasing) blocks others only
+// until its lease expires.
+func TestDeadHolderExpires(t *testing.T) {
+	ctx := context.Background()
+	store := newStore(t)
+	r, err := repo.Init(ctx, store, repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := fmt.Sprintf(`{"kind":"exclusive","purpose":"prune","host":"gone","pid":1,"created":%q,"expires":%q}`,
+		time.Now().UTC().Format(time.RFC3339Nano), time.Now().Add(300*time.Millisecond).UTC().Format(time.RFC3339Nano))
+	if err := blob.PutBytes(ctx, store, repo.LeasePrefix+"exclusive-dead", []byte(dead), nil); err != nil {
+		t.Fatal(err)
+	}
+	opts := repo.LeaseOptions{TTL: time.Second, Skew: time.Millisecond, Wait: 5 * time.Second, Poll: 50 * time.Millisecond}
+	start := time.Now()
+	l, err := r.AcquireLease(ctx, repo.Shared, "backup", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if waited := time.Since(start); waited < 200*time.Millisecond || waited > 3*time.Second {
+		t.Fatalf("waited %s for a dead lease that expired after 300ms", waited)
+	}
+	if ok, _ := blob.Exists(ctx, store, repo.LeasePrefix+"exclusive-dead"); ok {
+		t.Fatal("the dead lease was not cleaned up")
+	}
+}
