@@ -1,87 +1,67 @@
 // Command graphkeep backs up, replicates and recovers knowledge-graph
-// workspaces on object storage.
+// workspaces (LightRAG working directories) on object storage.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
-	"time"
+	"os/signal"
+	"syscall"
 
-	"github.com/graphkeep/graphkeep/blob"
-	"github.com/graphkeep/graphkeep/providers"
+	"github.com/spf13/cobra"
 )
-
-const usage = `graphkeep — backup, replication and recovery for knowledge-graph workspaces
-
-Usage:
-  graphkeep check --repo URL   open the storage a repository URL names, then write,
-                               read back and delete a probe object
-  graphkeep version
-
-Repository URLs: file:///abs/dir, mem://name,
-  s3://bucket/prefix?endpoint=...&region=...&use_path_style=true,
-  gs://bucket/prefix, azblob://container/prefix
-`
 
 var version = "dev"
 
+// errFound marks a failure already reported to the user (verify found
+// damage): exit 1 without printing it again.
+var errFound = errors.New("problems found")
+
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "graphkeep:", err)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRoot().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		if !errors.Is(err, errFound) {
+			fmt.Fprintln(os.Stderr, "graphkeep:", err)
+		}
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
-	if len(args) == 0 {
-		fmt.Print(usage)
-		return nil
-	}
-	switch args[0] {
-	case "version":
-		fmt.Println("graphkeep", version)
-		return nil
-	case "check":
-		repo := os.Getenv("GRAPHKEEP_REPO")
-		if len(args) == 3 && args[1] == "--repo" {
-			repo = args[2]
-		}
-		if repo == "" {
-			return fmt.Errorf("check needs --repo URL (or GRAPHKEEP_REPO)")
-		}
-		return check(repo)
-	case "help", "-h", "--help":
-		fmt.Print(usage)
-		return nil
-	}
-	return fmt.Errorf("unknown command %q; run 'graphkeep help'", args[0])
-}
+func newRoot() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "graphkeep",
+		Short: "Backup, replication and recovery for knowledge-graph workspaces",
+		Long: `graphkeep backs up LightRAG working directories (one subdirectory per graph)
+into a deduplicated, optionally encrypted repository on a local folder, S3/MinIO,
+Google Cloud Storage or Azure Blob, and restores them verified and atomically.
 
-func check(rawURL string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	s, err := providers.Open(ctx, rawURL, providers.Options{})
-	if err != nil {
-		return err
+Repository URLs: file:///abs/dir, mem://name,
+  s3://bucket/prefix?endpoint=...&region=...&use_path_style=true,
+  gs://bucket/prefix, azblob://container/prefix`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return g.load()
+		},
 	}
-	defer s.Close()
-	key := fmt.Sprintf("health/check-%d", time.Now().UnixNano())
-	payload := []byte("graphkeep storage check")
-	if err := blob.PutBytes(ctx, s, key, payload, nil); err != nil {
-		return fmt.Errorf("write a probe object: %w", err)
-	}
-	got, err := blob.ReadAll(ctx, s, key)
-	if err != nil {
-		return fmt.Errorf("read the probe object back: %w", err)
-	}
-	if string(got) != string(payload) {
-		return fmt.Errorf("the probe object read back differs from what was written")
-	}
-	if err := s.Delete(ctx, key); err != nil {
-		return fmt.Errorf("delete the probe object: %w", err)
-	}
-	stats, _ := blob.StatsOf(s)
-	fmt.Printf("%s: ok (write, read, delete; %d requests)\n", s.Location(), stats.Puts+stats.Gets+stats.Deletes+stats.Stats+stats.Lists)
-	return nil
+	f := root.PersistentFlags()
+	f.StringVar(&g.repo, "repo", "", "repository URL (env GRAPHKEEP_REPO)")
+	f.StringVar(&g.graphsRoot, "graphs-root", "", "directory whose subdirectories are graphs: LightRAG's working_dir (env GRAPHKEEP_GRAPHS_ROOT)")
+	f.StringArrayVar(&g.graphs, "graph", nil, "a graph outside the root, as ID=DIR (repeatable)")
+	f.StringVar(&g.configFile, "config", "", "YAML configuration file (env GRAPHKEEP_CONFIG)")
+	f.StringVar(&g.passwordFile, "password-file", "", "file holding the repository password (or env GRAPHKEEP_PASSWORD)")
+	f.StringVar(&g.cacheDir, "cache-dir", "", "local manifest cache (env GRAPHKEEP_CACHE_DIR; default: the user cache dir)")
+	f.BoolVar(&g.json, "json", false, "print JSON")
+
+	root.AddCommand(
+		initCmd(g), backupCmd(g), snapshotsCmd(g), restoreCmd(g), verifyCmd(g),
+		forgetCmd(g), pruneCmd(g), statsCmd(g), checkCmd(g), fixtureCmd(),
+	)
+	return root
 }

@@ -184,6 +184,13 @@ func writeTree(ctx context.Context, r *repo.Repository, m *repo.Manifest, dir st
 			return fmt.Errorf("%s: %w", f.Path, err)
 		}
 	}
+	rootMode := fs.FileMode(m.RootMode)
+	if rootMode == 0 {
+		rootMode = 0o755
+	}
+	if err := os.Chmod(dir, rootMode); err != nil {
+		return err
+	}
 	res.LightRAG = lightrag.Summarize(validation)
 	if !res.LightRAG.Equal(m.LightRAG) {
 		return fmt.Errorf("LightRAG counts of the restored graph (%v) differ from the snapshot's (%v)", res.LightRAG, m.LightRAG)

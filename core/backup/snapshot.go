@@ -88,7 +88,8 @@ func Create(ctx context.Context, r *repo.Repository, src Source, opts Options) (
 	if err != nil {
 		return nil, err
 	}
-	if info, err := os.Stat(dir); err != nil || !info.IsDir() {
+	rootInfo, err := os.Stat(dir)
+	if err != nil || !rootInfo.IsDir() {
 		return nil, fmt.Errorf("graph %q: directory %s is not readable: %v", src.Graph, dir, errOr(err, "not a directory"))
 	}
 
@@ -129,12 +130,13 @@ func Create(ctx context.Context, r *repo.Repository, src Source, opts Options) (
 	b.progress.Graph = src.Graph
 
 	m := &repo.Manifest{
-		Version: repo.FormatVersion,
-		ID:      repo.NewSnapshotID(start),
-		Graph:   src.Graph,
-		Time:    start.UTC(),
-		Host:    opts.Host,
-		Source:  dir,
+		Version:  repo.FormatVersion,
+		ID:       repo.NewSnapshotID(start),
+		Graph:    src.Graph,
+		Time:     start.UTC(),
+		Host:     opts.Host,
+		Source:   dir,
+		RootMode: uint32(rootInfo.Mode().Perm()),
 	}
 	if parent != nil {
 		m.Parent = parent.ID
@@ -412,16 +414,11 @@ func totals(files []repo.FileEntry) repo.Totals {
 }
 
 func latestManifest(ctx context.Context, r *repo.Repository, idx *repo.Index, graph string) (*repo.Manifest, error) {
-	for i := len(idx.Snapshots) - 1; i >= 0; i-- {
-		if ref := idx.Snapshots[i]; ref.Graph == graph {
-			m, err := r.Cache().Manifest(ctx, ref)
-			if errors.Is(err, repo.ErrSnapshotMissing) {
-				continue
-			}
-			return m, err
-		}
+	ref, ok, err := r.Latest(ctx, graph, idx.Snapshots)
+	if err != nil || !ok {
+		return nil, err
 	}
-	return nil, nil
+	return r.Cache().Manifest(ctx, ref)
 }
 
 func indexEntries(m *repo.Manifest) map[string]repo.FileEntry {

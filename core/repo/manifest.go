@@ -14,8 +14,10 @@ type Manifest struct {
 	Graph   string    `json:"graph"`
 	Time    time.Time `json:"time"`
 	Host    string    `json:"host,omitempty"`
-	// Source is the directory the snapshot was taken from.
-	Source string `json:"source,omitempty"`
+	// Source is the directory the snapshot was taken from, and RootMode its
+	// permission bits.
+	Source   string `json:"source,omitempty"`
+	RootMode uint32 `json:"root_mode,omitempty"`
 	// Parent is the snapshot whose unchanged entries were reused.
 	Parent string      `json:"parent,omitempty"`
 	Files  []FileEntry `json:"files"`

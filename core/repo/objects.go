@@ -254,7 +254,7 @@ func (r *Repository) FindSnapshot(ctx context.Context, graph, id string) (Snapsh
 		return SnapshotRef{}, fmt.Errorf("graph %q has no snapshots: %w", graph, ErrSnapshotMissing)
 	}
 	if id == "latest" {
-		return refs[len(refs)-1], nil
+		return r.newest(ctx, refs)
 	}
 	var matches []SnapshotRef
 	for _, ref := range refs {
@@ -284,3 +284,40 @@ func sortRefs(refs []SnapshotRef) {
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// newest picks the most recent of refs (one graph's, sorted by id). Ids
+// carry whole seconds and a random suffix, so snapshots taken in the same
+// second are told apart by their manifests' times.
+func (r *Repository) newest(ctx context.Context, refs []SnapshotRef) (SnapshotRef, error) {
+	last := refs[len(refs)-1]
+	second := last.ID[:strings.IndexByte(last.ID, '-')]
+	best, bestTime := last, time.Time{}
+	for i := len(refs) - 1; i >= 0 && strings.HasPrefix(refs[i].ID, second); i-- {
+		m, err := r.cache.Manifest(ctx, refs[i])
+		if errors.Is(err, ErrSnapshotMissing) {
+			continue
+		}
+		if err != nil {
+			return SnapshotRef{}, err
+		}
+		if m.Time.After(bestTime) {
+			best, bestTime = refs[i], m.Time
+		}
+	}
+	return best, nil
+}
+
+// Latest returns graph's newest snapshot; ok is false when it has none.
+func (r *Repository) Latest(ctx context.Context, graph string, refs []SnapshotRef) (ref SnapshotRef, ok bool, err error) {
+	var mine []SnapshotRef
+	for _, s := range refs {
+		if s.Graph == graph {
+			mine = append(mine, s)
+		}
+	}
+	if len(mine) == 0 {
+		return SnapshotRef{}, false, nil
+	}
+	ref, err = r.newest(ctx, mine)
+	return ref, err == nil, err
+}

@@ -1,0 +1,354 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/lightrag"
+	"github.com/graphkeep/graphkeep/core/repo"
+)
+
+func initCmd(g *globals) *cobra.Command {
+	var avgChunk int
+	var compression, level string
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create a repository (encrypted when a password is given)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			u, err := g.repoURL()
+			if err != nil {
+				return err
+			}
+			if pu, err := parseFileURL(u); err == nil && pu != "" {
+				if err := os.MkdirAll(pu, 0o755); err != nil {
+					return fmt.Errorf("create repository directory: %w", err)
+				}
+			}
+			store, err := g.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			pw, err := g.password()
+			if err != nil {
+				return err
+			}
+			r, err := repo.Init(ctx, store, repo.InitOptions{Password: pw, AvgChunkSize: avgChunk, Compression: compression, CompressionLevel: level})
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(os.Stdout, map[string]any{"id": r.ID(), "location": store.Location(), "encrypted": r.Encrypted()})
+			}
+			enc := "not encrypted (set GRAPHKEEP_PASSWORD or --password-file at init to encrypt)"
+			if r.Encrypted() {
+				enc = "encrypted: keep the password safe, the data cannot be read without it"
+			}
+			fmt.Printf("created repository %s at %s, %s\n", r.ID(), store.Location(), enc)
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&avgChunk, "avg-chunk-size", 1<<20, "average chunk size in bytes (a power of two, 4 KiB to 64 MiB)")
+	cmd.Flags().StringVar(&compression, "compression", "zstd", "zstd or none")
+	cmd.Flags().StringVar(&level, "compression-level", "default", "fastest, default or better")
+	return cmd
+}
+
+// backupLine is one graph's result in `backup --json`.
+type backupLine struct {
+	Graph       string          `json:"graph"`
+	ID          string          `json:"id,omitempty"`
+	Files       int             `json:"files"`
+	SizeBytes   int64           `json:"size_bytes"`
+	AddedBytes  int64           `json:"added_bytes"`
+	StoredBytes int64           `json:"stored_bytes"`
+	DurationMS  int64           `json:"duration_ms"`
+	LightRAG    *lightrag.Stats `json:"lightrag,omitempty"`
+	Error       string          `json:"error,omitempty"`
+}
+
+func backupCmd(g *globals) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "backup GRAPH... | --all",
+		Short: "Snapshot graphs into the repository",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if all == (len(args) > 0) {
+				return errors.New("name the graphs to back up, or give --all")
+			}
+			var sources []backup.Source
+			if all {
+				var err error
+				if sources, err = g.sources(); err != nil {
+					return err
+				}
+				if len(sources) == 0 {
+					return fmt.Errorf("nothing to back up: %s", knownGraphs(nil, g.graphsRootDir()))
+				}
+			}
+			for _, id := range args {
+				s, err := g.source(id)
+				if err != nil {
+					return err
+				}
+				sources = append(sources, s)
+			}
+			r, err := g.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			defer r.Store().Close()
+			bar := newProgress(g.json)
+			var lines []backupLine
+			failed := 0
+			for _, src := range sources {
+				res, err := backup.Create(ctx, r, src, backup.Options{Progress: bar.update("backup")})
+				bar.done()
+				if err != nil {
+					failed++
+					lines = append(lines, backupLine{Graph: src.Graph, Error: err.Error()})
+					if !g.json {
+						fmt.Fprintf(os.Stderr, "graphkeep: backup %s: %v\n", src.Graph, err)
+					}
+					continue
+				}
+				m := res.Manifest
+				line := backupLine{Graph: m.Graph, ID: m.ID, Files: m.Totals.Files, SizeBytes: m.Totals.SizeBytes,
+					AddedBytes: m.Totals.AddedBytes, StoredBytes: m.Totals.StoredBytes, DurationMS: res.Duration.Milliseconds(), LightRAG: m.LightRAG}
+				lines = append(lines, line)
+				if !g.json {
+					flag := ""
+					if !m.LightRAG.Valid() {
+						flag = "  FLAGGED: " + strings.Join(m.LightRAG.Problems, "; ")
+					}
+					fmt.Printf("%s: snapshot %s  %d files, %s; new %s, stored %s; %d unchanged files reused; %s%s\n",
+						m.Graph, m.ID, m.Totals.Files, humanBytes(m.Totals.SizeBytes), humanBytes(m.Totals.AddedBytes),
+						humanBytes(m.Totals.StoredBytes), res.ReusedFiles, res.Duration.Round(time.Millisecond), flag)
+				}
+			}
+			if g.json {
+				if err := printJSON(os.Stdout, lines); err != nil {
+					return err
+				}
+			}
+			if failed > 0 {
+				if g.json {
+					return errFound
+				}
+				return fmt.Errorf("%d of %d graphs failed to back up", failed, len(sources))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "back up every known graph")
+	return cmd
+}
+
+// snapshotLine is one snapshot in `snapshots --json`.
+type snapshotLine struct {
+	Graph     string          `json:"graph"`
+	ID        string          `json:"id"`
+	Time      time.Time       `json:"time"`
+	SizeBytes int64           `json:"size_bytes"`
+	Files     int             `json:"files"`
+	Parent    string          `json:"parent,omitempty"`
+	Flagged   bool            `json:"flagged"`
+	LightRAG  *lightrag.Stats `json:"lightrag"`
+}
+
+func snapshotsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "snapshots [GRAPH]",
+		Short: "List snapshots",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, err := g.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			defer r.Store().Close()
+			graph := ""
+			if len(args) == 1 {
+				graph = args[0]
+			}
+			refs, err := r.ListSnapshots(ctx, graph)
+			if err != nil {
+				return err
+			}
+			lines := make([]snapshotLine, 0, len(refs))
+			for _, ref := range refs {
+				m, err := r.Cache().Manifest(ctx, ref)
+				if err != nil {
+					return err
+				}
+				lines = append(lines, snapshotLine{Graph: m.Graph, ID: m.ID, Time: m.Time, SizeBytes: m.Totals.SizeBytes,
+					Files: m.Totals.Files, Parent: m.Parent, Flagged: !m.LightRAG.Valid(), LightRAG: m.LightRAG})
+			}
+			if g.json {
+				return printJSON(os.Stdout, lines)
+			}
+			if len(lines) == 0 {
+				fmt.Println("no snapshots")
+				return nil
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "GRAPH\tSNAPSHOT\tTIME\tSIZE\tFILES\tNODES\tEDGES\tDOCS\tCHUNKS\tVECTORS\tSTATUS")
+			for _, l := range lines {
+				st := l.LightRAG
+				if st == nil {
+					st = &lightrag.Stats{}
+				}
+				status := "ok"
+				if l.Flagged {
+					status = "FLAGGED: " + strings.Join(l.LightRAG.Problems, "; ")
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", l.Graph, l.ID, l.Time.Local().Format("2006-01-02 15:04:05"),
+					humanBytes(l.SizeBytes), l.Files, st.Nodes, st.Edges, st.Docs, st.Chunks, st.VectorRows, status)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func restoreCmd(g *globals) *cobra.Command {
+	var to string
+	cmd := &cobra.Command{
+		Use:   "restore GRAPH SNAPSHOT|latest",
+		Short: "Restore a snapshot, verified, swapped into place atomically",
+		Long: `Restore writes the snapshot into a temporary directory beside the destination,
+checks every file's SHA-256 and the LightRAG counts, then swaps it into place by
+rename. The directory that was there is kept as .graphkeep-previous-<name> beside
+it. The destination is the graph's directory, or --to DIR.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			graph, id := args[0], args[1]
+			if err := repo.CheckGraphID(graph); err != nil {
+				return err
+			}
+			dest := to
+			if dest == "" {
+				if s, err := g.source(graph); err == nil {
+					dest = s.Dir
+				} else if root := g.graphsRootDir(); root != "" {
+					dest = filepath.Join(root, graph)
+				} else {
+					return fmt.Errorf("where to? give --to DIR, or --graphs-root so graph %q restores to ROOT/%s", graph, graph)
+				}
+			}
+			r, err := g.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			defer r.Store().Close()
+			ref, err := r.FindSnapshot(ctx, graph, id)
+			if err != nil {
+				return err
+			}
+			bar := newProgress(g.json)
+			res, err := backup.Restore(ctx, r, ref, dest, backup.RestoreOptions{Progress: bar.update("restore")})
+			bar.done()
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(os.Stdout, res)
+			}
+			fmt.Printf("restored %s/%s into %s: %d files, %s, %v, verified\n", ref.Graph, ref.ID, res.Dest, res.Files,
+				humanBytes(res.Bytes), res.LightRAG)
+			if res.Previous != "" {
+				fmt.Printf("the previous directory is kept at %s (delete it when satisfied)\n", res.Previous)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "restore into this directory instead of the graph's own")
+	return cmd
+}
+
+func verifyCmd(g *globals) *cobra.Command {
+	var readData bool
+	cmd := &cobra.Command{
+		Use:   "verify [GRAPH [SNAPSHOT]]",
+		Short: "Check that every chunk of the snapshots exists (and, with --read-data, is intact)",
+		Args:  cobra.MaximumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, err := g.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			defer r.Store().Close()
+			var refs []repo.SnapshotRef
+			switch len(args) {
+			case 2:
+				ref, err := r.FindSnapshot(ctx, args[0], args[1])
+				if err != nil {
+					return err
+				}
+				refs = []repo.SnapshotRef{ref}
+			case 1:
+				refs, err = r.ListSnapshots(ctx, args[0])
+			default:
+				refs, err = r.ListSnapshots(ctx, "")
+			}
+			if err != nil {
+				return err
+			}
+			res, err := backup.Verify(ctx, r, refs, backup.VerifyOptions{ReadData: readData})
+			if err != nil {
+				return err
+			}
+			if g.json {
+				if err := printJSON(os.Stdout, res); err != nil {
+					return err
+				}
+			} else {
+				how := "present"
+				if readData {
+					how = fmt.Sprintf("intact (%s read)", humanBytes(res.BytesRead))
+				}
+				if res.OK() {
+					fmt.Printf("verified %d snapshots: all %d chunks %s\n", res.Snapshots, res.Chunks, how)
+				}
+				for _, d := range res.Damaged {
+					fmt.Printf("DAMAGED chunk %s: %s; used by %s\n", d.Chunk, d.Problem, strings.Join(d.UsedBy, ", "))
+				}
+			}
+			if !res.OK() {
+				if !g.json {
+					fmt.Fprintf(os.Stderr, "graphkeep: %d of %d chunks damaged; restore the affected snapshots from a replica, or back up again\n", len(res.Damaged), res.Chunks)
+				}
+				return errFound
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&readData, "read-data", false, "download, decode and hash every chunk")
+	return cmd
+}
+
+// parseFileURL returns the directory of a file:// URL or bare path, "" for
+// other schemes.
+func parseFileURL(u string) (string, error) {
+	if strings.HasPrefix(u, "/") {
+		return u, nil
+	}
+	if rest, ok := strings.CutPrefix(u, "file://"); ok {
+		path, _, _ := strings.Cut(rest, "?")
+		return path, nil
+	}
+	return "", nil
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/graphkeep/graphkeep/core/backup"
+)
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// progressBar draws one line on stderr while long work runs, only when
+// stderr is a terminal and output is not JSON.
+type progressBar struct {
+	enabled bool
+	mu      sync.Mutex
+	last    time.Time
+	drawn   bool
+}
+
+func newProgress(jsonOut bool) *progressBar {
+	return &progressBar{enabled: !jsonOut && term.IsTerminal(int(os.Stderr.Fd()))}
+}
+
+// update is a backup.Progress callback.
+func (p *progressBar) update(verb string) func(backup.Progress) {
+	return func(pr backup.Progress) {
+		if !p.enabled {
+			return
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if time.Since(p.last) < 100*time.Millisecond && pr.Bytes < pr.TotalBytes {
+			return
+		}
+		p.last = time.Now()
+		pct := 100.0
+		if pr.TotalBytes > 0 {
+			pct = 100 * float64(pr.Bytes) / float64(pr.TotalBytes)
+		}
+		const width = 24
+		filled := min(width, int(pct/100*width))
+		bar := ""
+		for i := 0; i < width; i++ {
+			if i < filled {
+				bar += "="
+			} else {
+				bar += " "
+			}
+		}
+		fmt.Fprintf(os.Stderr, "\r%s %s [%s] %5.1f%%  %s / %s  %d/%d files ", verb, pr.Graph, bar, pct,
+			humanBytes(pr.Bytes), humanBytes(pr.TotalBytes), pr.Files, pr.TotalFiles)
+		p.drawn = true
+	}
+}
+
+// done clears the line.
+func (p *progressBar) done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.drawn {
+		fmt.Fprint(os.Stderr, "\r\033[K")
+		p.drawn = false
+	}
+}

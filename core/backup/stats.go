@@ -1,0 +1,93 @@
+package backup
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/graphkeep/graphkeep/blob"
+	"github.com/graphkeep/graphkeep/core/repo"
+)
+
+// GraphStats summarise one graph's snapshots.
+type GraphStats struct {
+	Graph     string `json:"graph"`
+	Snapshots int    `json:"snapshots"`
+	Latest    string `json:"latest"`
+	// LatestSize is the size of the newest snapshot's files.
+	LatestSize int64 `json:"latest_size_bytes"`
+	Flagged    int   `json:"flagged_snapshots"`
+}
+
+// RepoStats summarise a repository.
+type RepoStats struct {
+	Location  string       `json:"location"`
+	ID        string       `json:"id"`
+	Encrypted bool         `json:"encrypted"`
+	Snapshots int          `json:"snapshots"`
+	Graphs    []GraphStats `json:"graphs"`
+	// LogicalBytes adds up the file sizes of every snapshot: what storing
+	// each snapshot whole would take.
+	LogicalBytes int64 `json:"logical_bytes"`
+	// UniqueChunks and UniqueBytes count the distinct chunks named (plaintext).
+	UniqueChunks int   `json:"unique_chunks"`
+	UniqueBytes  int64 `json:"unique_bytes"`
+	// StoredChunks and StoredBytes are what chunks/ holds, from a listing
+	// (only with list=true; -1 otherwise).
+	StoredChunks int     `json:"stored_chunks"`
+	StoredBytes  int64   `json:"stored_bytes"`
+	DedupRatio   float64 `json:"dedup_ratio"`
+}
+
+// Stats reads every manifest (through the cache) and, with list, lists
+// chunks/ for the stored size.
+func Stats(ctx context.Context, r *repo.Repository, list bool) (*RepoStats, error) {
+	idx, err := r.Cache().Index(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := &RepoStats{Location: r.Store().Location(), ID: r.ID(), Encrypted: r.Encrypted(), Snapshots: len(idx.Snapshots),
+		UniqueChunks: len(idx.Chunks), StoredChunks: -1, StoredBytes: -1}
+	for _, size := range idx.Chunks {
+		s.UniqueBytes += int64(size)
+	}
+	graphs := map[string]*GraphStats{}
+	for _, ref := range idx.Snapshots {
+		m, err := r.Cache().Manifest(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		g := graphs[ref.Graph]
+		if g == nil {
+			g = &GraphStats{Graph: ref.Graph}
+			graphs[ref.Graph] = g
+		}
+		g.Snapshots++
+		g.Latest, g.LatestSize = ref.ID, m.Totals.SizeBytes // refs are oldest first
+		if !m.LightRAG.Valid() {
+			g.Flagged++
+		}
+		s.LogicalBytes += m.Totals.SizeBytes
+	}
+	for _, g := range graphs {
+		s.Graphs = append(s.Graphs, *g)
+	}
+	sort.Slice(s.Graphs, func(i, j int) bool { return s.Graphs[i].Graph < s.Graphs[j].Graph })
+	if list {
+		s.StoredChunks, s.StoredBytes = 0, 0
+		err := blob.Walk(ctx, r.Store(), repo.ChunkPrefix, func(o blob.Object) error {
+			s.StoredChunks++
+			s.StoredBytes += o.Size
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list chunks: %w", err)
+		}
+		if s.StoredBytes > 0 {
+			s.DedupRatio = float64(s.LogicalBytes) / float64(s.StoredBytes)
+		}
+	} else if s.UniqueBytes > 0 {
+		s.DedupRatio = float64(s.LogicalBytes) / float64(s.UniqueBytes)
+	}
+	return s, nil
+}
