@@ -50,11 +50,21 @@ minio-image:
 		docker build -q -t $(MINIO_IMAGE) $(CACHE)/minio; \
 	fi
 
-demo:
-	@echo "make demo: not yet — the backup engine (issue 3) brings it."
+## demo: graphkeep end to end on local folder storage (see integration/demo/demo.sh).
+demo: build
+	@integration/demo/demo.sh
 
-bench:
-	@echo "make bench: not yet — the backup engine (issue 3) brings it."
+RESTIC := $(CACHE)/bin/restic
+
+$(RESTIC):
+	GOBIN=$(CURDIR)/$(CACHE)/bin $(GO) install github.com/restic/restic/cmd/restic@v0.18.1
+
+## bench: Go micro-benchmarks, then graphkeep against restic on ~540 MB of
+## LightRAG-shaped data (and graphkeep alone on ~2 GB for memory scaling).
+## Needs about 8 GB of free disk under .cache/bench.
+bench: build $(RESTIC)
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./core/...
+	$(GO) run ./integration/bench -graphkeep $(BIN) -restic $(RESTIC)
 
 clean:
 	rm -rf bin $(CACHE)

@@ -109,11 +109,15 @@ func backupCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer r.Store().Close()
+			lease, err := leaseOptions()
+			if err != nil {
+				return err
+			}
 			bar := newProgress(g.json)
 			var lines []backupLine
 			failed := 0
 			for _, src := range sources {
-				res, err := backup.Create(ctx, r, src, backup.Options{Progress: bar.update("backup")})
+				res, err := backup.Create(ctx, r, src, backup.Options{Progress: bar.update("backup"), Lease: lease})
 				bar.done()
 				if err != nil {
 					failed++

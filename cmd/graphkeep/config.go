@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -196,6 +197,29 @@ func knownGraphs(all []backup.Source, root string) string {
 		ids = append(ids, s.Graph)
 	}
 	return "known graphs: " + strings.Join(ids, ", ")
+}
+
+// leaseOptions reads GRAPHKEEP_LEASE_TTL and GRAPHKEEP_LEASE_WAIT
+// (durations such as 2m): how long a dead process's lease keeps blocking
+// others, and how long to wait for conflicting work.
+func leaseOptions() (repo.LeaseOptions, error) {
+	var o repo.LeaseOptions
+	for _, v := range []struct {
+		env string
+		dst *time.Duration
+	}{{"GRAPHKEEP_LEASE_TTL", &o.TTL}, {"GRAPHKEEP_LEASE_WAIT", &o.Wait}} {
+		if s := os.Getenv(v.env); s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				return o, fmt.Errorf("%s=%q is not a positive duration like 2m", v.env, s)
+			}
+			*v.dst = d
+		}
+	}
+	if o.TTL > 0 && o.TTL < 10*time.Second {
+		o.Skew, o.Poll = time.Second, 200*time.Millisecond
+	}
+	return o, nil
 }
 
 func firstNonEmpty(values ...string) string {

@@ -50,7 +50,11 @@ Add --prune to delete the chunks no snapshot names any more.`,
 			}
 			out := map[string]any{"forget": res}
 			if prune && !dryRun {
-				pr, err := retention.Prune(ctx, r, retention.PruneOptions{})
+				lease, err := leaseOptions()
+				if err != nil {
+					return err
+				}
+				pr, err := retention.Prune(ctx, r, retention.PruneOptions{Lease: lease})
 				if err != nil {
 					return err
 				}
@@ -108,7 +112,11 @@ A prune killed midway leaves nothing broken; its lease expires within minutes.`,
 				return err
 			}
 			defer r.Store().Close()
-			res, err := retention.Prune(ctx, r, retention.PruneOptions{DryRun: dryRun})
+			lease, err := leaseOptions()
+			if err != nil {
+				return err
+			}
+			res, err := retention.Prune(ctx, r, retention.PruneOptions{DryRun: dryRun, Lease: lease})
 			if err != nil {
 				return err
 			}

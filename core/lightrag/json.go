@@ -361,7 +361,8 @@ func (s *scanner) base64Length() (int64, error) {
 		if closed {
 			body = chunk[:len(chunk)-1]
 		}
-		for _, c := range body {
+		for i := 0; i < len(body); i++ {
+			c := body[i]
 			if escaped {
 				// JSON may escape '/' as "\/"; nothing else belongs in base64.
 				if c != '/' {
@@ -371,6 +372,16 @@ func (s *scanner) base64Length() (int64, error) {
 				chars++
 				continue
 			}
+			if base64Alphabet[c] && pad == 0 {
+				// The common case: a run of plain base64 characters.
+				j := i + 1
+				for j < len(body) && base64Alphabet[body[j]] {
+					j++
+				}
+				chars += int64(j - i)
+				i = j - 1
+				continue
+			}
 			switch {
 			case c == '\\':
 				escaped = true
@@ -378,8 +389,6 @@ func (s *scanner) base64Length() (int64, error) {
 				pad++
 			case pad > 0:
 				return 0, s.syntax("base64 data after padding")
-			case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '+', c == '/':
-				chars++
 			default:
 				return 0, s.syntax(fmt.Sprintf("byte %q is not base64", c))
 			}
@@ -397,3 +406,11 @@ func (s *scanner) base64Length() (int64, error) {
 	}
 	return chars * 6 / 8, nil
 }
+
+// base64Alphabet marks the bytes of standard base64, padding excluded.
+var base64Alphabet = func() (t [256]bool) {
+	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/" {
+		t[c] = true
+	}
+	return t
+}()

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# make demo: graphkeep end to end on local folder storage, with generated
+# LightRAG-shaped graphs. Everything lives under $DEMO_DIR (default
+# ./.graphkeep/demo) and is recreated on each run.
+set -euo pipefail
+
+GK=${GK:-bin/graphkeep}
+DEMO_DIR=${DEMO_DIR:-.graphkeep/demo}
+rm -rf "$DEMO_DIR"
+mkdir -p "$DEMO_DIR"
+DEMO_DIR=$(cd "$DEMO_DIR" && pwd)
+export GRAPHKEEP_REPO="file://$DEMO_DIR/repo"
+export GRAPHKEEP_GRAPHS_ROOT="$DEMO_DIR/graphs"
+export GRAPHKEEP_CACHE_DIR="$DEMO_DIR/cache"
+export GRAPHKEEP_PASSWORD="demo password"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "1. Three generated LightRAG workspaces: alpha, beta, gamma"
+"$GK" fixture generate "$GRAPHKEEP_GRAPHS_ROOT" --graphs alpha,beta,gamma --size 40000000
+du -sh "$GRAPHKEEP_GRAPHS_ROOT"/* | sed 's|'"$DEMO_DIR"'/||'
+
+step "2. An encrypted repository in a local folder"
+"$GK" init
+
+step "3. Back up every graph"
+"$GK" backup --all
+
+step "4. Back up again with nothing changed: nothing is stored"
+"$GK" backup --all
+
+step "5. LightRAG ingests 2% more documents into beta; back up beta"
+"$GK" fixture grow "$GRAPHKEEP_GRAPHS_ROOT" beta --percent 2
+"$GK" backup beta
+
+step "6. Snapshots, with the LightRAG counts recorded in each"
+"$GK" snapshots
+
+step "7. Disaster: beta's vector store is torn. Restore beta's latest snapshot"
+head -c 1000 "$GRAPHKEEP_GRAPHS_ROOT/beta/vdb_entities.json" > "$DEMO_DIR/torn" && mv "$DEMO_DIR/torn" "$GRAPHKEEP_GRAPHS_ROOT/beta/vdb_entities.json"
+"$GK" restore beta latest
+rm -rf "$GRAPHKEEP_GRAPHS_ROOT/.graphkeep-previous-beta"
+
+step "8. Verify every chunk of every snapshot (download, decrypt, hash)"
+"$GK" verify --read-data
+
+step "9. Keep the last snapshot of each graph, prune the rest"
+"$GK" forget --keep-last 1 --prune | tail -2
+
+step "Summary"
+"$GK" stats
+echo
+echo "Repository: $GRAPHKEEP_REPO (password: \"$GRAPHKEEP_PASSWORD\")"
+echo "Try: GRAPHKEEP_REPO=$GRAPHKEEP_REPO GRAPHKEEP_PASSWORD='demo password' $GK snapshots"
