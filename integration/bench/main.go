@@ -364,4 +364,3 @@ func must(err error) {
 		os.Exit(1)
 	}
 }
-
