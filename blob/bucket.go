@@ -193,6 +193,12 @@ func (s *Bucket) List(ctx context.Context, opts ListOptions) ([]Object, string, 
 		size = DefaultPageSize
 	}
 	page, next, err := s.b.ListPage(ctx, token, size, &gcblob.ListOptions{Prefix: opts.Prefix, Delimiter: opts.Delimiter})
+	// fileblob reads a directory, then stats each entry: a file renamed or
+	// removed in between (another process's write in progress) fails the
+	// whole page with NotFound. Listing again sees a settled directory.
+	for attempt := 0; s.opts.Local && attempt < 20 && err != nil && errors.Is(classify(err, nil), ErrNotFound); attempt++ {
+		page, next, err = s.b.ListPage(ctx, token, size, &gcblob.ListOptions{Prefix: opts.Prefix, Delimiter: opts.Delimiter})
+	}
 	if err != nil && err != io.EOF {
 		return nil, "", s.fail("list", opts.Prefix, err)
 	}

@@ -120,3 +120,39 @@ func TestOpenErrors(t *testing.T) {
 		t.Fatalf("create=true did not create the directory: %v", err)
 	}
 }
+
+// TestListWhileWriting lists a directory while other writers create and
+// delete objects in it: fileblob stats entries after reading the directory,
+// and a vanished temporary file must not fail the listing.
+func TestListWhileWriting(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := providers.Open(ctx, "file://"+dir, providers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			key := fmt.Sprintf("leases/lease-%d", i%4)
+			_ = blob.PutBytes(ctx, s, key, []byte("x"), nil)
+			_ = s.Delete(ctx, key)
+		}
+	}()
+	for i := 0; i < 2000; i++ {
+		if err := blob.Walk(ctx, s, "leases/", func(blob.Object) error { return nil }); err != nil {
+			close(stop)
+			<-done
+			t.Fatalf("listing %d failed while another writer worked: %v", i, err)
+		}
+	}
+	close(stop)
+	<-done
+}
