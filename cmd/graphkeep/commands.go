@@ -60,7 +60,7 @@ func initCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().IntVar(&avgChunk, "avg-chunk-size", 1<<20, "average chunk size in bytes (a power of two, 4 KiB to 64 MiB)")
 	cmd.Flags().StringVar(&compression, "compression", "zstd", "zstd or none")
-	cmd.Flags().StringVar(&level, "compression-level", "default", "fastest, default or better")
+	cmd.Flags().StringVar(&level, "compression-level", "fastest", "fastest, default or better")
 	return cmd
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -20,6 +21,12 @@ var version = "dev"
 var errFound = errors.New("problems found")
 
 func main() {
+	// Keep memory bounded whatever the data size: a soft limit makes the
+	// garbage collector work harder before the heap grows past it. GOMEMLIMIT
+	// overrides it.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(96 << 20)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRoot().ExecuteContext(ctx)
 	stop()

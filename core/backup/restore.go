@@ -13,7 +13,10 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/graphkeep/graphkeep/core/lightrag"
 	"github.com/graphkeep/graphkeep/core/repo"
@@ -21,7 +24,8 @@ import (
 
 // RestoreOptions tune Restore; zero fields take defaults.
 type RestoreOptions struct {
-	// Fetches is how many chunks are downloaded ahead at once. Default 8.
+	// Fetches is how many chunks are downloaded ahead at once, shared by
+	// the files written at the same time. Default 12.
 	Fetches int
 	// Progress, when set, is called as bytes are written.
 	Progress func(Progress)
@@ -40,6 +44,9 @@ type RestoreResult struct {
 	Duration time.Duration
 }
 
+// parallelFiles is how many files a restore writes at once.
+const parallelFiles = 3
+
 // ErrUnsafePath: a manifest names a path that would escape the destination.
 var ErrUnsafePath = errors.New("unsafe path in snapshot")
 
@@ -50,7 +57,7 @@ var ErrUnsafePath = errors.New("unsafe path in snapshot")
 // is left exactly as it was.
 func Restore(ctx context.Context, r *repo.Repository, ref repo.SnapshotRef, dest string, opts RestoreOptions) (*RestoreResult, error) {
 	if opts.Fetches <= 0 {
-		opts.Fetches = 8
+		opts.Fetches = 12
 	}
 	start := time.Now()
 	m, err := r.Cache().Manifest(ctx, ref)
@@ -126,14 +133,13 @@ func writeTree(ctx context.Context, r *repo.Repository, m *repo.Manifest, dir st
 		return err
 	}
 	defer root.Close()
-	fetch := newFetcher(ctx, r, opts.Fetches)
+	fetch := newFetcher(ctx, r, max(1, opts.Fetches/parallelFiles))
 	defer fetch.stop()
 	validation := map[string]*lightrag.FileStats{}
 	prog := Progress{Graph: m.Graph, TotalFiles: m.Totals.Files, TotalBytes: m.Totals.SizeBytes}
+	var mu sync.Mutex // guards validation, prog, res
+	// Directories and links first, then file contents, a few at once.
 	for _, f := range m.Files {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		if d := path.Dir(f.Path); d != "." {
 			if err := root.MkdirAll(filepath.FromSlash(d), 0o755); err != nil {
 				return fmt.Errorf("%s: %w", f.Path, err)
@@ -150,24 +156,44 @@ func writeTree(ctx context.Context, r *repo.Repository, m *repo.Manifest, dir st
 				return fmt.Errorf("%s: %w", f.Path, err)
 			}
 		case repo.TypeFile:
-			st, err := writeFile(root, name, f, fetch, func(n int64) {
+		default:
+			return fmt.Errorf("%s: unknown entry type %q", f.Path, f.Type)
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallelFiles)
+	for _, f := range m.Files {
+		if f.Type != repo.TypeFile {
+			continue
+		}
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			st, err := writeFile(root, filepath.FromSlash(f.Path), f, fetch, func(n int64) {
 				if opts.Progress != nil {
+					mu.Lock()
 					prog.Bytes += n
 					opts.Progress(prog)
+					mu.Unlock()
 				}
 			})
 			if err != nil {
 				return err
 			}
+			mu.Lock()
+			defer mu.Unlock()
 			if st != nil {
 				validation[f.Path] = st
 			}
 			res.Files++
 			res.Bytes += f.Size
 			prog.Files++
-		default:
-			return fmt.Errorf("%s: unknown entry type %q", f.Path, f.Type)
-		}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	// Modes and times last, directories deepest first, so writing inside a
 	// directory does not move its mtime again.

@@ -2,40 +2,39 @@ package lightrag
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 )
 
-// validateKV checks a key-value store: one JSON object, key -> record. It
-// decodes each record in turn, so memory is bounded by the largest record.
+// validateKV checks a key-value store: one JSON object, key -> record,
+// every value well-formed JSON. It streams, holding no record.
 func validateKV(r io.Reader) *FileStats {
 	st := &FileStats{Kind: KindKV}
-	dec := json.NewDecoder(bufio.NewReaderSize(r, 256<<10))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+	s := &scanner{r: bufio.NewReaderSize(r, 256<<10)}
+	b, err := s.nonSpace()
+	if err != nil || b != '{' {
 		st.Problem = "not a JSON object"
 		return st
 	}
-	for dec.More() {
-		if _, err := dec.Token(); err != nil {
-			st.Problem = fmt.Sprintf("JSON does not parse after %d records: %v", st.Records, err)
-			return st
+	err = s.members('}', func() error {
+		if err := s.expectString(); err != nil {
+			return err
 		}
-		var rec json.RawMessage
-		if err := dec.Decode(&rec); err != nil {
-			st.Problem = fmt.Sprintf("JSON does not parse after %d records: %v", st.Records, err)
-			return st
+		if err := s.expect(':'); err != nil {
+			return err
 		}
 		st.Records++
+		return s.value(0)
+	})
+	if err == nil {
+		if err = s.end(); err != nil {
+			err = fmt.Errorf("data after the JSON object")
+		}
 	}
-	if _, err := dec.Token(); err != nil {
-		st.Problem = fmt.Sprintf("JSON object is not closed: %v", err)
-		return st
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		st.Problem = "data after the JSON object"
+	if err != nil {
+		st.Problem = fmt.Sprintf("JSON does not parse after %d records: %v", st.Records, err)
 	}
 	return st
 }
@@ -414,3 +413,205 @@ var base64Alphabet = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// maxDepth bounds nesting, so a hostile file cannot exhaust the stack.
+const maxDepth = 512
+
+// value checks one JSON value, strictly.
+func (s *scanner) value(depth int) error {
+	if depth > maxDepth {
+		return s.syntax("nested too deeply")
+	}
+	b, err := s.nonSpace()
+	if err != nil {
+		return err
+	}
+	switch {
+	case b == '"':
+		return s.checkString()
+	case b == '{':
+		return s.members('}', func() error {
+			if err := s.expectString(); err != nil {
+				return err
+			}
+			if err := s.expect(':'); err != nil {
+				return err
+			}
+			return s.value(depth + 1)
+		})
+	case b == '[':
+		return s.members(']', func() error { return s.value(depth + 1) })
+	case b == 't':
+		return s.literal("rue")
+	case b == 'f':
+		return s.literal("alse")
+	case b == 'n':
+		return s.literal("ull")
+	case b == '-' || (b >= '0' && b <= '9'):
+		return s.checkNumber(b)
+	}
+	return s.syntax(fmt.Sprintf("unexpected %q", b))
+}
+
+// members checks the members of an object or array whose opening bracket
+// was consumed, calling member for each.
+func (s *scanner) members(closing byte, member func() error) error {
+	b, err := s.nonSpace()
+	if err != nil {
+		return err
+	}
+	if b == closing {
+		return nil
+	}
+	_ = s.r.UnreadByte()
+	s.off--
+	for {
+		if err := member(); err != nil {
+			return err
+		}
+		b, err := s.nonSpace()
+		if err != nil {
+			return err
+		}
+		switch b {
+		case closing:
+			return nil
+		case ',':
+		default:
+			return s.syntax(fmt.Sprintf("want ',' or %q", closing))
+		}
+	}
+}
+
+func (s *scanner) expect(want byte) error {
+	b, err := s.nonSpace()
+	if err != nil {
+		return err
+	}
+	if b != want {
+		return s.syntax(fmt.Sprintf("want %q", want))
+	}
+	return nil
+}
+
+func (s *scanner) expectString() error {
+	if err := s.expect('"'); err != nil {
+		return err
+	}
+	return s.checkString()
+}
+
+func (s *scanner) literal(rest string) error {
+	for i := 0; i < len(rest); i++ {
+		b, err := s.read()
+		if err != nil || b != rest[i] {
+			return s.syntax("bad literal")
+		}
+	}
+	return nil
+}
+
+// checkNumber checks a number whose first byte was consumed, by JSON's
+// grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (s *scanner) checkNumber(first byte) error {
+	peek := func() byte {
+		c, err := s.r.ReadByte()
+		if err != nil {
+			return 0
+		}
+		_ = s.r.UnreadByte()
+		return c
+	}
+	take := func() { _, _ = s.r.ReadByte(); s.off++ }
+	digits := func() int {
+		n := 0
+		for c := peek(); c >= '0' && c <= '9'; c = peek() {
+			take()
+			n++
+		}
+		return n
+	}
+	c := first
+	if c == '-' {
+		if c = peek(); c < '0' || c > '9' {
+			return s.syntax("bad number")
+		}
+		take()
+	}
+	if c != '0' {
+		digits()
+	}
+	if peek() == '.' {
+		take()
+		if digits() == 0 {
+			return s.syntax("bad number")
+		}
+	}
+	if c := peek(); c == 'e' || c == 'E' {
+		take()
+		if c := peek(); c == '+' || c == '-' {
+			take()
+		}
+		if digits() == 0 {
+			return s.syntax("bad number")
+		}
+	}
+	return nil
+}
+
+// checkString checks a string whose opening quote was consumed: valid
+// escapes, no raw control characters. Text runs are scanned a buffer at a
+// time.
+func (s *scanner) checkString() error {
+	hex := 0 // \u digits still expected
+	escaped := false
+	for {
+		chunk, err := s.r.ReadSlice('"')
+		if err != nil && err != bufio.ErrBufferFull {
+			return io.ErrUnexpectedEOF
+		}
+		s.off += int64(len(chunk))
+		closed := err == nil
+		body := chunk
+		if closed {
+			body = chunk[:len(chunk)-1]
+		}
+		for _, c := range body {
+			switch {
+			case hex > 0:
+				if !isHex(c) {
+					return s.syntax("bad \\u escape")
+				}
+				hex--
+			case escaped:
+				switch c {
+				case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				case 'u':
+					hex = 4
+				default:
+					return s.syntax(fmt.Sprintf("bad escape \\%c", c))
+				}
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c < 0x20:
+				return s.syntax("control character in a string")
+			}
+		}
+		if !closed {
+			continue
+		}
+		if hex > 0 {
+			return s.syntax("bad \\u escape")
+		}
+		if escaped {
+			escaped = false // the quote was escaped; the string goes on
+			continue
+		}
+		return nil
+	}
+}
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}

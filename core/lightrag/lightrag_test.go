@@ -1,6 +1,9 @@
 package lightrag_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,6 +132,37 @@ func TestKindOf(t *testing.T) {
 	for _, name := range []string{"vdb_chunks.json.tmp.123", "kv_store_x.json.tmp", "graph.lock"} {
 		if !lightrag.IsTransient(name) {
 			t.Errorf("IsTransient(%q) = false", name)
+		}
+	}
+}
+
+// TestKVAgreesWithEncodingJSON mutates a valid store byte by byte and
+// checks the streaming validator accepts exactly what encoding/json does.
+func TestKVAgreesWithEncodingJSON(t *testing.T) {
+	valid := `{"doc-1": {"content": "a \"quoted\" \\ text\nwith \u00e9 and \/", "n": -1.5e3, "ok": true, "x": null,
+  "list": [1, 2, {"deep": []}], "empty": {}}, "doc-2": "plain"}`
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 8000; i++ {
+		b := []byte(valid)
+		for m := 0; m < 1+r.IntN(2); m++ {
+			if len(b) == 0 {
+				break
+			}
+			pos := r.IntN(len(b))
+			switch r.IntN(3) {
+			case 0:
+				alphabet := "{}[]\":,\\ 0a-eE.tfn\x01"
+				b[pos] = alphabet[r.IntN(len(alphabet))]
+			case 1:
+				b = append(b[:pos], b[pos+1:]...)
+			case 2:
+				b = b[:pos]
+			}
+		}
+		want := json.Valid(b) && bytes.HasPrefix(bytes.TrimSpace(b), []byte("{"))
+		st := lightrag.Validate(lightrag.KindKV, bytes.NewReader(b))
+		if got := st.Problem == ""; got != want {
+			t.Fatalf("validator says valid=%v (%q), encoding/json says %v, for:\n%s", got, st.Problem, want, b)
 		}
 	}
 }

@@ -69,8 +69,8 @@ type InitOptions struct {
 	Password string
 	// AvgChunkSize is a power of two; 0 means 1 MiB.
 	AvgChunkSize int
-	// Compression: "zstd" (default) or "none"; CompressionLevel "fastest",
-	// "default" (default) or "better".
+	// Compression: "zstd" (default) or "none"; CompressionLevel "fastest"
+	// (default), "default" or "better".
 	Compression      string
 	CompressionLevel string
 	// KDF overrides the key-derivation cost (tests use a cheap one).
@@ -105,7 +105,9 @@ func Init(ctx context.Context, store blob.Store, opts InitOptions) (*Repository,
 	if err != nil {
 		return nil, err
 	}
-	comp := CompressionConfig{Algorithm: "zstd", Level: "default"}
+	// "fastest": on LightRAG data (mostly base64 embeddings) it stores
+	// within 0.3% of "default" and runs faster (BenchmarkCreate).
+	comp := CompressionConfig{Algorithm: "zstd", Level: "fastest"}
 	if opts.Compression != "" {
 		comp.Algorithm = opts.Compression
 	}
