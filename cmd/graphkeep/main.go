@@ -69,6 +69,7 @@ Repository URLs: file:///abs/dir, mem://name,
 	root.AddCommand(
 		initCmd(g), backupCmd(g), snapshotsCmd(g), restoreCmd(g), verifyCmd(g),
 		forgetCmd(g), pruneCmd(g), statsCmd(g), checkCmd(g), fixtureCmd(),
+		targetsCmd(g), replicateCmd(g), replicationStatusCmd(g),
 	)
 	return root
 }

@@ -7,6 +7,7 @@ package repo
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -204,7 +205,10 @@ func newRepository(store blob.Store, cfg Config, keys *Keys, cacheDir string) (*
 		cacheDir = DefaultCacheDir()
 	}
 	r := &Repository{store: store, cfg: cfg, keys: keys, codec: c, params: params}
-	r.cache = &Cache{dir: filepath.Join(cacheDir, cfg.ID), repo: r}
+	// One cache per repository id and location: a replica holds the same
+	// manifests but not always the same set of them.
+	loc := sha256.Sum256([]byte(store.Location()))
+	r.cache = &Cache{dir: filepath.Join(cacheDir, cfg.ID, hex.EncodeToString(loc[:6])), repo: r}
 	return r, nil
 }
 
@@ -261,4 +265,33 @@ func randomUint64() uint64 {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return binary.LittleEndian.Uint64(b[:])
+}
+
+// OnStore returns the same repository over another store holding (or about
+// to hold) a replica of it: same id, same keys, its own manifest cache. It
+// does not check that store holds this repository; replication does.
+func (r *Repository) OnStore(store blob.Store, cacheDir string) *Repository {
+	if cacheDir == "" {
+		cacheDir = filepath.Dir(filepath.Dir(r.cache.dir))
+	}
+	view := &Repository{store: store, cfg: r.cfg, keys: r.keys, codec: r.codec, params: r.params}
+	loc := sha256.Sum256([]byte(store.Location()))
+	view.cache = &Cache{dir: filepath.Join(cacheDir, r.cfg.ID, hex.EncodeToString(loc[:6])), repo: view}
+	return view
+}
+
+// ReadConfig reads the config object of the repository in store, if any;
+// ok is false when store holds none.
+func ReadConfig(ctx context.Context, store blob.Store) (cfg Config, ok bool, err error) {
+	data, err := blob.ReadAll(ctx, store, ConfigKey)
+	if errors.Is(err, blob.ErrNotFound) {
+		return Config{}, false, nil
+	}
+	if err != nil {
+		return Config{}, false, err
+	}
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return Config{}, true, fmt.Errorf("%s in %s: %w: %v", ConfigKey, store.Location(), ErrCorrupt, err)
+	}
+	return cfg, true, nil
 }

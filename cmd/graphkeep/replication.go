@@ -1,0 +1,434 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/graphkeep/graphkeep/blob"
+	"github.com/graphkeep/graphkeep/core/replication"
+	"github.com/graphkeep/graphkeep/core/repo"
+	"github.com/graphkeep/graphkeep/providers"
+)
+
+// openTarget opens a target's storage: providers.Open with the same
+// decorators as the primary.
+func openTarget(ctx context.Context, url string) (blob.Store, error) {
+	return providers.Open(ctx, url, providers.Options{})
+}
+
+// targetLine is one target in `targets list --json` and `targets health`.
+type targetLine struct {
+	ID            string    `json:"id"`
+	URL           string    `json:"url"`
+	Graphs        []string  `json:"graphs,omitempty"`
+	MirrorDeletes bool      `json:"mirror_deletes"`
+	Status        string    `json:"status"`
+	LagSnapshots  int       `json:"lag_snapshots"`
+	LagBytes      int64     `json:"lag_bytes"`
+	RPOSeconds    float64   `json:"rpo_seconds"`
+	LastSuccess   time.Time `json:"last_success"`
+	LastError     string    `json:"last_error,omitempty"`
+	ProbeMS       int64     `json:"probe_latency_ms,omitempty"`
+}
+
+func targetsCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "targets", Short: "Manage replication targets"}
+	var graphs string
+	var mirror bool
+	add := &cobra.Command{
+		Use:   "add ID URL",
+		Short: "Register a bucket (any provider) that receives a replica",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, err := g.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			defer r.Store().Close()
+			t := replication.Target{ID: args[0], URL: args[1], MirrorDeletes: mirror}
+			if graphs != "" {
+				t.Graphs = strings.Split(graphs, ",")
+			}
+			if err := replication.AddTarget(ctx, r, openTarget, t); err != nil {
+				return err
+			}
+			fmt.Printf("target %s added: %s; run 'graphkeep replicate --target %s' to fill it\n", t.ID, providers.Redact(t.URL), t.ID)
+			return nil
+		},
+	}
+	add.Flags().StringVar(&graphs, "graphs", "", "replicate only these graphs (comma separated; default all)")
+	add.Flags().BoolVar(&mirror, "mirror-deletes", false, "also remove from the target the snapshots forgotten on the primary")
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List targets with their last known status and lag",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return showTargets(cmd.Context(), g, "", false)
+		},
+	}
+	remove := &cobra.Command{
+		Use:   "remove ID",
+		Short: "Stop replicating to a target (its bucket is left as it is)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, err := g.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			defer r.Store().Close()
+			if err := replication.RemoveTarget(ctx, r, args[0]); err != nil {
+				return err
+			}
+			fmt.Printf("target %s removed\n", args[0])
+			return nil
+		},
+	}
+	health := &cobra.Command{
+		Use:   "health [ID]",
+		Short: "Probe targets now (write, read, delete) and show their health and lag",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := ""
+			if len(args) == 1 {
+				id = args[0]
+			}
+			return showTargets(cmd.Context(), g, id, true)
+		},
+	}
+	cmd.AddCommand(add, list, remove, health)
+	return cmd
+}
+
+// showTargets prints targets; with probe it probes each first and records
+// the outcome.
+func showTargets(ctx context.Context, g *globals, only string, probe bool) error {
+	r, err := g.openRepo(ctx)
+	if err != nil {
+		return err
+	}
+	defer r.Store().Close()
+	targets, err := replication.ListTargets(ctx, r)
+	if err != nil {
+		return err
+	}
+	if only != "" {
+		t, err := replication.GetTarget(ctx, r, only)
+		if err != nil {
+			return err
+		}
+		targets = []replication.Target{t}
+	}
+	var lines []targetLine
+	for _, t := range targets {
+		lines = append(lines, targetState(ctx, g, r, t, probe))
+	}
+	if g.json {
+		if lines == nil {
+			lines = []targetLine{}
+		}
+		return printJSON(os.Stdout, lines)
+	}
+	if len(lines) == 0 {
+		fmt.Println("no targets; add one with 'graphkeep targets add ID URL'")
+		return nil
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TARGET\tSTATUS\tLAG\tRPO\tLAST SUCCESS\tURL\tLAST ERROR")
+	for _, l := range lines {
+		last := "never"
+		if !l.LastSuccess.IsZero() {
+			last = l.LastSuccess.Local().Format("2006-01-02 15:04:05")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d snapshots, %s\t%s\t%s\t%s\t%s\n", l.ID, l.Status, l.LagSnapshots, humanBytes(l.LagBytes),
+			(time.Duration(l.RPOSeconds) * time.Second).String(), last, l.URL, l.LastError)
+	}
+	return tw.Flush()
+}
+
+func targetState(ctx context.Context, g *globals, r *repo.Repository, t replication.Target, probe bool) targetLine {
+	line := targetLine{ID: t.ID, URL: providers.Redact(t.URL), Graphs: t.Graphs, MirrorDeletes: t.MirrorDeletes}
+	dst, openErr := openTarget(ctx, t.URL)
+	if dst != nil {
+		defer dst.Close()
+	}
+	if probe {
+		latency, err := time.Duration(0), openErr
+		if err == nil {
+			latency, err = replication.Probe(ctx, dst, 10*time.Second)
+		}
+		_, _ = replication.Record(ctx, r, t.ID, err, latency, replication.Hysteresis{})
+	}
+	st, err := replication.LoadStatus(ctx, r, t.ID)
+	if err == nil {
+		line.Status, line.LastSuccess, line.LastError, line.ProbeMS = st.State, st.LastSuccess, st.LastError, st.ProbeLatency
+	}
+	if openErr != nil {
+		line.LagSnapshots = -1
+		if line.LastError == "" {
+			line.LastError = openErr.Error()
+		}
+		return line
+	}
+	lag, err := replication.ComputeLag(ctx, r, t, dst, g.cache())
+	if err != nil {
+		line.LagSnapshots = -1
+		line.LastError = err.Error()
+		return line
+	}
+	line.LagSnapshots, line.LagBytes, line.RPOSeconds = lag.Snapshots, lag.Bytes, lag.RPOSeconds
+	return line
+}
+
+func replicateCmd(g *globals) *cobra.Command {
+	var graph, target string
+	var watch bool
+	var interval time.Duration
+	cmd := &cobra.Command{
+		Use:   "replicate [--graph G] [--target ID] [--watch]",
+		Short: "Copy what targets lack; with --watch keep reconciling and probing",
+		Long: `replicate brings each target (or --target) up to date: chunks first, then manifests,
+then checkpoints and meta, so a target is a consistent repository at every moment.
+Only objects a target lacks move; a run that is stopped resumes where it stopped.
+With --watch it keeps running: it probes every target each interval, marks them
+HEALTHY, DEGRADED or UNREACHABLE (with hysteresis), and catches up any target that
+answers, backing off from the ones that do not.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			r, err := g.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			defer r.Store().Close()
+			lease, err := leaseOptions()
+			if err != nil {
+				return err
+			}
+			loop := &reconciler{g: g, r: r, graph: graph, only: target, lease: lease, backoff: map[string]*backoff{}}
+			if !watch {
+				return loop.once(ctx, true)
+			}
+			fmt.Fprintf(os.Stderr, "replicating every %s; stop with Ctrl-C\n", interval)
+			for {
+				_ = loop.once(ctx, false)
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(interval):
+				}
+			}
+		},
+	}
+	cmd.Flags().StringVar(&graph, "graph", "", "replicate only this graph")
+	cmd.Flags().StringVar(&target, "target", "", "replicate only to this target")
+	cmd.Flags().BoolVar(&watch, "watch", false, "keep running: probe and reconcile every --interval")
+	cmd.Flags().DurationVar(&interval, "interval", 10*time.Second, "time between rounds with --watch")
+	return cmd
+}
+
+// reconciler runs replication rounds over the targets.
+type reconciler struct {
+	g       *globals
+	r       *repo.Repository
+	graph   string
+	only    string
+	lease   repo.LeaseOptions
+	backoff map[string]*backoff
+}
+
+// backoff spaces attempts at a failing target: 5s doubling to 5 minutes.
+type backoff struct {
+	next  time.Time
+	delay time.Duration
+}
+
+func (b *backoff) failed(now time.Time) {
+	b.delay = min(max(b.delay*2, 5*time.Second), 5*time.Minute)
+	b.next = now.Add(b.delay)
+}
+
+// once probes and replicates every target once. With strict, the first
+// failure is returned (one-shot CLI use); otherwise failures are recorded
+// and reported.
+func (c *reconciler) once(ctx context.Context, strict bool) error {
+	targets, err := replication.ListTargets(ctx, c.r)
+	if err != nil {
+		return err
+	}
+	if c.only != "" {
+		t, err := replication.GetTarget(ctx, c.r, c.only)
+		if err != nil {
+			return err
+		}
+		targets = []replication.Target{t}
+	}
+	if len(targets) == 0 && strict {
+		return errors.New("no targets: add one with 'graphkeep targets add ID URL'")
+	}
+	var failed []string
+	var results []*replication.Result
+	for _, t := range targets {
+		bo := c.backoff[t.ID]
+		if bo == nil {
+			bo = &backoff{}
+			c.backoff[t.ID] = bo
+		}
+		if !strict && time.Now().Before(bo.next) {
+			continue
+		}
+		res, err := c.one(ctx, t)
+		if err != nil {
+			bo.failed(time.Now())
+			failed = append(failed, fmt.Sprintf("%s: %v", t.ID, err))
+			fmt.Fprintf(os.Stderr, "graphkeep: replicate to %s: %v\n", t.ID, err)
+			continue
+		}
+		*bo = backoff{}
+		results = append(results, res)
+		if !c.g.json {
+			fmt.Printf("%s: up to date; copied %d snapshots, %d chunks, %s, %d checkpoints in %s\n", t.ID, res.Snapshots,
+				res.Chunks, humanBytes(res.Bytes), res.Checkpoints, res.Duration.Round(time.Millisecond))
+		}
+	}
+	if c.g.json {
+		if results == nil {
+			results = []*replication.Result{}
+		}
+		_ = printJSON(os.Stdout, results)
+	}
+	if len(failed) > 0 && strict {
+		return errFound
+	}
+	return nil
+}
+
+// one probes a target, replicates to it, and records both outcomes.
+func (c *reconciler) one(ctx context.Context, t replication.Target) (*replication.Result, error) {
+	dst, err := openTarget(ctx, t.URL)
+	if err != nil {
+		_, _ = replication.Record(ctx, c.r, t.ID, err, 0, replication.Hysteresis{})
+		return nil, err
+	}
+	defer dst.Close()
+	latency, err := replication.Probe(ctx, dst, 10*time.Second)
+	st, _ := replication.Record(ctx, c.r, t.ID, err, latency, replication.Hysteresis{})
+	if err != nil {
+		return nil, fmt.Errorf("%s (target is %s)", err, st.State)
+	}
+	res, err := replication.Replicate(ctx, c.r, t, dst, replication.Options{Graph: c.graph, Lease: c.lease, CacheDir: c.g.cache()})
+	_, _ = replication.Record(ctx, c.r, t.ID, err, 0, replication.Hysteresis{})
+	return res, err
+}
+
+func replicationStatusCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "replication", Short: "Replication status"}
+	status := &cobra.Command{
+		Use:   "status [GRAPH]",
+		Short: "Which targets hold each graph's latest snapshot",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			r, err := g.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			defer r.Store().Close()
+			graph := ""
+			if len(args) == 1 {
+				graph = args[0]
+			}
+			rows, err := graphStatus(ctx, g, r, graph)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(os.Stdout, rows)
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "GRAPH\tLATEST\tTARGET\tHOLDS LATEST\tTARGET'S LATEST")
+			for _, row := range rows {
+				for _, tgt := range row.Targets {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", row.Graph, row.Latest, tgt.Target, tgt.HoldsLatest, tgt.Latest)
+				}
+				if len(row.Targets) == 0 {
+					fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\n", row.Graph, row.Latest)
+				}
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.AddCommand(status)
+	return cmd
+}
+
+// graphRow is one graph in `replication status`.
+type graphRow struct {
+	Graph   string       `json:"graph"`
+	Latest  string       `json:"latest"`
+	Targets []graphOnOne `json:"targets"`
+}
+
+type graphOnOne struct {
+	Target      string `json:"target"`
+	HoldsLatest bool   `json:"holds_latest"`
+	Latest      string `json:"latest,omitempty"`
+	Error       string `json:"error,omitempty"`
+}
+
+func graphStatus(ctx context.Context, g *globals, r *repo.Repository, graph string) ([]graphRow, error) {
+	refs, err := r.ListSnapshots(ctx, graph)
+	if err != nil {
+		return nil, err
+	}
+	latest := map[string]string{}
+	var order []string
+	for _, ref := range refs {
+		if _, ok := latest[ref.Graph]; !ok {
+			order = append(order, ref.Graph)
+		}
+		latest[ref.Graph] = ref.ID
+	}
+	targets, err := replication.ListTargets(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	lags := map[string]*replication.Lag{}
+	errs := map[string]string{}
+	for _, t := range targets {
+		dst, err := openTarget(ctx, t.URL)
+		if err == nil {
+			lags[t.ID], err = replication.ComputeLag(ctx, r, t, dst, g.cache())
+			dst.Close()
+		}
+		if err != nil {
+			errs[t.ID] = err.Error()
+		}
+	}
+	rows := []graphRow{}
+	for _, gr := range order {
+		row := graphRow{Graph: gr, Latest: latest[gr], Targets: []graphOnOne{}}
+		for _, t := range targets {
+			if !t.Includes(gr) {
+				continue
+			}
+			one := graphOnOne{Target: t.ID, Error: errs[t.ID]}
+			if lag := lags[t.ID]; lag != nil {
+				one.Latest = lag.Latest[gr]
+				one.HoldsLatest = one.Latest == latest[gr]
+			}
+			row.Targets = append(row.Targets, one)
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}

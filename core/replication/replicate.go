@@ -1,0 +1,261 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/graphkeep/graphkeep/blob"
+	"github.com/graphkeep/graphkeep/core/repo"
+)
+
+// Options tune Replicate; zero fields take defaults.
+type Options struct {
+	// Parallel is how many objects are copied at once. Default 8.
+	Parallel int
+	// ObjectTimeout bounds one object's copy, so a target that stops
+	// answering fails the run instead of hanging it. Default 2 minutes.
+	ObjectTimeout time.Duration
+	// Graph limits this run to one graph; "" means every graph the target
+	// takes.
+	Graph string
+	// Lease tunes the shared lease held on the primary (no prune meanwhile).
+	Lease repo.LeaseOptions
+	// CacheDir is the manifest cache root; "" means the primary's.
+	CacheDir string
+}
+
+func (o *Options) applyDefaults() {
+	if o.Parallel <= 0 {
+		o.Parallel = 8
+	}
+	if o.ObjectTimeout <= 0 {
+		o.ObjectTimeout = 2 * time.Minute
+	}
+}
+
+// Result is what one run moved.
+type Result struct {
+	Target      string        `json:"target"`
+	Snapshots   int           `json:"snapshots_copied"`
+	Chunks      int           `json:"chunks_copied"`
+	Bytes       int64         `json:"bytes_copied"`
+	Checkpoints int           `json:"checkpoints_copied"`
+	Deleted     int           `json:"snapshots_deleted"`
+	Duration    time.Duration `json:"duration_ns"`
+}
+
+// Replicate brings target t (storage dst) up to date with r. The order
+// keeps the target consistent at every instant: the config first, then for
+// each missing snapshot its missing chunks and only then its manifest, then
+// checkpoints whose snapshots are all there, then meta. Killed at any point,
+// a later run resumes where this one stopped.
+func Replicate(ctx context.Context, r *repo.Repository, t Target, dst blob.Store, opts Options) (*Result, error) {
+	opts.applyDefaults()
+	start := time.Now()
+	res := &Result{Target: t.ID}
+	lease, err := r.AcquireLease(ctx, repo.Shared, "replicate to "+t.ID, opts.Lease)
+	if err != nil {
+		return res, err
+	}
+	defer lease.Release()
+
+	c := &copier{src: r.Store(), dst: dst, opts: opts, res: res}
+	if err := ensureConfig(ctx, r, c); err != nil {
+		return res, err
+	}
+	view := r.OnStore(dst, opts.CacheDir)
+	have, err := view.ListSnapshots(ctx, "")
+	if err != nil {
+		return res, fmt.Errorf("target %s: %w", t.ID, err)
+	}
+	onTarget := map[string]bool{}
+	targetChunks := map[repo.ChunkID]bool{}
+	for _, ref := range have {
+		onTarget[ref.Key()] = true
+		m, err := view.Cache().Manifest(ctx, ref)
+		if err != nil {
+			return res, fmt.Errorf("target %s: read manifest %s: %w", t.ID, ref.Key(), err)
+		}
+		for id := range m.ChunkIDs() {
+			targetChunks[id] = true
+		}
+	}
+	idx, err := r.Cache().Index(ctx)
+	if err != nil {
+		return res, err
+	}
+	onPrimary := map[string]bool{}
+	for _, ref := range idx.Snapshots {
+		onPrimary[ref.Key()] = true
+		if !t.Includes(ref.Graph) || (opts.Graph != "" && ref.Graph != opts.Graph) || onTarget[ref.Key()] {
+			continue
+		}
+		m, err := r.Cache().Manifest(ctx, ref)
+		if errors.Is(err, repo.ErrSnapshotMissing) {
+			continue // forgotten since the listing
+		}
+		if err != nil {
+			return res, err
+		}
+		var need []repo.ChunkID
+		for id := range m.ChunkIDs() {
+			if !targetChunks[id] {
+				need = append(need, id)
+			}
+		}
+		if err := c.chunks(ctx, need); err != nil {
+			return res, fmt.Errorf("target %s: snapshot %s/%s: %w", t.ID, ref.Graph, ref.ID, err)
+		}
+		for _, id := range need {
+			targetChunks[id] = true
+		}
+		if err := c.object(ctx, ref.Key(), true); err != nil {
+			return res, fmt.Errorf("target %s: manifest %s/%s: %w", t.ID, ref.Graph, ref.ID, err)
+		}
+		onTarget[ref.Key()] = true
+		res.Snapshots++
+	}
+	if err := c.checkpoints(ctx, r, onTarget); err != nil {
+		return res, fmt.Errorf("target %s: %w", t.ID, err)
+	}
+	if err := c.meta(ctx); err != nil {
+		return res, fmt.Errorf("target %s: %w", t.ID, err)
+	}
+	if t.MirrorDeletes && opts.Graph == "" {
+		for _, ref := range have {
+			if t.Includes(ref.Graph) && !onPrimary[ref.Key()] {
+				if err := view.DeleteSnapshot(ctx, ref); err != nil {
+					return res, fmt.Errorf("target %s: %w", t.ID, err)
+				}
+				res.Deleted++
+			}
+		}
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// ensureConfig copies graphkeep.repo to an empty target, or checks that the
+// target holds this repository.
+func ensureConfig(ctx context.Context, r *repo.Repository, c *copier) error {
+	cfg, ok, err := repo.ReadConfig(ctx, c.dst)
+	switch {
+	case err != nil:
+		return fmt.Errorf("read the target's config: %w", err)
+	case ok && cfg.ID != r.ID():
+		return fmt.Errorf("%s: %w (id %s, this repository is %s)", c.dst.Location(), ErrForeignTarget, cfg.ID, r.ID())
+	case ok:
+		return nil
+	}
+	return c.object(ctx, repo.ConfigKey, true)
+}
+
+// copier moves objects as stored, with bounded parallelism and a timeout
+// per object.
+type copier struct {
+	src, dst blob.Store
+	opts     Options
+	res      *Result
+	mu       sync.Mutex
+}
+
+// object copies key; with ifAbsent an object already there is success.
+func (c *copier) object(ctx context.Context, key string, ifAbsent bool) error {
+	octx, cancel := context.WithTimeout(ctx, c.opts.ObjectTimeout)
+	defer cancel()
+	n, err := blob.Transfer(octx, c.dst, key, c.src, key, &blob.PutOptions{IfAbsent: ifAbsent}, blob.RetryPolicy{Attempts: 3})
+	if ifAbsent && errors.Is(err, blob.ErrExists) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	atomic.AddInt64(&c.res.Bytes, n)
+	return nil
+}
+
+// chunks copies the chunks the target lacks. A chunk already there (from
+// a run that was killed before its manifest) is not copied again.
+func (c *copier) chunks(ctx context.Context, ids []repo.ChunkID) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(c.opts.Parallel)
+	for _, id := range ids {
+		key := repo.ChunkKey(id)
+		g.Go(func() error {
+			sctx, cancel := context.WithTimeout(gctx, c.opts.ObjectTimeout)
+			there, err := blob.Exists(sctx, c.dst, key)
+			cancel()
+			if err != nil {
+				return err
+			}
+			if there {
+				return nil
+			}
+			if err := c.object(gctx, key, false); err != nil {
+				return err
+			}
+			c.mu.Lock()
+			c.res.Chunks++
+			c.mu.Unlock()
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// checkpoints copies each checkpoint whose snapshots are all on the target.
+func (c *copier) checkpoints(ctx context.Context, r *repo.Repository, onTarget map[string]bool) error {
+	ids, err := r.ListCheckpoints(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		key := repo.CheckpointPrefix + id
+		if there, err := blob.Exists(ctx, c.dst, key); err != nil || there {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		cp, err := r.LoadCheckpoint(ctx, id)
+		if err != nil {
+			return err
+		}
+		complete := true
+		for _, s := range cp.Snapshots {
+			if !onTarget[repo.SnapshotRef{Graph: s.Graph, ID: s.ID}.Key()] {
+				complete = false
+			}
+		}
+		if !complete {
+			continue // a partial target does not claim the checkpoint
+		}
+		if err := c.object(ctx, key, true); err != nil {
+			return err
+		}
+		c.res.Checkpoints++
+	}
+	return nil
+}
+
+// meta copies the shared documents (targets, failover record) that differ,
+// so a promoted target knows everything the primary knew. Per-target status
+// stays with the primary that measured it.
+func (c *copier) meta(ctx context.Context) error {
+	return blob.Walk(ctx, c.src, repo.MetaPrefix, func(o blob.Object) error {
+		if strings.HasPrefix(o.Key, repo.MetaPrefix+statusDir+"/") {
+			return nil
+		}
+		if a, err := c.dst.Stat(ctx, o.Key); err == nil && a.Size == o.Size && !a.ModTime.Before(o.ModTime) {
+			return nil
+		}
+		return c.object(ctx, o.Key, false)
+	})
+}
