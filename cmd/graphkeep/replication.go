@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -192,16 +192,17 @@ func targetState(ctx context.Context, g *globals, r *repo.Repository, t replicat
 func replicateCmd(g *globals) *cobra.Command {
 	var graph, target string
 	var watch bool
-	var interval time.Duration
+	var interval, probeTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "replicate [--graph G] [--target ID] [--watch]",
 		Short: "Copy what targets lack; with --watch keep reconciling and probing",
 		Long: `replicate brings each target (or --target) up to date: chunks first, then manifests,
 then checkpoints and meta, so a target is a consistent repository at every moment.
 Only objects a target lacks move; a run that is stopped resumes where it stopped.
-With --watch it keeps running: it probes every target each interval, marks them
-HEALTHY, DEGRADED or UNREACHABLE (with hysteresis), and catches up any target that
-answers, backing off from the ones that do not.`,
+With --watch it keeps running: it probes every target each --interval and marks
+them HEALTHY, DEGRADED or UNREACHABLE (with hysteresis), and catches up every
+target that answers, backing off from those that do not. Exit status 1 when a
+one-shot run could not bring every target up to date.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -214,120 +215,68 @@ answers, backing off from the ones that do not.`,
 			if err != nil {
 				return err
 			}
-			loop := &reconciler{g: g, r: r, graph: graph, only: target, lease: lease, backoff: map[string]*backoff{}}
-			if !watch {
-				return loop.once(ctx, true)
+			opts := replication.WatchOptions{
+				Interval: interval, ProbeTimeout: probeTimeout, Only: target,
+				Replicate: replication.Options{Graph: graph, Lease: lease, CacheDir: g.cache()},
 			}
-			fmt.Fprintf(os.Stderr, "replicating every %s; stop with Ctrl-C\n", interval)
-			for {
-				_ = loop.once(ctx, false)
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(interval):
+			if watch {
+				opts.OnEvent = func(e replication.Event) { printEvent(g.json, e) }
+				fmt.Fprintf(os.Stderr, "replicating every %s; stop with Ctrl-C\n", opts.Interval)
+				return replication.Watch(ctx, r, openTarget, opts)
+			}
+			results, err := replication.RunOnce(ctx, r, openTarget, opts)
+			if g.json {
+				if results == nil {
+					results = []*replication.Result{}
+				}
+				if perr := printJSON(os.Stdout, results); perr != nil {
+					return perr
+				}
+			} else {
+				for _, res := range results {
+					printResult(res)
 				}
 			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&graph, "graph", "", "replicate only this graph")
 	cmd.Flags().StringVar(&target, "target", "", "replicate only to this target")
 	cmd.Flags().BoolVar(&watch, "watch", false, "keep running: probe and reconcile every --interval")
 	cmd.Flags().DurationVar(&interval, "interval", 10*time.Second, "time between rounds with --watch")
+	cmd.Flags().DurationVar(&probeTimeout, "probe-timeout", 5*time.Second, "how long a probe may take")
 	return cmd
 }
 
-// reconciler runs replication rounds over the targets.
-type reconciler struct {
-	g       *globals
-	r       *repo.Repository
-	graph   string
-	only    string
-	lease   repo.LeaseOptions
-	backoff map[string]*backoff
+func printResult(res *replication.Result) {
+	fmt.Printf("%s: up to date; copied %d snapshots, %d chunks, %s, %d checkpoints in %s\n", res.Target, res.Snapshots,
+		res.Chunks, humanBytes(res.Bytes), res.Checkpoints, res.Duration.Round(time.Millisecond))
 }
 
-// backoff spaces attempts at a failing target: 5s doubling to 5 minutes.
-type backoff struct {
-	next  time.Time
-	delay time.Duration
-}
-
-func (b *backoff) failed(now time.Time) {
-	b.delay = min(max(b.delay*2, 5*time.Second), 5*time.Minute)
-	b.next = now.Add(b.delay)
-}
-
-// once probes and replicates every target once. With strict, the first
-// failure is returned (one-shot CLI use); otherwise failures are recorded
-// and reported.
-func (c *reconciler) once(ctx context.Context, strict bool) error {
-	targets, err := replication.ListTargets(ctx, c.r)
-	if err != nil {
-		return err
-	}
-	if c.only != "" {
-		t, err := replication.GetTarget(ctx, c.r, c.only)
-		if err != nil {
-			return err
+func printEvent(jsonOut bool, e replication.Event) {
+	if jsonOut {
+		line := map[string]any{"time": e.Time, "target": e.Target, "kind": e.Kind, "state": e.State, "result": e.Result}
+		if e.Err != nil {
+			line["error"] = e.Err.Error()
 		}
-		targets = []replication.Target{t}
+		_ = json.NewEncoder(os.Stdout).Encode(line)
+		return
 	}
-	if len(targets) == 0 && strict {
-		return errors.New("no targets: add one with 'graphkeep targets add ID URL'")
-	}
-	var failed []string
-	var results []*replication.Result
-	for _, t := range targets {
-		bo := c.backoff[t.ID]
-		if bo == nil {
-			bo = &backoff{}
-			c.backoff[t.ID] = bo
+	switch e.Kind {
+	case "state":
+		why := ""
+		if e.Err != nil {
+			why = ": " + e.Err.Error()
 		}
-		if !strict && time.Now().Before(bo.next) {
-			continue
+		fmt.Printf("%s %s is %s%s\n", e.Time.Local().Format("15:04:05"), e.Target, e.State, why)
+	case "replicated":
+		if e.Result.Snapshots > 0 || e.Result.Chunks > 0 || e.Result.Deleted > 0 {
+			fmt.Print(e.Time.Local().Format("15:04:05"), " ")
+			printResult(e.Result)
 		}
-		res, err := c.one(ctx, t)
-		if err != nil {
-			bo.failed(time.Now())
-			failed = append(failed, fmt.Sprintf("%s: %v", t.ID, err))
-			fmt.Fprintf(os.Stderr, "graphkeep: replicate to %s: %v\n", t.ID, err)
-			continue
-		}
-		*bo = backoff{}
-		results = append(results, res)
-		if !c.g.json {
-			fmt.Printf("%s: up to date; copied %d snapshots, %d chunks, %s, %d checkpoints in %s\n", t.ID, res.Snapshots,
-				res.Chunks, humanBytes(res.Bytes), res.Checkpoints, res.Duration.Round(time.Millisecond))
-		}
+	case "failed":
+		fmt.Printf("%s %s: replication failed: %v (will retry)\n", e.Time.Local().Format("15:04:05"), e.Target, e.Err)
 	}
-	if c.g.json {
-		if results == nil {
-			results = []*replication.Result{}
-		}
-		_ = printJSON(os.Stdout, results)
-	}
-	if len(failed) > 0 && strict {
-		return errFound
-	}
-	return nil
-}
-
-// one probes a target, replicates to it, and records both outcomes.
-func (c *reconciler) one(ctx context.Context, t replication.Target) (*replication.Result, error) {
-	dst, err := openTarget(ctx, t.URL)
-	if err != nil {
-		_, _ = replication.Record(ctx, c.r, t.ID, err, 0, replication.Hysteresis{})
-		return nil, err
-	}
-	defer dst.Close()
-	latency, err := replication.Probe(ctx, dst, 10*time.Second)
-	st, _ := replication.Record(ctx, c.r, t.ID, err, latency, replication.Hysteresis{})
-	if err != nil {
-		return nil, fmt.Errorf("%s (target is %s)", err, st.State)
-	}
-	res, err := replication.Replicate(ctx, c.r, t, dst, replication.Options{Graph: c.graph, Lease: c.lease, CacheDir: c.g.cache()})
-	_, _ = replication.Record(ctx, c.r, t.ID, err, 0, replication.Hysteresis{})
-	return res, err
 }
 
 func replicationStatusCmd(g *globals) *cobra.Command {
