@@ -30,7 +30,7 @@ type targetLine struct {
 	Graphs        []string  `json:"graphs,omitempty"`
 	MirrorDeletes bool      `json:"mirror_deletes"`
 	Status        string    `json:"status"`
-	LagSnapshots  int       `json:"lag_snapshots"`
+	LagSnapshots  int       `json:"lag_snapshots"` // -1: unknown (target unreachable)
 	LagBytes      int64     `json:"lag_bytes"`
 	RPOSeconds    float64   `json:"rpo_seconds"`
 	LastSuccess   time.Time `json:"last_success"`
@@ -149,8 +149,12 @@ func showTargets(ctx context.Context, g *globals, only string, probe bool) error
 		if !l.LastSuccess.IsZero() {
 			last = l.LastSuccess.Local().Format("2006-01-02 15:04:05")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d snapshots, %s\t%s\t%s\t%s\t%s\n", l.ID, l.Status, l.LagSnapshots, humanBytes(l.LagBytes),
-			(time.Duration(l.RPOSeconds) * time.Second).String(), last, l.URL, l.LastError)
+		lag, rpo := "unknown", "unknown"
+		if l.LagSnapshots >= 0 {
+			lag = fmt.Sprintf("%d snapshots, %s", l.LagSnapshots, humanBytes(l.LagBytes))
+			rpo = (time.Duration(l.RPOSeconds) * time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.ID, l.Status, lag, rpo, last, l.URL, l.LastError)
 	}
 	return tw.Flush()
 }
@@ -170,7 +174,10 @@ func targetState(ctx context.Context, g *globals, r *repo.Repository, t replicat
 	}
 	st, err := replication.LoadStatus(ctx, r, t.ID)
 	if err == nil {
-		line.Status, line.LastSuccess, line.LastError, line.ProbeMS = st.State, st.LastSuccess, st.LastError, st.ProbeLatency
+		line.Status, line.LastSuccess, line.ProbeMS = st.State, st.LastSuccess, st.ProbeLatency
+		if st.LastErrorTime.After(st.LastSuccess) {
+			line.LastError = st.LastError // an error since fixed is history, not status
+		}
 	}
 	if openErr != nil {
 		line.LagSnapshots = -1

@@ -47,6 +47,28 @@ step "8. Verify every chunk of every snapshot (download, decrypt, hash)"
 step "9. Keep the last snapshot of each graph, prune the rest"
 "$GK" forget --keep-last 1 --prune | tail -2
 
+step "10. Replicate to two more local folders (any provider works the same way)"
+mkdir -p "$DEMO_DIR/replica-east" "$DEMO_DIR/replica-west"
+"$GK" targets add east "file://$DEMO_DIR/replica-east"
+"$GK" targets add west "file://$DEMO_DIR/replica-west"
+"$GK" replicate
+"$GK" replicate   # nothing left to copy
+
+step "11. West is taken away; backups go on; west comes back and catches up"
+mv "$DEMO_DIR/replica-west" "$DEMO_DIR/replica-west.away"
+"$GK" fixture grow "$GRAPHKEEP_GRAPHS_ROOT" gamma --percent 2
+"$GK" backup gamma
+"$GK" replicate || echo "(replication to west failed, as it should while west is away; east is up to date)"
+"$GK" targets list
+mv "$DEMO_DIR/replica-west.away" "$DEMO_DIR/replica-west"
+"$GK" replicate
+"$GK" targets health
+"$GK" replication status
+
+step "12. Restore gamma from the west replica alone"
+GRAPHKEEP_REPO="file://$DEMO_DIR/replica-west" "$GK" restore gamma latest --to "$DEMO_DIR/restored-from-west/gamma"
+diff -r "$GRAPHKEEP_GRAPHS_ROOT/gamma" "$DEMO_DIR/restored-from-west/gamma" && echo "byte-identical to the live graph"
+
 step "Summary"
 "$GK" stats
 echo
