@@ -16,7 +16,7 @@ export GRAPHKEEP_MINIO_IMAGE := $(MINIO_IMAGE)
 # Tests never ask a cloud metadata service for credentials.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: all build test test-unit lint demo bench minio-image clean
+.PHONY: all build test test-unit lint demo bench minio-image rclone clean
 
 all: build
 
@@ -55,16 +55,26 @@ demo: build
 	@integration/demo/demo.sh
 
 RESTIC := $(CACHE)/bin/restic
+MINIO_BIN := $(CACHE)/minio/minio
 
 $(RESTIC):
 	GOBIN=$(CURDIR)/$(CACHE)/bin $(GO) install github.com/restic/restic/cmd/restic@v0.18.1
 
-## bench: Go micro-benchmarks, then graphkeep against restic on ~540 MB of
-## LightRAG-shaped data (and graphkeep alone on ~2 GB for memory scaling).
+$(MINIO_BIN):
+	mkdir -p $(CACHE)/minio
+	CGO_ENABLED=0 GOBIN=$(CURDIR)/$(CACHE)/minio $(GO) install $(MINIO_MODULE)
+
+# rclone (Debian's package) for the replication comparison.
+rclone:
+	@command -v rclone >/dev/null || { apt-get update -qq && apt-get install -y -qq rclone; }
+
+## bench: Go micro-benchmarks; graphkeep against restic on ~420 MB of
+## LightRAG-shaped data; replication against rclone copy (local folder and
+## MinIO on loopback); graphkeep alone on ~1.6 GB for memory scaling.
 ## Needs about 8 GB of free disk under .cache/bench.
-bench: build $(RESTIC)
+bench: build $(RESTIC) $(MINIO_BIN) rclone
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./core/...
-	$(GO) run ./integration/bench -graphkeep $(BIN) -restic $(RESTIC)
+	$(GO) run ./integration/bench -graphkeep $(BIN) -restic $(RESTIC) -minio $(MINIO_BIN)
 
 clean:
 	rm -rf bin $(CACHE)

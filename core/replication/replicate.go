@@ -67,9 +67,13 @@ func Replicate(ctx context.Context, r *repo.Repository, t Target, dst blob.Store
 	defer lease.Release()
 
 	c := &copier{src: r.Store(), dst: dst, opts: opts, res: res}
-	if err := ensureConfig(ctx, r, c); err != nil {
+	fresh, err := ensureConfig(ctx, r, c)
+	if err != nil {
 		return res, err
 	}
+	// A target that held nothing when this run began has no chunk to find:
+	// skip the HEAD before each copy.
+	c.fresh = fresh
 	view := r.OnStore(dst, opts.CacheDir)
 	have, err := view.ListSnapshots(ctx, "")
 	if err != nil {
@@ -143,18 +147,22 @@ func Replicate(ctx context.Context, r *repo.Repository, t Target, dst blob.Store
 }
 
 // ensureConfig copies graphkeep.repo to an empty target, or checks that the
-// target holds this repository.
-func ensureConfig(ctx context.Context, r *repo.Repository, c *copier) error {
+// target holds this repository. fresh reports that the target was empty.
+func ensureConfig(ctx context.Context, r *repo.Repository, c *copier) (fresh bool, err error) {
 	cfg, ok, err := repo.ReadConfig(ctx, c.dst)
 	switch {
 	case err != nil:
-		return fmt.Errorf("read the target's config: %w", err)
+		return false, fmt.Errorf("read the target's config: %w", err)
 	case ok && cfg.ID != r.ID():
-		return fmt.Errorf("%s: %w (id %s, this repository is %s)", c.dst.Location(), ErrForeignTarget, cfg.ID, r.ID())
+		return false, fmt.Errorf("%s: %w (id %s, this repository is %s)", c.dst.Location(), ErrForeignTarget, cfg.ID, r.ID())
 	case ok:
-		return nil
+		return false, nil
 	}
-	return c.object(ctx, repo.ConfigKey, true)
+	empty := true
+	if objs, _, err := c.dst.List(ctx, blob.ListOptions{Prefix: repo.ChunkPrefix, PageSize: 1}); err != nil || len(objs) > 0 {
+		empty = false
+	}
+	return empty, c.object(ctx, repo.ConfigKey, true)
 }
 
 // copier moves objects as stored, with bounded parallelism and a timeout
@@ -163,6 +171,7 @@ type copier struct {
 	src, dst blob.Store
 	opts     Options
 	res      *Result
+	fresh    bool // the target held no chunks when the run began
 	mu       sync.Mutex
 }
 
@@ -189,14 +198,16 @@ func (c *copier) chunks(ctx context.Context, ids []repo.ChunkID) error {
 	for _, id := range ids {
 		key := repo.ChunkKey(id)
 		g.Go(func() error {
-			sctx, cancel := context.WithTimeout(gctx, c.opts.ObjectTimeout)
-			there, err := blob.Exists(sctx, c.dst, key)
-			cancel()
-			if err != nil {
-				return err
-			}
-			if there {
-				return nil
+			if !c.fresh {
+				sctx, cancel := context.WithTimeout(gctx, c.opts.ObjectTimeout)
+				there, err := blob.Exists(sctx, c.dst, key)
+				cancel()
+				if err != nil {
+					return err
+				}
+				if there {
+					return nil
+				}
 			}
 			if err := c.object(gctx, key, false); err != nil {
 				return err

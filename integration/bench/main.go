@@ -32,6 +32,8 @@ var (
 	bigMB        = flag.Int("big", 2100, "size in MB of the larger set for graphkeep's RSS scaling (0 skips it)")
 	rounds       = flag.Int("rounds", 3, "rounds per tool")
 	growPercent  = flag.Float64("grow", 2, "percent more documents per graph for the growth step")
+	rcloneBin    = flag.String("rclone", "rclone", "rclone binary for the replication comparison (\"\" skips it)")
+	minioBin     = flag.String("minio", ".cache/minio/minio", "MinIO server binary for the replication comparison")
 )
 
 var graphs = []string{"alpha", "beta", "gamma"}
@@ -74,6 +76,9 @@ func main() {
 		}
 	}
 	report(results, size)
+	if *rcloneBin != "" {
+		replicationBench(dir)
+	}
 	if *bigMB > 0 {
 		scaling(dir, base, size)
 	}
