@@ -334,3 +334,32 @@ func TestCLIForgetPruneAndStats(t *testing.T) {
 		t.Fatalf("stats after prune: %+v", st.Repository)
 	}
 }
+
+// TestBackupReplicateWarnsOnOutage: with --replicate, a target that is
+// gone is a warning; the backup succeeds and is committed.
+func TestBackupReplicateWarnsOnOutage(t *testing.T) {
+	e := newEnv(t)
+	e.graph("g1", 3)
+	e.ok("init")
+	target := filepath.Join(e.dir, "replica")
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("targets", "add", "local", "file://"+target)
+	out := e.ok("backup", "g1", "--replicate")
+	if !strings.Contains(out, "local: up to date; copied 1 snapshots") {
+		t.Fatalf("backup --replicate did not replicate: %s", out)
+	}
+	if err := os.Rename(target, target+".gone"); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := e.run("backup", "g1", "--replicate")
+	if code != 0 || !strings.Contains(errOut, "warning: replication after backup") {
+		t.Fatalf("backup with the target gone: exit %d, stderr %s", code, errOut)
+	}
+	var snaps []snapshotLine
+	e.jsonOut(&snaps, "snapshots", "g1")
+	if len(snaps) != 2 {
+		t.Fatalf("%d snapshots, want 2", len(snaps))
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/lightrag"
+	"github.com/graphkeep/graphkeep/core/replication"
 	"github.com/graphkeep/graphkeep/core/repo"
 )
 
@@ -78,7 +79,7 @@ type backupLine struct {
 }
 
 func backupCmd(g *globals) *cobra.Command {
-	var all bool
+	var all, replicate bool
 	cmd := &cobra.Command{
 		Use:   "backup GRAPH... | --all",
 		Short: "Snapshot graphs into the repository",
@@ -146,6 +147,20 @@ func backupCmd(g *globals) *cobra.Command {
 					return err
 				}
 			}
+			if replicate && failed < len(sources) {
+				// The snapshots are committed; a target outage is reported,
+				// never a failed backup.
+				results, err := replication.RunOnce(ctx, r, openTarget, replication.WatchOptions{
+					Replicate: replication.Options{Lease: lease, CacheDir: g.cache()}})
+				for _, res := range results {
+					if !g.json {
+						printResult(res)
+					}
+				}
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "graphkeep: warning: replication after backup: %v; the backup succeeded, 'graphkeep replicate' (or replicate --watch) will catch up\n", err)
+				}
+			}
 			if failed > 0 {
 				if g.json {
 					return errFound
@@ -156,6 +171,7 @@ func backupCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "back up every known graph")
+	cmd.Flags().BoolVar(&replicate, "replicate", false, "then replicate to every target (a target outage is a warning, never a failed backup)")
 	return cmd
 }
 

@@ -44,6 +44,10 @@ type RestoreResult struct {
 	Duration time.Duration
 }
 
+// writebackEvery is how much a restore writes before asking the kernel to
+// start putting it on disk.
+const writebackEvery = 8 << 20
+
 // parallelFiles is how many files a restore writes at once.
 const parallelFiles = 3
 
@@ -237,7 +241,7 @@ func writeFile(root *os.Root, name string, f repo.FileEntry, fetch *fetcher, pro
 	}
 	bw := bufio.NewWriterSize(out, 1<<20)
 	sum := sha256.New()
-	var size int64
+	var size, flushed int64
 	for data, err := range fetch.chunks(f.Chunks) {
 		if err != nil {
 			validate.cancel()
@@ -249,6 +253,16 @@ func writeFile(root *os.Root, name string, f repo.FileEntry, fetch *fetcher, pro
 		if _, err := bw.Write(data); err != nil {
 			validate.cancel()
 			return nil, fmt.Errorf("%s: %w", f.Path, err)
+		}
+		if size-flushed >= writebackEvery {
+			// Start writing to disk now, so the fsync at the end has little
+			// left to wait for.
+			if err := bw.Flush(); err != nil {
+				validate.cancel()
+				return nil, fmt.Errorf("%s: %w", f.Path, err)
+			}
+			startWriteback(out, flushed, size-flushed)
+			flushed = size
 		}
 		progress(int64(len(data)))
 	}
