@@ -275,6 +275,9 @@ func (b *builder) read(e *repo.FileEntry) (stable bool, err error) {
 	}
 	st := validate.finish()
 
+	if afterReadHook != nil {
+		afterReadHook(path)
+	}
 	if !unchanged(path, e, size) {
 		b.advance(-size, 0)
 		return false, nil
@@ -346,6 +349,10 @@ func walk(dir string) ([]repo.FileEntry, error) {
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Path < entries[j].Path })
 	return entries, nil
 }
+
+// afterReadHook lets tests change a file between reading it and checking
+// that it did not change.
+var afterReadHook func(path string)
 
 // racyWindow: file times have coarse granularity (a few milliseconds), so
 // a file modified this recently may still be being written with the same
