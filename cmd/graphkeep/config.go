@@ -16,6 +16,7 @@ import (
 
 	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/recovery"
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/core/retention"
 	"github.com/graphkeep/graphkeep/providers"
@@ -29,6 +30,9 @@ type fileConfig struct {
 	PasswordFile string            `yaml:"password_file"`
 	CacheDir     string            `yaml:"cache_dir"`
 	Retention    retention.Policy  `yaml:"retention"`
+	// BackupInterval is how often graphs should be backed up (health calls
+	// a graph stale after two intervals).
+	BackupInterval time.Duration `yaml:"backup_interval"`
 }
 
 // globals are the flags every command takes.
@@ -41,7 +45,8 @@ type globals struct {
 	cacheDir     string
 	json         bool
 
-	file fileConfig
+	file          fileConfig
+	redirectNoted bool
 }
 
 // load reads the config file, if any. Flags win over the environment, which
@@ -68,7 +73,16 @@ func (g *globals) repoURL() (string, error) {
 	if u == "" {
 		return "", errors.New("no repository: give --repo URL, set GRAPHKEEP_REPO, or set repo: in the config file")
 	}
-	return u, nil
+	// A failover recorded on this machine moves the primary.
+	to, r, err := recovery.Resolve(recovery.StateDir(), u)
+	if err != nil {
+		return "", err
+	}
+	if r != nil && !g.redirectNoted {
+		g.redirectNoted = true
+		fmt.Fprintf(os.Stderr, "graphkeep: %s failed over to %s at %s; using it\n", providers.Redact(u), providers.Redact(to), r.Time.Format(time.RFC3339))
+	}
+	return to, nil
 }
 
 func (g *globals) password() (string, error) {

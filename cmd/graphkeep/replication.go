@@ -60,6 +60,9 @@ func targetsCmd(g *globals) *cobra.Command {
 			if err := replication.AddTarget(ctx, r, openTarget, t); err != nil {
 				return err
 			}
+			if u, err := g.repoURL(); err == nil {
+				rememberTargets(ctx, r, u)
+			}
 			fmt.Printf("target %s added: %s; run 'graphkeep replicate --target %s' to fill it\n", t.ID, providers.Redact(t.URL), t.ID)
 			return nil
 		},
@@ -120,6 +123,9 @@ func showTargets(ctx context.Context, g *globals, only string, probe bool) error
 	targets, err := replication.ListTargets(ctx, r)
 	if err != nil {
 		return err
+	}
+	if u, err := g.repoURL(); err == nil {
+		rememberTargets(ctx, r, u)
 	}
 	if only != "" {
 		t, err := replication.GetTarget(ctx, r, only)

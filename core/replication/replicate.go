@@ -60,6 +60,9 @@ func Replicate(ctx context.Context, r *repo.Repository, t Target, dst blob.Store
 	opts.applyDefaults()
 	start := time.Now()
 	res := &Result{Target: t.ID}
+	if dst.Location() == r.Store().Location() {
+		return res, fmt.Errorf("target %s is the primary itself (after a failover?): remove it with 'graphkeep targets remove %s'", t.ID, t.ID)
+	}
 	lease, err := r.AcquireLease(ctx, repo.Shared, "replicate to "+t.ID, opts.Lease)
 	if err != nil {
 		return res, err

@@ -1,0 +1,109 @@
+// Package recovery answers the operator's question when the primary storage
+// is lost: which consistent state of all my graphs can I bring back, from
+// where, and how. Checkpoints name one snapshot per graph; validation
+// checks every copy; failover promotes a target to primary.
+package recovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/repo"
+)
+
+// ErrNoCheckpoint: no such checkpoint (or none at all).
+var ErrNoCheckpoint = errors.New("no such checkpoint")
+
+// CreateOptions tune CreateCheckpoint.
+type CreateOptions struct {
+	Note   string
+	Backup backup.Options
+}
+
+// CreateCheckpoint snapshots every source, then writes one checkpoint
+// naming those snapshots with their LightRAG counts. The checkpoint is
+// written only after every snapshot it names exists; if any graph fails
+// to back up, no checkpoint is written.
+func CreateCheckpoint(ctx context.Context, r *repo.Repository, sources []backup.Source, opts CreateOptions) (*repo.Checkpoint, error) {
+	if len(sources) == 0 {
+		return nil, errors.New("a checkpoint needs at least one graph")
+	}
+	start := time.Now()
+	cp := &repo.Checkpoint{Version: repo.FormatVersion, ID: repo.NewSnapshotID(start), Time: start.UTC(), Note: opts.Note}
+	for _, src := range sources {
+		res, err := backup.Create(ctx, r, src, opts.Backup)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint not written: %w", err)
+		}
+		m := res.Manifest
+		cp.Snapshots = append(cp.Snapshots, repo.CheckpointSnapshot{Graph: m.Graph, ID: m.ID, LightRAG: m.LightRAG})
+	}
+	if err := r.SaveCheckpoint(ctx, cp); err != nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
+// Checkpoints returns every checkpoint, newest first.
+func Checkpoints(ctx context.Context, r *repo.Repository) ([]*repo.Checkpoint, error) {
+	ids, err := r.ListCheckpoints(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list checkpoints: %w", err)
+	}
+	var out []*repo.Checkpoint
+	for _, id := range ids {
+		cp, err := r.LoadCheckpoint(ctx, id)
+		if errors.Is(err, repo.ErrSnapshotMissing) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cp)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
+	return out, nil
+}
+
+// Find resolves "latest", a full id, or a unique prefix of one.
+func Find(ctx context.Context, r *repo.Repository, id string) (*repo.Checkpoint, error) {
+	all, err := Checkpoints(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if len(all) == 0 {
+		return nil, fmt.Errorf("%w: there are no checkpoints; create one with 'graphkeep checkpoint create'", ErrNoCheckpoint)
+	}
+	if id == "latest" || id == "" {
+		return all[0], nil
+	}
+	var match []*repo.Checkpoint
+	for _, cp := range all {
+		if cp.ID == id {
+			return cp, nil
+		}
+		if len(id) >= 4 && len(cp.ID) > len(id) && cp.ID[:len(id)] == id {
+			match = append(match, cp)
+		}
+	}
+	if len(match) == 1 {
+		return match[0], nil
+	}
+	return nil, fmt.Errorf("%w: %q (see 'graphkeep checkpoint list')", ErrNoCheckpoint, id)
+}
+
+// DeleteCheckpoint removes a checkpoint: its snapshots are no longer pinned
+// (they stay until retention forgets them).
+func DeleteCheckpoint(ctx context.Context, r *repo.Repository, id string) error {
+	if _, err := r.LoadCheckpoint(ctx, id); err != nil {
+		return fmt.Errorf("%w: %v", ErrNoCheckpoint, err)
+	}
+	if err := r.Store().Delete(ctx, repo.CheckpointPrefix+id); err != nil {
+		return err
+	}
+	return r.DeleteMeta(ctx, validationDir+"/"+id)
+}

@@ -1,0 +1,209 @@
+package recovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/replication"
+	"github.com/graphkeep/graphkeep/core/repo"
+)
+
+// Switch records one failover: which copy became the primary.
+type Switch struct {
+	Time       time.Time `json:"time"`
+	From       string    `json:"from"`
+	To         string    `json:"to"`
+	Target     string    `json:"target"`
+	Checkpoint string    `json:"checkpoint,omitempty"`
+	Host       string    `json:"host"`
+	Forced     bool      `json:"forced"`
+	Automatic  bool      `json:"automatic"`
+}
+
+const failoverDir = "failover"
+
+// OldPrimaryTarget is the target id the old primary gets after a failover,
+// so that replication catches it up (failback).
+const OldPrimaryTarget = "old-primary"
+
+// FailoverOptions choose what a failover does.
+type FailoverOptions struct {
+	// Checkpoint to promote with ("" or "latest": the newest on the target).
+	Checkpoint string
+	// Restore every graph of the checkpoint into GraphsRoot.
+	Restore    bool
+	GraphsRoot string
+	DryRun     bool
+	// Force promotes a target that is not restorable for the checkpoint, or
+	// holds none.
+	Force     bool
+	Automatic bool
+}
+
+// Plan says exactly what a failover would do, and why it may not.
+type Plan struct {
+	From       string           `json:"from"`
+	To         string           `json:"to"`
+	Target     string           `json:"target"`
+	Checkpoint *repo.Checkpoint `json:"checkpoint,omitempty"`
+	OnTarget   *LocationResult  `json:"on_target,omitempty"`
+	// PrimaryReachable: when true, Loss says what the target lacks.
+	PrimaryReachable bool             `json:"primary_reachable"`
+	Loss             *replication.Lag `json:"data_loss,omitempty"`
+	Restores         []RestoreStep    `json:"restores,omitempty"`
+	Steps            []string         `json:"steps"`
+	// Blockers say why the failover needs --force; empty when it does not.
+	Blockers []string `json:"blockers,omitempty"`
+}
+
+// RestoreStep is one graph to restore.
+type RestoreStep struct {
+	Graph    string `json:"graph"`
+	Snapshot string `json:"snapshot"`
+	Dest     string `json:"dest"`
+}
+
+// PlanFailover works out a failover to target t, whose repository is
+// replica (opened with the keys). primary is nil when the primary cannot
+// be opened; fromURL is the primary's URL as configured.
+func PlanFailover(ctx context.Context, primary, replica *repo.Repository, t replication.Target, fromURL string, opts FailoverOptions) (*Plan, error) {
+	p := &Plan{From: fromURL, To: t.URL, Target: t.ID, PrimaryReachable: primary != nil}
+	cp, err := Find(ctx, replica, opts.Checkpoint)
+	switch {
+	case errors.Is(err, ErrNoCheckpoint):
+		p.Blockers = append(p.Blockers, fmt.Sprintf("target %s holds no checkpoint %q", t.ID, orLatest(opts.Checkpoint)))
+	case err != nil:
+		return nil, fmt.Errorf("read checkpoints on target %s: %w", t.ID, err)
+	default:
+		p.Checkpoint = cp
+		res := validateAt(ctx, replica, cp, Location{Name: t.ID, URL: t.URL, Store: replica.Store()}, false)
+		p.OnTarget = &res
+		if res.State != Restorable {
+			p.Blockers = append(p.Blockers, fmt.Sprintf("checkpoint %s is not restorable on %s: %s %s", cp.ID, t.ID, res.State, res.Error))
+		}
+	}
+	if primary != nil {
+		lag, err := replication.ComputeLag(ctx, primary, t, replica.Store(), "")
+		if err == nil {
+			p.Loss = lag
+			if lag.Snapshots > 0 {
+				p.Blockers = append(p.Blockers, fmt.Sprintf("target %s is %d snapshots (%d bytes) behind the primary: failing over loses up to %s of backups; replicate first, or --force",
+					t.ID, lag.Snapshots, lag.Bytes, (time.Duration(lag.RPOSeconds)*time.Second).String()))
+			}
+		}
+	}
+	p.Steps = append(p.Steps, fmt.Sprintf("record the switch %s -> %s in the new primary", fromURL, t.URL))
+	p.Steps = append(p.Steps, fmt.Sprintf("make %s the primary for every later command on this machine", t.URL))
+	p.Steps = append(p.Steps, fmt.Sprintf("add the old primary as target %q of the new one, so replication catches it up (failback)", OldPrimaryTarget))
+	if opts.Restore && p.Checkpoint != nil {
+		for _, s := range p.Checkpoint.Snapshots {
+			dest := filepath.Join(opts.GraphsRoot, s.Graph)
+			p.Restores = append(p.Restores, RestoreStep{Graph: s.Graph, Snapshot: s.ID, Dest: dest})
+			p.Steps = append(p.Steps, fmt.Sprintf("restore %s/%s into %s (verified, swapped in by rename)", s.Graph, s.ID, dest))
+		}
+	}
+	return p, nil
+}
+
+func orLatest(id string) string {
+	if id == "" {
+		return "latest"
+	}
+	return id
+}
+
+// Outcome is what Failover did.
+type Outcome struct {
+	Plan     *Plan                   `json:"plan"`
+	Switch   *Switch                 `json:"switch,omitempty"`
+	Restored []*backup.RestoreResult `json:"restored,omitempty"`
+}
+
+// ErrBlocked: the failover needs --force.
+var ErrBlocked = errors.New("failover refused")
+
+// Failover carries out plan on replica (the new primary): it records the
+// switch there, registers the old primary as a target (without probing:
+// it may be down), and restores the checkpoint's graphs if asked. The
+// caller persists the switch for later commands (SaveRedirect).
+func Failover(ctx context.Context, replica *repo.Repository, plan *Plan, opts FailoverOptions) (*Outcome, error) {
+	out := &Outcome{Plan: plan}
+	if len(plan.Blockers) > 0 && !opts.Force {
+		return out, fmt.Errorf("%w: %v (use --force to promote anyway)", ErrBlocked, plan.Blockers)
+	}
+	if opts.DryRun {
+		return out, nil
+	}
+	host, _ := os.Hostname()
+	sw := &Switch{Time: time.Now().UTC(), From: plan.From, To: plan.To, Target: plan.Target, Host: host,
+		Forced: len(plan.Blockers) > 0, Automatic: opts.Automatic}
+	if plan.Checkpoint != nil {
+		sw.Checkpoint = plan.Checkpoint.ID
+	}
+	if err := replica.PutMeta(ctx, failoverDir+"/"+sw.Time.Format("20060102T150405.000000000Z"), sw); err != nil {
+		return out, fmt.Errorf("record the switch on the new primary: %w", err)
+	}
+	out.Switch = sw
+	// The old primary becomes a target of the new one (unless a target
+	// already points at it); entries pointing at the new primary itself go.
+	targets, err := replication.ListTargets(ctx, replica)
+	if err != nil {
+		return out, err
+	}
+	tracked := false
+	for _, t := range targets {
+		switch t.URL {
+		case plan.To:
+			_ = replica.DeleteMeta(ctx, "targets/"+t.ID)
+		case plan.From:
+			tracked = true
+		}
+	}
+	if !tracked {
+		old := replication.Target{ID: OldPrimaryTarget, URL: plan.From, Added: sw.Time}
+		if err := replica.PutMeta(ctx, "targets/"+OldPrimaryTarget, old); err != nil {
+			return out, fmt.Errorf("register the old primary as a target: %w", err)
+		}
+	}
+	if plan.OnTarget != nil && plan.Checkpoint != nil {
+		// What was checked on the target is now what is known of the primary.
+		onPrimary := *plan.OnTarget
+		onPrimary.Location = PrimaryName
+		_ = SaveValidation(ctx, replica, &Validation{Checkpoint: plan.Checkpoint.ID, Time: sw.Time, Locations: []LocationResult{onPrimary}})
+	}
+	for _, step := range plan.Restores {
+		ref, err := replica.FindSnapshot(ctx, step.Graph, step.Snapshot)
+		if err != nil {
+			return out, err
+		}
+		res, err := backup.Restore(ctx, replica, ref, step.Dest, backup.RestoreOptions{})
+		if err != nil {
+			return out, fmt.Errorf("restore %s: %w", step.Graph, err)
+		}
+		out.Restored = append(out.Restored, res)
+	}
+	return out, nil
+}
+
+// History returns the failovers recorded in r, oldest first.
+func History(ctx context.Context, r *repo.Repository) ([]Switch, error) {
+	names, err := r.ListMeta(ctx, failoverDir)
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	var out []Switch
+	for _, n := range names {
+		var s Switch
+		if err := r.GetMeta(ctx, failoverDir+"/"+n, &s); err == nil {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}

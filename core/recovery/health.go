@@ -1,0 +1,208 @@
+package recovery
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/graphkeep/graphkeep/core/replication"
+	"github.com/graphkeep/graphkeep/core/repo"
+)
+
+// Overall states.
+const (
+	StateHealthy  = "HEALTHY"
+	StateDegraded = "DEGRADED"
+	StateCritical = "CRITICAL"
+)
+
+// HealthOptions say what "on schedule" means.
+type HealthOptions struct {
+	// BackupInterval is how often each graph should be backed up; a graph
+	// whose last good snapshot is older than two intervals is stale.
+	// Default 24h.
+	BackupInterval time.Duration
+	// Graphs are the graphs that should have backups (known from the graphs
+	// root); a graph with none is a reason.
+	Graphs []string
+}
+
+// Health is the whole system at a glance, with the reasons behind it.
+type Health struct {
+	Status     string            `json:"status"`
+	Reasons    []string          `json:"reasons"`
+	Primary    PrimaryHealth     `json:"primary"`
+	Targets    []TargetHealth    `json:"targets"`
+	Graphs     []GraphHealth     `json:"graphs"`
+	Checkpoint *CheckpointHealth `json:"checkpoint,omitempty"`
+	Failovers  []Switch          `json:"failovers,omitempty"`
+	checked    time.Time
+}
+
+// PrimaryHealth is the primary's reachability.
+type PrimaryHealth struct {
+	URL       string `json:"url"`
+	Reachable bool   `json:"reachable"`
+	Error     string `json:"error,omitempty"`
+}
+
+// TargetHealth is one target's state and lag.
+type TargetHealth struct {
+	ID           string  `json:"id"`
+	Status       string  `json:"status"`
+	LagSnapshots int     `json:"lag_snapshots"`
+	LagBytes     int64   `json:"lag_bytes"`
+	RPOSeconds   float64 `json:"rpo_seconds"`
+	Error        string  `json:"error,omitempty"`
+}
+
+// GraphHealth is one graph's last good snapshot against its schedule.
+type GraphHealth struct {
+	Graph        string  `json:"graph"`
+	LastSnapshot string  `json:"last_snapshot,omitempty"`
+	AgeSeconds   float64 `json:"age_seconds"`
+	Stale        bool    `json:"stale"`
+	Flagged      bool    `json:"latest_flagged"`
+}
+
+// CheckpointHealth is the latest checkpoint's age and where it restores.
+type CheckpointHealth struct {
+	ID           string    `json:"id"`
+	AgeSeconds   float64   `json:"age_seconds"`
+	RestorableAt []string  `json:"restorable_at"`
+	ValidatedAt  time.Time `json:"validated_at,omitempty"`
+}
+
+func (h *Health) add(state, format string, args ...any) {
+	h.Reasons = append(h.Reasons, fmt.Sprintf(format, args...))
+	if state == StateCritical || (state == StateDegraded && h.Status == StateHealthy) {
+		h.Status = state
+	}
+}
+
+// PrimaryDown is the health of a system whose primary cannot be opened.
+func PrimaryDown(url string, err error) *Health {
+	h := &Health{Status: StateHealthy, Primary: PrimaryHealth{URL: url, Error: err.Error()}}
+	h.add(StateCritical, "the primary repository %s is unreachable: %v; fail over with 'graphkeep failover --target ID'", url, err)
+	return h
+}
+
+// SystemHealth checks the primary (r, already open), every target, every
+// graph's last good snapshot, and the latest checkpoint.
+func SystemHealth(ctx context.Context, r *repo.Repository, open replication.Opener, opts HealthOptions) (*Health, error) {
+	if opts.BackupInterval <= 0 {
+		opts.BackupInterval = 24 * time.Hour
+	}
+	now := time.Now()
+	h := &Health{Status: StateHealthy, Primary: PrimaryHealth{URL: r.Store().Location(), Reachable: true}}
+
+	targets, err := replication.ListTargets(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range targets {
+		th := TargetHealth{ID: t.ID, Status: replication.Unknown, LagSnapshots: -1}
+		if st, err := replication.LoadStatus(ctx, r, t.ID); err == nil {
+			th.Status = st.State
+		}
+		dst, err := open(ctx, t.URL)
+		if err == nil {
+			lag, lerr := replication.ComputeLag(ctx, r, t, dst, "")
+			dst.Close()
+			err = lerr
+			if lag != nil {
+				th.LagSnapshots, th.LagBytes, th.RPOSeconds = lag.Snapshots, lag.Bytes, lag.RPOSeconds
+			}
+		}
+		if err != nil {
+			th.Error = err.Error()
+			th.Status = replication.Unreachable
+		}
+		h.Targets = append(h.Targets, th)
+		switch {
+		case th.Status == replication.Unreachable:
+			h.add(StateDegraded, "target %s is unreachable: %s", t.ID, th.Error)
+		case th.Status != replication.Healthy && th.Status != replication.Unknown:
+			h.add(StateDegraded, "target %s is %s", t.ID, th.Status)
+		case th.LagSnapshots > 0:
+			h.add(StateDegraded, "target %s is %d snapshots behind (RPO %s)", t.ID, th.LagSnapshots, (time.Duration(th.RPOSeconds) * time.Second).String())
+		}
+	}
+
+	refs, err := r.ListSnapshots(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	latest := map[string]repo.SnapshotRef{}
+	for _, ref := range refs {
+		latest[ref.Graph] = ref
+	}
+	graphs := map[string]bool{}
+	for _, g := range opts.Graphs {
+		graphs[g] = true
+	}
+	for g := range latest {
+		graphs[g] = true
+	}
+	var names []string
+	for g := range graphs {
+		names = append(names, g)
+	}
+	sort.Strings(names)
+	for _, g := range names {
+		gh := GraphHealth{Graph: g}
+		ref, ok := latest[g]
+		if !ok {
+			gh.Stale = true
+			h.Graphs = append(h.Graphs, gh)
+			h.add(StateCritical, "graph %s has never been backed up", g)
+			continue
+		}
+		ref, _, _ = r.Latest(ctx, g, refs)
+		m, err := r.Cache().Manifest(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		gh.LastSnapshot, gh.AgeSeconds = ref.ID, now.Sub(m.Time).Seconds()
+		gh.Flagged = !m.LightRAG.Valid()
+		gh.Stale = now.Sub(m.Time) > 2*opts.BackupInterval
+		h.Graphs = append(h.Graphs, gh)
+		if gh.Stale {
+			h.add(StateDegraded, "graph %s: last snapshot is %s old, more than twice the %s schedule", g, now.Sub(m.Time).Round(time.Minute), opts.BackupInterval)
+		}
+		if gh.Flagged {
+			h.add(StateDegraded, "graph %s: the latest snapshot is flagged by LightRAG validation: %v", g, m.LightRAG.Problems)
+		}
+	}
+
+	cps, err := Checkpoints(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if len(cps) == 0 {
+		h.add(StateDegraded, "no recovery checkpoint: create one with 'graphkeep checkpoint create'")
+	} else {
+		cp := cps[0]
+		ch := &CheckpointHealth{ID: cp.ID, AgeSeconds: now.Sub(cp.Time).Seconds(), RestorableAt: []string{}}
+		if v, err := LastValidation(ctx, r, cp.ID); err == nil && v != nil {
+			ch.RestorableAt, ch.ValidatedAt = v.RestorableAt(), v.Time
+			if len(ch.RestorableAt) == 0 {
+				h.add(StateCritical, "the latest checkpoint %s was restorable nowhere when validated at %s", cp.ID, v.Time.Format(time.RFC3339))
+			}
+		} else {
+			h.add(StateDegraded, "the latest checkpoint %s has not been validated: run 'graphkeep checkpoint validate %s'", cp.ID, cp.ID)
+		}
+		if now.Sub(cp.Time) > 2*opts.BackupInterval {
+			h.add(StateDegraded, "the latest checkpoint is %s old", now.Sub(cp.Time).Round(time.Minute))
+		}
+		h.Checkpoint = ch
+	}
+	if sw, err := History(ctx, r); err == nil {
+		h.Failovers = sw
+	}
+	if h.Reasons == nil {
+		h.Reasons = []string{}
+	}
+	return h, nil
+}

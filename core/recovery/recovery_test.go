@@ -1,0 +1,247 @@
+package recovery_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/graphkeep/graphkeep/blob"
+	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/lightrag/fixture"
+	"github.com/graphkeep/graphkeep/core/recovery"
+	"github.com/graphkeep/graphkeep/core/replication"
+	"github.com/graphkeep/graphkeep/core/repo"
+	"github.com/graphkeep/graphkeep/providers"
+)
+
+var seq atomic.Int64
+
+func memURL() string { return fmt.Sprintf("mem://recovery-%d", seq.Add(1)) }
+
+func open(ctx context.Context, url string) (blob.Store, error) {
+	return providers.Open(ctx, url, providers.Options{})
+}
+
+type world struct {
+	r       *repo.Repository
+	sources []backup.Source
+	targets map[string]string // id -> url
+}
+
+// newWorld: a primary with three graphs and two replicated targets.
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	ctx := context.Background()
+	store, _ := open(ctx, memURL())
+	cheap := repo.KDFParams{N: 1 << 10, R: 8, P: 1}
+	r, err := repo.Init(ctx, store, repo.InitOptions{Password: "pw", AvgChunkSize: 64 << 10, KDF: &cheap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{r: r, targets: map[string]string{}}
+	for i, g := range []string{"g1", "g2", "g3"} {
+		dir := filepath.Join(t.TempDir(), g)
+		if err := fixture.Generate(dir, fixture.Spec{Docs: 3, EmbeddingDim: 64, Seed: uint64(i)}); err != nil {
+			t.Fatal(err)
+		}
+		w.sources = append(w.sources, backup.Source{Graph: g, Dir: dir})
+	}
+	for _, id := range []string{"east", "west"} {
+		w.targets[id] = memURL()
+		if err := replication.AddTarget(ctx, r, open, replication.Target{ID: id, URL: w.targets[id]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w
+}
+
+func (w *world) replicate(t *testing.T) {
+	t.Helper()
+	if _, err := replication.RunOnce(context.Background(), w.r, open, replication.WatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCheckpointValidateEverywhere(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	cp, err := recovery.CreateCheckpoint(ctx, w.r, w.sources, recovery.CreateOptions{Note: "nightly"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cp.Snapshots) != 3 || cp.Snapshots[0].LightRAG == nil || cp.Snapshots[0].LightRAG.Docs != 3 {
+		t.Fatalf("checkpoint = %+v", cp)
+	}
+	w.replicate(t)
+
+	// One chunk of one snapshot is lost on east.
+	east, _ := open(ctx, w.targets["east"])
+	m, _ := w.r.Cache().Manifest(ctx, repo.SnapshotRef{Graph: "g2", ID: cp.Snapshots[1].ID})
+	for id := range m.ChunkIDs() {
+		if err := east.Delete(ctx, repo.ChunkKey(id)); err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+	locs, err := recovery.Locations(ctx, w.r, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := recovery.Validate(ctx, w.r, cp, locs, true)
+	got := map[string]string{}
+	for _, l := range v.Locations {
+		got[l.Location] = fmt.Sprintf("%s/%d", l.State, l.MissingObjects)
+	}
+	want := map[string]string{"primary": "restorable/0", "east": "missing/1", "west": "restorable/0"}
+	for k, wv := range want {
+		if got[k] != wv {
+			t.Fatalf("validation = %v, want %v", got, want)
+		}
+	}
+	if err := recovery.SaveValidation(ctx, w.r, v); err != nil {
+		t.Fatal(err)
+	}
+	last, _ := recovery.LastValidation(ctx, w.r, cp.ID)
+	if strings.Join(last.RestorableAt(), ",") != "primary,west" {
+		t.Fatalf("stored validation says restorable at %v", last.RestorableAt())
+	}
+
+	// Checkpoints pin their snapshots; deleting one unpins.
+	if err := recovery.DeleteCheckpoint(ctx, w.r, cp.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := recovery.Find(ctx, w.r, "latest"); !errors.Is(err, recovery.ErrNoCheckpoint) {
+		t.Fatalf("after delete: %v", err)
+	}
+}
+
+func TestFailoverRestoresEveryGraph(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	cp, err := recovery.CreateCheckpoint(ctx, w.r, w.sources, recovery.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.replicate(t)
+	primaryURL := w.r.Store().Location()
+	target, _ := replication.GetTarget(ctx, w.r, "west")
+	dst, _ := open(ctx, target.URL)
+	replica, err := repo.Open(ctx, dst, repo.OpenOptions{Password: "pw", CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A new backup the target has not got: failover must say what is lost.
+	if _, err := backup.Create(ctx, w.r, w.sources[0], backup.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := recovery.PlanFailover(ctx, w.r, replica, target, primaryURL, recovery.FailoverOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Blockers) != 1 || !strings.Contains(plan.Blockers[0], "1 snapshots") {
+		t.Fatalf("blockers = %v, want the data loss named", plan.Blockers)
+	}
+	if _, err := recovery.Failover(ctx, replica, plan, recovery.FailoverOptions{}); !errors.Is(err, recovery.ErrBlocked) {
+		t.Fatalf("failover to a lagging target without --force: %v", err)
+	}
+
+	// The primary is lost: plan without it, restore everything.
+	root := t.TempDir()
+	opts := recovery.FailoverOptions{Restore: true, GraphsRoot: root}
+	plan, err = recovery.PlanFailover(ctx, nil, replica, target, primaryURL, opts)
+	if err != nil || len(plan.Blockers) != 0 || plan.Checkpoint.ID != cp.ID {
+		t.Fatalf("plan = %+v, %v", plan, err)
+	}
+	dry := opts
+	dry.DryRun = true
+	if out, err := recovery.Failover(ctx, replica, plan, dry); err != nil || out.Switch != nil {
+		t.Fatalf("dry run did something: %+v, %v", out, err)
+	}
+	out, err := recovery.Failover(ctx, replica, plan, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, res := range out.Restored {
+		if !res.LightRAG.Equal(cp.Snapshots[i].LightRAG) {
+			t.Fatalf("%s restored with %v, checkpoint says %v", res.Snapshot.Graph, res.LightRAG, cp.Snapshots[i].LightRAG)
+		}
+		want, _ := os.ReadFile(filepath.Join(w.sources[i].Dir, "vdb_chunks.json"))
+		got, _ := os.ReadFile(filepath.Join(root, res.Snapshot.Graph, "vdb_chunks.json"))
+		if string(got) != string(want) {
+			t.Fatalf("%s differs after failover restore", res.Snapshot.Graph)
+		}
+	}
+	hist, _ := recovery.History(ctx, replica)
+	if len(hist) != 1 || hist[0].From != primaryURL || hist[0].Target != "west" {
+		t.Fatalf("history = %+v", hist)
+	}
+	targets, _ := replication.ListTargets(ctx, replica)
+	var ids []string
+	for _, tg := range targets {
+		ids = append(ids, tg.ID+"="+tg.URL)
+	}
+	if got := strings.Join(ids, " "); !strings.Contains(got, recovery.OldPrimaryTarget+"="+primaryURL) || strings.Contains(got, "west=") {
+		t.Fatalf("targets of the new primary: %s", got)
+	}
+}
+
+func TestRedirects(t *testing.T) {
+	dir := t.TempDir()
+	if got, r, err := recovery.Resolve(dir, "s3://a"); got != "s3://a" || r != nil || err != nil {
+		t.Fatalf("no redirect: %s %v %v", got, r, err)
+	}
+	_ = recovery.SaveRedirect(dir, "s3://a", "s3://b", "id")
+	_ = recovery.SaveRedirect(dir, "s3://b", "s3://c", "id")
+	if got, _, _ := recovery.Resolve(dir, "s3://a"); got != "s3://c" {
+		t.Fatalf("a resolves to %s, want c (two failovers)", got)
+	}
+	_ = recovery.SaveRedirect(dir, "s3://c", "s3://a", "id") // failback
+	for _, start := range []string{"s3://a", "s3://b", "s3://c"} {
+		if got, _, _ := recovery.Resolve(dir, start); got != "s3://a" {
+			t.Fatalf("%s resolves to %s after failing back to a", start, got)
+		}
+	}
+}
+
+func TestHealth(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	h, err := recovery.SystemHealth(ctx, w.r, open, recovery.HealthOptions{Graphs: []string{"g1", "g2", "g3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Status != recovery.StateCritical || !strings.Contains(strings.Join(h.Reasons, ";"), "g1 has never been backed up") {
+		t.Fatalf("before any backup: %s %v", h.Status, h.Reasons)
+	}
+	cp, err := recovery.CreateCheckpoint(ctx, w.r, w.sources, recovery.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.replicate(t)
+	locs, _ := recovery.Locations(ctx, w.r, open)
+	_ = recovery.SaveValidation(ctx, w.r, recovery.Validate(ctx, w.r, cp, locs, false))
+	h, err = recovery.SystemHealth(ctx, w.r, open, recovery.HealthOptions{Graphs: []string{"g1", "g2", "g3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Status != recovery.StateHealthy {
+		t.Fatalf("after checkpoint and replication: %s %v", h.Status, h.Reasons)
+	}
+	// A target that falls behind degrades the system.
+	if _, err := backup.Create(ctx, w.r, w.sources[0], backup.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	h, _ = recovery.SystemHealth(ctx, w.r, open, recovery.HealthOptions{})
+	if h.Status != recovery.StateDegraded || !strings.Contains(strings.Join(h.Reasons, ";"), "snapshots behind") {
+		t.Fatalf("with lagging targets: %s %v", h.Status, h.Reasons)
+	}
+	if down := recovery.PrimaryDown("s3://gone", errors.New("no such bucket")); down.Status != recovery.StateCritical {
+		t.Fatalf("primary down: %s", down.Status)
+	}
+}
