@@ -62,6 +62,7 @@ func (e *env) environ() []string {
 		"GRAPHKEEP_GRAPHS_ROOT="+e.root,
 		"GRAPHKEEP_CACHE_DIR="+filepath.Join(e.dir, "cache"),
 		"GRAPHKEEP_PASSWORD=",
+		"GRAPHKEEP_STATE_DIR="+filepath.Join(e.dir, "state"),
 	)
 	return append(env, e.extra...)
 }

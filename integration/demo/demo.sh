@@ -13,6 +13,7 @@ export GRAPHKEEP_REPO="file://$DEMO_DIR/repo"
 export GRAPHKEEP_GRAPHS_ROOT="$DEMO_DIR/graphs"
 export GRAPHKEEP_CACHE_DIR="$DEMO_DIR/cache"
 export GRAPHKEEP_PASSWORD="demo password"
+export GRAPHKEEP_STATE_DIR="$DEMO_DIR/state"   # failovers this demo records stay in it
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -69,8 +70,25 @@ step "12. Restore gamma from the west replica alone"
 GRAPHKEEP_REPO="file://$DEMO_DIR/replica-west" "$GK" restore gamma latest --to "$DEMO_DIR/restored-from-west/gamma"
 diff -r "$GRAPHKEEP_GRAPHS_ROOT/gamma" "$DEMO_DIR/restored-from-west/gamma" && echo "byte-identical to the live graph"
 
+step "13. A recovery checkpoint: one consistent set of snapshots of every graph"
+"$GK" checkpoint create --note "demo checkpoint"
+"$GK" replicate
+"$GK" checkpoint validate latest
+"$GK" health
+
+step "14. Disaster: the primary repository is destroyed"
+rm -rf "$DEMO_DIR/repo"
+"$GK" health || true
+rm -rf "$GRAPHKEEP_GRAPHS_ROOT"/alpha "$GRAPHKEEP_GRAPHS_ROOT"/beta "$GRAPHKEEP_GRAPHS_ROOT"/gamma
+
+step "15. Fail over to east and restore every graph of the checkpoint"
+"$GK" failover --target east --dry-run
+time "$GK" failover --target east --restore
+"$GK" recovery status
+"$GK" verify
+
 step "Summary"
 "$GK" stats
 echo
-echo "Repository: $GRAPHKEEP_REPO (password: \"$GRAPHKEEP_PASSWORD\")"
-echo "Try: GRAPHKEEP_REPO=$GRAPHKEEP_REPO GRAPHKEEP_PASSWORD='demo password' $GK snapshots"
+echo "The primary is now file://$DEMO_DIR/replica-east (password: \"$GRAPHKEEP_PASSWORD\")"
+echo "Try: GRAPHKEEP_REPO=file://$DEMO_DIR/replica-east GRAPHKEEP_PASSWORD='demo password' $GK snapshots"
