@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/recovery"
 	"github.com/graphkeep/graphkeep/core/replication"
@@ -225,7 +226,8 @@ func printCheckpoint(cp *repo.Checkpoint) {
 
 func failoverCmd(g *globals) *cobra.Command {
 	var target, checkpoint string
-	var restore, dryRun, force bool
+	var restore, dryRun, force, auto bool
+	var policy recovery.AutoPolicy
 	cmd := &cobra.Command{
 		Use:   "failover --target ID|URL [--checkpoint ID] [--restore] [--dry-run] [--force]",
 		Short: "Make a replica the primary, optionally restoring every graph of a checkpoint",
@@ -240,6 +242,10 @@ shows the plan and changes nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if auto {
+				policy.Restore, policy.GraphsRoot = restore, g.graphsRootDir()
+				return autoFailover(ctx, g, policy)
+			}
 			if target == "" {
 				return fmt.Errorf("give --target ID (or the target's URL)")
 			}
@@ -315,7 +321,43 @@ shows the plan and changes nothing.`,
 	f.BoolVar(&restore, "restore", false, "restore every graph of the checkpoint into the graphs root")
 	f.BoolVar(&dryRun, "dry-run", false, "show what would happen, change nothing")
 	f.BoolVar(&force, "force", false, "promote even when the target is behind or does not hold the checkpoint whole")
+	f.BoolVar(&auto, "auto", false, "keep running: fail over automatically by the policy below (opt-in)")
+	f.DurationVar(&policy.After, "after", 5*time.Minute, "with --auto: how long the primary must be unreachable")
+	f.DurationVar(&policy.MinInterval, "min-interval", time.Hour, "with --auto: at most one automatic failover per this")
+	f.DurationVar(&policy.Interval, "interval", 15*time.Second, "with --auto: how often the primary is probed")
+	f.BoolVar(&policy.AllowDataLoss, "allow-data-loss", false, "with --auto: promote a target that lacks the primary's newest snapshots")
 	return cmd
+}
+
+// autoFailover runs the automatic failover monitor until interrupted.
+func autoFailover(ctx context.Context, g *globals, policy recovery.AutoPolicy) error {
+	from, err := g.repoURL()
+	if err != nil {
+		return err
+	}
+	pw, err := g.password()
+	if err != nil {
+		return err
+	}
+	m := &recovery.Monitor{
+		Policy:     policy,
+		PrimaryURL: from,
+		Open:       openTarget,
+		OpenRepo: func(ctx context.Context, s blob.Store) (*repo.Repository, error) {
+			return repo.Open(ctx, s, repo.OpenOptions{Password: pw, CacheDir: g.cache()})
+		},
+		OnSwitch: func(from, to, id string) error { return recovery.SaveRedirect(recovery.StateDir(), from, to, id) },
+		OnEvent: func(e recovery.AutoEvent) {
+			if g.json {
+				_ = json.NewEncoder(os.Stdout).Encode(e)
+				return
+			}
+			fmt.Printf("%s %s: %s\n", e.Time.Local().Format("15:04:05"), e.Kind, e.Message)
+		},
+	}
+	fmt.Fprintf(os.Stderr, "watching %s: automatic failover after %s unreachable (at most one per %s); stop with Ctrl-C\n",
+		providers.Redact(from), policy.After, policy.MinInterval)
+	return m.Run(ctx)
 }
 
 func printPlan(p *recovery.Plan, primaryErr error) {

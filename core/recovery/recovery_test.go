@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/backup"
@@ -243,5 +244,108 @@ func TestHealth(t *testing.T) {
 	}
 	if down := recovery.PrimaryDown("s3://gone", errors.New("no such bucket")); down.Status != recovery.StateCritical {
 		t.Fatalf("primary down: %s", down.Status)
+	}
+}
+
+func TestAutomaticFailover(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	if _, err := recovery.CreateCheckpoint(ctx, w.r, w.sources, recovery.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w.replicate(t)
+	primaryURL := w.r.Store().Location()
+	var down atomic.Bool
+	openWithOutage := func(ctx context.Context, url string) (blob.Store, error) {
+		if url == primaryURL && down.Load() {
+			return nil, errors.New("connection refused")
+		}
+		return open(ctx, url)
+	}
+	var events []recovery.AutoEvent
+	var switched []string
+	m := &recovery.Monitor{
+		Policy:     recovery.AutoPolicy{After: time.Minute, MinInterval: time.Hour},
+		PrimaryURL: primaryURL,
+		Open:       openWithOutage,
+		OpenRepo: func(ctx context.Context, s blob.Store) (*repo.Repository, error) {
+			return repo.Open(ctx, s, repo.OpenOptions{Password: "pw", CacheDir: t.TempDir()})
+		},
+		OnSwitch: func(from, to, id string) error { switched = append(switched, from+"->"+to); return nil },
+		OnEvent:  func(e recovery.AutoEvent) { events = append(events, e) },
+	}
+	t0 := time.Now()
+	m.Step(ctx, t0) // learns targets and the checkpoint
+	down.Store(true)
+	m.Step(ctx, t0.Add(10*time.Second))
+	m.Step(ctx, t0.Add(65*time.Second)) // down 55s: not yet
+	if len(switched) != 0 {
+		t.Fatalf("failed over after 55s of a 1m policy: %v", switched)
+	}
+	// Back up briefly: the outage clock restarts (no flapping on blips).
+	down.Store(false)
+	m.Step(ctx, t0.Add(70*time.Second))
+	down.Store(true)
+	m.Step(ctx, t0.Add(80*time.Second))
+	m.Step(ctx, t0.Add(130*time.Second))
+	if len(switched) != 0 {
+		t.Fatal("failed over although the primary answered 60s ago")
+	}
+	m.Step(ctx, t0.Add(141*time.Second))
+	if len(switched) != 1 || !strings.HasSuffix(switched[0], w.targets["east"]) {
+		t.Fatalf("switches = %v, want one to east", switched)
+	}
+	if m.PrimaryURL != w.targets["east"] {
+		t.Fatalf("the monitor now watches %s", m.PrimaryURL)
+	}
+	var kinds []string
+	for _, e := range events {
+		kinds = append(kinds, e.Kind)
+	}
+	if got := strings.Join(kinds, ","); got != "primary-down,primary-up,primary-down,failover" {
+		t.Fatalf("events = %s", got)
+	}
+}
+
+func TestAutomaticFailoverRefusesDataLoss(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	if _, err := recovery.CreateCheckpoint(ctx, w.r, w.sources, recovery.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w.replicate(t)
+	if _, err := backup.Create(ctx, w.r, w.sources[0], backup.Options{}); err != nil { // not replicated
+		t.Fatal(err)
+	}
+	primaryURL := w.r.Store().Location()
+	var down atomic.Bool
+	var events []recovery.AutoEvent
+	m := &recovery.Monitor{
+		Policy:     recovery.AutoPolicy{After: time.Second},
+		PrimaryURL: primaryURL,
+		Open: func(ctx context.Context, url string) (blob.Store, error) {
+			if url == primaryURL && down.Load() {
+				return nil, errors.New("gone")
+			}
+			return open(ctx, url)
+		},
+		OpenRepo: func(ctx context.Context, s blob.Store) (*repo.Repository, error) {
+			return repo.Open(ctx, s, repo.OpenOptions{Password: "pw", CacheDir: t.TempDir()})
+		},
+		OnEvent: func(e recovery.AutoEvent) { events = append(events, e) },
+	}
+	t0 := time.Now()
+	m.Step(ctx, t0)
+	down.Store(true)
+	m.Step(ctx, t0.Add(time.Second))
+	m.Step(ctx, t0.Add(3*time.Second))
+	last := events[len(events)-1]
+	if last.Kind != "refused" || !strings.Contains(last.Message, "lacks the newest snapshot of 1 graphs") {
+		t.Fatalf("last event = %+v", last)
+	}
+	m.Policy.AllowDataLoss = true
+	m.Step(ctx, t0.Add(time.Hour))
+	if last := events[len(events)-1]; last.Kind != "failover" {
+		t.Fatalf("with allow_data_loss: %+v", last)
 	}
 }
