@@ -25,7 +25,10 @@ func replicationBench(dir string) {
 	fmt.Println("|---|---|---|---|---|---|")
 
 	t := newTool("graphkeep", dir, repoDir, filepath.Join(dir, "live"))
+	t.env = append(t.env, "GRAPHKEEP_STATE_DIR="+filepath.Join(dir, "state"))
+	t.run(*graphkeepBin, "checkpoint", "create", "--note", "bench")
 	rcloneEnv := withoutEnv(os.Environ(), "AWS_CA_BUNDLE")
+	var drRows []string
 
 	local := filepath.Join(dir, "replica-graphkeep")
 	rcLocal := filepath.Join(dir, "replica-rclone")
@@ -39,6 +42,7 @@ func replicationBench(dir string) {
 	r1 := runEnv(rcloneEnv, *rcloneBin, "copy", repoDir, rcLocal)
 	r2 := runEnv(rcloneEnv, *rcloneBin, "copy", repoDir, rcLocal)
 	row("local folder", g1, r1, g2, r2)
+	drRows = append(drRows, disaster(t, dir, repoDir, "bench-local", "local folder"))
 	t.run(*graphkeepBin, "targets", "remove", "bench-local")
 
 	endpoint, stop, err := startMinIO(dir)
@@ -59,7 +63,40 @@ func replicationBench(dir string) {
 	r1 = runEnv(rcloneEnv, *rcloneBin, "copy", repoDir, "bench:rclone/replica")
 	r2 = runEnv(rcloneEnv, *rcloneBin, "copy", repoDir, "bench:rclone/replica")
 	row("MinIO (127.0.0.1)", g1, r1, g2, r2)
+	drRows = append(drRows, disaster(t, dir, repoDir, "bench-minio", "MinIO (127.0.0.1)"))
 	t.run(*graphkeepBin, "targets", "remove", "bench-minio")
+	fmt.Printf("\ndisaster recovery: primary gone -> every graph restored from the replica (failover --restore)\n\n")
+	fmt.Println("| replica | data restored | time |")
+	fmt.Println("|---|---|---|")
+	for _, r := range drRows {
+		fmt.Println(r)
+	}
+}
+
+// disaster takes the primary away and times 'failover --target id
+// --restore' into an empty graphs root, then checks every graph is
+// byte-identical and puts the primary back.
+func disaster(t *tool, dir, repoDir, target, name string) string {
+	lost := repoDir + ".lost"
+	restored := filepath.Join(dir, "dr-restored")
+	state := filepath.Join(dir, "state")
+	must(os.RemoveAll(restored))
+	must(os.Rename(repoDir, lost))
+	env := t.env
+	t.env = append(append([]string{}, env...), "GRAPHKEEP_GRAPHS_ROOT="+restored)
+	m := t.run(*graphkeepBin, "failover", "--target", target, "--restore")
+	t.env = env
+	for _, g := range graphs {
+		if err := sameTree(filepath.Join(t.live, g), filepath.Join(restored, g)); err != nil {
+			fmt.Fprintf(os.Stderr, "disaster recovery from %s is not byte-identical: %v\n", target, err)
+			os.Exit(1)
+		}
+	}
+	must(os.Rename(lost, repoDir))
+	must(os.RemoveAll(state)) // forget the switch: the next step uses the primary again
+	size := dirSize(restored)
+	must(os.RemoveAll(restored))
+	return fmt.Sprintf("| %s | %s | %s |", name, mb(size), m.wall.Round(time.Millisecond))
 }
 
 func row(name string, g1, r1, g2, r2 measurement) {
