@@ -211,6 +211,12 @@ func TestCLIBackupRestoreEncrypted(t *testing.T) {
 	to := filepath.Join(e.dir, "restored", "beta")
 	e.ok("restore", "beta", "latest", "--to", to)
 	sameTree(t, filepath.Join(e.root, "beta"), to)
+	all := filepath.Join(e.dir, "restored-all")
+	e.ok("restore", "--all", "--to", all)
+	for _, g := range []string{"alpha", "beta", "gamma"} {
+		sameTree(t, filepath.Join(e.root, g), filepath.Join(all, g))
+	}
+	e.fails("give GRAPH and SNAPSHOT (or latest), or --all", "restore", "beta")
 	e.ok("verify", "--read-data")
 
 	// The repository is encrypted: no graph content is readable in it.

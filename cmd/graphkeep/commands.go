@@ -244,58 +244,106 @@ func snapshotsCmd(g *globals) *cobra.Command {
 
 func restoreCmd(g *globals) *cobra.Command {
 	var to string
+	var all bool
 	cmd := &cobra.Command{
-		Use:   "restore GRAPH SNAPSHOT|latest",
+		Use:   "restore GRAPH SNAPSHOT|latest | --all",
 		Short: "Restore a snapshot, verified, swapped into place atomically",
 		Long: `Restore writes the snapshot into a temporary directory beside the destination,
 checks every file's SHA-256 and the LightRAG counts, then swaps it into place by
 rename. The directory that was there is kept as .graphkeep-previous-<name> beside
-it. The destination is the graph's directory, or --to DIR.`,
-		Args: cobra.ExactArgs(2),
+it. The destination is the graph's directory, or --to DIR. With --all, every
+graph's latest snapshot is restored (into --to DIR/GRAPH, or the graphs root).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			graph, id := args[0], args[1]
-			if err := repo.CheckGraphID(graph); err != nil {
-				return err
-			}
-			dest := to
-			if dest == "" {
-				if s, err := g.source(graph); err == nil {
-					dest = s.Dir
-				} else if root := g.graphsRootDir(); root != "" {
-					dest = filepath.Join(root, graph)
-				} else {
-					return fmt.Errorf("where to? give --to DIR, or --graphs-root so graph %q restores to ROOT/%s", graph, graph)
-				}
+			if all != (len(args) == 0) || (!all && len(args) != 2) {
+				return errors.New("give GRAPH and SNAPSHOT (or latest), or --all")
 			}
 			r, err := g.openRepo(ctx)
 			if err != nil {
 				return err
 			}
 			defer r.Store().Close()
-			ref, err := r.FindSnapshot(ctx, graph, id)
-			if err != nil {
-				return err
+			var refs []repo.SnapshotRef
+			if all {
+				snaps, err := r.ListSnapshots(ctx, "")
+				if err != nil {
+					return err
+				}
+				seen := map[string]bool{}
+				for _, s := range snaps {
+					if !seen[s.Graph] {
+						seen[s.Graph] = true
+						ref, _, err := r.Latest(ctx, s.Graph, snaps)
+						if err != nil {
+							return err
+						}
+						refs = append(refs, ref)
+					}
+				}
+				if len(refs) == 0 {
+					return errors.New("the repository holds no snapshots")
+				}
+			} else {
+				if err := repo.CheckGraphID(args[0]); err != nil {
+					return err
+				}
+				ref, err := r.FindSnapshot(ctx, args[0], args[1])
+				if err != nil {
+					return err
+				}
+				refs = []repo.SnapshotRef{ref}
 			}
-			bar := newProgress(g.json)
-			res, err := backup.Restore(ctx, r, ref, dest, backup.RestoreOptions{Progress: bar.update("restore")})
-			bar.done()
-			if err != nil {
-				return err
+			var results []*backup.RestoreResult
+			for _, ref := range refs {
+				dest, err := restoreDest(g, ref.Graph, to, all)
+				if err != nil {
+					return err
+				}
+				bar := newProgress(g.json)
+				res, err := backup.Restore(ctx, r, ref, dest, backup.RestoreOptions{Progress: bar.update("restore")})
+				bar.done()
+				if err != nil {
+					return err
+				}
+				results = append(results, res)
+				if !g.json {
+					fmt.Printf("restored %s/%s into %s: %d files, %s, %v, verified\n", ref.Graph, ref.ID, res.Dest, res.Files,
+						humanBytes(res.Bytes), res.LightRAG)
+					if res.Previous != "" {
+						fmt.Printf("the previous directory is kept at %s (delete it when satisfied)\n", res.Previous)
+					}
+				}
 			}
 			if g.json {
-				return printJSON(os.Stdout, res)
-			}
-			fmt.Printf("restored %s/%s into %s: %d files, %s, %v, verified\n", ref.Graph, ref.ID, res.Dest, res.Files,
-				humanBytes(res.Bytes), res.LightRAG)
-			if res.Previous != "" {
-				fmt.Printf("the previous directory is kept at %s (delete it when satisfied)\n", res.Previous)
+				if all {
+					return printJSON(os.Stdout, results)
+				}
+				return printJSON(os.Stdout, results[0])
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&to, "to", "", "restore into this directory instead of the graph's own")
+	cmd.Flags().StringVar(&to, "to", "", "restore into this directory instead of the graph's own (with --all: DIR/GRAPH)")
+	cmd.Flags().BoolVar(&all, "all", false, "restore every graph's latest snapshot")
 	return cmd
+}
+
+// restoreDest is where a graph is restored: --to (DIR/GRAPH with --all),
+// else the graph's known directory, else GRAPHS_ROOT/GRAPH.
+func restoreDest(g *globals, graph, to string, all bool) (string, error) {
+	switch {
+	case to != "" && all:
+		return filepath.Join(to, graph), nil
+	case to != "":
+		return to, nil
+	}
+	if s, err := g.source(graph); err == nil {
+		return s.Dir, nil
+	}
+	if root := g.graphsRootDir(); root != "" {
+		return filepath.Join(root, graph), nil
+	}
+	return "", fmt.Errorf("where to? give --to DIR, or --graphs-root so graph %q restores to ROOT/%s", graph, graph)
 }
 
 func verifyCmd(g *globals) *cobra.Command {
