@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/graphkeep/graphkeep/api"
 	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/recovery"
@@ -33,6 +34,10 @@ type fileConfig struct {
 	// BackupInterval is how often graphs should be backed up (health calls
 	// a graph stale after two intervals).
 	BackupInterval time.Duration `yaml:"backup_interval"`
+	// Server, Schedule and AutoFailover configure `graphkeep serve`.
+	Server       serverConfig         `yaml:"server"`
+	Schedule     api.Schedule         `yaml:"schedule"`
+	AutoFailover *recovery.AutoPolicy `yaml:"auto_failover"`
 }
 
 // globals are the flags every command takes.

@@ -70,7 +70,7 @@ Repository URLs: file:///abs/dir, mem://name,
 		initCmd(g), backupCmd(g), snapshotsCmd(g), restoreCmd(g), verifyCmd(g),
 		forgetCmd(g), pruneCmd(g), statsCmd(g), checkCmd(g), fixtureCmd(),
 		targetsCmd(g), replicateCmd(g), replicationStatusCmd(g),
-		checkpointCmd(g), failoverCmd(g), healthCmd(g), recoveryStatusCmd(g),
+		checkpointCmd(g), failoverCmd(g), healthCmd(g), recoveryStatusCmd(g), serveCmd(g),
 	)
 	return root
 }

@@ -95,7 +95,8 @@ func SystemHealth(ctx context.Context, r *repo.Repository, open replication.Open
 		opts.BackupInterval = 24 * time.Hour
 	}
 	now := time.Now()
-	h := &Health{Status: StateHealthy, Primary: PrimaryHealth{URL: r.Store().Location(), Reachable: true}}
+	h := &Health{Status: StateHealthy, Primary: PrimaryHealth{URL: r.Store().Location(), Reachable: true},
+		Targets: []TargetHealth{}, Graphs: []GraphHealth{}}
 
 	targets, err := replication.ListTargets(ctx, r)
 	if err != nil {

@@ -1,0 +1,466 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/graphkeep/graphkeep/api"
+	"github.com/graphkeep/graphkeep/blob"
+	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/lightrag/fixture"
+	"github.com/graphkeep/graphkeep/core/repo"
+	"github.com/graphkeep/graphkeep/core/retention"
+	"github.com/graphkeep/graphkeep/providers"
+)
+
+const (
+	adminToken = "admin-token-0123456789abcdef"
+	readToken  = "read-token-0123456789abcdefgh"
+)
+
+var seq atomic.Int64
+
+func open(ctx context.Context, url string) (blob.Store, error) {
+	return providers.Open(ctx, url, providers.Options{})
+}
+
+type fixtureServer struct {
+	t    *testing.T
+	url  string
+	root string
+	s    *api.Server
+}
+
+func newServer(t *testing.T, tokens bool) *fixtureServer {
+	t.Helper()
+	ctx := context.Background()
+	store, _ := open(ctx, fmt.Sprintf("mem://api-%d", seq.Add(1)))
+	if _, err := repo.Init(ctx, store, repo.InitOptions{AvgChunkSize: 64 << 10}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	for i, g := range []string{"g1", "g2"} {
+		if err := fixture.Generate(filepath.Join(root, g), fixture.Spec{Docs: 2, EmbeddingDim: 32, Seed: uint64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deps := api.Deps{Repo: r, Sources: func() ([]backup.Source, error) { return backup.Discover(root) }, Open: open,
+		GraphsRoot: root, RestoreRoot: filepath.Join(t.TempDir(), "restores"), Retention: retention.Policy{KeepLast: 1},
+		StateDir: t.TempDir(), Lease: repo.LeaseOptions{TTL: 5 * time.Second, Skew: time.Second, Wait: 10 * time.Second}}
+	if tokens {
+		deps.Tokens = []api.Token{{Name: "a", Token: adminToken, Role: "admin"}, {Name: "r", Token: readToken, Role: "read"}}
+	}
+	deps.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := api.New(deps)
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	return &fixtureServer{t: t, url: ts.URL, root: root, s: s}
+}
+
+// do sends a request and decodes the JSON answer into out (when non-nil).
+func (f *fixtureServer) do(method, path, token, body string, out any) int {
+	f.t.Helper()
+	req, _ := http.NewRequest(method, f.url+path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			f.t.Fatalf("%s %s: not JSON (%v): %s", method, path, err, data)
+		}
+	}
+	return resp.StatusCode
+}
+
+type job struct {
+	ID     string          `json:"id"`
+	State  string          `json:"state"`
+	Result json.RawMessage `json:"result"`
+	Error  *struct{ Code, Message string }
+}
+
+type apiError struct {
+	Error struct {
+		Code      string `json:"code"`
+		Message   string `json:"message"`
+		RequestID string `json:"request_id"`
+	} `json:"error"`
+}
+
+func TestBackupRoutes(t *testing.T) {
+	f := newServer(t, false)
+	var j job
+	if code := f.do("POST", "/backup/graphs/g1/snapshots?wait=true", "", "", &j); code != 201 || j.State != "succeeded" {
+		t.Fatalf("backup: %d %+v", code, j)
+	}
+	var res struct{ ID string }
+	_ = json.Unmarshal(j.Result, &res)
+
+	// Async: 202 with a job to poll.
+	var async job
+	if code := f.do("POST", "/backup/graphs/g1/snapshots", "", "{}", &async); code != 202 || async.ID == "" {
+		t.Fatalf("async backup: %d %+v", code, async)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for async.State != "succeeded" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		f.do("GET", "/jobs/"+async.ID, "", "", &async)
+	}
+	if async.State != "succeeded" {
+		t.Fatalf("job never finished: %+v", async)
+	}
+	var snaps []struct {
+		ID       string
+		Graph    string
+		LightRAG struct{ Docs int64 } `json:"lightrag"`
+	}
+	if code := f.do("GET", "/backup/graphs/g1/snapshots", "", "", &snaps); code != 200 || len(snaps) != 2 || snaps[0].LightRAG.Docs != 2 {
+		t.Fatalf("list: %d %+v", code, snaps)
+	}
+	var one struct {
+		Files []struct{ Path string } `json:"files"`
+	}
+	if code := f.do("GET", "/backup/graphs/g1/snapshots/"+res.ID, "", "", &one); code != 200 || len(one.Files) != 12 {
+		t.Fatalf("get: %d %+v", code, one)
+	}
+	if code := f.do("POST", "/backup/graphs/g1/snapshots/latest/verify?wait=true", "", `{"read_data": true}`, &j); code != 201 {
+		t.Fatalf("verify: %d %+v", code, j)
+	}
+	// Restore into the restore root, byte-identical.
+	if code := f.do("POST", "/backup/graphs/g1/snapshots/"+res.ID+"/restore?wait=true", "", `{"to": "g1-copy"}`, &j); code != 201 {
+		t.Fatalf("restore: %d %+v", code, j)
+	}
+	want, _ := os.ReadFile(filepath.Join(f.root, "g1", "vdb_entities.json"))
+	got, _ := os.ReadFile(filepath.Join(f.root, "g1-copy", "vdb_entities.json"))
+	if !bytes.Equal(want, got) {
+		t.Fatal("restored graph differs")
+	}
+	var e apiError
+	if code := f.do("POST", "/backup/graphs/g1/snapshots/latest/restore", "", `{"to": "/etc"}`, &e); code != 422 || e.Error.Code != "outside_restore_roots" {
+		t.Fatalf("restore outside the roots: %d %+v", code, e)
+	}
+	var stats struct{ Snapshots int }
+	if code := f.do("GET", "/backup/stats", "", "", &stats); code != 200 || stats.Snapshots != 2 {
+		t.Fatalf("stats: %d %+v", code, stats)
+	}
+	// Cleanup (keep_last 1 by default) then delete the last.
+	if code := f.do("POST", "/backup/cleanup?wait=true", "", `{"dry_run": false}`, &j); code != 201 {
+		t.Fatalf("cleanup: %d %+v", code, j)
+	}
+	f.do("GET", "/backup/graphs/g1/snapshots", "", "", &snaps)
+	if len(snaps) != 1 {
+		t.Fatalf("after cleanup %d snapshots", len(snaps))
+	}
+	if code := f.do("DELETE", "/backup/graphs/g1/snapshots/"+snaps[0].ID, "", "", nil); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	if code := f.do("DELETE", "/backup/graphs/g1/snapshots/"+snaps[0].ID, "", "", &e); code != 404 {
+		t.Fatalf("delete again: %d", code)
+	}
+}
+
+func TestPinnedSnapshotIsConflict(t *testing.T) {
+	f := newServer(t, false)
+	var j job
+	if code := f.do("POST", "/recovery/checkpoints?wait=true", "", `{"graphs": ["g1"], "note": "pin"}`, &j); code != 201 {
+		t.Fatalf("checkpoint: %d %+v", code, j)
+	}
+	var snaps []struct{ ID string }
+	f.do("GET", "/backup/graphs/g1/snapshots", "", "", &snaps)
+	var e apiError
+	if code := f.do("DELETE", "/backup/graphs/g1/snapshots/"+snaps[0].ID, "", "", &e); code != 409 || e.Error.Code != "conflict" {
+		t.Fatalf("delete pinned: %d %+v", code, e)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	f := newServer(t, false)
+	cases := []struct {
+		method, path, body string
+		status             int
+		want               string
+	}{
+		{"POST", "/backup/graphs/g1/snapshots", `{"unknown": 1}`, 400, `unknown field "unknown"`},
+		{"POST", "/backup/graphs/g1/snapshots", `{} {}`, 400, "trailing data"},
+		{"POST", "/backup/graphs/g1/snapshots", `{`, 400, "malformed JSON"},
+		{"POST", "/backup/graphs/g1/snapshots/latest/verify", `{"read_data": "yes"}`, 400, `field "read_data" must be bool`},
+		{"POST", "/replication/targets", `{"id": "t1", "url": 5}`, 400, `field "url" must be string`},
+		{"POST", "/replication/targets", `{"id": "../x", "url": "mem://x"}`, 400, `"id"`},
+		{"POST", "/replication/targets", `{"id": "t1"}`, 400, `"url" is required`},
+		{"POST", "/backup/cleanup", `{"policy": {}}`, 422, "keeps nothing"},
+		{"GET", "/backup/graphs/g%2F..%2Fx/snapshots", "", 400, "graph_id"},
+		{"GET", "/backup/graphs/g%00/snapshots", "", 400, "graph_id"},
+		{"GET", "/backup/graphs/gr%C3%A2ph/snapshots", "", 400, "graph_id"},
+		{"GET", "/backup/graphs/" + strings.Repeat("a", 65) + "/snapshots", "", 400, "graph_id"},
+		{"GET", "/backup/graphs/g1/snapshots/..%2Fetc", "", 400, "id"},
+		{"GET", "/replication/targets/a%20b/health", "", 400, "id"},
+		{"DELETE", "/jobs/..", "", 400, "id"},
+		{"GET", "/backup/graphs/g1/snapshots/20991231T000000Z-aaaaaa", "", 404, "no snapshot"},
+		{"POST", "/backup/graphs/nope/snapshots", "", 404, "not under the graphs root"},
+		{"GET", "/recovery/checkpoints/latest", "", 404, "no checkpoints"},
+		{"GET", "/replication/targets/none/health", "", 404, "no such target"},
+		{"GET", "/jobs/job-none", "", 404, "no job"},
+		{"GET", "/no/such/route", "", 404, "no such route"},
+		{"PUT", "/backup/stats", "", 405, "not allowed"},
+		{"POST", "/recovery/checkpoints/latest/failover", `{"target": "nowhere"}`, 404, "no such target"},
+		{"POST", "/backup/graphs/g1/snapshots", strings.Repeat(" ", 2<<20) + "{}", 413, "over"},
+	}
+	for _, c := range cases {
+		t.Run(c.method+" "+c.path, func(t *testing.T) {
+			var e apiError
+			code := f.do(c.method, c.path, "", c.body, &e)
+			if code != c.status || !strings.Contains(e.Error.Message, c.want) {
+				t.Fatalf("%d %+v, want %d with %q", code, e, c.status, c.want)
+			}
+		})
+	}
+}
+
+func TestPanicIsA500WithRequestID(t *testing.T) {
+	f := newServer(t, false)
+	// A Sources func that panics reaches a handler.
+	s := api.New(api.Deps{Repo: nil, Sources: func() ([]backup.Source, error) { panic("boom") }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	resp, err := http.Post(ts.URL+"/backup/graphs/g1/snapshots", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e apiError
+	_ = json.NewDecoder(resp.Body).Decode(&e)
+	if resp.StatusCode != 500 || e.Error.RequestID == "" || e.Error.Code != "internal" {
+		t.Fatalf("panic: %d %+v", resp.StatusCode, e)
+	}
+	_ = f
+}
+
+func TestReplicationAndRecoveryRoutes(t *testing.T) {
+	f := newServer(t, false)
+	target := fmt.Sprintf("mem://api-target-%d", seq.Add(1))
+	var tv struct {
+		ID     string
+		Status string
+	}
+	if code := f.do("POST", "/replication/targets", "", `{"id": "t1", "url": "`+target+`"}`, &tv); code != 201 || tv.ID != "t1" {
+		t.Fatalf("add target: %d %+v", code, tv)
+	}
+	var e apiError
+	if code := f.do("POST", "/replication/targets", "", `{"id": "t1", "url": "`+target+`"}`, &e); code != 409 {
+		t.Fatalf("add again: %d %+v", code, e)
+	}
+	var j job
+	if code := f.do("POST", "/recovery/checkpoints?wait=true", "", `{"note": "api"}`, &j); code != 201 {
+		t.Fatalf("checkpoint: %d %+v", code, j)
+	}
+	var cp struct{ ID string }
+	_ = json.Unmarshal(j.Result, &cp)
+	if code := f.do("POST", "/replication/sync?wait=true", "", "", &j); code != 201 {
+		t.Fatalf("sync: %d %+v", code, j)
+	}
+	var targets []struct {
+		ID           string
+		Status       string
+		LagSnapshots int `json:"lag_snapshots"`
+	}
+	f.do("GET", "/recovery/health?refresh=true", "", "", nil)
+	if code := f.do("GET", "/replication/targets", "", "", &targets); code != 200 || len(targets) != 1 || targets[0].LagSnapshots != 0 || targets[0].Status != "HEALTHY" {
+		t.Fatalf("targets: %d %+v", code, targets)
+	}
+	var th map[string]any
+	if code := f.do("GET", "/replication/targets/t1/health", "", "", &th); code != 200 {
+		t.Fatalf("target health: %d", code)
+	}
+	var gs struct {
+		Targets []struct {
+			HoldsLatest bool `json:"holds_latest"`
+		}
+	}
+	if code := f.do("GET", "/replication/graphs/g1/status", "", "", &gs); code != 200 || len(gs.Targets) != 1 || !gs.Targets[0].HoldsLatest {
+		t.Fatalf("graph status: %d %+v", code, gs)
+	}
+	var cps []map[string]any
+	if code := f.do("GET", "/recovery/checkpoints", "", "", &cps); code != 200 || len(cps) != 1 {
+		t.Fatalf("checkpoints: %d %+v", code, cps)
+	}
+	if code := f.do("GET", "/recovery/checkpoints/"+cp.ID, "", "", nil); code != 200 {
+		t.Fatalf("checkpoint: %d", code)
+	}
+	if code := f.do("POST", "/recovery/checkpoints/latest/validate?wait=true", "", `{"read_data": true}`, &j); code != 201 {
+		t.Fatalf("validate: %d %+v", code, j)
+	}
+	var h struct{ Status string }
+	if code := f.do("GET", "/recovery/health?refresh=true", "", "", &h); code != 200 || h.Status != "HEALTHY" {
+		t.Fatalf("health: %d %+v", code, h)
+	}
+	if code := f.do("GET", "/recovery/status", "", "", nil); code != 200 {
+		t.Fatalf("status: %d", code)
+	}
+	if code := f.do("POST", "/recovery/checkpoints/"+cp.ID+"/failover?wait=true", "", `{"target": "t1", "dry_run": true}`, &j); code != 201 {
+		t.Fatalf("failover dry run: %d %+v", code, j)
+	}
+	if code := f.do("POST", "/recovery/checkpoints/"+cp.ID+"/failover?wait=true", "", `{"target": "t1"}`, &j); code != 201 {
+		t.Fatalf("failover: %d %+v", code, j)
+	}
+	// The server now serves from the promoted target.
+	if got := f.s.Repo().Store().Location(); got != target {
+		t.Fatalf("primary after failover = %s, want %s", got, target)
+	}
+	var graphs []struct {
+		ID        string
+		Snapshots int
+	}
+	if code := f.do("GET", "/graphs", "", "", &graphs); code != 200 || len(graphs) != 2 || graphs[0].Snapshots != 1 {
+		t.Fatalf("graphs after failover: %d %+v", code, graphs)
+	}
+	if code := f.do("GET", "/graphs/g2", "", "", nil); code != 200 {
+		t.Fatalf("graph: %d", code)
+	}
+	if code := f.do("DELETE", "/replication/targets/old-primary", "", "", nil); code != 204 {
+		t.Fatalf("remove target: %d", code)
+	}
+	var jobs []job
+	if code := f.do("GET", "/jobs", "", "", &jobs); code != 200 || len(jobs) < 5 {
+		t.Fatalf("jobs: %d %d", code, len(jobs))
+	}
+}
+
+func TestCancelJob(t *testing.T) {
+	f := newServer(t, false)
+	j := f.s.Jobs().Submit("slow", "", func(ctx context.Context, _ func(backup.Progress)) (any, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	var got job
+	if code := f.do("DELETE", "/jobs/"+j.ID, "", "", &got); code != 202 {
+		t.Fatalf("cancel: %d", code)
+	}
+	final, _ := f.s.Jobs().Wait(context.Background(), j.ID)
+	if final.State != api.JobCancelled {
+		t.Fatalf("state after cancel: %s", final.State)
+	}
+}
+
+// TestAuthMatrix: every route, with no token, a read token and an admin
+// token.
+func TestAuthMatrix(t *testing.T) {
+	f := newServer(t, true)
+	open := map[string]bool{"/healthz": true, "/readyz": true, "/openapi.json": true}
+	for _, op := range api.Operations() {
+		path := strings.NewReplacer("{graph_id}", "g1", "{id}", "20991231T000000Z-aaaaaa").Replace(op.Path)
+		if strings.HasPrefix(op.Path, "/replication/targets/") || strings.HasPrefix(op.Path, "/jobs/") {
+			path = strings.Replace(op.Path, "{id}", "none", 1)
+		}
+		for _, who := range []struct {
+			name, token string
+		}{{"none", ""}, {"read", readToken}, {"admin", adminToken}, {"wrong", "wrong-token-0123456789abcdef"}} {
+			code := f.do(op.Method, path, who.token, "", nil)
+			var want string
+			switch {
+			case open[op.Path]:
+				want = "allowed"
+			case who.name == "none" || who.name == "wrong":
+				want = "401"
+			case who.name == "read" && op.Admin:
+				want = "403"
+			default:
+				want = "allowed"
+			}
+			got := "allowed"
+			if code == 401 || code == 403 {
+				got = fmt.Sprint(code)
+			}
+			if got != want {
+				t.Errorf("%s %s as %s: %d, want %s", op.Method, op.Path, who.name, code, want)
+			}
+		}
+	}
+}
+
+// TestOpenAPIMatchesRoutes: every registered route is documented, and
+// every documented route is registered.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	f := newServer(t, false)
+	var registered []string
+	err := chi.Walk(f.s.Handler().(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		route = strings.TrimSuffix(route, "/")
+		if route == "" {
+			route = "/"
+		}
+		registered = append(registered, method+" "+strings.ReplaceAll(route, "/*", ""))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for _, op := range api.Operations() {
+		documented = append(documented, op.Method+" "+op.Path)
+	}
+	sort.Strings(registered)
+	sort.Strings(documented)
+	if strings.Join(registered, "\n") != strings.Join(documented, "\n") {
+		t.Fatalf("routes and OpenAPI differ:\nregistered:\n%s\ndocumented:\n%s", strings.Join(registered, "\n"), strings.Join(documented, "\n"))
+	}
+	var doc struct {
+		OpenAPI string         `json:"openapi"`
+		Paths   map[string]any `json:"paths"`
+	}
+	if code := f.do("GET", "/openapi.json", "", "", &doc); code != 200 || doc.OpenAPI != "3.0.3" || len(doc.Paths) < 20 {
+		t.Fatalf("openapi.json: %d %s %d paths", code, doc.OpenAPI, len(doc.Paths))
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	f := newServer(t, false)
+	f.do("POST", "/backup/graphs/g1/snapshots?wait=true", "", "", nil)
+	resp, err := http.Get(f.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`graphkeep_backup_last_success_timestamp_seconds{graph="g1"}`,
+		`graphkeep_backup_bytes_total{graph="g1",kind="stored"}`,
+		`graphkeep_http_requests_total{code="201",route="/backup/graphs/{graph_id}/snapshots"}`,
+		`graphkeep_jobs_finished_total{kind="backup",state="succeeded"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+			for _, line := range strings.Split(string(body), "\n") {
+				if strings.HasPrefix(line, "graphkeep_http_requests_total") {
+					t.Log(line)
+				}
+			}
+		}
+	}
+}

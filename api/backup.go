@@ -1,0 +1,280 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/repo"
+	"github.com/graphkeep/graphkeep/core/retention"
+)
+
+var errNoSuchGraph = errors.New("no such graph")
+
+// source finds a graph the server knows.
+func (s *Server) source(id string) (backup.Source, error) {
+	sources, err := s.deps.Sources()
+	if err != nil {
+		return backup.Source{}, err
+	}
+	for _, src := range sources {
+		if src.Graph == id {
+			return src, nil
+		}
+	}
+	return backup.Source{}, fmt.Errorf("graph %q: %w (it is not under the graphs root)", id, errNoSuchGraph)
+}
+
+// Backup runs one backup and records its metrics (the scheduler uses it
+// too).
+func (s *Server) Backup(ctx context.Context, src backup.Source, progress func(backup.Progress)) (*repo.Manifest, error) {
+	res, err := backup.Create(ctx, s.Repo(), src, backup.Options{Progress: progress, Lease: s.deps.Lease})
+	if err != nil {
+		return nil, err
+	}
+	s.m.ObserveBackup(res.Manifest, res.Duration)
+	s.view.invalidate()
+	return res.Manifest, nil
+}
+
+// backupResult is the result of a backup job.
+type backupResult struct {
+	Graph       string    `json:"graph"`
+	ID          string    `json:"id"`
+	Time        time.Time `json:"time"`
+	Files       int       `json:"files"`
+	SizeBytes   int64     `json:"size_bytes"`
+	AddedBytes  int64     `json:"added_bytes"`
+	StoredBytes int64     `json:"stored_bytes"`
+	Flagged     bool      `json:"flagged"`
+	LightRAG    any       `json:"lightrag"`
+}
+
+func (s *Server) createSnapshot(w http.ResponseWriter, r *http.Request) {
+	var body struct{}
+	if err := decode(w, r, &body); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	src, err := s.source(chi.URLParam(r, "graph_id"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.startJob(w, r, "backup", src.Graph, func(ctx context.Context, progress func(backup.Progress)) (any, error) {
+		m, err := s.Backup(ctx, src, progress)
+		if err != nil {
+			return nil, err
+		}
+		return backupResult{Graph: m.Graph, ID: m.ID, Time: m.Time, Files: m.Totals.Files, SizeBytes: m.Totals.SizeBytes,
+			AddedBytes: m.Totals.AddedBytes, StoredBytes: m.Totals.StoredBytes, Flagged: !m.LightRAG.Valid(), LightRAG: m.LightRAG}, nil
+	})
+}
+
+func (s *Server) listSnapshots(w http.ResponseWriter, r *http.Request) {
+	graph := chi.URLParam(r, "graph_id")
+	all, err := s.view.snapshots(r.Context())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	out := []snapshotView{}
+	for _, v := range all {
+		if v.Graph == graph {
+			out = append(out, v)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// findSnapshot resolves the {id} of a snapshot route.
+func (s *Server) findSnapshot(r *http.Request) (repo.SnapshotRef, error) {
+	return s.Repo().FindSnapshot(r.Context(), chi.URLParam(r, "graph_id"), chi.URLParam(r, "id"))
+}
+
+func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request) {
+	ref, err := s.findSnapshot(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	m, err := s.Repo().Cache().Manifest(r.Context(), ref)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	type file struct {
+		Path   string `json:"path"`
+		Type   string `json:"type"`
+		Size   int64  `json:"size"`
+		SHA256 string `json:"sha256,omitempty"`
+		Chunks int    `json:"chunks"`
+	}
+	files := make([]file, 0, len(m.Files))
+	for _, f := range m.Files {
+		files = append(files, file{Path: f.Path, Type: f.Type, Size: f.Size, SHA256: f.SHA256, Chunks: len(f.Chunks)})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"snapshot": summarize(m), "totals": m.Totals, "host": m.Host, "files": files})
+}
+
+func (s *Server) deleteSnapshot(w http.ResponseWriter, r *http.Request) {
+	ref, err := s.findSnapshot(r)
+	if err == nil {
+		err = retention.DeleteSnapshot(r.Context(), s.Repo(), ref)
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.view.invalidate()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		// To is a directory inside the graphs root or the restore root;
+		// default: the graph's own directory.
+		To string `json:"to"`
+	}
+	if err := decode(w, r, &body); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	ref, err := s.findSnapshot(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	dest, err := s.restoreDest(ref.Graph, body.To)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.startJob(w, r, "restore", ref.Graph, func(ctx context.Context, progress func(backup.Progress)) (any, error) {
+		return backup.Restore(ctx, s.Repo(), ref, dest, backup.RestoreOptions{Progress: progress})
+	})
+}
+
+// restoreDest keeps restores inside the graphs root or the restore root.
+func (s *Server) restoreDest(graph, to string) (string, error) {
+	if to == "" {
+		if src, err := s.source(graph); err == nil {
+			return src.Dir, nil
+		}
+		if s.deps.GraphsRoot == "" {
+			return "", errBadRequest("give \"to\": no graphs root is configured")
+		}
+		return filepath.Join(s.deps.GraphsRoot, graph), nil
+	}
+	if strings.ContainsRune(to, 0) {
+		return "", errBadRequest("\"to\" holds a NUL byte")
+	}
+	var roots []string
+	for _, root := range []string{s.deps.GraphsRoot, s.deps.RestoreRoot} {
+		if root != "" {
+			roots = append(roots, root)
+		}
+	}
+	for _, root := range roots {
+		abs, err := filepath.Abs(root)
+		if err != nil {
+			continue
+		}
+		dest := to
+		if !filepath.IsAbs(dest) {
+			dest = filepath.Join(abs, dest)
+		}
+		dest = filepath.Clean(dest)
+		if rel, err := filepath.Rel(abs, dest); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
+			return dest, nil
+		}
+	}
+	return "", &Error{Status: http.StatusUnprocessableEntity, Code: "outside_restore_roots",
+		Message: fmt.Sprintf("restores may only write inside %v; %q is not", roots, to)}
+}
+
+func (s *Server) verifySnapshot(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		ReadData bool `json:"read_data"`
+	}
+	if err := decode(w, r, &body); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	ref, err := s.findSnapshot(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.startJob(w, r, "verify", ref.Graph, func(ctx context.Context, _ func(backup.Progress)) (any, error) {
+		res, err := backup.Verify(ctx, s.Repo(), []repo.SnapshotRef{ref}, backup.VerifyOptions{ReadData: body.ReadData})
+		if err == nil && !res.OK() {
+			return res, &Error{Status: http.StatusConflict, Code: "damaged", Message: fmt.Sprintf("%d chunks damaged", len(res.Damaged))}
+		}
+		return res, err
+	})
+}
+
+func (s *Server) cleanup(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Policy *retention.Policy `json:"policy"`
+		Graph  string            `json:"graph"`
+		DryRun bool              `json:"dry_run"`
+		Prune  *bool             `json:"prune"`
+	}
+	if err := decode(w, r, &body); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	policy := s.deps.Retention
+	if body.Policy != nil {
+		policy = *body.Policy
+	}
+	if err := policy.Validate(); err != nil {
+		writeError(w, r, &Error{Status: http.StatusUnprocessableEntity, Code: "unprocessable", Message: err.Error() + " (in \"policy\", or configure retention:)"})
+		return
+	}
+	if body.Graph != "" && !idPattern.MatchString(body.Graph) {
+		writeError(w, r, errBadRequest("graph %q is invalid", body.Graph))
+		return
+	}
+	prune := body.Prune == nil || *body.Prune
+	s.startJob(w, r, "cleanup", body.Graph, func(ctx context.Context, _ func(backup.Progress)) (any, error) {
+		return s.Cleanup(ctx, body.Graph, policy, body.DryRun, prune)
+	})
+}
+
+// Cleanup forgets by policy and prunes (the scheduler uses it too).
+func (s *Server) Cleanup(ctx context.Context, graph string, policy retention.Policy, dryRun, prune bool) (any, error) {
+	out := map[string]any{}
+	f, err := retention.Forget(ctx, s.Repo(), graph, policy, dryRun)
+	if err != nil {
+		return nil, err
+	}
+	out["forget"] = f
+	s.view.invalidate()
+	if prune {
+		p, err := retention.Prune(ctx, s.Repo(), retention.PruneOptions{DryRun: dryRun, Lease: s.deps.Lease})
+		if err != nil {
+			return out, err
+		}
+		out["prune"] = p
+	}
+	return out, nil
+}
+
+func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
+	st, err := backup.Stats(r.Context(), s.Repo(), r.URL.Query().Get("list") == "true")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}

@@ -1,0 +1,133 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// Operation documents one route. The table below is the single source of
+// the OpenAPI document; a test checks it against the router both ways.
+type Operation struct {
+	Method, Path, Summary string
+	Admin                 bool
+	Body                  map[string]string // field -> JSON type
+	Job                   bool              // answers 202 with a job (201 with ?wait=true)
+	Success               int
+	Open                  bool // no token needed
+}
+
+// Operations lists every route the API serves.
+func Operations() []Operation { return append([]Operation(nil), operations...) }
+
+var operations = []Operation{
+	{Method: "POST", Path: "/backup/graphs/{graph_id}/snapshots", Summary: "Back up a graph", Admin: true, Job: true},
+	{Method: "GET", Path: "/backup/graphs/{graph_id}/snapshots", Summary: "List a graph's snapshots", Success: 200},
+	{Method: "GET", Path: "/backup/graphs/{graph_id}/snapshots/{id}", Summary: "A snapshot: summary, totals, files, LightRAG counts", Success: 200},
+	{Method: "DELETE", Path: "/backup/graphs/{graph_id}/snapshots/{id}", Summary: "Forget a snapshot (409 when a checkpoint pins it)", Admin: true, Success: 204},
+	{Method: "POST", Path: "/backup/graphs/{graph_id}/snapshots/{id}/restore", Summary: "Restore a snapshot (into the graph's directory, or \"to\" inside the graphs or restore root)", Admin: true, Job: true, Body: map[string]string{"to": "string"}},
+	{Method: "POST", Path: "/backup/graphs/{graph_id}/snapshots/{id}/verify", Summary: "Verify a snapshot's chunks", Admin: true, Job: true, Body: map[string]string{"read_data": "boolean"}},
+	{Method: "POST", Path: "/backup/cleanup", Summary: "Apply retention, then prune unreferenced chunks", Admin: true, Job: true,
+		Body: map[string]string{"policy": "object", "graph": "string", "dry_run": "boolean", "prune": "boolean"}},
+	{Method: "GET", Path: "/backup/stats", Summary: "Repository statistics (?list=true lists chunks for the stored size)", Success: 200},
+	{Method: "POST", Path: "/replication/targets", Summary: "Register a replication target", Admin: true, Success: 201,
+		Body: map[string]string{"id": "string", "url": "string", "graphs": "array", "mirror_deletes": "boolean"}},
+	{Method: "GET", Path: "/replication/targets", Summary: "List targets with status and lag", Success: 200},
+	{Method: "GET", Path: "/replication/targets/{id}/health", Summary: "Probe a target now and show its health", Success: 200},
+	{Method: "DELETE", Path: "/replication/targets/{id}", Summary: "Remove a target (its bucket is left as it is)", Admin: true, Success: 204},
+	{Method: "GET", Path: "/replication/graphs/{graph_id}/status", Summary: "Which targets hold the graph's latest snapshot", Success: 200},
+	{Method: "POST", Path: "/replication/sync", Summary: "Replicate now", Admin: true, Job: true, Body: map[string]string{"target": "string", "graph": "string"}},
+	{Method: "POST", Path: "/recovery/checkpoints", Summary: "Snapshot graphs and write a checkpoint", Admin: true, Job: true, Body: map[string]string{"graphs": "array", "note": "string"}},
+	{Method: "GET", Path: "/recovery/checkpoints", Summary: "List checkpoints with their last validation", Success: 200},
+	{Method: "GET", Path: "/recovery/checkpoints/{id}", Summary: "A checkpoint (id or latest)", Success: 200},
+	{Method: "POST", Path: "/recovery/checkpoints/{id}/validate", Summary: "Validate a checkpoint on the primary and every target", Admin: true, Job: true, Body: map[string]string{"read_data": "boolean"}},
+	{Method: "POST", Path: "/recovery/checkpoints/{id}/failover", Summary: "Promote a target to primary with this checkpoint", Admin: true, Job: true,
+		Body: map[string]string{"target": "string", "restore": "boolean", "dry_run": "boolean", "force": "boolean"}},
+	{Method: "GET", Path: "/recovery/health", Summary: "HEALTHY / DEGRADED / CRITICAL with reasons (cached 10s; ?refresh=true)", Success: 200},
+	{Method: "GET", Path: "/recovery/status", Summary: "Latest checkpoint, RPO per location, failover history", Success: 200},
+	{Method: "GET", Path: "/graphs", Summary: "Graphs with their newest snapshot", Success: 200},
+	{Method: "GET", Path: "/graphs/{graph_id}", Summary: "One graph", Success: 200},
+	{Method: "GET", Path: "/jobs", Summary: "This instance's jobs, newest first", Success: 200},
+	{Method: "GET", Path: "/jobs/{id}", Summary: "A job: state, progress, result or error", Success: 200},
+	{Method: "DELETE", Path: "/jobs/{id}", Summary: "Cancel a job", Admin: true, Success: 202},
+	{Method: "GET", Path: "/healthz", Summary: "Liveness", Success: 200, Open: true},
+	{Method: "GET", Path: "/readyz", Summary: "Readiness: the primary answers", Success: 200, Open: true},
+	{Method: "GET", Path: "/metrics", Summary: "Prometheus metrics", Success: 200},
+	{Method: "GET", Path: "/openapi.json", Summary: "This document", Success: 200, Open: true},
+}
+
+// openapi builds the OpenAPI 3 document from the table.
+func openapi() map[string]any {
+	paths := map[string]any{}
+	for _, op := range operations {
+		item, _ := paths[op.Path].(map[string]any)
+		if item == nil {
+			item = map[string]any{}
+			paths[op.Path] = item
+		}
+		var params []any
+		for _, seg := range strings.Split(op.Path, "/") {
+			if strings.HasPrefix(seg, "{") {
+				params = append(params, map[string]any{"name": strings.Trim(seg, "{}"), "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
+			}
+		}
+		responses := map[string]any{"default": map[string]any{"$ref": "#/components/responses/Error"}}
+		if op.Job {
+			params = append(params, map[string]any{"name": "wait", "in": "query", "schema": map[string]any{"type": "boolean"},
+				"description": "block until the job ends"})
+			responses["202"] = map[string]any{"description": "job started", "content": jsonContent("#/components/schemas/Job")}
+			responses["201"] = map[string]any{"description": "job finished (with wait=true)", "content": jsonContent("#/components/schemas/Job")}
+		} else {
+			responses[itoa(op.Success)] = map[string]any{"description": op.Summary}
+		}
+		o := map[string]any{"summary": op.Summary, "responses": responses, "parameters": params}
+		if op.Open {
+			o["security"] = []any{}
+		}
+		if op.Admin {
+			o["description"] = "Needs an admin token."
+		}
+		if op.Body != nil {
+			props := map[string]any{}
+			for field, typ := range op.Body {
+				props[field] = map[string]any{"type": typ}
+			}
+			o["requestBody"] = map[string]any{"content": map[string]any{"application/json": map[string]any{
+				"schema": map[string]any{"type": "object", "additionalProperties": false, "properties": props}}}}
+		}
+		item[strings.ToLower(op.Method)] = o
+	}
+	return map[string]any{
+		"openapi":  "3.0.3",
+		"info":     map[string]any{"title": "graphkeep", "version": "1", "description": "Backup, replication and recovery of knowledge-graph workspaces."},
+		"paths":    paths,
+		"security": []any{map[string]any{"bearer": []any{}}},
+		"components": map[string]any{
+			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer"}},
+			"responses":       map[string]any{"Error": map[string]any{"description": "error", "content": jsonContent("#/components/schemas/Error")}},
+			"schemas": map[string]any{
+				"Error": map[string]any{"type": "object", "properties": map[string]any{"error": map[string]any{"type": "object",
+					"properties": map[string]any{"code": map[string]any{"type": "string"}, "message": map[string]any{"type": "string"}, "request_id": map[string]any{"type": "string"}}}}},
+				"Job": map[string]any{"type": "object", "properties": map[string]any{
+					"id": map[string]any{"type": "string"}, "kind": map[string]any{"type": "string"},
+					"state":    map[string]any{"type": "string", "enum": []string{JobQueued, JobRunning, JobSucceeded, JobFailed, JobCancelled}},
+					"progress": map[string]any{"type": "object"}, "result": map[string]any{}, "error": map[string]any{"type": "object"}}},
+			},
+		},
+	}
+}
+
+func jsonContent(ref string) map[string]any {
+	return map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": ref}}}
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		n = http.StatusOK
+	}
+	return strconv.Itoa(n)
+}
+
+func (s *Server) openapiDoc(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, openapi())
+}

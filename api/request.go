@@ -1,0 +1,99 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// maxBody bounds request bodies: every request the API takes is small.
+const maxBody = 1 << 20
+
+// decode reads the JSON body into v strictly: unknown fields, trailing
+// data and wrong types are 400s that name the field. An empty body leaves v
+// as it is (every body field is optional or checked by the handler).
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: fmt.Sprintf("request body over %d bytes", maxBody)}
+		}
+		return errBadRequest("read body: %v", err)
+	}
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return nil
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "send application/json"}
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		var syntaxErr *json.SyntaxError
+		switch {
+		case errors.As(err, &typeErr):
+			return errBadRequest("field %q must be %s, not %s", typeErr.Field, typeErr.Type, typeErr.Value)
+		case errors.As(err, &syntaxErr):
+			return errBadRequest("malformed JSON at byte %d: %v", syntaxErr.Offset, err)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return errBadRequest("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		}
+		return errBadRequest("malformed JSON: %v", err)
+	}
+	if dec.More() {
+		return errBadRequest("trailing data after the JSON body")
+	}
+	var extra json.RawMessage
+	if err := dec.Decode(&extra); err != io.EOF {
+		return errBadRequest("trailing data after the JSON body")
+	}
+	return nil
+}
+
+var (
+	idPattern         = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	snapshotIDPattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z-[a-z2-7]{6}$|^latest$`)
+)
+
+// validParams checks every path parameter before a handler sees it:
+// graph, target and job ids are [A-Za-z0-9_-]{1,64}; snapshot and
+// checkpoint ids have their own form. Traversal, NUL and unicode tricks
+// never match.
+func (s *Server) validParams(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rctx := chi.RouteContext(r.Context())
+		for i, key := range rctx.URLParams.Keys {
+			val := rctx.URLParams.Values[i]
+			if val == "" {
+				continue // a later route level fills it in
+			}
+			if !utf8.ValidString(val) {
+				writeError(w, r, errBadRequest("%s is not valid UTF-8", key))
+				return
+			}
+			switch {
+			case key == "id" && (strings.Contains(r.URL.Path, "/snapshots/") || strings.Contains(r.URL.Path, "/checkpoints/")):
+				if !snapshotIDPattern.MatchString(val) {
+					writeError(w, r, errBadRequest("%s %q is invalid: want the form 20261127T150405Z-k3f9qa (or latest)", key, val))
+					return
+				}
+			default:
+				if !idPattern.MatchString(val) {
+					writeError(w, r, errBadRequest("%s %q is invalid: use 1 to 64 letters, digits, '_' or '-'", key, val))
+					return
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,164 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/graphkeep/graphkeep/blob"
+	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/retention"
+)
+
+// Schedule says what the server does by itself. Zero intervals disable a
+// task. Windows are aligned to the clock (slot = unix time / interval), so
+// every instance on a repository agrees on them; an instance runs a task
+// for a window only after winning that window's claim object, created with
+// create-if-absent: two instances never run the same scheduled backup twice
+// in one interval.
+type Schedule struct {
+	// BackupInterval is every graph's backup interval unless Graphs says
+	// otherwise.
+	BackupInterval time.Duration `yaml:"backup_interval"`
+	// Graphs overrides the interval and retention of single graphs.
+	Graphs              map[string]GraphSchedule `yaml:"graphs"`
+	ReplicationInterval time.Duration            `yaml:"replication_interval"`
+	CleanupInterval     time.Duration            `yaml:"cleanup_interval"`
+	CheckpointInterval  time.Duration            `yaml:"checkpoint_interval"`
+}
+
+// GraphSchedule is one graph's own schedule.
+type GraphSchedule struct {
+	BackupInterval time.Duration     `yaml:"backup_interval"`
+	Retention      *retention.Policy `yaml:"retention"`
+}
+
+// ClaimPrefix holds the schedule's claim objects (not replicated).
+const ClaimPrefix = "schedule/"
+
+// Scheduler runs the schedule.
+type Scheduler struct {
+	s        *Server
+	sched    Schedule
+	done     map[string]int64 // task -> last slot handled by this instance
+	tick     time.Duration
+	lastTidy time.Time
+}
+
+// NewScheduler makes a scheduler for s.
+func NewScheduler(s *Server, sched Schedule) *Scheduler {
+	return &Scheduler{s: s, sched: sched, done: map[string]int64{}, tick: 5 * time.Second}
+}
+
+// Run ticks until ctx ends.
+func (sc *Scheduler) Run(ctx context.Context) {
+	for {
+		sc.Tick(ctx, time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(sc.tick):
+		}
+	}
+}
+
+// Tick starts every task whose window has come and whose claim this
+// instance wins.
+func (sc *Scheduler) Tick(ctx context.Context, now time.Time) {
+	sources, err := sc.s.deps.Sources()
+	if err != nil {
+		sc.s.log.Warn("scheduler: list graphs", "error", err)
+		return
+	}
+	for _, src := range sources {
+		interval := sc.sched.BackupInterval
+		if gs, ok := sc.sched.Graphs[src.Graph]; ok && gs.BackupInterval > 0 {
+			interval = gs.BackupInterval
+		}
+		sc.maybe(ctx, now, "backup-"+src.Graph, interval, func() {
+			sc.s.jobs.Submit("backup", src.Graph, func(ctx context.Context, progress func(backup.Progress)) (any, error) {
+				return sc.s.Backup(ctx, src, progress)
+			})
+		})
+	}
+	sc.maybe(ctx, now, "replicate", sc.sched.ReplicationInterval, func() {
+		sc.s.jobs.Submit("replicate", "", func(ctx context.Context, _ func(backup.Progress)) (any, error) {
+			return sc.s.Sync(ctx, "", "")
+		})
+	})
+	sc.maybe(ctx, now, "cleanup", sc.sched.CleanupInterval, func() {
+		sc.s.jobs.Submit("cleanup", "", func(ctx context.Context, _ func(backup.Progress)) (any, error) {
+			return sc.cleanup(ctx)
+		})
+	})
+	sc.maybe(ctx, now, "checkpoint", sc.sched.CheckpointInterval, func() {
+		sc.s.jobs.Submit("checkpoint", "", func(ctx context.Context, progress func(backup.Progress)) (any, error) {
+			return sc.s.Checkpoint(ctx, sources, "scheduled", progress)
+		})
+	})
+	if now.Sub(sc.lastTidy) > time.Hour {
+		sc.lastTidy = now
+		sc.tidy(ctx, now)
+	}
+}
+
+// cleanup forgets per graph (each with its own policy, else the default)
+// and prunes once.
+func (sc *Scheduler) cleanup(ctx context.Context) (any, error) {
+	out := map[string]any{}
+	defaults := sc.s.deps.Retention
+	if !defaults.Empty() {
+		res, err := retention.Forget(ctx, sc.s.Repo(), "", defaults, false)
+		if err != nil {
+			return out, err
+		}
+		out["forget"] = res
+	}
+	for g, gs := range sc.sched.Graphs {
+		if gs.Retention != nil {
+			if _, err := retention.Forget(ctx, sc.s.Repo(), g, *gs.Retention, false); err != nil {
+				return out, err
+			}
+		}
+	}
+	sc.s.view.invalidate()
+	p, err := retention.Prune(ctx, sc.s.Repo(), retention.PruneOptions{Lease: sc.s.deps.Lease})
+	out["prune"] = p
+	return out, err
+}
+
+// maybe runs start once per window of interval, if this instance claims it.
+func (sc *Scheduler) maybe(ctx context.Context, now time.Time, task string, interval time.Duration, start func()) {
+	if interval <= 0 {
+		return
+	}
+	slot := now.Unix() / int64(interval.Seconds())
+	if sc.done[task] >= slot {
+		return
+	}
+	sc.done[task] = slot
+	key := fmt.Sprintf("%s%s/%d", ClaimPrefix, task, slot)
+	err := blob.PutBytes(ctx, sc.s.Repo().Store(), key, []byte(now.UTC().Format(time.RFC3339)), &blob.PutOptions{IfAbsent: true})
+	switch {
+	case errors.Is(err, blob.ErrExists):
+		return // another instance runs this window
+	case err != nil:
+		sc.s.log.Warn("scheduler: claim", "task", task, "error", err)
+		sc.done[task] = slot - 1 // try again next tick
+		return
+	}
+	start()
+}
+
+// tidy deletes claims older than a day.
+func (sc *Scheduler) tidy(ctx context.Context, now time.Time) {
+	store := sc.s.Repo().Store()
+	_ = blob.Walk(ctx, store, ClaimPrefix, func(o blob.Object) error {
+		if now.Sub(o.ModTime) > 24*time.Hour && strings.HasPrefix(o.Key, ClaimPrefix) {
+			_ = store.Delete(ctx, o.Key)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,139 @@
+package api
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/graphkeep/graphkeep/core/lightrag"
+	"github.com/graphkeep/graphkeep/core/recovery"
+	"github.com/graphkeep/graphkeep/core/replication"
+	"github.com/graphkeep/graphkeep/core/repo"
+)
+
+// views keeps the read models that requests would otherwise rebuild from
+// storage on every call: the snapshot list (refreshed when older than
+// snapshotsTTL or after a change through this instance) and the system
+// health (refreshed in the background). Reads stay fast whatever the
+// repository's size; other instances' changes show within the TTL.
+type views struct {
+	s *Server
+
+	mu        sync.Mutex
+	snaps     []snapshotView
+	snapsAt   time.Time
+	health    *recovery.Health
+	healthAt  time.Time
+	healthErr error
+}
+
+const (
+	snapshotsTTL = 2 * time.Second
+	healthTTL    = 10 * time.Second
+)
+
+// snapshotView is a snapshot as lists show it.
+type snapshotView struct {
+	Graph     string          `json:"graph"`
+	ID        string          `json:"id"`
+	Time      time.Time       `json:"time"`
+	SizeBytes int64           `json:"size_bytes"`
+	Files     int             `json:"files"`
+	Parent    string          `json:"parent,omitempty"`
+	Flagged   bool            `json:"flagged"`
+	LightRAG  *lightrag.Stats `json:"lightrag"`
+}
+
+func newViews(s *Server) *views { return &views{s: s} }
+
+// invalidate drops the cached views after a change through this instance.
+func (v *views) invalidate() {
+	v.mu.Lock()
+	v.snapsAt, v.healthAt = time.Time{}, time.Time{}
+	v.mu.Unlock()
+}
+
+// snapshots returns every snapshot, oldest first.
+func (v *views) snapshots(ctx context.Context) ([]snapshotView, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if time.Since(v.snapsAt) < snapshotsTTL {
+		return v.snaps, nil
+	}
+	r := v.s.Repo()
+	refs, err := r.ListSnapshots(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]snapshotView, 0, len(refs))
+	for _, ref := range refs {
+		m, err := r.Cache().Manifest(ctx, ref)
+		if err != nil {
+			continue // forgotten since the listing
+		}
+		out = append(out, summarize(m))
+	}
+	v.snaps, v.snapsAt = out, time.Now()
+	return out, nil
+}
+
+func summarize(m *repo.Manifest) snapshotView {
+	return snapshotView{Graph: m.Graph, ID: m.ID, Time: m.Time, SizeBytes: m.Totals.SizeBytes, Files: m.Totals.Files,
+		Parent: m.Parent, Flagged: !m.LightRAG.Valid(), LightRAG: m.LightRAG}
+}
+
+// systemHealth returns the cached health, computing it when missing or
+// stale; refresh recomputes it now.
+func (v *views) systemHealth(ctx context.Context, refresh bool) (*recovery.Health, error) {
+	v.mu.Lock()
+	h, at, err := v.health, v.healthAt, v.healthErr
+	v.mu.Unlock()
+	if !refresh && h != nil && time.Since(at) < healthTTL {
+		return h, err
+	}
+	return v.computeHealth(ctx)
+}
+
+func (v *views) computeHealth(ctx context.Context) (*recovery.Health, error) {
+	var graphs []string
+	if sources, err := v.s.deps.Sources(); err == nil {
+		for _, src := range sources {
+			graphs = append(graphs, src.Graph)
+		}
+	}
+	h, err := recovery.SystemHealth(ctx, v.s.Repo(), v.s.deps.Open, recovery.HealthOptions{BackupInterval: v.s.deps.BackupInterval, Graphs: graphs})
+	v.mu.Lock()
+	v.health, v.healthAt, v.healthErr = h, time.Now(), err
+	v.mu.Unlock()
+	if h != nil {
+		v.s.m.checkpointAge.Set(0)
+		if h.Checkpoint != nil {
+			v.s.m.checkpointAge.Set(h.Checkpoint.AgeSeconds)
+		}
+		for _, t := range h.Targets {
+			v.s.m.lagSnapshots.WithLabelValues(t.ID).Set(float64(max(t.LagSnapshots, 0)))
+			v.s.m.lagBytes.WithLabelValues(t.ID).Set(float64(t.LagBytes))
+			for _, st := range []string{replication.Healthy, replication.Degraded, replication.Unreachable, replication.Unknown} {
+				val := 0.0
+				if st == t.Status {
+					val = 1
+				}
+				v.s.m.targetHealth.WithLabelValues(t.ID, st).Set(val)
+			}
+		}
+	}
+	return h, err
+}
+
+// RefreshLoop keeps the health view (and the gauges it feeds) fresh until
+// ctx ends.
+func (s *Server) RefreshLoop(ctx context.Context) {
+	for {
+		_, _ = s.view.computeHealth(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(healthTTL):
+		}
+	}
+}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/graphkeep/graphkeep/api"
+	"github.com/graphkeep/graphkeep/core/recovery"
+	"github.com/graphkeep/graphkeep/core/repo"
+)
+
+// serverConfig is the server: section of the config file.
+type serverConfig struct {
+	Listen      string      `yaml:"listen"`
+	Tokens      []api.Token `yaml:"tokens"`
+	TLSCert     string      `yaml:"tls_cert"`
+	TLSKey      string      `yaml:"tls_key"`
+	MetricsOpen bool        `yaml:"metrics_open"`
+	RestoreRoot string      `yaml:"restore_root"`
+}
+
+func serveCmd(g *globals) *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the REST API, the scheduler and the metrics endpoint",
+		Long: `serve runs graphkeep as a server. With no configuration at all it uses the
+embedded default: a file repository under ./.graphkeep/repo (created), graphs
+root ./graphs (created), listening on 127.0.0.1:8080 without tokens. Listening on
+anything but loopback needs at least one token (GRAPHKEEP_ADMIN_TOKEN,
+GRAPHKEEP_READ_TOKEN, or server.tokens in the config).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), g, listen)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "", "address to listen on (env GRAPHKEEP_LISTEN; default 127.0.0.1:8080)")
+	return cmd
+}
+
+func serve(ctx context.Context, g *globals, listen string) error {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	sc := g.file.Server
+	listen = firstNonEmpty(listen, os.Getenv("GRAPHKEEP_LISTEN"), sc.Listen, "127.0.0.1:8080")
+	tokens, err := serverTokens(sc.Tokens)
+	if err != nil {
+		return err
+	}
+	if err := checkExposure(listen, tokens); err != nil {
+		return err
+	}
+	if err := g.embeddedDefault(ctx, log); err != nil {
+		return err
+	}
+	r, err := g.openRepo(ctx)
+	if err != nil {
+		return err
+	}
+	from, _ := g.repoURL()
+	lease, err := leaseOptions()
+	if err != nil {
+		return err
+	}
+	interval := firstDuration(g.file.Schedule.BackupInterval, g.file.BackupInterval)
+	s := api.New(api.Deps{
+		Repo: r, Sources: g.sources, Open: openTarget, GraphsRoot: g.graphsRootDir(), RestoreRoot: sc.RestoreRoot,
+		Tokens: tokens, OpenMetrics: sc.MetricsOpen, Retention: g.file.Retention, BackupInterval: interval,
+		Lease: lease, StateDir: recovery.StateDir(), FromURL: from, Logger: log,
+	})
+	bg, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	go s.RefreshLoop(bg)
+	go api.NewScheduler(s, g.file.Schedule).Run(bg)
+	if ap := g.file.AutoFailover; ap != nil {
+		go s.AutoFailover(bg, *ap)
+	}
+
+	srv := &http.Server{Addr: listen, Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", listen, err)
+	}
+	log.Info("graphkeep serving", "listen", ln.Addr().String(), "tls", sc.TLSCert != "", "repository", r.Store().Location(),
+		"graphs_root", g.graphsRootDir(), "tokens", len(tokens))
+	if len(tokens) == 0 {
+		log.Warn("no API tokens configured: listening on loopback only, and anyone on this machine can use the API")
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if sc.TLSCert != "" {
+			errc <- srv.ServeTLS(ln, sc.TLSCert, sc.TLSKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing requests and jobs (30s at most)")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	stopBackground()
+	s.Shutdown(30 * time.Second)
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// serverTokens merges config tokens with GRAPHKEEP_ADMIN_TOKEN and
+// GRAPHKEEP_READ_TOKEN, and refuses weak or malformed ones.
+func serverTokens(cfg []api.Token) ([]api.Token, error) {
+	tokens := append([]api.Token(nil), cfg...)
+	if t := os.Getenv("GRAPHKEEP_ADMIN_TOKEN"); t != "" {
+		tokens = append(tokens, api.Token{Name: "env-admin", Token: t, Role: "admin"})
+	}
+	if t := os.Getenv("GRAPHKEEP_READ_TOKEN"); t != "" {
+		tokens = append(tokens, api.Token{Name: "env-read", Token: t, Role: "read"})
+	}
+	for i, t := range tokens {
+		if t.Role != "admin" && t.Role != "read" {
+			return nil, fmt.Errorf("token %d (%q): role must be admin or read, not %q", i+1, t.Name, t.Role)
+		}
+		if len(t.Token) < 16 {
+			return nil, fmt.Errorf("token %d (%q) is shorter than 16 characters: use a long random string (openssl rand -hex 32)", i+1, t.Name)
+		}
+	}
+	return tokens, nil
+}
+
+// checkExposure refuses to listen beyond loopback without a token.
+func checkExposure(listen string, tokens []api.Token) error {
+	if len(tokens) > 0 {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %v (use host:port)", listen, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("refusing to listen on %s without an API token: set GRAPHKEEP_ADMIN_TOKEN (and GRAPHKEEP_READ_TOKEN) or server.tokens, or listen on 127.0.0.1", listen)
+}
+
+// embeddedDefault sets up the zero-configuration server: a file repository
+// under ./.graphkeep/repo and graphs root ./graphs, created when missing.
+func (g *globals) embeddedDefault(ctx context.Context, log *slog.Logger) error {
+	if _, err := g.repoURL(); err == nil {
+		return nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(wd, ".graphkeep", "repo")
+	g.repo = "file://" + dir
+	if g.graphsRootDir() == "" {
+		g.graphsRoot = filepath.Join(wd, "graphs")
+	}
+	if err := os.MkdirAll(g.graphsRoot, 0o755); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	store, err := g.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if _, ok, err := repo.ReadConfig(ctx, store); err != nil || ok {
+		return err
+	}
+	pw, err := g.password()
+	if err != nil {
+		return err
+	}
+	r, err := repo.Init(ctx, store, repo.InitOptions{Password: pw})
+	if err != nil && !errors.Is(err, repo.ErrAlreadyExists) {
+		return err
+	}
+	if r != nil {
+		log.Info("created the embedded default repository", "location", store.Location(), "encrypted", r.Encrypted())
+	}
+	return nil
+}
+
+func firstDuration(ds ...time.Duration) time.Duration {
+	for _, d := range ds {
+		if d > 0 {
+			return d
+		}
+	}
+	return 0
+}
