@@ -79,19 +79,13 @@ func (s *Server) createSnapshot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listSnapshots(w http.ResponseWriter, r *http.Request) {
-	graph := chi.URLParam(r, "graph_id")
-	all, err := s.view.snapshots(r.Context())
+	body, err := s.view.graphSnapshotsJSON(r.Context(), chi.URLParam(r, "graph_id"))
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	out := []snapshotView{}
-	for _, v := range all {
-		if v.Graph == graph {
-			out = append(out, v)
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(body)
 }
 
 // findSnapshot resolves the {id} of a snapshot route.

@@ -49,7 +49,7 @@ type Scheduler struct {
 
 // NewScheduler makes a scheduler for s.
 func NewScheduler(s *Server, sched Schedule) *Scheduler {
-	return &Scheduler{s: s, sched: sched, done: map[string]int64{}, tick: 5 * time.Second}
+	return &Scheduler{s: s, sched: sched, done: map[string]int64{}, tick: time.Second}
 }
 
 // Run ticks until ctx ends.

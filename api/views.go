@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"time"
 
@@ -22,6 +23,7 @@ type views struct {
 	mu        sync.Mutex
 	snaps     []snapshotView
 	snapsAt   time.Time
+	encoded   map[string][]byte // graph -> its snapshot list as JSON, for snapsAt
 	health    *recovery.Health
 	healthAt  time.Time
 	healthErr error
@@ -50,6 +52,7 @@ func newViews(s *Server) *views { return &views{s: s} }
 func (v *views) invalidate() {
 	v.mu.Lock()
 	v.snapsAt, v.healthAt = time.Time{}, time.Time{}
+	v.encoded = nil
 	v.mu.Unlock()
 }
 
@@ -73,8 +76,37 @@ func (v *views) snapshots(ctx context.Context) ([]snapshotView, error) {
 		}
 		out = append(out, summarize(m))
 	}
-	v.snaps, v.snapsAt = out, time.Now()
+	v.snaps, v.snapsAt, v.encoded = out, time.Now(), map[string][]byte{}
 	return out, nil
+}
+
+// graphSnapshotsJSON returns graph's snapshot list, encoded once per
+// refresh: listing a thousand snapshots costs a copy, not an encoding.
+func (v *views) graphSnapshotsJSON(ctx context.Context, graph string) ([]byte, error) {
+	all, err := v.snapshots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if b, ok := v.encoded[graph]; ok {
+		return b, nil
+	}
+	mine := []snapshotView{}
+	for _, s := range all {
+		if s.Graph == graph {
+			mine = append(mine, s)
+		}
+	}
+	b, err := json.MarshalIndent(mine, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, '\n')
+	if v.encoded != nil {
+		v.encoded[graph] = b
+	}
+	return b, nil
 }
 
 func summarize(m *repo.Manifest) snapshotView {

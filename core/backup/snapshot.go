@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/chunker"
 	"github.com/graphkeep/graphkeep/core/lightrag"
 	"github.com/graphkeep/graphkeep/core/repo"
@@ -167,8 +168,15 @@ func Create(ctx context.Context, r *repo.Repository, src Source, opts Options) (
 	if err := lease.Check(); err != nil {
 		return nil, fmt.Errorf("graph %q: not committing: %w", src.Graph, err)
 	}
-	if err := r.SaveManifest(ctx, m); err != nil {
-		return nil, err
+	for attempt := 0; ; attempt++ {
+		err := r.SaveManifest(ctx, m)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, blob.ErrExists) || attempt == 2 {
+			return nil, err
+		}
+		m.ID = repo.NewSnapshotID(time.Now()) // taken in the same nanosecond elsewhere
 	}
 	return &Result{Manifest: m, ReusedFiles: b.reused, Duration: time.Since(start)}, nil
 }

@@ -3,8 +3,6 @@ package repo
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -126,12 +124,24 @@ func CheckGraphID(id string) error {
 }
 
 // NewSnapshotID makes an id that sorts by time: 20261127T150405Z-k3f9qa.
+// The suffix encodes the fraction of the second (30 bits, about a
+// nanosecond) in a base-32 alphabet whose characters sort in value order,
+// so ids of snapshots taken in the same second still sort by time, across
+// processes. Two ids can only collide in the same nanosecond, and manifests
+// are written with create-if-absent, so a collision fails loudly.
 func NewSnapshotID(t time.Time) string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	suffix := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))[:6]
-	return t.UTC().Format("20060102T150405Z") + "-" + suffix
+	t = t.UTC()
+	frac := uint64(t.Nanosecond()) << 30 / 1_000_000_000
+	var b [6]byte
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i] = sortableBase32[frac&31]
+		frac >>= 5
+	}
+	return t.Format("20060102T150405Z") + "-" + string(b[:])
 }
+
+// sortableBase32 is base 32 in ascending byte order.
+const sortableBase32 = "234567abcdefghijklmnopqrstuvwxyz"
 
 // ParseSnapshotID checks an id and returns the time it carries.
 func ParseSnapshotID(id string) (time.Time, error) {

@@ -210,3 +210,21 @@ func TestDeadHolderExpires(t *testing.T) {
 		t.Fatal("the dead lease was not cleaned up")
 	}
 }
+
+func TestSnapshotIDsSortByTimeWithinASecond(t *testing.T) {
+	base := time.Date(2026, 11, 27, 15, 4, 5, 0, time.UTC)
+	prev := ""
+	for _, ns := range []int{0, 1, 999, 1_000, 123_456_789, 500_000_000, 999_999_998, 999_999_999} {
+		id := repo.NewSnapshotID(base.Add(time.Duration(ns)))
+		if _, err := repo.ParseSnapshotID(id); err != nil {
+			t.Fatalf("%d ns: %v", ns, err)
+		}
+		if prev != "" && id <= prev {
+			t.Fatalf("%s (at +%dns) does not sort after %s", id, ns, prev)
+		}
+		prev = id
+	}
+	if next := repo.NewSnapshotID(base.Add(time.Second)); next <= prev {
+		t.Fatalf("the next second's id %s sorts before %s", next, prev)
+	}
+}
