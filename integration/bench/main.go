@@ -32,6 +32,7 @@ var (
 	bigMB        = flag.Int("big", 2100, "size in MB of the larger set for graphkeep's RSS scaling (0 skips it)")
 	rounds       = flag.Int("rounds", 3, "rounds per tool")
 	growPercent  = flag.Float64("grow", 2, "percent more documents per graph for the growth step")
+	apiOnly      = flag.Bool("api-only", false, "run only the API latency bench")
 	rcloneBin    = flag.String("rclone", "rclone", "rclone binary for the replication comparison (\"\" skips it)")
 	minioBin     = flag.String("minio", ".cache/minio/minio", "MinIO server binary for the replication comparison")
 )
@@ -62,6 +63,10 @@ func main() {
 	dir, err := filepath.Abs(*workDir)
 	must(err)
 
+	if *apiOnly {
+		apiBench(dir)
+		return
+	}
 	base, grown := filepath.Join(dir, "data-base"), filepath.Join(dir, "data-grown")
 	size := prepare(base, grown, int64(*sizeMB)<<20)
 	fmt.Printf("data set: %d graphs, %s (growth step: +%.0f%% documents per graph)\n", len(graphs), mb(size), *growPercent)
@@ -82,6 +87,7 @@ func main() {
 	if *bigMB > 0 {
 		scaling(dir, base, size)
 	}
+	apiBench(dir)
 }
 
 // order alternates which tool goes first, so neither always gets a warm or

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/graphkeep/graphkeep/core/repo"
+	"github.com/graphkeep/graphkeep/providers"
+)
+
+// apiBench serves a repository holding 1,000 snapshots of one graph with
+// the real binary and measures request latency under concurrent load for
+// listing them and for /recovery/health.
+func apiBench(dir string) {
+	const snapshots, clients, duration = 1000, 8, 5 * time.Second
+	repoDir := filepath.Join(dir, "repo-api")
+	root := filepath.Join(dir, "graphs-api")
+	must(os.RemoveAll(repoDir))
+	must(os.RemoveAll(root))
+	must(os.MkdirAll(filepath.Join(root, "g1"), 0o755))
+	must(os.WriteFile(filepath.Join(root, "g1", "kv_store_full_docs.json"), []byte(`{"doc-1": {"content": "x"}}`), 0o644))
+	fillRepo(repoDir, snapshots)
+
+	port := must2(freePort())
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cmd := exec.Command(*graphkeepBin, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	cmd.Env = append(os.Environ(), "GRAPHKEEP_REPO=file://"+repoDir, "GRAPHKEEP_GRAPHS_ROOT="+root,
+		"GRAPHKEEP_CACHE_DIR="+filepath.Join(dir, "cache-api"), "GRAPHKEEP_STATE_DIR="+filepath.Join(dir, "state-api"), "GRAPHKEEP_PASSWORD=")
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	must(cmd.Start())
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get(url + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintln(os.Stderr, "api bench: the server did not start")
+			return
+		}
+	}
+	fmt.Printf("\nAPI latency, %d concurrent clients for %s each, repository with %d snapshots\n\n", clients, duration, snapshots)
+	fmt.Println("| route | requests/s | p50 | p90 | p99 | max |")
+	fmt.Println("|---|---|---|---|---|---|")
+	for _, path := range []string{"/backup/graphs/g1/snapshots", "/recovery/health"} {
+		lat, n := load(url+path, clients, duration)
+		fmt.Printf("| GET %s | %.0f | %s | %s | %s | %s |\n", path, float64(n)/duration.Seconds(),
+			pct(lat, 50), pct(lat, 90), pct(lat, 99), pct(lat, 100))
+	}
+}
+
+// fillRepo makes a repository with n snapshots of graph g1 (one small file
+// each, one shared chunk), written through the repository API.
+func fillRepo(dir string, n int) {
+	ctx := context.Background()
+	store := must2(providers.Open(ctx, "file://"+dir+"?create=true", providers.Options{}))
+	r := must2(repo.Init(ctx, store, repo.InitOptions{}))
+	data := []byte(`{"doc-1": {"content": "x"}}`)
+	id := r.HashChunk(data)
+	must(r.PutChunk(ctx, id, r.EncodeChunk(id, data)))
+	start := time.Now().Add(-time.Duration(n) * time.Minute)
+	for i := 0; i < n; i++ {
+		t := start.Add(time.Duration(i) * time.Minute)
+		m := &repo.Manifest{Version: 1, ID: repo.NewSnapshotID(t), Graph: "g1", Time: t,
+			Files:  []repo.FileEntry{{Path: "kv_store_full_docs.json", Type: repo.TypeFile, Mode: 0o644, Size: int64(len(data)), MTime: t, Chunks: []repo.ChunkRef{{ID: id, Size: len(data)}}}},
+			Totals: repo.Totals{Files: 1, SizeBytes: int64(len(data)), Chunks: 1}}
+		must(r.SaveManifest(ctx, m))
+	}
+}
+
+// load runs clients sending GETs to url for d and returns the latencies.
+func load(url string, clients int, d time.Duration) ([]time.Duration, int) {
+	var mu sync.Mutex
+	var all []time.Duration
+	stop := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: 10 * time.Second}
+			var mine []time.Duration
+			for time.Now().Before(stop) {
+				t0 := time.Now()
+				resp, err := client.Get(url)
+				if err != nil {
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					mine = append(mine, time.Since(t0))
+				}
+			}
+			mu.Lock()
+			all = append(all, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	return all, len(all)
+}
+
+func pct(sorted []time.Duration, p int) string {
+	if len(sorted) == 0 {
+		return "-"
+	}
+	i := len(sorted) * p / 100
+	if i >= len(sorted) {
+		i = len(sorted) - 1
+	}
+	return sorted[i].Round(10 * time.Microsecond).String()
+}
+
+func must2[T any](v T, err error) T {
+	must(err)
+	return v
+}
