@@ -2,6 +2,7 @@ package recovery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -156,6 +157,23 @@ func (m *Monitor) failover(ctx context.Context, now time.Time) {
 		replica, why := m.candidate(ctx, t)
 		if why != "" {
 			reasons = append(reasons, t.ID+": "+why)
+			continue
+		}
+		// Several monitors (server instances) may watch one primary: the
+		// first to create this window's claim on the target promotes it; the
+		// others follow it.
+		claim := fmt.Sprintf("schedule/auto-failover/%d", now.Unix()/int64(m.Policy.MinInterval.Seconds()))
+		if err := blob.PutBytes(ctx, replica.Store(), claim, []byte(now.UTC().Format(time.RFC3339)), &blob.PutOptions{IfAbsent: true}); err != nil {
+			replica.Store().Close()
+			if errors.Is(err, blob.ErrExists) {
+				if m.OnSwitch != nil {
+					_ = m.OnSwitch(m.PrimaryURL, t.URL, replica.ID())
+				}
+				m.emit(now, "failover", fmt.Sprintf("another instance promoted %s; following it", t.ID), nil)
+				m.lastFailover, m.PrimaryURL, m.downSince = now, t.URL, time.Time{}
+				return
+			}
+			reasons = append(reasons, t.ID+": claim: "+err.Error())
 			continue
 		}
 		opts := FailoverOptions{Checkpoint: m.known.checkpoint, Restore: m.Policy.Restore, GraphsRoot: m.Policy.GraphsRoot,

@@ -349,3 +349,53 @@ func TestAutomaticFailoverRefusesDataLoss(t *testing.T) {
 		t.Fatalf("with allow_data_loss: %+v", last)
 	}
 }
+
+// Two monitors (two server instances) watching one primary promote one
+// target once: the second follows the first.
+func TestAutomaticFailoverOnceAcrossInstances(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	if _, err := recovery.CreateCheckpoint(ctx, w.r, w.sources, recovery.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w.replicate(t)
+	primaryURL := w.r.Store().Location()
+	var down atomic.Bool
+	var switches atomic.Int64
+	monitor := func() *recovery.Monitor {
+		return &recovery.Monitor{
+			Policy:     recovery.AutoPolicy{After: time.Second},
+			PrimaryURL: primaryURL,
+			Open: func(ctx context.Context, url string) (blob.Store, error) {
+				if url == primaryURL && down.Load() {
+					return nil, errors.New("gone")
+				}
+				return open(ctx, url)
+			},
+			OpenRepo: func(ctx context.Context, s blob.Store) (*repo.Repository, error) {
+				return repo.Open(ctx, s, repo.OpenOptions{Password: "pw", CacheDir: t.TempDir()})
+			},
+			OnSwitch: func(from, to, id string) error { switches.Add(1); return nil },
+		}
+	}
+	a, b := monitor(), monitor()
+	t0 := time.Now()
+	a.Step(ctx, t0)
+	b.Step(ctx, t0)
+	down.Store(true)
+	for _, m := range []*recovery.Monitor{a, b} {
+		m.Step(ctx, t0.Add(time.Second))
+		m.Step(ctx, t0.Add(3*time.Second))
+	}
+	if a.PrimaryURL != w.targets["east"] || b.PrimaryURL != w.targets["east"] {
+		t.Fatalf("monitors watch %s and %s, want both on east", a.PrimaryURL, b.PrimaryURL)
+	}
+	east, _ := open(ctx, w.targets["east"])
+	replica, _ := repo.Open(ctx, east, repo.OpenOptions{Password: "pw", CacheDir: t.TempDir()})
+	if hist, _ := recovery.History(ctx, replica); len(hist) != 1 {
+		t.Fatalf("%d failovers recorded on east, want 1", len(hist))
+	}
+	if switches.Load() != 2 {
+		t.Fatalf("%d local switches, want 2 (one per instance)", switches.Load())
+	}
+}
