@@ -151,14 +151,18 @@ func (s *Bucket) Get(ctx context.Context, key string, offset, length int64) (io.
 	if err != nil {
 		return nil, s.fail("get", key, err)
 	}
-	return &readCloser{r: r, fail: func(err error) error { return s.fail("get", key, err) }}, nil
+	return &readCloser{r: r, size: r.Size(), fail: func(err error) error { return s.fail("get", key, err) }}, nil
 }
 
 // readCloser reports read errors the same way Get reports open errors.
 type readCloser struct {
 	r    io.ReadCloser
+	size int64
 	fail func(error) error
 }
+
+// Size is the number of bytes the reader will return.
+func (rc *readCloser) Size() int64 { return rc.size }
 
 func (rc *readCloser) Read(p []byte) (int, error) {
 	n, err := rc.r.Read(p)

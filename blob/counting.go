@@ -128,3 +128,11 @@ type countingReadCloser struct {
 }
 
 func (c *countingReadCloser) Close() error { return c.c.Close() }
+
+// Size passes through the size of the wrapped reader, when it knows it.
+func (c *countingReadCloser) Size() int64 {
+	if s, ok := c.r.(sizer); ok {
+		return s.Size()
+	}
+	return -1
+}

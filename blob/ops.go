@@ -29,13 +29,22 @@ func Walk(ctx context.Context, s Store, prefix string, fn func(Object) error) er
 	}
 }
 
-// ReadAll reads the whole object at key.
+// sizer is a reader that knows how many bytes it will return.
+type sizer interface{ Size() int64 }
+
+// ReadAll reads the whole object at key, into one allocation when the
+// store says the size.
 func ReadAll(ctx context.Context, s Store, key string) ([]byte, error) {
 	rc, err := s.Get(ctx, key, 0, -1)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
+	if sz, ok := rc.(sizer); ok && sz.Size() >= 0 && sz.Size() < 1<<30 {
+		buf := bytes.NewBuffer(make([]byte, 0, sz.Size()+1))
+		_, err := buf.ReadFrom(rc)
+		return buf.Bytes(), err
+	}
 	return io.ReadAll(rc)
 }
 
