@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -192,13 +193,7 @@ func snapshotsCmd(g *globals) *cobra.Command {
 		Use:   "snapshots [GRAPH]",
 		Short: "List snapshots",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, err := g.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Store().Close()
+		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, args []string) error {
 			graph := ""
 			if len(args) == 1 {
 				graph = args[0]
@@ -238,7 +233,7 @@ func snapshotsCmd(g *globals) *cobra.Command {
 					humanBytes(l.SizeBytes), l.Files, st.Nodes, st.Edges, st.Docs, st.Chunks, st.VectorRows, status)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 }
 
@@ -352,14 +347,9 @@ func verifyCmd(g *globals) *cobra.Command {
 		Use:   "verify [GRAPH [SNAPSHOT]]",
 		Short: "Check that every chunk of the snapshots exists (and, with --read-data, is intact)",
 		Args:  cobra.MaximumNArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, err := g.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Store().Close()
+		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, args []string) error {
 			var refs []repo.SnapshotRef
+			var err error
 			switch len(args) {
 			case 2:
 				ref, err := r.FindSnapshot(ctx, args[0], args[1])
@@ -402,7 +392,7 @@ func verifyCmd(g *globals) *cobra.Command {
 				return errFound
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&readData, "read-data", false, "download, decode and hash every chunk")
 	return cmd

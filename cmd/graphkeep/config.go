@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/graphkeep/graphkeep/api"
@@ -138,6 +139,20 @@ func (g *globals) openRepo(ctx context.Context) (*repo.Repository, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// withRepo adapts a command body that needs the open repository: it opens
+// it with the command's context and closes it afterwards.
+func (g *globals) withRepo(run func(ctx context.Context, r *repo.Repository, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		r, err := g.openRepo(ctx)
+		if err != nil {
+			return err
+		}
+		defer r.Store().Close()
+		return run(ctx, r, args)
+	}
 }
 
 // graphsRoot is the configured root, or "".

@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/graphkeep/graphkeep/core/repo"
+
 	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/retention"
@@ -105,13 +107,7 @@ func pruneCmd(g *globals) *cobra.Command {
 exclusive lease: it waits for running backups to finish, and backups wait for it.
 A prune killed midway leaves nothing broken; its lease expires within minutes.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			r, err := g.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Store().Close()
+		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, _ []string) error {
 			lease, err := leaseOptions()
 			if err != nil {
 				return err
@@ -125,7 +121,7 @@ A prune killed midway leaves nothing broken; its lease expires within minutes.`,
 			}
 			printPrune(res)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "count what would be deleted, delete nothing")
 	return cmd
@@ -146,13 +142,7 @@ func statsCmd(g *globals) *cobra.Command {
 		Use:   "stats",
 		Short: "Show what the repository holds and what deduplication saves",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			r, err := g.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Store().Close()
+		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, _ []string) error {
 			s, err := backup.Stats(ctx, r, !noList)
 			if err != nil {
 				return err
@@ -174,7 +164,7 @@ func statsCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\n", gs.Graph, gs.Snapshots, gs.Latest, humanBytes(gs.LatestSize), gs.Flagged)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&noList, "no-list", false, "skip listing chunks/ (no stored size)")
 	return cmd

@@ -74,13 +74,7 @@ func checkpointCmd(g *globals) *cobra.Command {
 		Use:   "list",
 		Short: "List checkpoints, newest first, with where they were last found restorable",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			r, err := g.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Store().Close()
+		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, _ []string) error {
 			cps, err := recovery.Checkpoints(ctx, r)
 			if err != nil {
 				return err
@@ -115,19 +109,13 @@ func checkpointCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", l.ID, l.Time.Local().Format("2006-01-02 15:04:05"), len(l.Snapshots), where, when, l.Note)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	show := &cobra.Command{
 		Use:   "show ID|latest",
 		Short: "Show a checkpoint's snapshots and LightRAG counts",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, err := g.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Store().Close()
+		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, args []string) error {
 			cp, err := recovery.Find(ctx, r, args[0])
 			if err != nil {
 				return err
@@ -138,38 +126,26 @@ func checkpointCmd(g *globals) *cobra.Command {
 			fmt.Printf("checkpoint %s, %s %s\n", cp.ID, cp.Time.Local().Format(time.RFC3339), cp.Note)
 			printCheckpoint(cp)
 			return nil
-		},
+		}),
 	}
 	del := &cobra.Command{
 		Use:   "delete ID",
 		Short: "Delete a checkpoint (its snapshots are no longer pinned)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, err := g.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Store().Close()
+		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, args []string) error {
 			if err := recovery.DeleteCheckpoint(ctx, r, args[0]); err != nil {
 				return err
 			}
 			fmt.Printf("checkpoint %s deleted; its snapshots are no longer pinned\n", args[0])
 			return nil
-		},
+		}),
 	}
 	var readData bool
 	validate := &cobra.Command{
 		Use:   "validate ID|latest [--read-data]",
 		Short: "Check on the primary and on every target whether the checkpoint can be restored",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, err := g.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Store().Close()
+		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, args []string) error {
 			cp, err := recovery.Find(ctx, r, args[0])
 			if err != nil {
 				return err
@@ -208,7 +184,7 @@ func checkpointCmd(g *globals) *cobra.Command {
 				return errFound
 			}
 			return nil
-		},
+		}),
 	}
 	validate.Flags().BoolVar(&readData, "read-data", false, "download, decode and hash every chunk")
 	cmd.AddCommand(create, list, show, del, validate)
@@ -489,13 +465,7 @@ func recoveryStatusCmd(g *globals) *cobra.Command {
 		Use:   "status",
 		Short: "Latest checkpoint, achievable RPO per location, failover history",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			r, err := g.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Store().Close()
+		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, _ []string) error {
 			h, err := recovery.SystemHealth(ctx, r, openTarget, recovery.HealthOptions{BackupInterval: g.file.BackupInterval})
 			if err != nil {
 				return err
@@ -535,7 +505,7 @@ func recoveryStatusCmd(g *globals) *cobra.Command {
 				fmt.Printf("failover %s: %s -> %s (checkpoint %s, forced %v)\n", s.Time.Local().Format(time.RFC3339), providers.Redact(s.From), providers.Redact(s.To), s.Checkpoint, s.Forced)
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.AddCommand(status)
 	return cmd

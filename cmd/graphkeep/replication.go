@@ -46,13 +46,7 @@ func targetsCmd(g *globals) *cobra.Command {
 		Use:   "add ID URL",
 		Short: "Register a bucket (any provider) that receives a replica",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, err := g.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Store().Close()
+		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, args []string) error {
 			t := replication.Target{ID: args[0], URL: args[1], MirrorDeletes: mirror}
 			if graphs != "" {
 				t.Graphs = strings.Split(graphs, ",")
@@ -65,7 +59,7 @@ func targetsCmd(g *globals) *cobra.Command {
 			}
 			fmt.Printf("target %s added: %s; run 'graphkeep replicate --target %s' to fill it\n", t.ID, providers.Redact(t.URL), t.ID)
 			return nil
-		},
+		}),
 	}
 	add.Flags().StringVar(&graphs, "graphs", "", "replicate only these graphs (comma separated; default all)")
 	add.Flags().BoolVar(&mirror, "mirror-deletes", false, "also remove from the target the snapshots forgotten on the primary")
@@ -82,19 +76,13 @@ func targetsCmd(g *globals) *cobra.Command {
 		Use:   "remove ID",
 		Short: "Stop replicating to a target (its bucket is left as it is)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, err := g.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Store().Close()
+		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, args []string) error {
 			if err := replication.RemoveTarget(ctx, r, args[0]); err != nil {
 				return err
 			}
 			fmt.Printf("target %s removed\n", args[0])
 			return nil
-		},
+		}),
 	}
 	health := &cobra.Command{
 		Use:   "health [ID]",
@@ -217,13 +205,7 @@ them HEALTHY, DEGRADED or UNREACHABLE (with hysteresis), and catches up every
 target that answers, backing off from those that do not. Exit status 1 when a
 one-shot run could not bring every target up to date.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			r, err := g.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Store().Close()
+		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, _ []string) error {
 			lease, err := leaseOptions()
 			if err != nil {
 				return err
@@ -251,7 +233,7 @@ one-shot run could not bring every target up to date.`,
 				}
 			}
 			return err
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&graph, "graph", "", "replicate only this graph")
 	cmd.Flags().StringVar(&target, "target", "", "replicate only to this target")
@@ -298,13 +280,7 @@ func replicationStatusCmd(g *globals) *cobra.Command {
 		Use:   "status [GRAPH]",
 		Short: "Which targets hold each graph's latest snapshot",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, err := g.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Store().Close()
+		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, args []string) error {
 			graph := ""
 			if len(args) == 1 {
 				graph = args[0]
@@ -327,7 +303,7 @@ func replicationStatusCmd(g *globals) *cobra.Command {
 				}
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	cmd.AddCommand(status)
 	return cmd
