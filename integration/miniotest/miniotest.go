@@ -67,6 +67,9 @@ func init() {
 // ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: the MinIO tests need Docker; run them with make test")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	requireDockerAndImage(t, ctx)
