@@ -174,7 +174,7 @@ func TestSecondBackupStoresNothingAndGrowthStoresLittle(t *testing.T) {
 	if added, size := third.Manifest.Totals.AddedBytes, third.Manifest.Totals.SizeBytes; added == 0 || added > size*2/3 {
 		t.Fatalf("5%% more documents added %d of %d bytes", added, size)
 	}
-	// Files LightRAG only appends to share all but their last chunks.
+	// Files LightRAG appends to keep all but the chunks around the additions.
 	old := first.Manifest.ChunkIDs()
 	for _, f := range third.Manifest.Files {
 		if f.Path != "kv_store_full_docs.json" && f.Path != "vdb_chunks.json" {
@@ -186,7 +186,9 @@ func TestSecondBackupStoresNothingAndGrowthStoresLittle(t *testing.T) {
 				fresh++
 			}
 		}
-		if fresh > 3 {
+		// vdb files grow in two places (the data array and the matrix), and
+		// the repository's chunker seed is random: up to two chunks each.
+		if fresh > 4 {
 			t.Errorf("%s: %d of %d chunks are new after appending one document", f.Path, fresh, len(f.Chunks))
 		}
 	}

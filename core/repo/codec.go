@@ -14,7 +14,8 @@ import (
 const (
 	flagZstd      byte = 1 << 0
 	flagEncrypted byte = 1 << 1
-	knownFlags         = flagZstd | flagEncrypted
+	flagHuff      byte = 1 << 2 // huff0 blocks (see huff.go); never with flagZstd
+	knownFlags         = flagZstd | flagEncrypted | flagHuff
 )
 
 // codec turns plaintext into stored bytes and back. Safe for concurrent use.
@@ -55,7 +56,12 @@ func newCodec(comp CompressionConfig, keys *Keys) (*codec, error) {
 func (c *codec) encode(plain []byte, aad string) []byte {
 	flags := byte(0)
 	payload := plain
-	if c.enc != nil && len(plain) >= 64 {
+	switch {
+	case c.enc != nil && mostlyBase64(plain):
+		if coded, ok := huffEncode(plain); ok {
+			payload, flags = coded, flagHuff
+		}
+	case c.enc != nil && len(plain) >= 64:
 		compressed := c.enc.EncodeAll(plain, make([]byte, 0, len(plain)/2))
 		if len(compressed) < len(plain)-len(plain)/64 { // stored raw when it saves under ~1.5%
 			payload, flags = compressed, flagZstd
@@ -99,10 +105,19 @@ func (c *codec) decode(stored []byte, aad string) ([]byte, error) {
 	} else if c.aead != nil {
 		return nil, fmt.Errorf("%w: object is not encrypted in an encrypted repository", ErrCorrupt)
 	}
-	if flags&flagZstd != 0 {
+	switch {
+	case flags&flagZstd != 0 && flags&flagHuff != 0:
+		return nil, fmt.Errorf("%w: both zstd and huff0 flags set", ErrCorrupt)
+	case flags&flagZstd != 0:
 		plain, err := c.dec.DecodeAll(payload, nil)
 		if err != nil {
 			return nil, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
+		}
+		return plain, nil
+	case flags&flagHuff != 0:
+		plain, err := huffDecode(payload)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}
 		return plain, nil
 	}
