@@ -256,24 +256,11 @@ func TestAutomaticFailover(t *testing.T) {
 	w.replicate(t)
 	primaryURL := w.r.Store().Location()
 	var down atomic.Bool
-	openWithOutage := func(ctx context.Context, url string) (blob.Store, error) {
-		if url == primaryURL && down.Load() {
-			return nil, errors.New("connection refused")
-		}
-		return open(ctx, url)
-	}
 	var events []recovery.AutoEvent
 	var switched []string
-	m := &recovery.Monitor{
-		Policy:     recovery.AutoPolicy{After: time.Minute, MinInterval: time.Hour},
-		PrimaryURL: primaryURL,
-		Open:       openWithOutage,
-		OpenRepo: func(ctx context.Context, s blob.Store) (*repo.Repository, error) {
-			return repo.Open(ctx, s, repo.OpenOptions{Password: "pw", CacheDir: t.TempDir()})
-		},
-		OnSwitch: func(from, to, id string) error { switched = append(switched, from+"->"+to); return nil },
-		OnEvent:  func(e recovery.AutoEvent) { events = append(events, e) },
-	}
+	m := outageMonitor(t, primaryURL, &down, recovery.AutoPolicy{After: time.Minute, MinInterval: time.Hour})
+	m.OnSwitch = func(from, to, id string) error { switched = append(switched, from+"->"+to); return nil }
+	m.OnEvent = func(e recovery.AutoEvent) { events = append(events, e) }
 	t0 := time.Now()
 	m.Step(ctx, t0) // learns targets and the checkpoint
 	down.Store(true)
@@ -320,20 +307,8 @@ func TestAutomaticFailoverRefusesDataLoss(t *testing.T) {
 	primaryURL := w.r.Store().Location()
 	var down atomic.Bool
 	var events []recovery.AutoEvent
-	m := &recovery.Monitor{
-		Policy:     recovery.AutoPolicy{After: time.Second},
-		PrimaryURL: primaryURL,
-		Open: func(ctx context.Context, url string) (blob.Store, error) {
-			if url == primaryURL && down.Load() {
-				return nil, errors.New("gone")
-			}
-			return open(ctx, url)
-		},
-		OpenRepo: func(ctx context.Context, s blob.Store) (*repo.Repository, error) {
-			return repo.Open(ctx, s, repo.OpenOptions{Password: "pw", CacheDir: t.TempDir()})
-		},
-		OnEvent: func(e recovery.AutoEvent) { events = append(events, e) },
-	}
+	m := outageMonitor(t, primaryURL, &down, recovery.AutoPolicy{After: time.Second})
+	m.OnEvent = func(e recovery.AutoEvent) { events = append(events, e) }
 	t0 := time.Now()
 	m.Step(ctx, t0)
 	down.Store(true)
@@ -363,20 +338,9 @@ func TestAutomaticFailoverOnceAcrossInstances(t *testing.T) {
 	var down atomic.Bool
 	var switches atomic.Int64
 	monitor := func() *recovery.Monitor {
-		return &recovery.Monitor{
-			Policy:     recovery.AutoPolicy{After: time.Second},
-			PrimaryURL: primaryURL,
-			Open: func(ctx context.Context, url string) (blob.Store, error) {
-				if url == primaryURL && down.Load() {
-					return nil, errors.New("gone")
-				}
-				return open(ctx, url)
-			},
-			OpenRepo: func(ctx context.Context, s blob.Store) (*repo.Repository, error) {
-				return repo.Open(ctx, s, repo.OpenOptions{Password: "pw", CacheDir: t.TempDir()})
-			},
-			OnSwitch: func(from, to, id string) error { switches.Add(1); return nil },
-		}
+		m := outageMonitor(t, primaryURL, &down, recovery.AutoPolicy{After: time.Second})
+		m.OnSwitch = func(from, to, id string) error { switches.Add(1); return nil }
+		return m
 	}
 	a, b := monitor(), monitor()
 	t0 := time.Now()
@@ -397,5 +361,23 @@ func TestAutomaticFailoverOnceAcrossInstances(t *testing.T) {
 	}
 	if switches.Load() != 2 {
 		t.Fatalf("%d local switches, want 2 (one per instance)", switches.Load())
+	}
+}
+
+// outageMonitor watches primaryURL, which stops answering while down is
+// set; every other URL opens normally.
+func outageMonitor(t *testing.T, primaryURL string, down *atomic.Bool, policy recovery.AutoPolicy) *recovery.Monitor {
+	return &recovery.Monitor{
+		Policy:     policy,
+		PrimaryURL: primaryURL,
+		Open: func(ctx context.Context, url string) (blob.Store, error) {
+			if url == primaryURL && down.Load() {
+				return nil, errors.New("connection refused")
+			}
+			return open(ctx, url)
+		},
+		OpenRepo: func(ctx context.Context, s blob.Store) (*repo.Repository, error) {
+			return repo.Open(ctx, s, repo.OpenOptions{Password: "pw", CacheDir: t.TempDir()})
+		},
 	}
 }
