@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -21,21 +22,47 @@ var version = "dev"
 var errFound = errors.New("problems found")
 
 func main() {
+	os.Exit(run())
+}
+
+func run() int {
 	// Keep memory bounded whatever the data size: a soft limit makes the
 	// garbage collector work harder before the heap grows past it. GOMEMLIMIT
 	// overrides it.
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(96 << 20)
 	}
+	if path := os.Getenv("GRAPHKEEP_CPU_PROFILE"); path != "" {
+		stopProfile, err := startCPUProfile(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "graphkeep:", err)
+			return 1
+		}
+		defer stopProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRoot().ExecuteContext(ctx)
-	stop()
-	if err != nil {
+	defer stop()
+	if err := newRoot().ExecuteContext(ctx); err != nil {
 		if !errors.Is(err, errFound) {
 			fmt.Fprintln(os.Stderr, "graphkeep:", err)
 		}
-		os.Exit(1)
+		return 1
 	}
+	return 0
+}
+
+// startCPUProfile writes a CPU profile of this run to path, for developers
+// measuring where time goes (go tool pprof).
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("GRAPHKEEP_CPU_PROFILE: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("GRAPHKEEP_CPU_PROFILE: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func newRoot() *cobra.Command {
