@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -53,5 +56,72 @@ func TestErrorCategories(t *testing.T) {
 	}
 	if got, want := e.Error(), `s3://b/p: get "chunks/ab/cd": storage unavailable: dial tcp: connect: connection refused`; got != want {
 		t.Fatalf("Error() = %q, want %q", got, want)
+	}
+}
+
+func TestReadIntoReusesTheBuffer(t *testing.T) {
+	ctx := context.Background()
+	for _, url := range []string{"mem://read-into", "file://" + t.TempDir() + "?create=true"} {
+		s, err := providers.Open(ctx, url, providers.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := make([]byte, 5000)
+		for i := range data {
+			data[i] = byte(i * 7)
+		}
+		if err := blob.PutBytes(ctx, s, "k", data, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := blob.PutBytes(ctx, s, "empty", nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 10, 8192)
+		got, err := blob.ReadInto(ctx, s, "k", buf)
+		if err != nil || string(got) != string(data) {
+			t.Fatalf("%s: read %d bytes, %v", url, len(got), err)
+		}
+		if &got[0] != &buf[:1][0] {
+			t.Errorf("%s: a buffer with room was not reused", url)
+		}
+		small := make([]byte, 0, 100)
+		if got, err = blob.ReadInto(ctx, s, "k", small); err != nil || string(got) != string(data) {
+			t.Fatalf("%s: into a small buffer: %d bytes, %v", url, len(got), err)
+		}
+		if got, err = blob.ReadInto(ctx, s, "empty", buf); err != nil || len(got) != 0 {
+			t.Fatalf("%s: empty object: %d bytes, %v", url, len(got), err)
+		}
+		if _, err = blob.ReadInto(ctx, s, "missing", buf); !errors.Is(err, blob.ErrNotFound) {
+			t.Fatalf("%s: missing object: %v", url, err)
+		}
+	}
+}
+
+// A deferred write that vanishes before Sync fails that Sync (its caller
+// must not commit anything naming it); a later Sync owes nothing for it.
+func TestSyncReportsAVanishedDeferredWrite(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := providers.Open(ctx, "file://"+dir+"?create=true", providers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	deferred := &blob.PutOptions{DeferSync: true}
+	if err := blob.PutBytes(ctx, s, "chunks/aa/gone", []byte("x"), deferred); err != nil {
+		t.Fatal(err)
+	}
+	if err := blob.PutBytes(ctx, s, "chunks/aa/kept", []byte("y"), deferred); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "chunks", "aa", "gone")); err != nil {
+		t.Fatal(err)
+	}
+	err = blob.Sync(ctx, s)
+	if err == nil || !strings.Contains(err.Error(), "gone") {
+		t.Fatalf("sync after a deferred write vanished: %v", err)
+	}
+	if err := blob.Sync(ctx, s); err != nil {
+		t.Fatalf("the next sync: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"syscall"
 	"time"
 
@@ -41,6 +42,10 @@ type Options struct {
 type Bucket struct {
 	b    *gcblob.Bucket
 	opts Options
+
+	mu       sync.Mutex
+	deferred map[string]bool // Local: files written with DeferSync, not yet synced
+	syncing  sync.Mutex      // one Sync at a time: a Sync returns only after every earlier write is durable
 }
 
 var _ Store = (*Bucket)(nil)
@@ -92,7 +97,12 @@ func (s *Bucket) put(ctx context.Context, key string, r io.Reader, opts *PutOpti
 		_ = w.Close()
 		return err
 	}
-	if s.opts.Local {
+	deferSync := s.opts.Local && opts.DeferSync && !opts.IfAbsent
+	if deferSync {
+		// Start putting the data on disk now; Sync waits for it.
+		StartWriteback(tmp, 0, 0)
+	}
+	if s.opts.Local && !deferSync {
 		if err := tmp.Sync(); err != nil {
 			cancel()
 			_ = w.Close()
@@ -106,7 +116,112 @@ func (s *Bucket) put(ctx context.Context, key string, r io.Reader, opts *PutOpti
 			return linkErr
 		}
 	}
-	return w.Close()
+	final := ""
+	if deferSync {
+		m := fileblobTemp.FindStringSubmatch(tmp.Name())
+		if m == nil {
+			cancel()
+			_ = w.Close()
+			return fmt.Errorf("unexpected fileblob temporary file name %q", tmp.Name())
+		}
+		final = m[1]
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	if deferSync {
+		s.mu.Lock()
+		if s.deferred == nil {
+			s.deferred = map[string]bool{}
+		}
+		s.deferred[final] = true
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// Sync implements Syncer: it fsyncs every file written with DeferSync since
+// the last Sync, then their directories (which hold the renames).
+func (s *Bucket) Sync(ctx context.Context) error {
+	// A Sync running now may have taken this caller's files; waiting for it
+	// is what makes them durable before this Sync returns.
+	s.syncing.Lock()
+	defer s.syncing.Unlock()
+	s.mu.Lock()
+	files := s.deferred
+	s.deferred = nil
+	s.mu.Unlock()
+	if len(files) == 0 {
+		return nil
+	}
+	dirs := map[string]bool{}
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+		dirs[filepath.Dir(p)] = true
+	}
+	err := fsyncAll(ctx, paths, syncFile)
+	if err == nil {
+		dirList := make([]string, 0, len(dirs))
+		for d := range dirs {
+			dirList = append(dirList, d)
+		}
+		err = fsyncAll(ctx, dirList, syncDir)
+	}
+	if err != nil {
+		// Keep owed what still exists: they may be another caller's
+		// files, and that caller's Sync must still make them durable.
+		s.mu.Lock()
+		if s.deferred == nil {
+			s.deferred = map[string]bool{}
+		}
+		for p := range files {
+			if _, statErr := os.Stat(p); statErr == nil {
+				s.deferred[p] = true
+			}
+		}
+		s.mu.Unlock()
+		return &Error{Op: "sync", Location: s.opts.Location, Err: err}
+	}
+	return nil
+}
+
+// fsyncAll runs sync over paths, a few at a time: the file system batches
+// concurrent flushes into one journal commit.
+func fsyncAll(ctx context.Context, paths []string, sync func(string) error) error {
+	const parallel = 8
+	errs := make(chan error, len(paths))
+	sem := make(chan struct{}, parallel)
+	for _, p := range paths {
+		if err := ctx.Err(); err != nil {
+			errs <- err
+			break
+		}
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			if err := sync(p); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	for range parallel {
+		sem <- struct{}{}
+	}
+	close(errs)
+	return <-errs // nil when none failed
+}
+
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("make %s durable: %w", filepath.Base(path), err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("make %s durable: %w", filepath.Base(path), err)
+	}
+	return nil
 }
 
 // fileblobTemp matches the temporary names fileblob (no_tmp_dir) gives a file

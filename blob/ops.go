@@ -35,17 +35,51 @@ type sizer interface{ Size() int64 }
 // ReadAll reads the whole object at key, into one allocation when the
 // store says the size.
 func ReadAll(ctx context.Context, s Store, key string) ([]byte, error) {
+	return ReadInto(ctx, s, key, nil)
+}
+
+// ReadInto reads the object at key into buf, reusing its memory when the
+// object fits (it is grown otherwise), and returns the bytes read.
+func ReadInto(ctx context.Context, s Store, key string, buf []byte) ([]byte, error) {
 	rc, err := s.Get(ctx, key, 0, -1)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
+	buf = buf[:0]
 	if sz, ok := rc.(sizer); ok && sz.Size() >= 0 && sz.Size() < 1<<30 {
-		buf := bytes.NewBuffer(make([]byte, 0, sz.Size()+1))
-		_, err := buf.ReadFrom(rc)
-		return buf.Bytes(), err
+		n := int(sz.Size())
+		if cap(buf) < n {
+			buf = make([]byte, 0, n)
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(rc, buf); err != nil {
+			return nil, err
+		}
+		// Normally at the end now; an object that grew meanwhile is read on.
+		var probe [1]byte
+		n, err := io.ReadAtLeast(rc, probe[:], 1)
+		switch {
+		case err == io.EOF:
+			return buf, nil
+		case err != nil:
+			return nil, err
+		}
+		buf = append(buf, probe[:n]...)
 	}
-	return io.ReadAll(rc)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := rc.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 // PutBytes stores data under key. A bytes.Reader can be rewound, so a

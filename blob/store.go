@@ -61,6 +61,12 @@ type PutOptions struct {
 	// ContentType is recorded where the provider keeps it. Default
 	// "application/octet-stream".
 	ContentType string
+	// DeferSync lets a store that makes each write durable itself (a local
+	// folder: fsync) return before the content is on disk; the object is
+	// durable once Sync(ctx, store) returns. Visibility is unchanged: the
+	// object still appears whole or not at all. Stores whose writes are
+	// durable when acknowledged (object stores) ignore it. Not with IfAbsent.
+	DeferSync bool
 }
 
 // Attributes describe a stored object.
@@ -94,6 +100,29 @@ type Object struct {
 	ModTime time.Time
 	// IsDir marks a common prefix when listing with a Delimiter.
 	IsDir bool
+}
+
+// Syncer is implemented by stores that can defer durability (see
+// PutOptions.DeferSync).
+type Syncer interface {
+	// Sync makes every write this store deferred durable.
+	Sync(ctx context.Context) error
+}
+
+// Sync makes the writes s deferred durable: it finds the Syncer under any
+// decorators. Stores without one have nothing to do.
+func Sync(ctx context.Context, s Store) error {
+	for s != nil {
+		if syncer, ok := s.(Syncer); ok {
+			return syncer.Sync(ctx)
+		}
+		u, ok := s.(Unwrapper)
+		if !ok {
+			return nil
+		}
+		s = u.Unwrap()
+	}
+	return nil
 }
 
 // Unwrapper is implemented by decorators so callers can reach the Store they

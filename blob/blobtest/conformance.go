@@ -40,6 +40,7 @@ func RunConformance(t *testing.T, h Harness) {
 		{"RangedRead", testRangedRead},
 		{"Missing", testMissing},
 		{"CreateIfAbsent", testCreateIfAbsent},
+		{"DeferSync", testDeferSync},
 		{"ConcurrentCreateIfAbsent", testConcurrentCreateIfAbsent},
 		{"ListPagination", testListPagination},
 		{"ListDelimiter", testListDelimiter},
@@ -154,6 +155,37 @@ func testCreateIfAbsent(t *testing.T, open func(t *testing.T) blob.Store) {
 	}
 	if got := mustGet(t, s, "manifest"); string(got) != "one" {
 		t.Fatalf("a refused create changed the object to %q", got)
+	}
+}
+
+// testDeferSync: a write whose durability is deferred is visible whole at
+// once, Sync makes it durable (and succeeds with nothing owed), and
+// DeferSync never weakens IfAbsent.
+func testDeferSync(t *testing.T, open func(t *testing.T) blob.Store) {
+	ctx := context.Background()
+	s := open(t)
+	deferred := &blob.PutOptions{DeferSync: true}
+	data := randomBytes(300 << 10)
+	for i := range 3 {
+		if err := blob.PutBytes(ctx, s, fmt.Sprintf("chunks/%02d/c", i), data, deferred); err != nil {
+			t.Fatalf("deferred put: %v", err)
+		}
+	}
+	if got := mustGet(t, s, "chunks/01/c"); !bytes.Equal(got, data) {
+		t.Fatal("a deferred write reads back different bytes")
+	}
+	if err := blob.Sync(ctx, s); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	if err := blob.Sync(ctx, s); err != nil {
+		t.Fatalf("sync with nothing owed: %v", err)
+	}
+	both := &blob.PutOptions{DeferSync: true, IfAbsent: true}
+	if err := blob.PutBytes(ctx, s, "chunks/01/c", []byte("other"), both); !errors.Is(err, blob.ErrExists) {
+		t.Fatalf("IfAbsent with DeferSync over an existing key: %v, want ErrExists", err)
+	}
+	if got := mustGet(t, s, "chunks/01/c"); !bytes.Equal(got, data) {
+		t.Fatal("a refused create changed the object")
 	}
 }
 

@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -427,5 +430,80 @@ func TestDiscover(t *testing.T) {
 	}
 	if got, _ := backup.Discover(flat); len(got) != 1 || got[0].Graph != backup.DefaultGraph {
 		t.Fatalf("a root holding LightRAG files: Discover = %v, want one graph %q", got, backup.DefaultGraph)
+	}
+}
+
+// orderStore records the order of chunk writes, syncs and manifest writes;
+// with failSync set, its Sync fails.
+type orderStore struct {
+	blob.Store
+	mu       sync.Mutex
+	events   []string
+	failSync bool
+}
+
+func (s *orderStore) Put(ctx context.Context, key string, r io.Reader, opts *blob.PutOptions) error {
+	err := s.Store.Put(ctx, key, r, opts)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case strings.HasPrefix(key, "chunks/") && opts != nil && opts.DeferSync:
+		s.events = append(s.events, "deferred-chunk")
+	case strings.HasPrefix(key, "chunks/"):
+		s.events = append(s.events, "chunk")
+	case strings.HasPrefix(key, repo.SnapshotPrefix):
+		s.events = append(s.events, "manifest")
+	}
+	return err
+}
+
+func (s *orderStore) Sync(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events = append(s.events, "sync")
+	if s.failSync {
+		return errors.New("disk full")
+	}
+	return nil
+}
+
+// TestChunksAreDurableBeforeTheManifest: a backup defers each chunk's
+// fsync but syncs them all before it writes the manifest naming them, and a
+// failed sync commits nothing.
+func TestChunksAreDurableBeforeTheManifest(t *testing.T) {
+	ctx := context.Background()
+	mem, err := providers.Open(ctx, fmt.Sprintf("mem://order-%d", seq.Add(1)), providers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &orderStore{Store: mem}
+	if _, err := repo.Init(ctx, store, repo.InitOptions{AvgChunkSize: 64 << 10}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: graphDir(t, 3)}, backup.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	// Compress runs of chunk writes: want deferred-chunk..., sync, manifest.
+	var order []string
+	for _, e := range store.events {
+		if len(order) == 0 || order[len(order)-1] != e {
+			order = append(order, e)
+		}
+	}
+	if got := strings.Join(order, ","); got != "deferred-chunk,sync,manifest" {
+		t.Fatalf("want chunks (deferred), then a sync, then the manifest; got %s", got)
+	}
+
+	store.events, store.failSync = nil, true
+	_, err = backup.Create(ctx, r, backup.Source{Graph: "g2", Dir: graphDir(t, 2)}, backup.Options{})
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("backup with a failing sync: %v", err)
+	}
+	if slices.Contains(store.events, "manifest") {
+		t.Fatalf("a manifest was written after the sync failed: %v", store.events)
 	}
 }

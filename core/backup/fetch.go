@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"iter"
 
+	"github.com/graphkeep/graphkeep/core/internal/bufpool"
 	"github.com/graphkeep/graphkeep/core/repo"
 )
 
@@ -24,25 +25,37 @@ func newFetcher(ctx context.Context, r *repo.Repository, window int) *fetcher {
 func (f *fetcher) stop() { f.cancel() }
 
 type fetched struct {
-	data []byte
-	err  error
+	chunk *sharedChunk
+	err   error
 }
 
-// chunks yields the plaintext of refs in order; each chunk was verified
-// against its id. It stops at the first error.
-func (f *fetcher) chunks(refs []repo.ChunkRef) iter.Seq2[[]byte, error] {
-	return func(yield func([]byte, error) bool) {
+// chunks yields the plaintext of refs in order, in pooled buffers: the
+// consumer releases each once per consumer it declared (consumers). Each
+// chunk was verified against its id. It stops at the first error.
+func (f *fetcher) chunks(refs []repo.ChunkRef, consumers int) iter.Seq2[*sharedChunk, error] {
+	return func(yield func(*sharedChunk, error) bool) {
 		ctx, cancel := context.WithCancel(f.ctx)
-		defer cancel()
 		results := make([]chan fetched, len(refs))
-		launch := func(i int) {
-			results[i] = make(chan fetched, 1)
-			go func() {
-				data, err := f.repo.ReadChunk(ctx, refs[i].ID)
-				if err == nil && len(data) != refs[i].Size {
-					err = fmt.Errorf("chunk %s has %d bytes, the manifest says %d: %w", refs[i].ID, len(data), refs[i].Size, repo.ErrCorrupt)
+		defer func() {
+			// Recycle what was fetched ahead and not consumed.
+			cancel()
+			for _, ch := range results {
+				if ch == nil {
+					continue
 				}
-				results[i] <- fetched{data, err}
+				if res := <-ch; res.chunk != nil {
+					for range consumers {
+						res.chunk.release()
+					}
+				}
+			}
+		}()
+		launch := func(i int) {
+			ch := make(chan fetched, 1)
+			results[i] = ch
+			go func() {
+				c, err := f.fetch(ctx, refs[i], consumers)
+				ch <- fetched{c, err}
 			}()
 		}
 		for i := 0; i < min(f.window, len(refs)); i++ {
@@ -50,12 +63,35 @@ func (f *fetcher) chunks(refs []repo.ChunkRef) iter.Seq2[[]byte, error] {
 		}
 		for i := range refs {
 			res := <-results[i]
+			results[i] = nil
 			if next := i + f.window; next < len(refs) {
 				launch(next)
 			}
-			if !yield(res.data, res.err) || res.err != nil {
+			if !yield(res.chunk, res.err) || res.err != nil {
 				return
 			}
 		}
 	}
 }
+
+// fetch reads, decodes and verifies one chunk into a pooled buffer.
+func (f *fetcher) fetch(ctx context.Context, ref repo.ChunkRef, consumers int) (*sharedChunk, error) {
+	scratch := bufpool.Default.Get(ref.Size + storedOverhead)
+	plain := bufpool.Default.Get(ref.Size)
+	data, scratch, err := f.repo.ReadChunkInto(ctx, ref.ID, plain, scratch)
+	bufpool.Default.Put(scratch)
+	if err == nil && len(data) != ref.Size {
+		err = fmt.Errorf("chunk %s has %d bytes, the manifest says %d: %w", ref.ID, len(data), ref.Size, repo.ErrCorrupt)
+	}
+	if err != nil {
+		bufpool.Default.Put(plain)
+		return nil, err
+	}
+	c := &sharedChunk{data: data}
+	c.refs.Store(int32(consumers))
+	return c, nil
+}
+
+// storedOverhead covers what encoding adds to a chunk that does not
+// compress: header byte, nonce and tag.
+const storedOverhead = 64

@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -18,6 +17,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/lightrag"
 	"github.com/graphkeep/graphkeep/core/repo"
 )
@@ -235,41 +235,39 @@ func writeFile(root *os.Root, name string, f repo.FileEntry, fetch *fetcher, pro
 		return nil, fmt.Errorf("%s: %w", f.Path, err)
 	}
 	defer out.Close()
-	var validate *validation
-	if kind := lightrag.KindOf(f.Path); kind != "" {
-		validate = startValidation(kind)
+	validate := lightrag.NewStream(lightrag.KindOf(f.Path))
+	consumers := 1 // this writer
+	if validate != nil {
+		consumers++
 	}
-	bw := bufio.NewWriterSize(out, 1<<20)
 	sum := sha256.New()
 	var size, flushed int64
-	for data, err := range fetch.chunks(f.Chunks) {
+	for c, err := range fetch.chunks(f.Chunks, consumers) {
 		if err != nil {
-			validate.cancel()
+			validate.Close()
 			return nil, fmt.Errorf("%s: %w", f.Path, err)
+		}
+		data := c.data
+		if validate != nil {
+			validate.Write(data, c.release)
 		}
 		size += int64(len(data))
 		sum.Write(data)
-		validate.write(data)
-		if _, err := bw.Write(data); err != nil {
-			validate.cancel()
+		_, err := out.Write(data)
+		c.release()
+		if err != nil {
+			validate.Close()
 			return nil, fmt.Errorf("%s: %w", f.Path, err)
 		}
 		if size-flushed >= writebackEvery {
 			// Start writing to disk now, so the fsync at the end has little
 			// left to wait for.
-			if err := bw.Flush(); err != nil {
-				validate.cancel()
-				return nil, fmt.Errorf("%s: %w", f.Path, err)
-			}
-			startWriteback(out, flushed, size-flushed)
+			blob.StartWriteback(out, flushed, size-flushed)
 			flushed = size
 		}
 		progress(int64(len(data)))
 	}
-	st := validate.finish()
-	if err := bw.Flush(); err != nil {
-		return nil, fmt.Errorf("%s: %w", f.Path, err)
-	}
+	st := validate.Close()
 	if err := out.Sync(); err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Path, err)
 	}

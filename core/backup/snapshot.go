@@ -19,6 +19,7 @@ import (
 
 	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/chunker"
+	"github.com/graphkeep/graphkeep/core/internal/bufpool"
 	"github.com/graphkeep/graphkeep/core/lightrag"
 	"github.com/graphkeep/graphkeep/core/repo"
 )
@@ -165,6 +166,10 @@ func Create(ctx context.Context, r *repo.Repository, src Source, opts Options) (
 	m.Totals.AddedBytes = b.added
 	m.Totals.StoredBytes = stored
 
+	// Every chunk the manifest names must be durable before the manifest is.
+	if err := r.SyncChunks(ctx); err != nil {
+		return nil, fmt.Errorf("graph %q: %w", src.Graph, err)
+	}
 	if err := lease.Check(); err != nil {
 		return nil, fmt.Errorf("graph %q: not committing: %w", src.Graph, err)
 	}
@@ -250,10 +255,7 @@ func (b *builder) read(e *repo.FileEntry) (stable bool, err error) {
 		b.chunker.Reset(f)
 	}
 	kind := lightrag.KindOf(e.Path)
-	var validate *validation
-	if kind != "" {
-		validate = startValidation(kind)
-	}
+	validate := lightrag.NewStream(kind)
 	sum := sha256.New()
 	var refs []repo.ChunkRef
 	var size int64
@@ -263,25 +265,34 @@ func (b *builder) read(e *repo.FileEntry) (stable bool, err error) {
 			break
 		}
 		if err != nil {
-			validate.cancel()
+			validate.Close()
 			return false, fmt.Errorf("read %s: %w", e.Path, err)
 		}
 		size += int64(len(data))
 		sum.Write(data)
-		validate.write(data)
 		id := b.repo.HashChunk(data)
 		refs = append(refs, repo.ChunkRef{ID: id, Size: len(data)})
-		if _, ok := b.known[id]; !ok && !b.inFlight[id] {
-			b.inFlight[id] = true
-			b.added += int64(len(data))
-			if err := b.uploads.put(id, data); err != nil {
-				validate.cancel()
-				return false, err
+		_, known := b.known[id]
+		upload := !known && !b.inFlight[id]
+		if upload || validate != nil {
+			// One copy (the chunker reuses its buffer), shared by the
+			// validator and the uploader; the last to finish recycles it.
+			c := newSharedChunk(data, btoi(upload)+btoi(validate != nil))
+			if validate != nil {
+				validate.Write(c.data, c.release)
+			}
+			if upload {
+				b.inFlight[id] = true
+				b.added += int64(len(data))
+				if err := b.uploads.put(id, c); err != nil {
+					validate.Close()
+					return false, err
+				}
 			}
 		}
 		b.advance(int64(len(data)), 0)
 	}
-	st := validate.finish()
+	st := validate.Close()
 
 	if afterReadHook != nil {
 		afterReadHook(path)
@@ -467,8 +478,8 @@ type uploader struct {
 }
 
 type upload struct {
-	id   repo.ChunkID
-	data []byte
+	id    repo.ChunkID
+	chunk *sharedChunk
 }
 
 func newUploader(ctx context.Context, r *repo.Repository, workers int) *uploader {
@@ -483,12 +494,15 @@ func newUploader(ctx context.Context, r *repo.Repository, workers int) *uploader
 
 func (u *uploader) work() {
 	defer u.wg.Done()
+	var encoded []byte // this worker's buffer, reused chunk after chunk
 	for job := range u.jobs {
 		if u.ctx.Err() != nil {
+			job.chunk.release()
 			continue
 		}
-		encoded := u.repo.EncodeChunk(job.id, job.data)
-		if err := u.repo.PutChunk(u.ctx, job.id, encoded); err != nil {
+		encoded = u.repo.EncodeChunkTo(encoded, job.id, job.chunk.data)
+		job.chunk.release()
+		if err := u.repo.PutChunkDeferred(u.ctx, job.id, encoded); err != nil {
 			u.fail(fmt.Errorf("store chunk %s: %w", job.id, err))
 			continue
 		}
@@ -505,13 +519,14 @@ func (u *uploader) fail(err error) {
 	u.cancel()
 }
 
-// put queues a copy of data; it returns the first upload error, if any.
-func (u *uploader) put(id repo.ChunkID, data []byte) error {
-	job := upload{id: id, data: append([]byte(nil), data...)}
+// put queues a chunk, which the uploader releases once encoded; it returns
+// the first upload error, if any.
+func (u *uploader) put(id repo.ChunkID, c *sharedChunk) error {
 	select {
-	case u.jobs <- job:
+	case u.jobs <- upload{id: id, chunk: c}:
 		return nil
 	case <-u.ctx.Done():
+		c.release()
 		u.mu.Lock()
 		defer u.mu.Unlock()
 		if u.err != nil {
@@ -534,4 +549,32 @@ func (u *uploader) wait() (int64, error) {
 func (u *uploader) abort() {
 	u.cancel()
 	_, _ = u.wait()
+}
+
+// sharedChunk is a pooled copy of a chunk read by several consumers at once
+// (validator, encoder); the last release returns its memory to the pool.
+type sharedChunk struct {
+	data []byte
+	refs atomic.Int32
+}
+
+func newSharedChunk(data []byte, consumers int) *sharedChunk {
+	c := &sharedChunk{data: bufpool.Default.Get(len(data))}
+	copy(c.data, data)
+	c.refs.Store(int32(consumers))
+	return c
+}
+
+func (c *sharedChunk) release() {
+	if c.refs.Add(-1) == 0 {
+		bufpool.Default.Put(c.data)
+		c.data = nil
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

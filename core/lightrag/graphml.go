@@ -1,7 +1,6 @@
 package lightrag
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -13,17 +12,18 @@ import (
 // edge must join declared nodes and every <data> must use a declared key.
 // It tokenizes tags itself (encoding/xml is about ten times slower and
 // backups read this file on every run) and skips text content.
-func validateGraphML(r io.Reader) *FileStats {
+func validateGraphML(in *input) *FileStats {
 	st := &FileStats{Kind: KindGraphML}
-	t := &tagReader{r: bufio.NewReaderSize(r, 256<<10)}
+	t := &tagReader{in: in}
 	keys := map[string]string{} // key id -> attr.name
 	nodes := map[string]struct{}{}
 	type edge struct{ source, target string }
 	var edges []edge
 	var stack []string
 	sawRoot := false
+	names := map[string]string{} // tag names, interned: the stack holds no copies
 	for {
-		tag, err := t.next()
+		err := t.next()
 		if err == io.EOF {
 			break
 		}
@@ -31,36 +31,42 @@ func validateGraphML(r io.Reader) *FileStats {
 			st.Problem = fmt.Sprintf("GraphML does not parse: %v", err)
 			return st
 		}
+		tag := &t.tag
 		if tag.end {
-			if len(stack) == 0 || stack[len(stack)-1] != tag.name {
+			if len(stack) == 0 || stack[len(stack)-1] != string(tag.name) {
 				st.Problem = fmt.Sprintf("GraphML does not parse: unexpected </%s>", tag.name)
 				return st
 			}
 			stack = stack[:len(stack)-1]
 			continue
 		}
-		switch tag.name {
+		switch string(tag.name) {
 		case "graphml":
 			sawRoot = true
 		case "key":
-			keys[tag.attr("id")] = tag.attr("attr.name")
+			keys[string(tag.attr("id"))] = string(tag.attr("attr.name"))
 		case "node":
 			id := tag.attr("id")
-			if id == "" {
+			if len(id) == 0 {
 				st.Problem = "a node has no id"
 				return st
 			}
-			nodes[id] = struct{}{}
+			nodes[string(id)] = struct{}{}
 		case "edge":
-			edges = append(edges, edge{tag.attr("source"), tag.attr("target")})
+			edges = append(edges, edge{string(tag.attr("source")), string(tag.attr("target"))})
 		case "data":
-			if _, ok := keys[tag.attr("key")]; !ok {
+			if _, ok := keys[string(tag.attr("key"))]; !ok {
 				st.Problem = fmt.Sprintf("data uses undeclared key %q", tag.attr("key"))
 				return st
 			}
 		}
 		if !tag.selfClosing {
-			stack = append(stack, tag.name)
+			name, ok := names[string(tag.name)]
+			if !ok {
+				name = string(tag.name)
+				names[name] = name
+			}
+			stack = append(stack, name)
 		}
 	}
 	switch {
@@ -85,54 +91,79 @@ func validateGraphML(r io.Reader) *FileStats {
 
 // tag is one start or end tag. Attribute values are kept as written
 // (entities not expanded): ids are compared with ids written the same way.
+// Its slices point into the tagReader's buffer until the next tag is read.
 type tag struct {
-	name        string
+	name        []byte
 	end         bool
 	selfClosing bool
-	attrs       map[string]string
+	attrs       []attr
 }
 
-func (t tag) attr(name string) string { return t.attrs[name] }
+type attr struct{ name, value []byte }
+
+func (t *tag) attr(name string) []byte {
+	for _, a := range t.attrs {
+		if string(a.name) == name {
+			return a.value
+		}
+	}
+	return nil
+}
 
 // tagReader returns the tags of an XML document, skipping text, comments,
 // processing instructions, CDATA and declarations.
 type tagReader struct {
-	r   *bufio.Reader
+	in  *input
 	buf []byte
+	tag tag
 }
 
 var errTruncated = errors.New("unexpected end of file inside markup")
 
-func (t *tagReader) next() (tag, error) {
+// next reads the next tag into t.tag; io.EOF at the end of the file.
+func (t *tagReader) next() error {
 	for {
-		if _, err := t.r.ReadSlice('<'); err != nil {
-			if err == bufio.ErrBufferFull {
-				continue // long text
-			}
-			return tag{}, io.EOF
+		if !t.skipText() {
+			return io.EOF
 		}
-		c, err := t.r.ReadByte()
-		if err != nil {
-			return tag{}, errTruncated
+		c, ok := t.in.next()
+		if !ok {
+			return errTruncated
 		}
 		switch c {
 		case '?':
-			if err := t.skipPast("?>"); err != nil {
-				return tag{}, err
+			if err := t.skipPast("?>", nil); err != nil {
+				return err
 			}
 			continue
 		case '!':
 			if err := t.skipDeclaration(); err != nil {
-				return tag{}, err
+				return err
 			}
 			continue
 		}
-		_ = t.r.UnreadByte()
+		t.in.back()
 		raw, err := t.readTag()
 		if err != nil {
-			return tag{}, err
+			return err
 		}
-		return parseTag(raw)
+		return parseTag(raw, &t.tag)
+	}
+}
+
+// skipText consumes input up to and including the next '<'; false at the
+// end of the file.
+func (t *tagReader) skipText() bool {
+	for {
+		p := t.in.rest()
+		if p == nil {
+			return false
+		}
+		if i := bytes.IndexByte(p, '<'); i >= 0 {
+			t.in.pos += i + 1
+			return true
+		}
+		t.in.pos += len(p)
 	}
 }
 
@@ -141,44 +172,78 @@ func (t *tagReader) readTag() ([]byte, error) {
 	t.buf = t.buf[:0]
 	var quote byte
 	for {
-		c, err := t.r.ReadByte()
-		if err != nil {
+		p := t.in.rest()
+		if p == nil {
 			return nil, errTruncated
 		}
-		switch {
-		case quote != 0:
-			if c == quote {
-				quote = 0
+		if quote != 0 {
+			j := bytes.IndexByte(p, quote)
+			if j < 0 {
+				t.buf = append(t.buf, p...)
+				t.in.pos += len(p)
+				continue
 			}
-		case c == '"' || c == '\'':
-			quote = c
-		case c == '>':
-			return t.buf, nil
-		case c == '<':
-			return nil, errors.New("'<' inside a tag")
+			t.buf = append(t.buf, p[:j+1]...)
+			t.in.pos += j + 1
+			quote = 0
+			continue
 		}
-		t.buf = append(t.buf, c)
+		i := 0
+		for i < len(p) && plainInTag[p[i]] {
+			i++
+		}
+		t.buf = append(t.buf, p[:i]...)
+		t.in.pos += i
+		if i == len(p) {
+			continue
+		}
+		t.in.pos++
+		switch c := p[i]; c {
+		case '>':
+			return t.buf, nil
+		case '<':
+			return nil, errors.New("'<' inside a tag")
+		default: // a quote opens
+			quote = c
+			t.buf = append(t.buf, c)
+		}
 	}
 }
 
+// plainInTag: bytes readTag copies without a second look.
+var plainInTag = byteClass(func(c byte) bool { return c != '"' && c != '\'' && c != '>' && c != '<' })
+
+// skipDeclaration consumes a comment, a CDATA section or another <!...>
+// declaration whose "<!" was consumed.
 func (t *tagReader) skipDeclaration() error {
-	head, _ := t.r.Peek(7)
-	switch {
-	case bytes.HasPrefix(head, []byte("--")):
-		return t.skipPast("-->")
-	case bytes.HasPrefix(head, []byte("[CDATA[")):
-		return t.skipPast("]]>")
+	var seen []byte
+	for i, want := range []byte("[CDATA[") {
+		c, ok := t.in.next()
+		if !ok {
+			return errTruncated
+		}
+		seen = append(seen, c)
+		switch {
+		case i < 2 && string(seen) == "--":
+			return t.skipPast("-->", seen)
+		case i == 0 && c == '-':
+			continue // maybe a comment
+		case c == '>':
+			return nil // a short declaration ends here
+		case c != want:
+			return t.skipPast(">", nil)
+		}
 	}
-	return t.skipPast(">")
+	return t.skipPast("]]>", nil)
 }
 
-// skipPast consumes input up to and including end.
-func (t *tagReader) skipPast(end string) error {
+// skipPast consumes input up to and including end; window holds the bytes
+// already consumed that may begin it.
+func (t *tagReader) skipPast(end string, window []byte) error {
 	last := end[len(end)-1]
-	window := make([]byte, 0, len(end))
 	for {
-		c, err := t.r.ReadByte()
-		if err != nil {
+		c, ok := t.in.next()
+		if !ok {
 			return errTruncated
 		}
 		window = append(window, c)
@@ -191,15 +256,17 @@ func (t *tagReader) skipPast(end string) error {
 	}
 }
 
-func parseTag(raw []byte) (tag, error) {
-	var tg tag
+// parseTag parses raw (the bytes between '<' and '>') into tg, reusing its
+// attribute slice.
+func parseTag(raw []byte, tg *tag) error {
+	tg.name, tg.end, tg.selfClosing, tg.attrs = nil, false, false, tg.attrs[:0]
 	if len(raw) > 0 && raw[0] == '/' {
 		tg.end = true
-		tg.name = string(bytes.TrimSpace(raw[1:]))
-		if tg.name == "" {
-			return tg, errors.New("empty end tag")
+		tg.name = bytes.TrimSpace(raw[1:])
+		if len(tg.name) == 0 {
+			return errors.New("empty end tag")
 		}
-		return tg, nil
+		return nil
 	}
 	if n := len(raw); n > 0 && raw[n-1] == '/' {
 		tg.selfClosing = true
@@ -209,9 +276,9 @@ func parseTag(raw []byte) (tag, error) {
 	for i < len(raw) && !isSpace(raw[i]) {
 		i++
 	}
-	tg.name = string(raw[:i])
-	if tg.name == "" {
-		return tg, errors.New("a tag without a name")
+	tg.name = raw[:i]
+	if len(tg.name) == 0 {
+		return errors.New("a tag without a name")
 	}
 	for i < len(raw) {
 		for i < len(raw) && isSpace(raw[i]) {
@@ -224,32 +291,29 @@ func parseTag(raw []byte) (tag, error) {
 		for i < len(raw) && raw[i] != '=' && !isSpace(raw[i]) {
 			i++
 		}
-		name := string(raw[start:i])
+		name := raw[start:i]
 		for i < len(raw) && isSpace(raw[i]) {
 			i++
 		}
 		if i == len(raw) || raw[i] != '=' {
-			return tg, fmt.Errorf("attribute %q of <%s> has no value", name, tg.name)
+			return fmt.Errorf("attribute %q of <%s> has no value", name, tg.name)
 		}
 		i++
 		for i < len(raw) && isSpace(raw[i]) {
 			i++
 		}
 		if i == len(raw) || (raw[i] != '"' && raw[i] != '\'') {
-			return tg, fmt.Errorf("attribute %q of <%s> is not quoted", name, tg.name)
+			return fmt.Errorf("attribute %q of <%s> is not quoted", name, tg.name)
 		}
 		q := raw[i]
 		end := bytes.IndexByte(raw[i+1:], q)
 		if end < 0 {
-			return tg, fmt.Errorf("attribute %q of <%s> is not closed", name, tg.name)
+			return fmt.Errorf("attribute %q of <%s> is not closed", name, tg.name)
 		}
-		if tg.attrs == nil {
-			tg.attrs = map[string]string{}
-		}
-		tg.attrs[name] = string(raw[i+1 : i+1+end])
+		tg.attrs = append(tg.attrs, attr{name, raw[i+1 : i+1+end]})
 		i += end + 2
 	}
-	return tg, nil
+	return nil
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\r' || c == '\t' }

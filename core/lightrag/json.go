@@ -1,7 +1,6 @@
 package lightrag
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -10,9 +9,9 @@ import (
 
 // validateKV checks a key-value store: one JSON object, key -> record,
 // every value well-formed JSON. It streams, holding no record.
-func validateKV(r io.Reader) *FileStats {
+func validateKV(in *input) *FileStats {
 	st := &FileStats{Kind: KindKV}
-	s := &scanner{r: bufio.NewReaderSize(r, 256<<10)}
+	s := &scanner{in: in}
 	b, err := s.nonSpace()
 	if err != nil || b != '{' {
 		st.Problem = "not a JSON object"
@@ -45,9 +44,9 @@ func validateKV(r io.Reader) *FileStats {
 //
 // The matrix string can be hundreds of megabytes, so it is scanned, never
 // held: rows = decoded bytes / (4 x N) must equal the records in data.
-func validateVDB(r io.Reader) *FileStats {
+func validateVDB(in *input) *FileStats {
 	st := &FileStats{Kind: KindVDB}
-	s := &scanner{r: bufio.NewReaderSize(r, 256<<10)}
+	s := &scanner{in: in}
 	var matrixBytes int64 = -1
 	err := s.object(func(key string) error {
 		switch key {
@@ -91,38 +90,36 @@ func validateVDB(r io.Reader) *FileStats {
 
 // scanner is a small streaming JSON reader: enough structure to walk a
 // top-level object and skip, count or measure values without building them.
+// Runs of plain bytes (string bodies, base64, skipped values) are scanned a
+// piece at a time with lookup tables, not byte by byte through calls.
 type scanner struct {
-	r   *bufio.Reader
-	off int64
+	in *input
 }
 
 var errSyntax = errors.New("JSON syntax error")
 
 func (s *scanner) read() (byte, error) {
-	b, err := s.r.ReadByte()
-	if err == io.EOF {
+	c, ok := s.in.next()
+	if !ok {
 		return 0, io.ErrUnexpectedEOF
 	}
-	s.off++
-	return b, err
+	return c, nil
 }
 
 func (s *scanner) nonSpace() (byte, error) {
 	for {
-		b, err := s.read()
-		if err != nil {
-			return 0, err
+		c, ok := s.in.next()
+		if !ok {
+			return 0, io.ErrUnexpectedEOF
 		}
-		switch b {
-		case ' ', '\t', '\n', '\r':
-			continue
+		if !isSpace(c) {
+			return c, nil
 		}
-		return b, nil
 	}
 }
 
 func (s *scanner) syntax(what string) error {
-	return fmt.Errorf("%w at byte %d: %s", errSyntax, s.off, what)
+	return fmt.Errorf("%w at byte %d: %s", errSyntax, s.in.offset(), what)
 }
 
 // object walks a top-level object, calling fn with each key; fn must
@@ -171,14 +168,11 @@ func (s *scanner) object(fn func(key string) error) error {
 // end checks only white space follows.
 func (s *scanner) end() error {
 	for {
-		b, err := s.r.ReadByte()
-		if err == io.EOF {
+		c, ok := s.in.next()
+		if !ok {
 			return nil
 		}
-		if err != nil {
-			return err
-		}
-		if b != ' ' && b != '\n' && b != '\r' && b != '\t' {
+		if !isSpace(c) {
 			return s.syntax("trailing data")
 		}
 	}
@@ -209,14 +203,42 @@ func (s *scanner) shortString() (string, error) {
 	}
 }
 
+// Byte classes for the run scanners.
+var (
+	// plainString: bytes that need no attention inside a string.
+	plainString = byteClass(func(c byte) bool { return c >= 0x20 && c != '"' && c != '\\' })
+	// notStructural: bytes skipValue passes over inside an object or array.
+	notStructural = byteClass(func(c byte) bool { return c != '"' && c != '{' && c != '[' && c != '}' && c != ']' })
+	// base64Alphabet: standard base64, padding excluded.
+	base64Alphabet = byteClass(func(c byte) bool {
+		return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/'
+	})
+)
+
+func byteClass(in func(byte) bool) (t [256]bool) {
+	for c := range 256 {
+		t[c] = in(byte(c))
+	}
+	return t
+}
+
 // skipString consumes a string whose opening quote was consumed.
 func (s *scanner) skipString() error {
 	for {
-		b, err := s.read()
-		if err != nil {
-			return err
+		p := s.in.rest()
+		if p == nil {
+			return io.ErrUnexpectedEOF
 		}
-		switch b {
+		i := 0
+		for i < len(p) && plainString[p[i]] {
+			i++
+		}
+		s.in.pos += i
+		if i == len(p) {
+			continue
+		}
+		s.in.pos++
+		switch c := p[i]; c {
 		case '"':
 			return nil
 		case '\\':
@@ -224,9 +246,7 @@ func (s *scanner) skipString() error {
 				return err
 			}
 		default:
-			if b < 0x20 {
-				return s.syntax("control character in a string")
-			}
+			return s.syntax("control character in a string")
 		}
 	}
 }
@@ -247,11 +267,20 @@ func (s *scanner) skipFrom(b byte) error {
 	case '{', '[':
 		depth := 1
 		for depth > 0 {
-			c, err := s.read()
-			if err != nil {
-				return err
+			p := s.in.rest()
+			if p == nil {
+				return io.ErrUnexpectedEOF
 			}
-			switch c {
+			i := 0
+			for i < len(p) && notStructural[p[i]] {
+				i++
+			}
+			s.in.pos += i
+			if i == len(p) {
+				continue
+			}
+			s.in.pos++
+			switch p[i] {
 			case '"':
 				if err := s.skipString(); err != nil {
 					return err
@@ -266,15 +295,15 @@ func (s *scanner) skipFrom(b byte) error {
 	}
 	// A literal or number: consume until a delimiter.
 	for {
-		c, err := s.r.ReadByte()
-		if err != nil {
+		c, ok := s.in.next()
+		if !ok {
 			return s.syntax("value not terminated")
 		}
 		switch c {
 		case ',', '}', ']', ' ', '\n', '\r', '\t':
-			return s.r.UnreadByte()
+			s.in.back()
+			return nil
 		}
-		s.off++
 	}
 }
 
@@ -286,15 +315,14 @@ func (s *scanner) number() (int64, error) {
 	}
 	digits := []byte{b}
 	for {
-		c, err := s.r.ReadByte()
-		if err != nil {
+		c, ok := s.in.next()
+		if !ok {
 			return 0, s.syntax("number not terminated")
 		}
 		if (c < '0' || c > '9') && c != '-' {
-			_ = s.r.UnreadByte()
+			s.in.back()
 			break
 		}
-		s.off++
 		digits = append(digits, c)
 	}
 	n, err := strconv.ParseInt(string(digits), 10, 64)
@@ -345,74 +373,57 @@ func (s *scanner) base64Length() (int64, error) {
 		return 0, s.syntax("matrix is not a string")
 	}
 	var chars, pad int64
-	escaped := false // a backslash ended the previous slice
+	escaped := false // the previous byte was a backslash
 	for {
-		chunk, err := s.r.ReadSlice('"')
-		if err != nil && err != bufio.ErrBufferFull {
+		p := s.in.rest()
+		if p == nil {
 			return 0, io.ErrUnexpectedEOF
 		}
-		s.off += int64(len(chunk))
-		closed := err == nil
-		if closed && escaped && len(chunk) == 1 {
-			return 0, s.syntax("escape in base64 data")
-		}
-		body := chunk
-		if closed {
-			body = chunk[:len(chunk)-1]
-		}
-		for i := 0; i < len(body); i++ {
-			c := body[i]
-			if escaped {
+		i := 0
+		for i < len(p) {
+			if pad == 0 && !escaped {
+				// The common case: a run of plain base64 characters.
+				j := i
+				for j < len(p) && base64Alphabet[p[j]] {
+					j++
+				}
+				chars += int64(j - i)
+				if i = j; i == len(p) {
+					break
+				}
+			}
+			c := p[i]
+			i++
+			switch {
+			case escaped:
 				// JSON may escape '/' as "\/"; nothing else belongs in base64.
 				if c != '/' {
+					s.in.pos += i
 					return 0, s.syntax("escape in base64 data")
 				}
 				escaped = false
 				chars++
-				continue
-			}
-			if base64Alphabet[c] && pad == 0 {
-				// The common case: a run of plain base64 characters.
-				j := i + 1
-				for j < len(body) && base64Alphabet[body[j]] {
-					j++
+			case c == '"':
+				s.in.pos += i
+				if (chars+pad)%4 != 0 || pad > 2 {
+					return 0, s.syntax("base64 length is not a multiple of 4")
 				}
-				chars += int64(j - i)
-				i = j - 1
-				continue
-			}
-			switch {
+				return chars * 6 / 8, nil
 			case c == '\\':
 				escaped = true
 			case c == '=':
 				pad++
 			case pad > 0:
+				s.in.pos += i
 				return 0, s.syntax("base64 data after padding")
 			default:
+				s.in.pos += i
 				return 0, s.syntax(fmt.Sprintf("byte %q is not base64", c))
 			}
 		}
-		if closed && !escaped {
-			break
-		}
-		if closed && escaped {
-			// the quote we stopped at was escaped: not base64
-			return 0, s.syntax("escape in base64 data")
-		}
+		s.in.pos += i
 	}
-	if (chars+pad)%4 != 0 || pad > 2 {
-		return 0, s.syntax("base64 length is not a multiple of 4")
-	}
-	return chars * 6 / 8, nil
 }
-
-// base64Alphabet marks the bytes of standard base64, padding excluded.
-var base64Alphabet = func() (t [256]bool) {
-	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/" {
-		t[c] = true
-	}
-	return t
-}()
 
 // maxDepth bounds nesting, so a hostile file cannot exhaust the stack.
 const maxDepth = 512
@@ -463,8 +474,7 @@ func (s *scanner) members(closing byte, member func() error) error {
 	if b == closing {
 		return nil
 	}
-	_ = s.r.UnreadByte()
-	s.off--
+	s.in.back()
 	for {
 		if err := member(); err != nil {
 			return err
@@ -515,14 +525,14 @@ func (s *scanner) literal(rest string) error {
 // grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 func (s *scanner) checkNumber(first byte) error {
 	peek := func() byte {
-		c, err := s.r.ReadByte()
-		if err != nil {
+		c, ok := s.in.next()
+		if !ok {
 			return 0
 		}
-		_ = s.r.UnreadByte()
+		s.in.back()
 		return c
 	}
-	take := func() { _, _ = s.r.ReadByte(); s.off++ }
+	take := func() { s.in.pos++ }
 	digits := func() int {
 		n := 0
 		for c := peek(); c >= '0' && c <= '9'; c = peek() {
@@ -560,26 +570,31 @@ func (s *scanner) checkNumber(first byte) error {
 }
 
 // checkString checks a string whose opening quote was consumed: valid
-// escapes, no raw control characters. Text runs are scanned a buffer at a
-// time.
+// escapes, no raw control characters.
 func (s *scanner) checkString() error {
 	hex := 0 // \u digits still expected
 	escaped := false
 	for {
-		chunk, err := s.r.ReadSlice('"')
-		if err != nil && err != bufio.ErrBufferFull {
+		p := s.in.rest()
+		if p == nil {
 			return io.ErrUnexpectedEOF
 		}
-		s.off += int64(len(chunk))
-		closed := err == nil
-		body := chunk
-		if closed {
-			body = chunk[:len(chunk)-1]
-		}
-		for _, c := range body {
+		i := 0
+		for i < len(p) {
+			if hex == 0 && !escaped {
+				for i < len(p) && plainString[p[i]] {
+					i++
+				}
+				if i == len(p) {
+					break
+				}
+			}
+			c := p[i]
+			i++
 			switch {
 			case hex > 0:
 				if !isHex(c) {
+					s.in.pos += i
 					return s.syntax("bad \\u escape")
 				}
 				hex--
@@ -589,26 +604,21 @@ func (s *scanner) checkString() error {
 				case 'u':
 					hex = 4
 				default:
+					s.in.pos += i
 					return s.syntax(fmt.Sprintf("bad escape \\%c", c))
 				}
 				escaped = false
 			case c == '\\':
 				escaped = true
-			case c < 0x20:
+			case c == '"':
+				s.in.pos += i
+				return nil
+			default: // a control character
+				s.in.pos += i
 				return s.syntax("control character in a string")
 			}
 		}
-		if !closed {
-			continue
-		}
-		if hex > 0 {
-			return s.syntax("bad \\u escape")
-		}
-		if escaped {
-			escaped = false // the quote was escaped; the string goes on
-			continue
-		}
-		return nil
+		s.in.pos += i
 	}
 }
 

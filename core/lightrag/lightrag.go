@@ -7,7 +7,6 @@ package lightrag
 
 import (
 	"fmt"
-	"io"
 	"path"
 	"sort"
 	"strings"
@@ -96,26 +95,6 @@ func IsTransient(name string) bool {
 	base := path.Base(name)
 	return strings.Contains(base, ".tmp.") || strings.HasSuffix(base, ".tmp") ||
 		strings.HasSuffix(base, ".lock") || strings.HasSuffix(base, ".lck")
-}
-
-// Validate reads a whole file of the given kind and reports what it found.
-// It never fails: a broken file is a FileStats with a Problem.
-func Validate(kind string, r io.Reader) *FileStats {
-	var st *FileStats
-	switch kind {
-	case KindGraphML:
-		st = validateGraphML(r)
-	case KindKV:
-		st = validateKV(r)
-	case KindVDB:
-		st = validateVDB(r)
-	default:
-		return nil
-	}
-	// Drain, so a tee feeding us never blocks on a validator that stopped
-	// early at a problem.
-	_, _ = io.Copy(io.Discard, r)
-	return st
 }
 
 // Summarize adds up per-file results (keyed by relative path).

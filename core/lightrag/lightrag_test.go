@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/graphkeep/graphkeep/core/lightrag"
@@ -85,22 +86,23 @@ func TestGrowAppendsAndRewrites(t *testing.T) {
 	}
 }
 
+var brokenCases = []struct {
+	name, file, content, want string
+}{
+	{"truncated json", "kv_store_full_docs.json", `{"doc-1": {"content": "x"}, "doc-2": {"con`, "does not parse"},
+	{"not an object", "kv_store_text_chunks.json", `[1,2]`, "not a JSON object"},
+	{"trailing data", "kv_store_text_chunks.json", `{"a":1} x`, "data after"},
+	{"rows mismatch", "vdb_chunks.json", `{"embedding_dim": 2, "data": [{"__id__":"a"},{"__id__":"b"}], "matrix": "AAAAAAAAAA=="}`, "not a whole number"},
+	{"rows vs records", "vdb_chunks.json", `{"embedding_dim": 1, "data": [{"__id__":"a"},{"__id__":"b"}], "matrix": "AAAAAA=="}`, "matrix has 1 rows but data has 2 records"},
+	{"bad base64", "vdb_entities.json", `{"embedding_dim": 1, "data": [], "matrix": "AA!A"}`, "not base64"},
+	{"no matrix", "vdb_entities.json", `{"embedding_dim": 1, "data": []}`, "no matrix"},
+	{"edge to nowhere", "graph_chunk_entity_relation.graphml", `<graphml><key id="d0" for="node" attr.name="entity_id"/><graph><node id="A"><data key="d0">A</data></node><edge source="A" target="B"/></graph></graphml>`, "names a node that does not exist"},
+	{"undeclared key", "graph_chunk_entity_relation.graphml", `<graphml><graph><node id="A"><data key="d9">A</data></node></graph></graphml>`, "undeclared key"},
+	{"torn xml", "graph_chunk_entity_relation.graphml", `<graphml><graph><node id="A">`, "does not parse"},
+}
+
 func TestBrokenFilesAreFlagged(t *testing.T) {
-	cases := []struct {
-		name, file, content, want string
-	}{
-		{"truncated json", "kv_store_full_docs.json", `{"doc-1": {"content": "x"}, "doc-2": {"con`, "does not parse"},
-		{"not an object", "kv_store_text_chunks.json", `[1,2]`, "not a JSON object"},
-		{"trailing data", "kv_store_text_chunks.json", `{"a":1} x`, "data after"},
-		{"rows mismatch", "vdb_chunks.json", `{"embedding_dim": 2, "data": [{"__id__":"a"},{"__id__":"b"}], "matrix": "AAAAAAAAAA=="}`, "not a whole number"},
-		{"rows vs records", "vdb_chunks.json", `{"embedding_dim": 1, "data": [{"__id__":"a"},{"__id__":"b"}], "matrix": "AAAAAA=="}`, "matrix has 1 rows but data has 2 records"},
-		{"bad base64", "vdb_entities.json", `{"embedding_dim": 1, "data": [], "matrix": "AA!A"}`, "not base64"},
-		{"no matrix", "vdb_entities.json", `{"embedding_dim": 1, "data": []}`, "no matrix"},
-		{"edge to nowhere", "graph_chunk_entity_relation.graphml", `<graphml><key id="d0" for="node" attr.name="entity_id"/><graph><node id="A"><data key="d0">A</data></node><edge source="A" target="B"/></graph></graphml>`, "names a node that does not exist"},
-		{"undeclared key", "graph_chunk_entity_relation.graphml", `<graphml><graph><node id="A"><data key="d9">A</data></node></graph></graphml>`, "undeclared key"},
-		{"torn xml", "graph_chunk_entity_relation.graphml", `<graphml><graph><node id="A">`, "does not parse"},
-	}
-	for _, c := range cases {
+	for _, c := range brokenCases {
 		t.Run(c.name, func(t *testing.T) {
 			st := lightrag.Validate(lightrag.KindOf(c.file), strings.NewReader(c.content))
 			if !strings.Contains(st.Problem, c.want) {
@@ -164,5 +166,111 @@ func TestKVAgreesWithEncodingJSON(t *testing.T) {
 		if got := st.Problem == ""; got != want {
 			t.Fatalf("validator says valid=%v (%q), encoding/json says %v, for:\n%s", got, st.Problem, want, b)
 		}
+		if pieces := validatePieces(t, lightrag.KindKV, b, r, 5); *pieces != *st {
+			t.Fatalf("in pieces: %+v, whole: %+v, for:\n%s", pieces, st, b)
+		}
+	}
+}
+
+// validatePieces feeds content to a Stream in pieces of random sizes (1 to
+// max bytes) and checks every piece is released exactly once.
+func validatePieces(t *testing.T, kind string, content []byte, r *rand.Rand, max int) *lightrag.FileStats {
+	t.Helper()
+	released := map[*byte]int{}
+	var mu sync.Mutex
+	s := lightrag.NewStream(kind)
+	var given []*byte
+	for rest := content; len(rest) > 0; {
+		n := min(len(rest), 1+r.IntN(max))
+		piece := append([]byte(nil), rest[:n]...) // each piece its own memory
+		given = append(given, &piece[0])
+		s.Write(piece, func() {
+			mu.Lock()
+			released[&piece[0]]++
+			mu.Unlock()
+		})
+		rest = rest[n:]
+	}
+	st := s.Close()
+	for i, p := range given {
+		if released[p] != 1 {
+			t.Fatalf("piece %d of %d released %d times, want once", i, len(given), released[p])
+		}
+	}
+	return st
+}
+
+// TestPiecesGiveTheSameResult: where the pieces of a file break (inside a
+// string, an escape, a tag, the base64 matrix) never changes what
+// validation finds, healthy or broken.
+func TestPiecesGiveTheSameResult(t *testing.T) {
+	dir := t.TempDir()
+	if err := fixture.Generate(dir, fixture.Spec{Docs: 3, EmbeddingDim: 8, Seed: 7}); err != nil {
+		t.Fatal(err)
+	}
+	type input struct{ kind, content string }
+	var inputs []input
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if kind := lightrag.KindOf(e.Name()); kind != "" {
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			inputs = append(inputs, input{kind, string(b)})
+			inputs = append(inputs, input{kind, string(b[:len(b)*2/3])}) // torn
+		}
+	}
+	for _, c := range brokenCases {
+		inputs = append(inputs, input{lightrag.KindOf(c.file), c.content})
+	}
+	inputs = append(inputs,
+		input{lightrag.KindVDB, `{"embedding_dim": 1, "data": [{"__id__":"a","content":"x\"}"}], "matrix": "\/\/\/\/AA=="}`},
+		input{lightrag.KindGraphML, `<?xml version="1.0"?><!-- a <comment> --><!DOCTYPE x><graphml><![CDATA[<node id="Z"/>]]><graph/></graphml>`},
+		input{lightrag.KindKV, `{"a": "\u00e9\n", "b": [1e5, -0.5, true, null]}`})
+	r := rand.New(rand.NewPCG(3, 4))
+	for i, in := range inputs {
+		whole := lightrag.Validate(in.kind, strings.NewReader(in.content))
+		for _, max := range []int{1, 3, 17, 1000} {
+			got := validatePieces(t, in.kind, []byte(in.content), r, max)
+			if *got != *whole {
+				t.Fatalf("input %d (%s) in pieces of up to %d bytes: %+v, whole: %+v", i, in.kind, max, got, whole)
+			}
+		}
+	}
+}
+
+// TestStreamReleasesAfterAnEarlyProblem: a validator that stops at the
+// first problem still takes and releases every piece, so the writer never
+// blocks and no buffer is lost.
+func TestStreamReleasesAfterAnEarlyProblem(t *testing.T) {
+	content := append([]byte(`[not an object`), bytes.Repeat([]byte(" "), 4096)...)
+	st := validatePieces(t, lightrag.KindKV, content, rand.New(rand.NewPCG(1, 1)), 8)
+	if st.Problem == "" {
+		t.Fatal("a broken store passed")
+	}
+	s := lightrag.NewStream("")
+	if s != nil {
+		t.Fatal("a stream for a file that is not validated")
+	}
+	called := false
+	s.Write([]byte("x"), func() { called = true })
+	if called || s.Close() != nil {
+		t.Fatal("a nil stream released a piece it never took, or returned stats")
+	}
+}
+
+func TestStreamSkipsEmptyPieces(t *testing.T) {
+	s := lightrag.NewStream(lightrag.KindKV)
+	done := 0
+	s.Write([]byte(`{"a":`), func() { done++ })
+	s.Write(nil, func() { done++ })
+	s.Write([]byte{}, func() { done++ })
+	s.Write([]byte(` 1}`), func() { done++ })
+	if st := s.Close(); st.Problem != "" || st.Records != 1 {
+		t.Fatalf("got %+v", st)
+	}
+	if done != 4 {
+		t.Fatalf("%d of 4 pieces released", done)
 	}
 }

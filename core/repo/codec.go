@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"runtime"
+	"slices"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -54,35 +55,51 @@ func newCodec(comp CompressionConfig, keys *Keys) (*codec, error) {
 // encode compresses (when it pays) and encrypts plain. aad binds the result
 // to its object key, so a stored object cannot be swapped for another.
 func (c *codec) encode(plain []byte, aad string) []byte {
-	flags := byte(0)
-	payload := plain
-	switch {
-	case c.enc != nil && mostlyBase64(plain):
-		if coded, ok := huffEncode(plain); ok {
-			payload, flags = coded, flagHuff
-		}
-	case c.enc != nil && len(plain) >= 64:
-		compressed := c.enc.EncodeAll(plain, make([]byte, 0, len(plain)/2))
-		if len(compressed) < len(plain)-len(plain)/64 { // stored raw when it saves under ~1.5%
-			payload, flags = compressed, flagZstd
-		}
-	}
-	if c.aead == nil {
-		out := make([]byte, 1+len(payload))
-		out[0] = flags
-		copy(out[1:], payload)
-		return out
-	}
-	flags |= flagEncrypted
-	ns := c.aead.NonceSize()
-	out := make([]byte, 1+ns, 1+ns+len(payload)+c.aead.Overhead())
-	out[0] = flags
-	_, _ = rand.Read(out[1 : 1+ns])
-	return c.aead.Seal(out, out[1:1+ns], payload, []byte(aad))
+	return c.encodeTo(nil, plain, aad)
 }
 
-// decode reverses encode.
+// encodeTo is encode writing into dst's memory (grown when too small): the
+// payload is compressed right after the header and sealed in place.
+func (c *codec) encodeTo(dst, plain []byte, aad string) []byte {
+	head, overhead := 1, 0
+	if c.aead != nil {
+		head += c.aead.NonceSize()
+		overhead = c.aead.Overhead()
+	}
+	out := slices.Grow(dst[:0], head+len(plain)+overhead+64)[:head]
+	flags := byte(0)
+	switch {
+	case c.enc != nil && mostlyBase64(plain):
+		if coded, ok := huffEncodeTo(out, plain); ok {
+			out, flags = coded, flagHuff
+		}
+	case c.enc != nil && len(plain) >= 64:
+		compressed := c.enc.EncodeAll(plain, out)
+		if n := len(compressed) - head; n < len(plain)-len(plain)/64 { // stored raw when it saves under ~1.5%
+			out, flags = compressed, flagZstd
+		}
+	}
+	if flags == 0 {
+		out = append(out[:head], plain...)
+	}
+	if c.aead == nil {
+		out[0] = flags
+		return out
+	}
+	out[0] = flags | flagEncrypted
+	nonce := out[1:head]
+	_, _ = rand.Read(nonce)
+	return c.aead.Seal(out[:head], nonce, out[head:], []byte(aad))
+}
+
+// decode reverses encode; stored is left as it is.
 func (c *codec) decode(stored []byte, aad string) ([]byte, error) {
+	return c.decodeTo(nil, stored, aad, false)
+}
+
+// decodeTo reverses encode, appending the plaintext to dst[:0] (nil: any
+// memory). inPlace lets it decrypt inside stored, which it then clobbers.
+func (c *codec) decodeTo(dst, stored []byte, aad string, inPlace bool) ([]byte, error) {
 	if len(stored) == 0 {
 		return nil, fmt.Errorf("%w: empty object", ErrCorrupt)
 	}
@@ -98,28 +115,38 @@ func (c *codec) decode(stored []byte, aad string) ([]byte, error) {
 		if len(payload) < ns+c.aead.Overhead() {
 			return nil, fmt.Errorf("%w: encrypted object too short", ErrCorrupt)
 		}
+		var into []byte
+		if inPlace {
+			into = payload[ns:ns]
+		}
 		var err error
-		if payload, err = c.aead.Open(nil, payload[:ns], payload[ns:], []byte(aad)); err != nil {
+		if payload, err = c.aead.Open(into, payload[:ns], payload[ns:], []byte(aad)); err != nil {
 			return nil, fmt.Errorf("%w: authentication failed (damaged or tampered)", ErrCorrupt)
 		}
 	} else if c.aead != nil {
 		return nil, fmt.Errorf("%w: object is not encrypted in an encrypted repository", ErrCorrupt)
 	}
+	if dst != nil {
+		dst = dst[:0]
+	}
 	switch {
 	case flags&flagZstd != 0 && flags&flagHuff != 0:
 		return nil, fmt.Errorf("%w: both zstd and huff0 flags set", ErrCorrupt)
 	case flags&flagZstd != 0:
-		plain, err := c.dec.DecodeAll(payload, nil)
+		plain, err := c.dec.DecodeAll(payload, dst)
 		if err != nil {
 			return nil, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
 		}
 		return plain, nil
 	case flags&flagHuff != 0:
-		plain, err := huffDecode(payload)
+		plain, err := huffDecodeTo(dst, payload)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}
 		return plain, nil
+	}
+	if dst != nil {
+		return append(dst, payload...), nil
 	}
 	return payload, nil
 }

@@ -35,9 +35,25 @@ func TestCodecRoundTrips(t *testing.T) {
 			"random":     embeddings(1, 1)[:0],
 		} {
 			enc := c.encode(data, "chunks/x")
+			kept := bytes.Clone(enc)
 			got, err := c.decode(enc, "chunks/x")
 			if err != nil || !bytes.Equal(got, data) {
 				t.Fatalf("%s (encrypted %v): round trip failed: %v", name, encrypted, err)
+			}
+			if !bytes.Equal(enc, kept) {
+				t.Fatalf("%s: decode changed the stored bytes", name)
+			}
+			// The buffer-reusing forms: encode into a buffer holding other
+			// bytes, decode in place into a dirty buffer.
+			for _, dst := range [][]byte{nil, make([]byte, 10), bytes.Repeat([]byte{0xAA}, 3<<20)} {
+				enc2 := c.encodeTo(dst, data, "chunks/x")
+				if !encrypted && !bytes.Equal(enc2, enc) {
+					t.Fatalf("%s: encodeTo differs from encode", name)
+				}
+				got, err := c.decodeTo(bytes.Repeat([]byte{0x55}, 7), enc2, "chunks/x", true)
+				if err != nil || !bytes.Equal(got, data) {
+					t.Fatalf("%s (encrypted %v, dst %d): in-place round trip failed: %v", name, encrypted, len(dst), err)
+				}
 			}
 			if name == "embeddings" {
 				if enc[0]&flagHuff == 0 || len(enc) > len(data)*76/100 {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/huff0"
@@ -48,10 +49,16 @@ func mostlyBase64(data []byte) bool {
 
 // huffEncode codes data; ok is false when it would not pay.
 func huffEncode(data []byte) (out []byte, ok bool) {
+	return huffEncodeTo(make([]byte, 0, len(data)*3/4), data)
+}
+
+// huffEncodeTo appends the coded data to dst.
+func huffEncodeTo(dst, data []byte) (out []byte, ok bool) {
 	s := huffScratch.Get().(*huff0.Scratch)
 	defer huffScratch.Put(s)
+	start := len(dst)
 	blocks := (len(data) + huffBlock - 1) / huffBlock
-	out = binary.AppendUvarint(make([]byte, 0, len(data)*3/4), uint64(blocks))
+	out = binary.AppendUvarint(dst, uint64(blocks))
 	for i := 0; i < len(data); i += huffBlock {
 		block := data[i:min(i+huffBlock, len(data))]
 		s.Reuse = huff0.ReusePolicyNone
@@ -66,19 +73,23 @@ func huffEncode(data []byte) (out []byte, ok bool) {
 		out = binary.AppendUvarint(out, uint64(len(coded)))
 		out = append(out, coded...)
 	}
-	return out, len(out) < len(data)-len(data)/64
+	return out, len(out)-start < len(data)-len(data)/64
 }
 
 var errHuffFraming = errors.New("huff0 framing")
 
 // huffDecode reverses huffEncode.
-func huffDecode(in []byte) ([]byte, error) {
+func huffDecode(in []byte) ([]byte, error) { return huffDecodeTo(nil, in) }
+
+// huffDecodeTo appends the decoded bytes to dst, which it grows once when
+// too small.
+func huffDecodeTo(dst, in []byte) ([]byte, error) {
 	blocks, n := binary.Uvarint(in)
-	if n <= 0 || blocks > 1<<16 {
+	if n <= 0 || blocks > uint64(len(in)) { // every block takes framing bytes
 		return nil, errHuffFraming
 	}
 	in = in[n:]
-	out := make([]byte, 0, int(blocks)*huffBlock)
+	out := dst
 	s := huffScratch.Get().(*huff0.Scratch)
 	defer huffScratch.Put(s)
 	for b := uint64(0); b < blocks; b++ {
@@ -107,11 +118,15 @@ func huffDecode(in []byte) ([]byte, error) {
 			return nil, fmt.Errorf("%w: %v", errHuffFraming, err)
 		}
 		s = tbl
-		plain, err := s.Decompress4X(rest, int(raw))
+		// Decode straight into out: the decoder wants a destination whose
+		// capacity is exactly the block's size.
+		at := len(out)
+		out = slices.Grow(out, int(raw))
+		plain, err := s.Decoder().Decompress4X(out[at:at:at+int(raw)], rest)
 		if err != nil || uint64(len(plain)) != raw {
 			return nil, fmt.Errorf("%w: block %d: %v", errHuffFraming, b, err)
 		}
-		out = append(out, plain...)
+		out = out[:at+int(raw)]
 		in = in[coded:]
 	}
 	if len(in) != 0 {

@@ -67,6 +67,12 @@ func (r *Repository) EncodeChunk(id ChunkID, data []byte) []byte {
 	return r.codec.encode(data, ChunkKey(id))
 }
 
+// EncodeChunkTo is EncodeChunk writing into dst's memory (grown when too
+// small), for pipelines that reuse buffers.
+func (r *Repository) EncodeChunkTo(dst []byte, id ChunkID, data []byte) []byte {
+	return r.codec.encodeTo(dst, data, ChunkKey(id))
+}
+
 // PutChunk stores an encoded chunk. Chunks are content-addressed, so writing
 // one twice stores the same bytes.
 func (r *Repository) PutChunk(ctx context.Context, id ChunkID, encoded []byte) error {
@@ -82,16 +88,58 @@ func (r *Repository) ReadChunk(ctx context.Context, id ChunkID) ([]byte, error) 
 	return r.DecodeChunk(id, stored)
 }
 
+// PutChunkDeferred stores an encoded chunk that need only be durable once
+// SyncChunks returns: a backup stores its chunks this way and syncs them
+// all before it writes the manifest that names them.
+func (r *Repository) PutChunkDeferred(ctx context.Context, id ChunkID, encoded []byte) error {
+	return r.store.Put(ctx, ChunkKey(id), bytes.NewReader(encoded), &blob.PutOptions{DeferSync: true})
+}
+
+// SyncChunks makes every chunk stored with PutChunkDeferred durable.
+func (r *Repository) SyncChunks(ctx context.Context) error {
+	return blob.Sync(ctx, r.store)
+}
+
+// ReadChunkInto is ReadChunk reusing memory: the stored bytes are read into
+// scratch and the plaintext is written into dst (each grown when too small).
+// It returns the plaintext and the scratch buffer to use next time.
+func (r *Repository) ReadChunkInto(ctx context.Context, id ChunkID, dst, scratch []byte) (plain, scratchOut []byte, err error) {
+	stored, err := blob.ReadInto(ctx, r.store, ChunkKey(id), scratch)
+	if err != nil {
+		return nil, scratch, fmt.Errorf("chunk %s: %w", id, err)
+	}
+	if dst == nil {
+		dst = []byte{}
+	}
+	plain, err = r.codec.decodeTo(dst, stored, ChunkKey(id), true)
+	if err == nil {
+		err = r.checkChunk(id, plain)
+	}
+	if err != nil {
+		return nil, stored, fmt.Errorf("chunk %s: %w", id, err)
+	}
+	return plain, stored, nil
+}
+
 // DecodeChunk decodes a stored chunk and checks that it hashes to id.
 func (r *Repository) DecodeChunk(id ChunkID, stored []byte) ([]byte, error) {
 	plain, err := r.codec.decode(stored, ChunkKey(id))
 	if err != nil {
 		return nil, fmt.Errorf("chunk %s: %w", id, err)
 	}
-	if got := r.HashChunk(plain); got != id {
-		return nil, fmt.Errorf("chunk %s: %w: content hashes to %s", id, ErrCorrupt, got)
+	if err := r.checkChunk(id, plain); err != nil {
+		return nil, fmt.Errorf("chunk %s: %w", id, err)
 	}
 	return plain, nil
+}
+
+// checkChunk re-derives a chunk's id from its plaintext: a read is a
+// verification.
+func (r *Repository) checkChunk(id ChunkID, plain []byte) error {
+	if got := r.HashChunk(plain); got != id {
+		return fmt.Errorf("%w: content hashes to %s", ErrCorrupt, got)
+	}
+	return nil
 }
 
 // SnapshotRef names one snapshot.
