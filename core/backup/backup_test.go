@@ -269,6 +269,73 @@ func TestDamageIsCaughtAndDestinationUntouched(t *testing.T) {
 	}
 }
 
+// TestRestoreNamesTheChunkInEncryptedRepos: in an encrypted repository a
+// restore trusts each chunk's AES-GCM tag instead of hashing it again, so
+// damage shows as a failed tag, and a chunk sealed with the right key but
+// holding other bytes than its id says (a writer's bug) fails the file's
+// SHA-256, after which the restore re-derives the ids to name the chunk.
+func TestRestoreNamesTheChunkInEncryptedRepos(t *testing.T) {
+	ctx := context.Background()
+	r, store := newRepo(t, "pw")
+	res, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: graphDir(t, 3)}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Manifest
+	restoreErr := func() error {
+		_, err := backup.Restore(ctx, r, m.Ref(), filepath.Join(t.TempDir(), "out"), backup.RestoreOptions{})
+		return err
+	}
+
+	file := damageChunk(t, store, m, func(b []byte) []byte { b[len(b)/2] ^= 0x01; return b })
+	id := chunkOf(t, m, file)
+	if err := restoreErr(); err == nil || !strings.Contains(err.Error(), "authentication failed") ||
+		!strings.Contains(err.Error(), file) || !strings.Contains(err.Error(), id.String()) {
+		t.Fatalf("restore of a damaged encrypted chunk: %v", err)
+	}
+
+	// Sealed correctly under id, same size, one byte different.
+	good := sourceChunk(t, m, file)
+	bad := bytes.Clone(good)
+	bad[len(bad)/3] ^= 0x20
+	if err := r.PutChunk(ctx, id, r.EncodeChunk(id, bad)); err != nil {
+		t.Fatal(err)
+	}
+	if err := restoreErr(); err == nil || !strings.Contains(err.Error(), "hashes to") ||
+		!strings.Contains(err.Error(), file) || !strings.Contains(err.Error(), id.String()) {
+		t.Fatalf("restore of a chunk holding the wrong bytes: %v", err)
+	}
+}
+
+// sourceChunk is the plaintext of file's first chunk, read from the graph
+// the snapshot was taken of (the stored copy may be damaged).
+func sourceChunk(t *testing.T, m *repo.Manifest, file string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(m.Source, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range m.Files {
+		if f.Path == file {
+			return data[:f.Chunks[0].Size]
+		}
+	}
+	t.Fatalf("%s not in the manifest", file)
+	return nil
+}
+
+// chunkOf is the first chunk of file in m.
+func chunkOf(t *testing.T, m *repo.Manifest, file string) repo.ChunkID {
+	t.Helper()
+	for _, f := range m.Files {
+		if f.Path == file {
+			return f.Chunks[0].ID
+		}
+	}
+	t.Fatalf("%s not in the manifest", file)
+	return repo.ChunkID{}
+}
+
 func TestQuickVerifyFindsMissingChunks(t *testing.T) {
 	ctx := context.Background()
 	r, store := newRepo(t, "")

@@ -31,7 +31,8 @@ type fetched struct {
 
 // chunks yields the plaintext of refs in order, in pooled buffers: the
 // consumer releases each once per consumer it declared (consumers). Each
-// chunk was verified against its id. It stops at the first error.
+// chunk was verified by its AES-GCM tag (encrypted repositories) or its id;
+// the caller checks the content end to end. It stops at the first error.
 func (f *fetcher) chunks(refs []repo.ChunkRef, consumers int) iter.Seq2[*sharedChunk, error] {
 	return func(yield func(*sharedChunk, error) bool) {
 		ctx, cancel := context.WithCancel(f.ctx)
@@ -78,7 +79,7 @@ func (f *fetcher) chunks(refs []repo.ChunkRef, consumers int) iter.Seq2[*sharedC
 func (f *fetcher) fetch(ctx context.Context, ref repo.ChunkRef, consumers int) (*sharedChunk, error) {
 	scratch := bufpool.Default.Get(ref.Size + storedOverhead)
 	plain := bufpool.Default.Get(ref.Size)
-	data, scratch, err := f.repo.ReadChunkInto(ctx, ref.ID, plain, scratch)
+	data, scratch, err := f.repo.ReadChunkInto(ctx, ref.ID, plain, scratch, repo.CheckSealed)
 	bufpool.Default.Put(scratch)
 	if err == nil && len(data) != ref.Size {
 		err = fmt.Errorf("chunk %s has %d bytes, the manifest says %d: %w", ref.ID, len(data), ref.Size, repo.ErrCorrupt)
@@ -95,3 +96,18 @@ func (f *fetcher) fetch(ctx context.Context, ref repo.ChunkRef, consumers int) (
 // storedOverhead covers what encoding adds to a chunk that does not
 // compress: header byte, nonce and tag.
 const storedOverhead = 64
+
+// findBadChunk reads refs again re-deriving every id, to name the chunk
+// when a file's content did not match its SHA-256.
+func (f *fetcher) findBadChunk(refs []repo.ChunkRef) error {
+	for _, ref := range refs {
+		data, err := f.repo.ReadChunk(f.ctx, ref.ID)
+		if err == nil && len(data) != ref.Size {
+			err = fmt.Errorf("chunk %s has %d bytes, the manifest says %d: %w", ref.ID, len(data), ref.Size, repo.ErrCorrupt)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

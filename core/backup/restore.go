@@ -272,6 +272,9 @@ func writeFile(root *os.Root, name string, f repo.FileEntry, fetch *fetcher, pro
 		return nil, fmt.Errorf("%s: %w", f.Path, err)
 	}
 	if got := hex.EncodeToString(sum.Sum(nil)); got != f.SHA256 || size != f.Size {
+		if err := fetch.findBadChunk(f.Chunks); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.Path, err)
+		}
 		return nil, fmt.Errorf("%s: restored content (%d bytes, sha256 %s) does not match the snapshot (%d bytes, sha256 %s): %w",
 			f.Path, size, got, f.Size, f.SHA256, repo.ErrCorrupt)
 	}
