@@ -15,8 +15,11 @@ import (
 const (
 	flagZstd      byte = 1 << 0
 	flagEncrypted byte = 1 << 1
-	flagHuff      byte = 1 << 2 // huff0 blocks (see huff.go); never with flagZstd
-	knownFlags         = flagZstd | flagEncrypted | flagHuff
+	flagHuff      byte = 1 << 2 // huff0 blocks (see huff.go): read, no longer written
+	flagBase64    byte = 1 << 3 // base64 runs packed (see base64pack.go)
+	knownFlags         = flagZstd | flagEncrypted | flagHuff | flagBase64
+	codingFlags        = flagZstd | flagHuff | flagBase64 // at most one
+
 )
 
 // codec turns plaintext into stored bytes and back. Safe for concurrent use.
@@ -70,8 +73,8 @@ func (c *codec) encodeTo(dst, plain []byte, aad string) []byte {
 	flags := byte(0)
 	switch {
 	case c.enc != nil && mostlyBase64(plain):
-		if coded, ok := huffEncodeTo(out, plain); ok {
-			out, flags = coded, flagHuff
+		if coded, ok := packBase64To(out, plain); ok {
+			out, flags = coded, flagBase64
 		}
 	case c.enc != nil && len(plain) >= 64:
 		compressed := c.enc.EncodeAll(plain, out)
@@ -129,9 +132,9 @@ func (c *codec) decodeTo(dst, stored []byte, aad string, inPlace bool) ([]byte, 
 	if dst != nil {
 		dst = dst[:0]
 	}
-	switch {
-	case flags&flagZstd != 0 && flags&flagHuff != 0:
-		return nil, fmt.Errorf("%w: both zstd and huff0 flags set", ErrCorrupt)
+	switch coding := flags & codingFlags; {
+	case coding&(coding-1) != 0:
+		return nil, fmt.Errorf("%w: more than one coding flag set (%#x)", ErrCorrupt, flags)
 	case flags&flagZstd != 0:
 		plain, err := c.dec.DecodeAll(payload, dst)
 		if err != nil {
@@ -140,6 +143,12 @@ func (c *codec) decodeTo(dst, stored []byte, aad string, inPlace bool) ([]byte, 
 		return plain, nil
 	case flags&flagHuff != 0:
 		plain, err := huffDecodeTo(dst, payload)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+		return plain, nil
+	case flags&flagBase64 != 0:
+		plain, err := unpackBase64To(dst, payload)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}

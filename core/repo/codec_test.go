@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -56,7 +58,7 @@ func TestCodecRoundTrips(t *testing.T) {
 				}
 			}
 			if name == "embeddings" {
-				if enc[0]&flagHuff == 0 || len(enc) > len(data)*76/100 {
+				if enc[0]&flagBase64 == 0 || len(enc) > len(data)*76/100 {
 					t.Fatalf("embeddings coded with flags %#x into %d of %d bytes", enc[0], len(enc), len(data))
 				}
 			}
@@ -90,6 +92,97 @@ func TestHuffDecodeRejectsDamage(t *testing.T) {
 		}
 		if err != nil && !errors.Is(err, errHuffFraming) {
 			t.Fatalf("unexpected error type: %v", err)
+		}
+	}
+}
+
+// Chunks earlier versions coded with huff0 are still read.
+func TestCodecReadsHuffChunks(t *testing.T) {
+	data := embeddings(600000, 3)
+	coded, ok := huffEncode(data)
+	if !ok {
+		t.Fatal("embeddings did not pay")
+	}
+	c, err := newCodec(CompressionConfig{Algorithm: "zstd", Level: "fastest"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dst := range [][]byte{nil, make([]byte, 0, 100)} {
+		got, err := c.decodeTo(dst, append([]byte{flagHuff}, coded...), "chunks/x", true)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("huff0 chunk: %v", err)
+		}
+	}
+	if _, err := c.decode([]byte{flagHuff | flagBase64, 0, 0}, "chunks/x"); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("two coding flags: %v", err)
+	}
+}
+
+// TestBase64PackRoundTrips: whatever mix of base64 runs and other bytes a
+// chunk holds (JSON around a matrix, padding, escapes, short words, lengths
+// not a multiple of 4, nothing but text), packing gives the same bytes back.
+func TestBase64PackRoundTrips(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	matrix := embeddings(300000, 4)
+	cases := map[string][]byte{
+		"empty":         {},
+		"matrix":        matrix,
+		"odd length":    matrix[:len(matrix)-3],
+		"json around":   []byte(`], "matrix": "` + string(matrix) + `"}` + "\n"),
+		"padded":        []byte(string(matrix[:999]) + "=="),
+		"escaped slash": []byte(strings.ReplaceAll(string(matrix[:5000]), "/", `\/`)),
+		"text":          bytes.Repeat([]byte("the entity relates to another entity, "), 400),
+		"short runs":    bytes.Repeat([]byte(string(matrix[:200])+"!"), 50),
+		"at the limit":  []byte(string(matrix[:minPackedRun]) + "," + string(matrix[:minPackedRun-1]) + "," + string(matrix[:minPackedRun+4])),
+	}
+	for i := range 200 {
+		b := make([]byte, r.IntN(3000))
+		for j := range b {
+			if r.IntN(50) == 0 {
+				b[j] = byte(r.IntN(256))
+			} else {
+				b[j] = matrix[r.IntN(len(matrix))]
+			}
+		}
+		cases[fmt.Sprint("random ", i)] = b
+	}
+	for name, data := range cases {
+		for _, dst := range [][]byte{nil, []byte("head")} {
+			packed, ok := packBase64To(dst, data)
+			if !bytes.HasPrefix(packed, dst) {
+				t.Fatalf("%s: the bytes before dst's length changed", name)
+			}
+			got, err := unpackBase64To([]byte("x"), packed[len(dst):])
+			if err != nil || !bytes.Equal(got[1:], data) || got[0] != 'x' {
+				t.Fatalf("%s: round trip failed (ok %v): %v", name, ok, err)
+			}
+			if name == "matrix" && (!ok || len(packed)-len(dst) > len(data)*3/4+16) {
+				t.Fatalf("matrix packed into %d of %d bytes (ok %v)", len(packed)-len(dst), len(data), ok)
+			}
+			if name == "text" && ok {
+				t.Fatal("packing text claimed to pay")
+			}
+		}
+	}
+}
+
+// Damaged packed payloads are errors, never panics; wrong bytes of the
+// right length are left to the chunk id check.
+func TestBase64UnpackRejectsDamage(t *testing.T) {
+	packed, _ := packBase64To(nil, []byte(`{"m": "`+string(embeddings(20000, 7))+`"}`))
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 3000 {
+		bad := bytes.Clone(packed)
+		switch r.IntN(3) {
+		case 0:
+			bad[r.IntN(len(bad))] ^= byte(1 + r.IntN(255))
+		case 1:
+			bad = bad[:r.IntN(len(bad))]
+		case 2:
+			bad = append(bad, byte(r.IntN(256)))
+		}
+		if _, err := unpackBase64To(nil, bad); err != nil && !errors.Is(err, errPackFraming) {
+			t.Fatalf("unexpected error: %v", err)
 		}
 	}
 }

@@ -10,12 +10,10 @@ import (
 	"github.com/klauspost/compress/huff0"
 )
 
-// Embedding matrices (base64 of float32 rows) are most of a LightRAG
-// workspace. They hold no repeats for an LZ stage to find; what compresses
-// is the 6-bit alphabet, which a Huffman coder alone captures. On vdb data
-// huff0 runs about twice as fast as zstd "fastest" and stores ~6% less
-// (measured: 800 vs 397 MB/s, ratio 0.697 vs 0.742). Chunks that are
-// mostly base64 are coded with huff0 in blocks of huffBlock bytes:
+// Versions before base64 packing (base64pack.go) coded chunks that are
+// mostly base64 (embedding matrices) with huff0, which captures the 6-bit
+// alphabet; such chunks are still read. The format: blocks of huffBlock
+// bytes,
 //
 //	uvarint(blocks) then per block uvarint(raw length) uvarint(coded length)
 //	and the coded bytes; coded length 0 means the raw bytes follow.
@@ -45,35 +43,6 @@ func mostlyBase64(data []byte) bool {
 		}
 	}
 	return hits*100 >= seen*97
-}
-
-// huffEncode codes data; ok is false when it would not pay.
-func huffEncode(data []byte) (out []byte, ok bool) {
-	return huffEncodeTo(make([]byte, 0, len(data)*3/4), data)
-}
-
-// huffEncodeTo appends the coded data to dst.
-func huffEncodeTo(dst, data []byte) (out []byte, ok bool) {
-	s := huffScratch.Get().(*huff0.Scratch)
-	defer huffScratch.Put(s)
-	start := len(dst)
-	blocks := (len(data) + huffBlock - 1) / huffBlock
-	out = binary.AppendUvarint(dst, uint64(blocks))
-	for i := 0; i < len(data); i += huffBlock {
-		block := data[i:min(i+huffBlock, len(data))]
-		s.Reuse = huff0.ReusePolicyNone
-		coded, _, err := huff0.Compress4X(block, s)
-		out = binary.AppendUvarint(out, uint64(len(block)))
-		if err != nil || len(coded) >= len(block) {
-			// Incompressible or a single repeated byte: store it as is.
-			out = binary.AppendUvarint(out, 0)
-			out = append(out, block...)
-			continue
-		}
-		out = binary.AppendUvarint(out, uint64(len(coded)))
-		out = append(out, coded...)
-	}
-	return out, len(out)-start < len(data)-len(data)/64
 }
 
 var errHuffFraming = errors.New("huff0 framing")
