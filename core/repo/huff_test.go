@@ -37,4 +37,3 @@ func huffEncodeTo(dst, data []byte) (out []byte, ok bool) {
 	}
 	return out, len(out)-start < len(data)-len(data)/64
 }
-
