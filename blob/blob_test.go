@@ -125,3 +125,33 @@ func TestSyncReportsAVanishedDeferredWrite(t *testing.T) {
 		t.Fatalf("the next sync: %v", err)
 	}
 }
+
+func TestPrepareMakesDirectoriesOnlyWhereTheyExist(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := providers.Open(ctx, "file://"+dir+"?create=true", providers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := blob.Prepare(ctx, s, []string{"chunks/00/", "chunks/ff/"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"chunks/00", "chunks/ff"} {
+		if info, err := os.Stat(filepath.Join(dir, d)); err != nil || !info.IsDir() {
+			t.Fatalf("%s: %v", d, err)
+		}
+	}
+	// Empty directories are not objects.
+	objs, _, err := s.List(ctx, blob.ListOptions{Prefix: "chunks/"})
+	if err != nil || len(objs) != 0 {
+		t.Fatalf("listing after Prepare: %v %v", objs, err)
+	}
+	mem, err := providers.Open(ctx, "mem://prepare", providers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := blob.Prepare(ctx, mem, []string{"chunks/00/"}); err != nil {
+		t.Fatalf("prepare on a store without directories: %v", err)
+	}
+}

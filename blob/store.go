@@ -125,6 +125,28 @@ func Sync(ctx context.Context, s Store) error {
 	return nil
 }
 
+// Preparer is implemented by stores that keep key prefixes as directories.
+type Preparer interface {
+	// Prepare creates the directories for prefixes ("chunks/00/") ahead.
+	Prepare(ctx context.Context, prefixes []string) error
+}
+
+// Prepare creates the directories for key prefixes ahead where s keeps
+// them (a local folder); elsewhere it does nothing.
+func Prepare(ctx context.Context, s Store, prefixes []string) error {
+	for s != nil {
+		if p, ok := s.(Preparer); ok {
+			return p.Prepare(ctx, prefixes)
+		}
+		u, ok := s.(Unwrapper)
+		if !ok {
+			return nil
+		}
+		s = u.Unwrap()
+	}
+	return nil
+}
+
 // Unwrapper is implemented by decorators so callers can reach the Store they
 // wrap (for example to find the Counting layer for cost reports).
 type Unwrapper interface {

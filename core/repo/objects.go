@@ -50,6 +50,15 @@ func ChunkKey(id ChunkID) string {
 	return "chunks/" + s[:2] + "/" + s
 }
 
+// chunkDirs are the key prefixes chunks are spread over (chunks/00/ ...).
+func chunkDirs() []string {
+	dirs := make([]string, 0, 256)
+	for i := range 256 {
+		dirs = append(dirs, fmt.Sprintf("%s%02x/", ChunkPrefix, i))
+	}
+	return dirs
+}
+
 // ChunkPrefix is the prefix every chunk key starts with.
 const ChunkPrefix = "chunks/"
 

@@ -144,6 +144,12 @@ func Init(ctx context.Context, store blob.Store, opts InitOptions) (*Repository,
 	if err != nil {
 		return nil, err
 	}
+	// A local folder gets its 256 chunk directories now, as restic does,
+	// not one by one in the first backup. Before the config: a failure
+	// leaves no repository behind.
+	if err := blob.Prepare(ctx, store, chunkDirs()); err != nil {
+		return nil, fmt.Errorf("create the chunk directories: %w", err)
+	}
 	if err := blob.PutBytes(ctx, store, ConfigKey, data, &blob.PutOptions{IfAbsent: true, ContentType: "application/json"}); err != nil {
 		if errors.Is(err, blob.ErrExists) {
 			return nil, fmt.Errorf("%s: %w", store.Location(), ErrAlreadyExists)

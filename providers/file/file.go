@@ -66,7 +66,7 @@ func Open(ctx context.Context, cfg Config) (*blob.Bucket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("file: open %s: %w", dir, err)
 	}
-	return blob.New(b, blob.Options{Location: Scheme + "://" + dir, Local: true}), nil
+	return blob.New(b, blob.Options{Location: Scheme + "://" + dir, Local: true, Root: dir}), nil
 }
 
 // OpenURL parses u and opens it.
