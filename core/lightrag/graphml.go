@@ -188,10 +188,7 @@ func (t *tagReader) readTag() ([]byte, error) {
 			quote = 0
 			continue
 		}
-		i := 0
-		for i < len(p) && plainInTag[p[i]] {
-			i++
-		}
+		i := run(p, 0, &plainInTag)
 		t.buf = append(t.buf, p[:i]...)
 		t.in.pos += i
 		if i == len(p) {
