@@ -1,9 +1,11 @@
 package blob_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -153,5 +155,40 @@ func TestPrepareMakesDirectoriesOnlyWhereTheyExist(t *testing.T) {
 	}
 	if err := blob.Prepare(ctx, mem, []string{"chunks/00/"}); err != nil {
 		t.Fatalf("prepare on a store without directories: %v", err)
+	}
+}
+
+// writerToStore records whether Put's reader could write itself out.
+type writerToStore struct {
+	blob.Store
+	sawWriterTo bool
+}
+
+func (s *writerToStore) Put(ctx context.Context, key string, r io.Reader, opts *blob.PutOptions) error {
+	_, s.sawWriterTo = r.(io.WriterTo)
+	_, err := io.Copy(io.Discard, r)
+	return err
+}
+
+// Counting keeps a bytes.Reader's WriteTo visible, so drivers copy the
+// caller's slice instead of through a fresh buffer per object, and still
+// counts the bytes.
+func TestCountingKeepsWriteTo(t *testing.T) {
+	inner := &writerToStore{}
+	s := blob.NewCounting(inner)
+	if err := blob.PutBytes(context.Background(), s, "k", make([]byte, 4096), nil); err != nil {
+		t.Fatal(err)
+	}
+	if !inner.sawWriterTo {
+		t.Fatal("the reader Counting passed down hides WriteTo")
+	}
+	if st := s.RequestStats(); st.BytesUp != 4096 {
+		t.Fatalf("counted %d bytes up, want 4096", st.BytesUp)
+	}
+	if err := s.Put(context.Background(), "k2", io.LimitReader(bytes.NewReader(make([]byte, 100)), 100), nil); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.RequestStats(); st.BytesUp != 4196 {
+		t.Fatalf("counted %d bytes up, want 4196", st.BytesUp)
 	}
 }
