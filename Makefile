@@ -68,9 +68,9 @@ $(MINIO_BIN):
 rclone:
 	@command -v rclone >/dev/null || { apt-get update -qq && apt-get install -y -qq rclone; }
 
-## bench: Go micro-benchmarks; graphkeep against restic on ~420 MB of
+## bench: Go micro-benchmarks; graphkeep against restic on ~550 MB of
 ## LightRAG-shaped data; replication against rclone copy (local folder and
-## MinIO on loopback); graphkeep alone on ~1.6 GB for memory scaling.
+## MinIO on loopback); graphkeep alone on ~2.2 GB for memory scaling.
 ## Needs about 8 GB of free disk under .cache/bench.
 bench: build $(RESTIC) $(MINIO_BIN) rclone
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./core/...

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -44,6 +45,10 @@ type measurement struct {
 	wall   time.Duration
 	rssKB  int64
 	stored int64 // bytes the repository grew by
+	// chunkBytes: graphkeep's own count of chunk bytes written (the
+	// stored_bytes of backup --json), without manifests; -1 when unknown.
+	chunkBytes int64
+	output     []byte
 }
 
 type step string
@@ -186,9 +191,26 @@ func (t *tool) init() {
 // backup returns the command that backs up every graph.
 func (t *tool) backup() func() measurement {
 	if t.name == "graphkeep" {
-		return func() measurement { return t.run(*graphkeepBin, "backup", "--all") }
+		return func() measurement {
+			m := t.run(*graphkeepBin, "backup", "--all", "--json")
+			var lines []struct {
+				StoredBytes int64 `json:"stored_bytes"`
+			}
+			if err := json.Unmarshal(m.output, &lines); err != nil {
+				fmt.Fprintf(os.Stderr, "graphkeep backup --json: %v\n%s", err, m.output)
+				os.Exit(1)
+			}
+			for _, l := range lines {
+				m.chunkBytes += l.StoredBytes
+			}
+			return m
+		}
 	}
-	return func() measurement { return t.run(*resticBin, "backup", "--host", "bench", t.live) }
+	return func() measurement {
+		m := t.run(*resticBin, "backup", "--host", "bench", t.live)
+		m.chunkBytes = -1
+		return m
+	}
 }
 
 // restore returns the command that restores every graph's latest snapshot
@@ -221,7 +243,7 @@ func (t *tool) run(bin string, args ...string) measurement {
 		os.Exit(1)
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return measurement{wall: wall, rssKB: ru.Maxrss}
+	return measurement{wall: wall, rssKB: ru.Maxrss, output: out.Bytes()}
 }
 
 func report(results map[string]map[step][]measurement, size int64) {
@@ -232,7 +254,12 @@ func report(results map[string]map[step][]measurement, size int64) {
 		g, r := median(results["graphkeep"][s]), median(results["restic"][s])
 		fmt.Printf("| %s: time | %s | %s | %.2f |\n", s, g.wall.Round(time.Millisecond), r.wall.Round(time.Millisecond), ratio(g.wall.Seconds(), r.wall.Seconds()))
 		if s != stepRestore {
-			fmt.Printf("| %s: bytes stored | %s | %s | %.2f |\n", s, mb(g.stored), mb(r.stored), ratio(float64(g.stored), float64(r.stored)))
+			rel := fmt.Sprintf("%.2f", ratio(float64(g.stored), float64(r.stored)))
+			if g.stored < 1<<20 && r.stored < 1<<20 {
+				rel = "metadata only"
+			}
+			fmt.Printf("| %s: bytes stored | %s | %s | %s |\n", s, human(g.stored), human(r.stored), rel)
+			fmt.Printf("| %s: chunk bytes written (graphkeep --json) | %s | | |\n", s, human(g.chunkBytes))
 		}
 		fmt.Printf("| %s: peak RSS | %s | %s | %.2f |\n", s, mb(g.rssKB<<10), mb(r.rssKB<<10), ratio(float64(g.rssKB), float64(r.rssKB)))
 	}
@@ -277,9 +304,10 @@ func median(ms []measurement) measurement {
 		return c[len(c)/2]
 	}
 	return measurement{
-		wall:   by(func(a, b measurement) bool { return a.wall < b.wall }).wall,
-		rssKB:  by(func(a, b measurement) bool { return a.rssKB < b.rssKB }).rssKB,
-		stored: by(func(a, b measurement) bool { return a.stored < b.stored }).stored,
+		wall:       by(func(a, b measurement) bool { return a.wall < b.wall }).wall,
+		rssKB:      by(func(a, b measurement) bool { return a.rssKB < b.rssKB }).rssKB,
+		stored:     by(func(a, b measurement) bool { return a.stored < b.stored }).stored,
+		chunkBytes: by(func(a, b measurement) bool { return a.chunkBytes < b.chunkBytes }).chunkBytes,
 	}
 }
 
@@ -291,6 +319,17 @@ func ratio(a, b float64) float64 {
 }
 
 func mb(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// human is mb, or KiB under a MiB (manifests, indexes), or bytes under a KiB.
+func human(n int64) string {
+	switch {
+	case n < 1<<10:
+		return fmt.Sprintf("%d B", n)
+	case n < 1<<20:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return mb(n)
+}
 
 func dirSize(dir string) int64 {
 	var n int64
