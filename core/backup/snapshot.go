@@ -566,9 +566,13 @@ func newSharedChunk(data []byte, consumers int) *sharedChunk {
 }
 
 func (c *sharedChunk) release() {
-	if c.refs.Add(-1) == 0 {
+	switch n := c.refs.Add(-1); {
+	case n == 0:
 		bufpool.Default.Put(c.data)
 		c.data = nil
+	case n < 0:
+		// Its memory may already hold another chunk: never go on.
+		panic("backup: a shared chunk was released more often than it was shared")
 	}
 }
 
