@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sync"
+	"strings"
 	"syscall"
 	"time"
 
@@ -44,10 +44,6 @@ type Options struct {
 type Bucket struct {
 	b    *gcblob.Bucket
 	opts Options
-
-	mu       sync.Mutex
-	deferred map[string]bool // Local: files written with DeferSync, not yet synced
-	syncing  sync.Mutex      // one Sync at a time: a Sync returns only after every earlier write is durable
 }
 
 var _ Store = (*Bucket)(nil)
@@ -99,7 +95,8 @@ func (s *Bucket) put(ctx context.Context, key string, r io.Reader, opts *PutOpti
 		_ = w.Close()
 		return err
 	}
-	deferSync := s.opts.Local && opts.DeferSync && !opts.IfAbsent
+	_, plain := s.localPath(key)
+	deferSync := s.opts.Local && opts.DeferSync && !opts.IfAbsent && plain
 	if deferSync {
 		// Start putting the data on disk now; Sync waits for it.
 		StartWriteback(tmp, 0, 0)
@@ -118,28 +115,7 @@ func (s *Bucket) put(ctx context.Context, key string, r io.Reader, opts *PutOpti
 			return linkErr
 		}
 	}
-	final := ""
-	if deferSync {
-		m := fileblobTemp.FindStringSubmatch(tmp.Name())
-		if m == nil {
-			cancel()
-			_ = w.Close()
-			return fmt.Errorf("unexpected fileblob temporary file name %q", tmp.Name())
-		}
-		final = m[1]
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	if deferSync {
-		s.mu.Lock()
-		if s.deferred == nil {
-			s.deferred = map[string]bool{}
-		}
-		s.deferred[final] = true
-		s.mu.Unlock()
-	}
-	return nil
+	return w.Close()
 }
 
 // Prepare implements Preparer: a Local bucket creates the directories
@@ -160,23 +136,19 @@ func (s *Bucket) Prepare(ctx context.Context, prefixes []string) error {
 	return nil
 }
 
-// Sync implements Syncer: it fsyncs every file written with DeferSync since
-// the last Sync, then their directories (which hold the renames).
-func (s *Bucket) Sync(ctx context.Context) error {
-	// A Sync running now may have taken this caller's files; waiting for it
-	// is what makes them durable before this Sync returns.
-	s.syncing.Lock()
-	defer s.syncing.Unlock()
-	s.mu.Lock()
-	files := s.deferred
-	s.deferred = nil
-	s.mu.Unlock()
-	if len(files) == 0 {
+// Sync implements Syncer: it fsyncs the files of keys (written with
+// DeferSync), then their directories, which hold the renames.
+func (s *Bucket) Sync(ctx context.Context, keys []string) error {
+	if !s.opts.Local || len(keys) == 0 {
 		return nil
 	}
 	dirs := map[string]bool{}
-	paths := make([]string, 0, len(files))
-	for p := range files {
+	paths := make([]string, 0, len(keys))
+	for _, k := range keys {
+		p, ok := s.localPath(k)
+		if !ok {
+			continue // Put did not defer it: durable already
+		}
 		paths = append(paths, p)
 		dirs[filepath.Dir(p)] = true
 	}
@@ -189,21 +161,25 @@ func (s *Bucket) Sync(ctx context.Context) error {
 		err = fsyncAll(ctx, dirList, syncDir)
 	}
 	if err != nil {
-		// Keep owed what still exists: they may be another caller's
-		// files, and that caller's Sync must still make them durable.
-		s.mu.Lock()
-		if s.deferred == nil {
-			s.deferred = map[string]bool{}
-		}
-		for p := range files {
-			if _, statErr := os.Stat(p); statErr == nil {
-				s.deferred[p] = true
-			}
-		}
-		s.mu.Unlock()
 		return &Error{Op: "sync", Location: s.opts.Location, Err: err}
 	}
 	return nil
+}
+
+// localPath is where a Local bucket keeps key, for keys fileblob stores
+// without escaping (no control characters, "../", "//" or trailing "/");
+// ok is false for others, which are then never deferred.
+func (s *Bucket) localPath(key string) (path string, ok bool) {
+	if !s.opts.Local || s.opts.Root == "" || key == "" || strings.HasSuffix(key, "/") ||
+		strings.Contains(key, "../") || strings.Contains(key, "//") {
+		return "", false
+	}
+	for _, c := range key {
+		if c < 32 || (os.PathSeparator != '/' && strings.ContainsRune(`\<>:"|?*`, c)) {
+			return "", false
+		}
+	}
+	return filepath.Join(s.opts.Root, filepath.FromSlash(key)), true
 }
 
 // fsyncAll runs sync over paths, a few at a time: the file system batches

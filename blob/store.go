@@ -63,9 +63,10 @@ type PutOptions struct {
 	ContentType string
 	// DeferSync lets a store that makes each write durable itself (a local
 	// folder: fsync) return before the content is on disk; the object is
-	// durable once Sync(ctx, store) returns. Visibility is unchanged: the
-	// object still appears whole or not at all. Stores whose writes are
-	// durable when acknowledged (object stores) ignore it. Not with IfAbsent.
+	// durable once Sync(ctx, store, keys) with its key returns. Visibility is
+	// unchanged: the object still appears whole or not at all. Stores whose
+	// writes are durable when acknowledged (object stores) ignore it, as do
+	// IfAbsent writes.
 	DeferSync bool
 }
 
@@ -105,16 +106,18 @@ type Object struct {
 // Syncer is implemented by stores that can defer durability (see
 // PutOptions.DeferSync).
 type Syncer interface {
-	// Sync makes every write this store deferred durable.
-	Sync(ctx context.Context) error
+	// Sync makes the objects at keys, written with DeferSync, durable.
+	Sync(ctx context.Context, keys []string) error
 }
 
-// Sync makes the writes s deferred durable: it finds the Syncer under any
-// decorators. Stores without one have nothing to do.
-func Sync(ctx context.Context, s Store) error {
+// Sync makes the objects at keys, written with DeferSync by the caller,
+// durable: it finds the Syncer under any decorators. Stores without one
+// have nothing to do. The caller names its own keys, so a write another
+// caller left unsynced never fails (or slows) this one.
+func Sync(ctx context.Context, s Store, keys []string) error {
 	for s != nil {
 		if syncer, ok := s.(Syncer); ok {
-			return syncer.Sync(ctx)
+			return syncer.Sync(ctx, keys)
 		}
 		u, ok := s.(Unwrapper)
 		if !ok {

@@ -166,19 +166,24 @@ func testDeferSync(t *testing.T, open func(t *testing.T) blob.Store) {
 	s := open(t)
 	deferred := &blob.PutOptions{DeferSync: true}
 	data := randomBytes(300 << 10)
+	var keys []string
 	for i := range 3 {
-		if err := blob.PutBytes(ctx, s, fmt.Sprintf("chunks/%02d/c", i), data, deferred); err != nil {
+		keys = append(keys, fmt.Sprintf("chunks/%02d/c", i))
+		if err := blob.PutBytes(ctx, s, keys[i], data, deferred); err != nil {
 			t.Fatalf("deferred put: %v", err)
 		}
 	}
 	if got := mustGet(t, s, "chunks/01/c"); !bytes.Equal(got, data) {
 		t.Fatal("a deferred write reads back different bytes")
 	}
-	if err := blob.Sync(ctx, s); err != nil {
+	if err := blob.Sync(ctx, s, keys); err != nil {
 		t.Fatalf("sync: %v", err)
 	}
-	if err := blob.Sync(ctx, s); err != nil {
-		t.Fatalf("sync with nothing owed: %v", err)
+	if err := blob.Sync(ctx, s, keys[:1]); err != nil {
+		t.Fatalf("sync again: %v", err)
+	}
+	if err := blob.Sync(ctx, s, nil); err != nil {
+		t.Fatalf("sync of nothing: %v", err)
 	}
 	both := &blob.PutOptions{DeferSync: true, IfAbsent: true}
 	if err := blob.PutBytes(ctx, s, "chunks/01/c", []byte("other"), both); !errors.Is(err, blob.ErrExists) {

@@ -506,6 +506,7 @@ type orderStore struct {
 	blob.Store
 	mu       sync.Mutex
 	events   []string
+	deferred map[string]bool // chunk keys written with DeferSync, not yet synced
 	failSync bool
 }
 
@@ -516,6 +517,10 @@ func (s *orderStore) Put(ctx context.Context, key string, r io.Reader, opts *blo
 	switch {
 	case strings.HasPrefix(key, "chunks/") && opts != nil && opts.DeferSync:
 		s.events = append(s.events, "deferred-chunk")
+		if s.deferred == nil {
+			s.deferred = map[string]bool{}
+		}
+		s.deferred[key] = true
 	case strings.HasPrefix(key, "chunks/"):
 		s.events = append(s.events, "chunk")
 	case strings.HasPrefix(key, repo.SnapshotPrefix):
@@ -524,12 +529,15 @@ func (s *orderStore) Put(ctx context.Context, key string, r io.Reader, opts *blo
 	return err
 }
 
-func (s *orderStore) Sync(ctx context.Context) error {
+func (s *orderStore) Sync(ctx context.Context, keys []string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.events = append(s.events, "sync")
 	if s.failSync {
 		return errors.New("disk full")
+	}
+	for _, k := range keys {
+		delete(s.deferred, k)
 	}
 	return nil
 }
@@ -564,6 +572,9 @@ func TestChunksAreDurableBeforeTheManifest(t *testing.T) {
 	if got := strings.Join(order, ","); got != "deferred-chunk,sync,manifest" {
 		t.Fatalf("want chunks (deferred), then a sync, then the manifest; got %s", got)
 	}
+	if len(store.deferred) > 0 {
+		t.Fatalf("%d chunks were never synced", len(store.deferred))
+	}
 
 	store.events, store.failSync = nil, true
 	_, err = backup.Create(ctx, r, backup.Source{Graph: "g2", Dir: graphDir(t, 2)}, backup.Options{})
@@ -572,5 +583,44 @@ func TestChunksAreDurableBeforeTheManifest(t *testing.T) {
 	}
 	if slices.Contains(store.events, "manifest") {
 		t.Fatalf("a manifest was written after the sync failed: %v", store.events)
+	}
+}
+
+// TestAFailedBackupsChunksDoNotFailTheNext: a backup that fails leaves
+// chunks it stored without syncing; once prune deletes them (nothing names
+// them), the next backup in the same process must not trip over them.
+func TestAFailedBackupsChunksDoNotFailTheNext(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := providers.Open(ctx, "file://"+dir+"?create=true", providers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := repo.Init(ctx, store, repo.InitOptions{AvgChunkSize: 64 << 10}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := graphDir(t, 2)
+	hot := filepath.Join(src, "vdb_relationships.json") // read last: the others' chunks are stored
+	restore := backup.SetAfterReadHook(func(path string) {
+		if path == hot {
+			_ = os.WriteFile(hot, []byte(fmt.Sprint(time.Now().UnixNano())), 0o644)
+		}
+	})
+	_, err = backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: src}, backup.Options{Attempts: 1})
+	restore()
+	if !errors.Is(err, backup.ErrUnstable) {
+		t.Fatalf("the first backup: %v, want ErrUnstable", err)
+	}
+	// What prune does with chunks no snapshot names.
+	if err := os.RemoveAll(filepath.Join(dir, "chunks")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := backup.Create(ctx, r, backup.Source{Graph: "g2", Dir: graphDir(t, 3)}, backup.Options{}); err != nil {
+		t.Fatalf("the next backup failed over the first one's chunks: %v", err)
 	}
 }

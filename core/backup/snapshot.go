@@ -167,7 +167,7 @@ func Create(ctx context.Context, r *repo.Repository, src Source, opts Options) (
 	m.Totals.StoredBytes = stored
 
 	// Every chunk the manifest names must be durable before the manifest is.
-	if err := r.SyncChunks(ctx); err != nil {
+	if err := r.SyncChunks(ctx, b.uploads.storedIDs()); err != nil {
 		return nil, fmt.Errorf("graph %q: %w", src.Graph, err)
 	}
 	if err := lease.Check(); err != nil {
@@ -475,6 +475,7 @@ type uploader struct {
 	stored atomic.Int64
 	mu     sync.Mutex
 	err    error
+	ids    []repo.ChunkID // stored, to be synced before the commit
 }
 
 type upload struct {
@@ -507,6 +508,9 @@ func (u *uploader) work() {
 			continue
 		}
 		u.stored.Add(int64(len(encoded)))
+		u.mu.Lock()
+		u.ids = append(u.ids, job.id)
+		u.mu.Unlock()
 	}
 }
 
@@ -544,6 +548,13 @@ func (u *uploader) wait() (int64, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.stored.Load(), u.err
+}
+
+// storedIDs are the chunks this uploader stored (call after wait).
+func (u *uploader) storedIDs() []repo.ChunkID {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.ids
 }
 
 func (u *uploader) abort() {

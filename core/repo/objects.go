@@ -98,15 +98,19 @@ func (r *Repository) ReadChunk(ctx context.Context, id ChunkID) ([]byte, error) 
 }
 
 // PutChunkDeferred stores an encoded chunk that need only be durable once
-// SyncChunks returns: a backup stores its chunks this way and syncs them
-// all before it writes the manifest that names them.
+// SyncChunks returns for it: a backup stores its chunks this way and syncs
+// them all before it writes the manifest that names them.
 func (r *Repository) PutChunkDeferred(ctx context.Context, id ChunkID, encoded []byte) error {
 	return r.store.Put(ctx, ChunkKey(id), bytes.NewReader(encoded), &blob.PutOptions{DeferSync: true})
 }
 
-// SyncChunks makes every chunk stored with PutChunkDeferred durable.
-func (r *Repository) SyncChunks(ctx context.Context) error {
-	return blob.Sync(ctx, r.store)
+// SyncChunks makes the chunks ids, stored with PutChunkDeferred, durable.
+func (r *Repository) SyncChunks(ctx context.Context, ids []ChunkID) error {
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = ChunkKey(id)
+	}
+	return blob.Sync(ctx, r.store, keys)
 }
 
 // Check says how a read verifies a chunk.
