@@ -95,15 +95,8 @@ func (s *Counting) Copy(ctx context.Context, dstKey, srcKey string) error {
 // StatsOf finds the Counting layer of s (through any decorators) and
 // returns its counts; ok is false when s counts nothing.
 func StatsOf(s Store) (stats RequestStats, ok bool) {
-	for s != nil {
-		if c, isCounting := s.(*Counting); isCounting {
-			return c.RequestStats(), true
-		}
-		u, canUnwrap := s.(Unwrapper)
-		if !canUnwrap {
-			break
-		}
-		s = u.Unwrap()
+	if c, ok := Find[*Counting](s); ok {
+		return c.RequestStats(), true
 	}
 	return RequestStats{}, false
 }

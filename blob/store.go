@@ -115,15 +115,8 @@ type Syncer interface {
 // have nothing to do. The caller names its own keys, so a write another
 // caller left unsynced never fails (or slows) this one.
 func Sync(ctx context.Context, s Store, keys []string) error {
-	for s != nil {
-		if syncer, ok := s.(Syncer); ok {
-			return syncer.Sync(ctx, keys)
-		}
-		u, ok := s.(Unwrapper)
-		if !ok {
-			return nil
-		}
-		s = u.Unwrap()
+	if syncer, ok := Find[Syncer](s); ok {
+		return syncer.Sync(ctx, keys)
 	}
 	return nil
 }
@@ -137,15 +130,8 @@ type Preparer interface {
 // Prepare creates the directories for key prefixes ahead where s keeps
 // them (a local folder); elsewhere it does nothing.
 func Prepare(ctx context.Context, s Store, prefixes []string) error {
-	for s != nil {
-		if p, ok := s.(Preparer); ok {
-			return p.Prepare(ctx, prefixes)
-		}
-		u, ok := s.(Unwrapper)
-		if !ok {
-			return nil
-		}
-		s = u.Unwrap()
+	if p, ok := Find[Preparer](s); ok {
+		return p.Prepare(ctx, prefixes)
 	}
 	return nil
 }
@@ -154,4 +140,21 @@ func Prepare(ctx context.Context, s Store, prefixes []string) error {
 // wrap (for example to find the Counting layer for cost reports).
 type Unwrapper interface {
 	Unwrap() Store
+}
+
+// Find returns the first layer of s, from the outside in through
+// decorators, that is a T.
+func Find[T any](s Store) (T, bool) {
+	for s != nil {
+		if t, ok := s.(T); ok {
+			return t, true
+		}
+		u, ok := s.(Unwrapper)
+		if !ok {
+			break
+		}
+		s = u.Unwrap()
+	}
+	var zero T
+	return zero, false
 }

@@ -124,55 +124,44 @@ func (c *Chunker) cut(data []byte) int {
 		n = c.p.MaxSize
 	}
 	normal := min(c.p.AvgSize, n)
-	gear := c.gear
-	var fp uint64
-	// The hash is the same whichever way the loop is written; four bytes
-	// per step and one subslice per phase let the compiler drop the bounds
-	// checks.
-	i := c.p.MinSize
-	d, mask := data[:normal], c.maskS
-	for ; i+4 <= len(d); i += 4 {
-		b := d[i : i+4 : i+4]
-		if fp = fp<<1 + gear[b[0]]; fp&mask == 0 {
-			return i + 1
-		}
-		if fp = fp<<1 + gear[b[1]]; fp&mask == 0 {
-			return i + 2
-		}
-		if fp = fp<<1 + gear[b[2]]; fp&mask == 0 {
-			return i + 3
-		}
-		if fp = fp<<1 + gear[b[3]]; fp&mask == 0 {
-			return i + 4
-		}
+	// Harder to match before the average size, easier after it.
+	end, fp, found := c.roll(data[:normal], c.p.MinSize, 0, c.maskS)
+	if found {
+		return end
 	}
-	for ; i < len(d); i++ {
-		if fp = fp<<1 + gear[d[i]]; fp&mask == 0 {
-			return i + 1
-		}
-	}
-	d, mask = data[:n], c.maskL
-	for ; i+4 <= len(d); i += 4 {
-		b := d[i : i+4 : i+4]
-		if fp = fp<<1 + gear[b[0]]; fp&mask == 0 {
-			return i + 1
-		}
-		if fp = fp<<1 + gear[b[1]]; fp&mask == 0 {
-			return i + 2
-		}
-		if fp = fp<<1 + gear[b[2]]; fp&mask == 0 {
-			return i + 3
-		}
-		if fp = fp<<1 + gear[b[3]]; fp&mask == 0 {
-			return i + 4
-		}
-	}
-	for ; i < len(d); i++ {
-		if fp = fp<<1 + gear[d[i]]; fp&mask == 0 {
-			return i + 1
-		}
+	if end, _, found = c.roll(data[:n], normal, fp, c.maskL); found {
+		return end
 	}
 	return n
+}
+
+// roll continues the gear hash fp over d from i and returns the end of the
+// chunk where fp first matches mask. The hash is the same whichever way the
+// loop is written; four bytes per step and the subslices let the compiler
+// drop the bounds checks.
+func (c *Chunker) roll(d []byte, i int, fp, mask uint64) (end int, fpOut uint64, found bool) {
+	gear := c.gear
+	for ; i+4 <= len(d); i += 4 {
+		b := d[i : i+4 : i+4]
+		if fp = fp<<1 + gear[b[0]]; fp&mask == 0 {
+			return i + 1, fp, true
+		}
+		if fp = fp<<1 + gear[b[1]]; fp&mask == 0 {
+			return i + 2, fp, true
+		}
+		if fp = fp<<1 + gear[b[2]]; fp&mask == 0 {
+			return i + 3, fp, true
+		}
+		if fp = fp<<1 + gear[b[3]]; fp&mask == 0 {
+			return i + 4, fp, true
+		}
+	}
+	for ; i < len(d); i++ {
+		if fp = fp<<1 + gear[d[i]]; fp&mask == 0 {
+			return i + 1, fp, true
+		}
+	}
+	return len(d), fp, false
 }
 
 // topBits is a mask of the n most significant bits: in a gear hash the high

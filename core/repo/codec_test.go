@@ -75,15 +75,7 @@ func TestHuffDecodeRejectsDamage(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(1, 1))
 	for i := 0; i < 2000; i++ {
-		bad := bytes.Clone(coded)
-		switch r.IntN(3) {
-		case 0:
-			bad[r.IntN(len(bad))] ^= byte(1 + r.IntN(255))
-		case 1:
-			bad = bad[:r.IntN(len(bad))]
-		case 2:
-			bad = append(bad, byte(r.IntN(256)))
-		}
+		bad := damage(r, coded)
 		out, err := huffDecode(bad)
 		if err == nil && !bytes.Equal(out, data) && len(out) == len(data) {
 			// A flipped bit inside a block can decode to other bytes of the
@@ -166,21 +158,28 @@ func TestBase64PackRoundTrips(t *testing.T) {
 	}
 }
 
+// damage returns a copy of b with one random byte changed, cut short, or
+// one byte longer.
+func damage(r *rand.Rand, b []byte) []byte {
+	bad := bytes.Clone(b)
+	switch r.IntN(3) {
+	case 0:
+		bad[r.IntN(len(bad))] ^= byte(1 + r.IntN(255))
+	case 1:
+		bad = bad[:r.IntN(len(bad))]
+	default:
+		bad = append(bad, byte(r.IntN(256)))
+	}
+	return bad
+}
+
 // Damaged packed payloads are errors, never panics; wrong bytes of the
 // right length are left to the chunk id check.
 func TestBase64UnpackRejectsDamage(t *testing.T) {
 	packed, _ := packBase64To(nil, []byte(`{"m": "`+string(embeddings(20000, 7))+`"}`))
 	r := rand.New(rand.NewPCG(7, 8))
 	for range 3000 {
-		bad := bytes.Clone(packed)
-		switch r.IntN(3) {
-		case 0:
-			bad[r.IntN(len(bad))] ^= byte(1 + r.IntN(255))
-		case 1:
-			bad = bad[:r.IntN(len(bad))]
-		case 2:
-			bad = append(bad, byte(r.IntN(256)))
-		}
+		bad := damage(r, packed)
 		if _, err := unpackBase64To(nil, bad); err != nil && !errors.Is(err, errPackFraming) {
 			t.Fatalf("unexpected error: %v", err)
 		}
