@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -218,8 +217,7 @@ func snapshotsCmd(g *globals) *cobra.Command {
 				fmt.Println("no snapshots")
 				return nil
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "GRAPH\tSNAPSHOT\tTIME\tSIZE\tFILES\tNODES\tEDGES\tDOCS\tCHUNKS\tVECTORS\tSTATUS")
+			tw := newTable("GRAPH\tSNAPSHOT\tTIME\tSIZE\tFILES\tNODES\tEDGES\tDOCS\tCHUNKS\tVECTORS\tSTATUS")
 			for _, l := range lines {
 				st := l.LightRAG
 				if st == nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -68,8 +67,7 @@ Add --prune to delete the chunks no snapshot names any more.`,
 			if g.json {
 				return printJSON(os.Stdout, out)
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "GRAPH\tSNAPSHOT\tDECISION\tWHY")
+			tw := newTable("GRAPH\tSNAPSHOT\tDECISION\tWHY")
 			for _, d := range res.Decisions {
 				decision := "keep"
 				if !d.Keep {
@@ -158,8 +156,7 @@ func statsCmd(g *globals) *cobra.Command {
 				fmt.Printf("; %s stored in %d chunk objects", humanBytes(s.StoredBytes), s.StoredChunks)
 			}
 			fmt.Printf("; %.1fx smaller than full copies\n", s.DedupRatio)
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "GRAPH\tSNAPSHOTS\tLATEST\tSIZE\tFLAGGED")
+			tw := newTable("GRAPH\tSNAPSHOTS\tLATEST\tSIZE\tFLAGGED")
 			for _, gs := range s.Graphs {
 				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\n", gs.Graph, gs.Snapshots, gs.Latest, humanBytes(gs.LatestSize), gs.Flagged)
 			}

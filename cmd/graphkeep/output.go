@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"text/tabwriter"
 	"time"
 
 	"golang.org/x/term"
@@ -17,6 +18,14 @@ func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// newTable starts a table on stdout with its header row (columns split by
+// tabs); Flush prints it aligned.
+func newTable(header string) *tabwriter.Writer {
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	return tw
 }
 
 func humanBytes(n int64) string {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -95,8 +94,7 @@ func checkpointCmd(g *globals) *cobra.Command {
 				fmt.Println("no checkpoints; create one with 'graphkeep checkpoint create'")
 				return nil
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "CHECKPOINT\tTIME\tGRAPHS\tRESTORABLE AT\tVALIDATED\tNOTE")
+			tw := newTable("CHECKPOINT\tTIME\tGRAPHS\tRESTORABLE AT\tVALIDATED\tNOTE")
 			for _, l := range lines {
 				where, when := "-", "never"
 				if l.Validation != nil {
@@ -170,8 +168,7 @@ func checkpointCmd(g *globals) *cobra.Command {
 					return err
 				}
 			} else {
-				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "LOCATION\tSTATE\tMISSING\tDAMAGED\tURL\tDETAIL")
+				tw := newTable("LOCATION\tSTATE\tMISSING\tDAMAGED\tURL\tDETAIL")
 				for _, l := range v.Locations {
 					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", l.Location, l.State, l.MissingObjects, l.Damaged, providers.Redact(l.URL), l.Error)
 				}
@@ -192,8 +189,7 @@ func checkpointCmd(g *globals) *cobra.Command {
 }
 
 func printCheckpoint(cp *repo.Checkpoint) {
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  GRAPH\tSNAPSHOT\tLIGHTRAG")
+	tw := newTable("  GRAPH\tSNAPSHOT\tLIGHTRAG")
 	for _, s := range cp.Snapshots {
 		fmt.Fprintf(tw, "  %s\t%s\t%v\n", s.Graph, s.ID, s.LightRAG)
 	}
@@ -495,8 +491,7 @@ func recoveryStatusCmd(g *globals) *cobra.Command {
 			} else {
 				fmt.Println("no checkpoint")
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "LOCATION\tSTATUS\tRPO")
+			tw := newTable("LOCATION\tSTATUS\tRPO")
 			for _, l := range out.Locations {
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", l.Location, l.Status, (time.Duration(l.RPOSeconds) * time.Second).String())
 			}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -136,8 +135,7 @@ func showTargets(ctx context.Context, g *globals, only string, probe bool) error
 		fmt.Println("no targets; add one with 'graphkeep targets add ID URL'")
 		return nil
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TARGET\tSTATUS\tLAG\tRPO\tLAST SUCCESS\tURL\tLAST ERROR")
+	tw := newTable("TARGET\tSTATUS\tLAG\tRPO\tLAST SUCCESS\tURL\tLAST ERROR")
 	for _, l := range lines {
 		last := "never"
 		if !l.LastSuccess.IsZero() {
@@ -292,8 +290,7 @@ func replicationStatusCmd(g *globals) *cobra.Command {
 			if g.json {
 				return printJSON(os.Stdout, rows)
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "GRAPH\tLATEST\tTARGET\tHOLDS LATEST\tTARGET'S LATEST")
+			tw := newTable("GRAPH\tLATEST\tTARGET\tHOLDS LATEST\tTARGET'S LATEST")
 			for _, row := range rows {
 				for _, tgt := range row.Targets {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", row.Graph, row.Latest, tgt.Target, tgt.HoldsLatest, tgt.Latest)
