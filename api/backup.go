@@ -115,7 +115,7 @@ func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request) {
 	for _, f := range m.Files {
 		files = append(files, file{Path: f.Path, Type: f.Type, Size: f.Size, SHA256: f.SHA256, Chunks: len(f.Chunks)})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"snapshot": summarize(m), "totals": m.Totals, "host": m.Host, "files": files})
+	writeJSON(w, http.StatusOK, map[string]any{"snapshot": m.Summary(), "totals": m.Totals, "host": m.Host, "files": files})
 }
 
 func (s *Server) deleteSnapshot(w http.ResponseWriter, r *http.Request) {

@@ -53,7 +53,7 @@ type graphView struct {
 	ID        string        `json:"id"`
 	Dir       string        `json:"dir,omitempty"`
 	Snapshots int           `json:"snapshots"`
-	Latest    *snapshotView `json:"latest,omitempty"`
+	Latest    *repo.Summary `json:"latest,omitempty"`
 }
 
 func (s *Server) graphViews(ctx context.Context) ([]graphView, error) {

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/graphkeep/graphkeep/core/lightrag"
 	"github.com/graphkeep/graphkeep/core/recovery"
 	"github.com/graphkeep/graphkeep/core/replication"
 	"github.com/graphkeep/graphkeep/core/repo"
@@ -21,7 +20,7 @@ type views struct {
 	s *Server
 
 	mu        sync.Mutex
-	snaps     []snapshotView
+	snaps     []repo.Summary
 	snapsAt   time.Time
 	encoded   map[string][]byte // graph -> its snapshot list as JSON, for snapsAt
 	health    *recovery.Health
@@ -34,18 +33,6 @@ const (
 	healthTTL    = 10 * time.Second
 )
 
-// snapshotView is a snapshot as lists show it.
-type snapshotView struct {
-	Graph     string          `json:"graph"`
-	ID        string          `json:"id"`
-	Time      time.Time       `json:"time"`
-	SizeBytes int64           `json:"size_bytes"`
-	Files     int             `json:"files"`
-	Parent    string          `json:"parent,omitempty"`
-	Flagged   bool            `json:"flagged"`
-	LightRAG  *lightrag.Stats `json:"lightrag"`
-}
-
 func newViews(s *Server) *views { return &views{s: s} }
 
 // invalidate drops the cached views after a change through this instance.
@@ -57,7 +44,7 @@ func (v *views) invalidate() {
 }
 
 // snapshots returns every snapshot, oldest first.
-func (v *views) snapshots(ctx context.Context) ([]snapshotView, error) {
+func (v *views) snapshots(ctx context.Context) ([]repo.Summary, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if time.Since(v.snapsAt) < snapshotsTTL {
@@ -68,13 +55,13 @@ func (v *views) snapshots(ctx context.Context) ([]snapshotView, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]snapshotView, 0, len(refs))
+	out := make([]repo.Summary, 0, len(refs))
 	for _, ref := range refs {
 		m, err := r.Cache().Manifest(ctx, ref)
 		if err != nil {
 			continue // forgotten since the listing
 		}
-		out = append(out, summarize(m))
+		out = append(out, m.Summary())
 	}
 	v.snaps, v.snapsAt, v.encoded = out, time.Now(), map[string][]byte{}
 	return out, nil
@@ -92,7 +79,7 @@ func (v *views) graphSnapshotsJSON(ctx context.Context, graph string) ([]byte, e
 	if b, ok := v.encoded[graph]; ok {
 		return b, nil
 	}
-	mine := []snapshotView{}
+	mine := []repo.Summary{}
 	for _, s := range all {
 		if s.Graph == graph {
 			mine = append(mine, s)
@@ -107,11 +94,6 @@ func (v *views) graphSnapshotsJSON(ctx context.Context, graph string) ([]byte, e
 		v.encoded[graph] = b
 	}
 	return b, nil
-}
-
-func summarize(m *repo.Manifest) snapshotView {
-	return snapshotView{Graph: m.Graph, ID: m.ID, Time: m.Time, SizeBytes: m.Totals.SizeBytes, Files: m.Totals.Files,
-		Parent: m.Parent, Flagged: !m.LightRAG.Valid(), LightRAG: m.LightRAG}
 }
 
 // systemHealth returns the cached health, computing it when missing or

@@ -175,18 +175,6 @@ func backupCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// snapshotLine is one snapshot in `snapshots --json`.
-type snapshotLine struct {
-	Graph     string          `json:"graph"`
-	ID        string          `json:"id"`
-	Time      time.Time       `json:"time"`
-	SizeBytes int64           `json:"size_bytes"`
-	Files     int             `json:"files"`
-	Parent    string          `json:"parent,omitempty"`
-	Flagged   bool            `json:"flagged"`
-	LightRAG  *lightrag.Stats `json:"lightrag"`
-}
-
 func snapshotsCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "snapshots [GRAPH]",
@@ -201,14 +189,13 @@ func snapshotsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			lines := make([]snapshotLine, 0, len(refs))
+			lines := make([]repo.Summary, 0, len(refs))
 			for _, ref := range refs {
 				m, err := r.Cache().Manifest(ctx, ref)
 				if err != nil {
 					return err
 				}
-				lines = append(lines, snapshotLine{Graph: m.Graph, ID: m.ID, Time: m.Time, SizeBytes: m.Totals.SizeBytes,
-					Files: m.Totals.Files, Parent: m.Parent, Flagged: !m.LightRAG.Valid(), LightRAG: m.LightRAG})
+				lines = append(lines, m.Summary())
 			}
 			if g.json {
 				return printJSON(os.Stdout, lines)

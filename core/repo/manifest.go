@@ -27,6 +27,24 @@ type Manifest struct {
 	LightRAG *lightrag.Stats `json:"lightrag,omitempty"`
 }
 
+// Summary is a snapshot as lists show it (CLI snapshots --json, the API).
+type Summary struct {
+	Graph     string          `json:"graph"`
+	ID        string          `json:"id"`
+	Time      time.Time       `json:"time"`
+	SizeBytes int64           `json:"size_bytes"`
+	Files     int             `json:"files"`
+	Parent    string          `json:"parent,omitempty"`
+	Flagged   bool            `json:"flagged"`
+	LightRAG  *lightrag.Stats `json:"lightrag"`
+}
+
+// Summary returns the manifest's list entry.
+func (m *Manifest) Summary() Summary {
+	return Summary{Graph: m.Graph, ID: m.ID, Time: m.Time, SizeBytes: m.Totals.SizeBytes, Files: m.Totals.Files,
+		Parent: m.Parent, Flagged: !m.LightRAG.Valid(), LightRAG: m.LightRAG}
+}
+
 // Entry types.
 const (
 	TypeFile    = "file"
