@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -226,5 +228,39 @@ func TestSnapshotIDsSortByTimeWithinASecond(t *testing.T) {
 	}
 	if next := repo.NewSnapshotID(base.Add(time.Second)); next <= prev {
 		t.Fatalf("the next second's id %s sorts before %s", next, prev)
+	}
+}
+
+// A local repository gets its chunk directories at init; when they cannot
+// be made, init says so and leaves no repository behind, so it can be run
+// again once the cause is fixed.
+func TestInitPreparesChunkDirectories(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := providers.Open(ctx, "file://"+dir+"?create=true", providers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if err := os.WriteFile(filepath.Join(dir, "chunks"), []byte("in the way"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = repo.Init(ctx, store, repo.InitOptions{})
+	if err == nil || !strings.Contains(err.Error(), "chunk directories") {
+		t.Fatalf("init with a file where chunks/ goes: %v", err)
+	}
+	if _, err := repo.Open(ctx, store, repo.OpenOptions{}); !errors.Is(err, repo.ErrNotARepository) {
+		t.Fatalf("a failed init left a repository behind: %v", err)
+	}
+	if err := os.Remove(filepath.Join(dir, "chunks")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Init(ctx, store, repo.InitOptions{}); err != nil {
+		t.Fatalf("init after the cause is gone: %v", err)
+	}
+	for _, d := range []string{"chunks/00", "chunks/7f", "chunks/ff"} {
+		if info, err := os.Stat(filepath.Join(dir, d)); err != nil || !info.IsDir() {
+			t.Fatalf("%s after init: %v", d, err)
+		}
 	}
 }
