@@ -1,9 +1,5 @@
 package lightrag
 
-import (
-	"io"
-)
-
 // Stream validates a file handed over in pieces, on its own goroutine: a
 // backup or restore that already holds the bytes gives them here instead of
 // reading the file twice, and the validation runs beside the work that
@@ -72,33 +68,6 @@ func (s *Stream) Close() *FileStats {
 	}
 	close(s.pieces)
 	return <-s.result
-}
-
-// Validate reads a whole file of the given kind and reports what it found.
-// It never fails: a broken file is a FileStats with a Problem. It reads r to
-// the end even after a problem, so a tee feeding it never blocks.
-func Validate(kind string, r io.Reader) *FileStats {
-	validate := validator(kind)
-	if validate == nil {
-		return nil
-	}
-	buf := make([]byte, 256<<10)
-	more := func() []byte {
-		for {
-			n, err := r.Read(buf)
-			if n > 0 {
-				return buf[:n]
-			}
-			if err != nil {
-				return nil
-			}
-		}
-	}
-	in := &input{more: more}
-	st := validate(in)
-	for more() != nil {
-	}
-	return st
 }
 
 func validator(kind string) func(*input) *FileStats {

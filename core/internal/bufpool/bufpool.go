@@ -71,13 +71,6 @@ func (p *Pool) Put(b []byte) {
 	p.free[shift] = append(p.free[shift], b[:0])
 }
 
-// Kept reports the bytes of free buffers held.
-func (p *Pool) Kept() int64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.kept
-}
-
 // class is the smallest shift >= minShift with 1<<shift >= n.
 func class(n int) int {
 	if n <= 1<<minShift {

@@ -45,3 +45,10 @@ func TestBudgetAndForeignBuffers(t *testing.T) {
 		t.Fatalf("empty request cap %d", cap(small))
 	}
 }
+
+// Kept reports the bytes of free buffers held.
+func (p *Pool) Kept() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.kept
+}
