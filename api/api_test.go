@@ -20,6 +20,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/graphkeep/graphkeep/api"
+	"github.com/graphkeep/graphkeep/api/apitest"
 	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/lightrag/fixture"
@@ -79,25 +80,7 @@ func newServer(t *testing.T, tokens bool) *fixtureServer {
 // do sends a request and decodes the JSON answer into out (when non-nil).
 func (f *fixtureServer) do(method, path, token, body string, out any) int {
 	f.t.Helper()
-	req, _ := http.NewRequest(method, f.url+path, strings.NewReader(body))
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			f.t.Fatalf("%s %s: not JSON (%v): %s", method, path, err, data)
-		}
-	}
-	return resp.StatusCode
+	return apitest.Call(f.t, f.url, token, method, path, body, out)
 }
 
 type job struct {

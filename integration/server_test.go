@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graphkeep/graphkeep/api/apitest"
 	"github.com/graphkeep/graphkeep/integration/miniotest"
 )
 
@@ -93,25 +94,7 @@ func (s *server) call(method, path, body string, out any) int {
 
 func (s *server) callAs(token, method, path, body string, out any) int {
 	s.t.Helper()
-	req, _ := http.NewRequest(method, s.url+path, strings.NewReader(body))
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			s.t.Fatalf("%s %s answered non-JSON: %s", method, path, data)
-		}
-	}
-	return resp.StatusCode
+	return apitest.Call(s.t, s.url, token, method, path, body, out)
 }
 
 // must fails unless the call answers want.
