@@ -110,7 +110,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			res, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: src}, backup.Options{})
+			res, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: src}, backup.Options{Quiet: -1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -420,7 +420,7 @@ func TestFileThatNeverSettles(t *testing.T) {
 		}
 	})
 	defer restore()
-	_, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: src}, backup.Options{Attempts: 3, Settle: time.Millisecond})
+	_, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: src}, backup.Options{Attempts: 3, Settle: time.Millisecond, Quiet: -1})
 	if !errors.Is(err, backup.ErrUnstable) || !strings.Contains(err.Error(), "kv_store_doc_status.json") {
 		t.Fatalf("err = %v, want ErrUnstable naming the file", err)
 	}
@@ -433,7 +433,9 @@ func TestFileThatNeverSettles(t *testing.T) {
 }
 
 // A file that changes once while it is read is read again, and the
-// snapshot holds the settled content.
+// snapshot holds the settled content: a cut of one instant, in which the
+// stores disagree (the status store lost its documents), so it is marked
+// mid-ingestion once the wait passes.
 func TestFileThatChangesOnceIsReadAgain(t *testing.T) {
 	ctx := context.Background()
 	r, _ := newRepo(t, "")
@@ -446,12 +448,20 @@ func TestFileThatChangesOnceIsReadAgain(t *testing.T) {
 		}
 	})
 	defer restore()
-	res, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: src}, backup.Options{Settle: time.Millisecond})
+	res, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: src},
+		backup.Options{Settle: time.Millisecond, Quiet: -1, MaxWait: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := res.Manifest.Consistency
+	if !c.SingleInstant || !c.MidIngestion || c.Attempts < 2 {
+		t.Fatalf("consistency = %+v, want a single-instant cut marked mid-ingestion after a retry", c)
+	}
 	to := filepath.Join(t.TempDir(), "r")
-	if _, err := backup.Restore(ctx, r, res.Manifest.Ref(), to, backup.RestoreOptions{}); err != nil {
+	if _, err := backup.Restore(ctx, r, res.Manifest.Ref(), to, backup.RestoreOptions{}); !errors.Is(err, repo.ErrNotGood) {
+		t.Fatalf("restoring a mid-ingestion snapshot without allowing it: %v, want ErrNotGood", err)
+	}
+	if _, err := backup.Restore(ctx, r, res.Manifest.Ref(), to, backup.RestoreOptions{AllowNotGood: true}); err != nil {
 		t.Fatal(err)
 	}
 	if got := mustRead(filepath.Join(to, "kv_store_doc_status.json")); !bytes.Equal(got, final) {
@@ -468,8 +478,16 @@ func TestBrokenGraphIsStoredButFlagged(t *testing.T) {
 	ctx := context.Background()
 	r, _ := newRepo(t, "")
 	src := graphDir(t, 2)
-	if err := os.WriteFile(filepath.Join(src, "vdb_chunks.json"), []byte(`{"embedding_dim": 4, "data": [{"__id__": "x"}], "matrix": ""}`), 0o644); err != nil {
+	broken := filepath.Join(src, "vdb_chunks.json")
+	if err := os.WriteFile(broken, []byte(`{"embedding_dim": 4, "data": [{"__id__": "x"}], "matrix": ""}`), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	// Broken an hour ago: damage, not a write in progress.
+	old := time.Now().Add(-time.Hour)
+	for _, p := range []string{broken, src} {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
 	}
 	res, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: src}, backup.Options{})
 	if err != nil {

@@ -29,6 +29,9 @@ type RestoreOptions struct {
 	Fetches int
 	// Progress, when set, is called as bytes are written.
 	Progress func(Progress)
+	// AllowNotGood restores a snapshot that is flagged or mid-ingestion;
+	// without it Restore refuses one (repo.ErrNotGood).
+	AllowNotGood bool
 }
 
 // RestoreResult is what Restore did.
@@ -70,6 +73,10 @@ func Restore(ctx context.Context, r *repo.Repository, ref repo.SnapshotRef, dest
 	}
 	if err := checkPaths(m.Files); err != nil {
 		return nil, fmt.Errorf("snapshot %s/%s: %w", ref.Graph, ref.ID, err)
+	}
+	if !m.Good() && !opts.AllowNotGood {
+		return nil, fmt.Errorf("snapshot %s/%s is %s; LightRAG may not load it: restore it only by its id with flagged snapshots explicitly allowed, or restore the latest good snapshot: %w",
+			ref.Graph, ref.ID, m.NotGoodReason(), repo.ErrNotGood)
 	}
 	dest, err = filepath.Abs(dest)
 	if err != nil {
@@ -225,6 +232,11 @@ func writeTree(ctx context.Context, r *repo.Repository, m *repo.Manifest, dir st
 	if !res.LightRAG.Equal(m.LightRAG) {
 		return fmt.Errorf("LightRAG counts of the restored graph (%v) differ from the snapshot's (%v)", res.LightRAG, m.LightRAG)
 	}
+	if m.Consistency != nil && m.Consistency.Consistent {
+		if broken := lightrag.Broken(lightrag.Check(validation)); len(broken) > 0 {
+			return fmt.Errorf("the restored graph's stores disagree (%v), though the snapshot recorded them consistent: %w", broken[0], repo.ErrCorrupt)
+		}
+	}
 	return nil
 }
 
@@ -235,7 +247,7 @@ func writeFile(root *os.Root, name string, f repo.FileEntry, fetch *fetcher, pro
 		return nil, fmt.Errorf("%s: %w", f.Path, err)
 	}
 	defer out.Close()
-	validate := lightrag.NewStream(lightrag.KindOf(f.Path))
+	validate := lightrag.NewFileStream(f.Path)
 	consumers := 1 // this writer
 	if validate != nil {
 		consumers++

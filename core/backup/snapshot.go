@@ -2,16 +2,12 @@ package backup
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -29,11 +25,19 @@ type Options struct {
 	// Uploads is how many chunks are compressed, encrypted and uploaded at
 	// once. Default 8.
 	Uploads int
-	// Attempts is how often a file that changes while it is read is read
-	// again before the snapshot is refused. Default 5.
+	// Attempts is how many cuts are taken when files keep changing while
+	// they are read, before the snapshot is refused. Default 5.
 	Attempts int
-	// Settle is the pause before reading a changed file again. Default 200ms.
+	// Settle is the pause before cutting again after a file changed while
+	// it was read, multiplied by the attempt. Default 200ms.
 	Settle time.Duration
+	// Quiet is how long nothing in the graph must have been written before
+	// the cut. Default 2s; negative: cut at once.
+	Quiet time.Duration
+	// MaxWait bounds the wait for a quiet moment in which LightRAG's stores
+	// agree; when it passes the cut is stored marked mid-ingestion. Default
+	// 30s.
+	MaxWait time.Duration
 	// Lease tunes the shared lease a backup holds against prune.
 	Lease repo.LeaseOptions
 	// Progress, when set, is called as bytes are read.
@@ -51,6 +55,12 @@ func (o *Options) applyDefaults() {
 	}
 	if o.Settle <= 0 {
 		o.Settle = 200 * time.Millisecond
+	}
+	if o.Quiet == 0 {
+		o.Quiet = DefaultQuiet
+	}
+	if o.MaxWait <= 0 {
+		o.MaxWait = DefaultMaxWait
 	}
 	if o.Host == "" {
 		o.Host, _ = os.Hostname()
@@ -74,7 +84,14 @@ type Result struct {
 	Duration    time.Duration
 }
 
-// ErrUnstable: a file kept changing while it was read.
+// The defaults of Options.Quiet and Options.MaxWait.
+const (
+	DefaultQuiet   = 2 * time.Second
+	DefaultMaxWait = 30 * time.Second
+)
+
+// ErrUnstable: the graph kept changing while it was read, so no
+// single-instant cut could be taken.
 var ErrUnstable = errors.New("file kept changing while it was read")
 
 // Create snapshots src into r. The manifest is written last, with
@@ -112,56 +129,39 @@ func Create(ctx context.Context, r *repo.Repository, src Source, opts Options) (
 		return nil, err
 	}
 
-	entries, err := walk(dir)
-	if err != nil {
-		return nil, fmt.Errorf("graph %q: %w", src.Graph, err)
-	}
 	b := &builder{
-		ctx: ctx, repo: r, opts: opts, graph: src.Graph, dir: dir,
+		ctx: ctx, repo: r, opts: opts, graph: src.Graph, dir: dir, pipeline: src.Pipeline,
 		known:    idx.Chunks,
 		inFlight: make(map[repo.ChunkID]bool),
 		parent:   indexEntries(parent),
+		seen:     map[string]repo.FileEntry{},
 	}
 	b.uploads = newUploader(ctx, r, opts.Uploads)
-	for _, e := range entries {
-		if e.Type == repo.TypeFile {
-			b.progress.TotalFiles++
-			b.progress.TotalBytes += e.Size
-		}
+	c, err := b.take(start)
+	if err != nil {
+		b.uploads.abort()
+		return nil, fmt.Errorf("graph %q: %w", src.Graph, err)
 	}
-	b.progress.Graph = src.Graph
 
 	m := &repo.Manifest{
-		Version:  repo.FormatVersion,
-		ID:       repo.NewSnapshotID(start),
-		Graph:    src.Graph,
-		Time:     start.UTC(),
-		Host:     opts.Host,
-		Source:   dir,
-		RootMode: uint32(rootInfo.Mode().Perm()),
+		Version:     repo.FormatVersion,
+		ID:          repo.NewSnapshotID(start),
+		Graph:       src.Graph,
+		Time:        start.UTC(),
+		Host:        opts.Host,
+		Source:      dir,
+		RootMode:    uint32(rootInfo.Mode().Perm()),
+		Files:       c.entries,
+		LightRAG:    lightrag.Summarize(c.validation),
+		Consistency: c.consistency,
 	}
 	if parent != nil {
 		m.Parent = parent.ID
-	}
-	validation := map[string]*lightrag.FileStats{}
-	for i := range entries {
-		e := &entries[i]
-		if e.Type == repo.TypeFile {
-			if err := b.file(e); err != nil {
-				b.uploads.abort()
-				return nil, fmt.Errorf("graph %q: %w", src.Graph, err)
-			}
-			if e.LightRAG != nil {
-				validation[e.Path] = e.LightRAG
-			}
-		}
-		m.Files = append(m.Files, *e)
 	}
 	stored, err := b.uploads.wait()
 	if err != nil {
 		return nil, fmt.Errorf("graph %q: %w", src.Graph, err)
 	}
-	m.LightRAG = lightrag.Summarize(validation)
 	m.Totals = totals(m.Files)
 	m.Totals.AddedBytes = b.added
 	m.Totals.StoredBytes = stored
@@ -196,219 +196,13 @@ type builder struct {
 	known    map[repo.ChunkID]int
 	inFlight map[repo.ChunkID]bool // chunks this backup stores
 	parent   map[string]repo.FileEntry
+	seen     map[string]repo.FileEntry // read by an earlier cut of this backup
+	pipeline *lightrag.Pipeline
 	uploads  *uploader
 	chunker  *chunker.Chunker
 	added    int64
 	reused   int
 	progress Progress
-}
-
-// file fills e's content fields: from the parent when unchanged, else by
-// reading the file, again while it keeps changing.
-func (b *builder) file(e *repo.FileEntry) error {
-	if p, ok := b.parent[e.Path]; ok && p.Type == repo.TypeFile && p.Size == e.Size &&
-		p.MTime.Equal(e.MTime) && p.Inode == e.Inode && p.Inode != 0 && p.Mode == e.Mode {
-		e.SHA256, e.Chunks, e.LightRAG = p.SHA256, p.Chunks, p.LightRAG
-		b.reused++
-		b.advance(e.Size, 1)
-		return nil
-	}
-	for attempt := 1; ; attempt++ {
-		stable, err := b.read(e)
-		if err != nil {
-			return err
-		}
-		if stable {
-			b.advance(0, 1)
-			return nil
-		}
-		if attempt == b.opts.Attempts {
-			return fmt.Errorf("%s: %w (%d attempts): LightRAG is writing this graph right now; back up again when it is idle",
-				e.Path, ErrUnstable, attempt)
-		}
-		select {
-		case <-b.ctx.Done():
-			return b.ctx.Err()
-		case <-time.After(b.opts.Settle * time.Duration(attempt)):
-		}
-		if err := restat(filepath.Join(b.dir, filepath.FromSlash(e.Path)), e); err != nil {
-			return err
-		}
-	}
-}
-
-// read chunks the file once. stable is false when the file changed while
-// it was read; e then holds nothing to keep.
-func (b *builder) read(e *repo.FileEntry) (stable bool, err error) {
-	path := filepath.Join(b.dir, filepath.FromSlash(e.Path))
-	f, err := os.Open(path)
-	if err != nil {
-		return false, fmt.Errorf("read %s: %w", e.Path, err)
-	}
-	defer f.Close()
-
-	if b.chunker == nil {
-		if b.chunker, err = chunker.New(f, b.repo.ChunkerParams()); err != nil {
-			return false, err
-		}
-	} else {
-		b.chunker.Reset(f)
-	}
-	kind := lightrag.KindOf(e.Path)
-	validate := lightrag.NewStream(kind)
-	sum := sha256.New()
-	var refs []repo.ChunkRef
-	var size int64
-	for {
-		data, err := b.chunker.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			validate.Close()
-			return false, fmt.Errorf("read %s: %w", e.Path, err)
-		}
-		size += int64(len(data))
-		sum.Write(data)
-		id := b.repo.HashChunk(data)
-		refs = append(refs, repo.ChunkRef{ID: id, Size: len(data)})
-		_, known := b.known[id]
-		upload := !known && !b.inFlight[id]
-		if upload || validate != nil {
-			// One copy (the chunker reuses its buffer), shared by the
-			// validator and the uploader; the last to finish recycles it.
-			c := newSharedChunk(data, btoi(upload)+btoi(validate != nil))
-			if validate != nil {
-				validate.Write(c.data, c.release)
-			}
-			if upload {
-				b.inFlight[id] = true
-				b.added += int64(len(data))
-				if err := b.uploads.put(id, c); err != nil {
-					validate.Close()
-					return false, err
-				}
-			}
-		}
-		b.advance(int64(len(data)), 0)
-	}
-	st := validate.Close()
-
-	if afterReadHook != nil {
-		afterReadHook(path)
-	}
-	if !unchanged(path, e, size) {
-		b.advance(-size, 0)
-		return false, nil
-	}
-	e.SHA256 = hex.EncodeToString(sum.Sum(nil))
-	e.Chunks = refs
-	e.LightRAG = st
-	return true, nil
-}
-
-func (b *builder) advance(bytes int64, files int) {
-	if b.opts.Progress == nil {
-		return
-	}
-	b.progress.Bytes += bytes
-	b.progress.Files += files
-	b.opts.Progress(b.progress)
-}
-
-// walk lists dir's entries (files, directories, symlinks), sorted by path,
-// skipping LightRAG's transient files. Symlinks are recorded, not followed.
-func walk(dir string) ([]repo.FileEntry, error) {
-	var entries []repo.FileEntry
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && p != dir {
-				return nil // removed while walking
-			}
-			return err
-		}
-		if p == dir {
-			return nil
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		if lightrag.IsTransient(rel) {
-			return nil
-		}
-		info, err := d.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		e := repo.FileEntry{Path: filepath.ToSlash(rel), Mode: uint32(info.Mode().Perm()), MTime: info.ModTime().UTC(), Inode: inode(info)}
-		switch {
-		case info.Mode().IsRegular():
-			e.Type, e.Size = repo.TypeFile, info.Size()
-		case info.IsDir():
-			e.Type = repo.TypeDir
-		case info.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			e.Type, e.Target = repo.TypeSymlink, target
-		default:
-			return nil // sockets, devices, pipes: not graph data
-		}
-		entries = append(entries, e)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("walk %s: %w", dir, err)
-	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Path < entries[j].Path })
-	return entries, nil
-}
-
-// afterReadHook lets tests change a file between reading it and checking
-// that it did not change.
-var afterReadHook func(path string)
-
-// racyWindow: file times have coarse granularity (a few milliseconds), so
-// a file modified this recently may still be being written with the same
-// mtime; such a file is looked at once more after racyPause.
-const (
-	racyWindow = time.Second
-	racyPause  = 50 * time.Millisecond
-)
-
-// unchanged reports whether the file at path is still what e describes and
-// what was read (size bytes): same inode, size and mtime.
-func unchanged(path string, e *repo.FileEntry, size int64) bool {
-	same := func() bool {
-		after, err := os.Lstat(path)
-		return err == nil && after.Size() == size && size == e.Size &&
-			after.ModTime().Equal(e.MTime) && inode(after) == e.Inode
-	}
-	if !same() {
-		return false
-	}
-	if time.Since(e.MTime) < racyWindow {
-		time.Sleep(racyPause)
-		return same()
-	}
-	return true
-}
-
-func restat(path string, e *repo.FileEntry) error {
-	info, err := os.Lstat(path)
-	if err != nil {
-		return fmt.Errorf("%s disappeared while it was read: %w", e.Path, err)
-	}
-	if !info.Mode().IsRegular() {
-		return fmt.Errorf("%s stopped being a regular file while it was read", e.Path)
-	}
-	e.Size, e.MTime, e.Inode, e.Mode = info.Size(), info.ModTime().UTC(), inode(info), uint32(info.Mode().Perm())
-	return nil
 }
 
 func inode(info fs.FileInfo) uint64 {

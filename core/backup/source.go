@@ -19,6 +19,9 @@ import (
 type Source struct {
 	Graph string `json:"graph"`
 	Dir   string `json:"dir"`
+	// Pipeline, when set, is the LightRAG server writing this graph: the
+	// backup waits until its pipeline is not busy before the cut.
+	Pipeline *lightrag.Pipeline `json:"lightrag,omitempty"`
 }
 
 // DefaultGraph is the graph id of a graphs root that is itself a LightRAG

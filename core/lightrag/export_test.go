@@ -9,7 +9,7 @@ import "io"
 // It never fails: a broken file is a FileStats with a Problem. It reads r to
 // the end even after a problem, so a tee feeding it never blocks.
 func Validate(kind string, r io.Reader) *FileStats {
-	validate := validator(kind)
+	validate := validator(kind, collectNone)
 	if validate == nil {
 		return nil
 	}

@@ -12,7 +12,7 @@ import (
 // edge must join declared nodes and every <data> must use a declared key.
 // It tokenizes tags itself (encoding/xml is about ten times slower and
 // backups read this file on every run) and skips text content.
-func validateGraphML(in *input) *FileStats {
+func validateGraphML(in *input, names bool) *FileStats {
 	st := &FileStats{Kind: KindGraphML}
 	t := &tagReader{in: in}
 	keys := map[string]string{} // key id -> attr.name
@@ -21,7 +21,7 @@ func validateGraphML(in *input) *FileStats {
 	var edges []edge
 	var stack []string
 	sawRoot := false
-	names := map[string]string{} // tag names, interned: the stack holds no copies
+	interned := map[string]string{} // tag names: the stack holds no copies
 	for {
 		err := t.next()
 		if err == io.EOF {
@@ -61,10 +61,10 @@ func validateGraphML(in *input) *FileStats {
 			}
 		}
 		if !tag.selfClosing {
-			name, ok := names[string(tag.name)]
+			name, ok := interned[string(tag.name)]
 			if !ok {
 				name = string(tag.name)
-				names[name] = name
+				interned[name] = name
 			}
 			stack = append(stack, name)
 		}
@@ -86,6 +86,16 @@ func validateGraphML(in *input) *FileStats {
 		}
 	}
 	st.Nodes, st.Edges = int64(len(nodes)), int64(len(edges))
+	if names {
+		var ids, pairs keyCollector
+		for id := range nodes {
+			ids.add(unescapeXML([]byte(id)))
+		}
+		for _, e := range edges {
+			pairs.addPair(unescapeXML([]byte(e.source)), unescapeXML([]byte(e.target)))
+		}
+		st.Keys, st.Pairs = ids.set(), pairs.set()
+	}
 	return st
 }
 

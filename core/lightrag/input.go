@@ -21,7 +21,17 @@ const streamQueue = 4
 // NewStream starts validating a file of the given kind; nil when files of
 // that kind are not validated.
 func NewStream(kind string) *Stream {
-	validate := validator(kind)
+	return newStream(validator(kind, collectNone))
+}
+
+// NewFileStream starts validating the file at rel (relative to the graph
+// directory), gathering the names the cross-file invariants compare when
+// it is one of the stores they involve; nil when rel is not validated.
+func NewFileStream(rel string) *Stream {
+	return newStream(validator(KindOf(rel), collectFor(rel)))
+}
+
+func newStream(validate func(*input) *FileStats) *Stream {
 	if validate == nil {
 		return nil
 	}
@@ -70,14 +80,14 @@ func (s *Stream) Close() *FileStats {
 	return <-s.result
 }
 
-func validator(kind string) func(*input) *FileStats {
+func validator(kind string, c collect) func(*input) *FileStats {
 	switch kind {
 	case KindGraphML:
-		return validateGraphML
+		return func(in *input) *FileStats { return validateGraphML(in, c == collectGraph) }
 	case KindKV:
-		return validateKV
+		return func(in *input) *FileStats { return validateKV(in, c) }
 	case KindVDB:
-		return validateVDB
+		return func(in *input) *FileStats { return validateVDB(in, c) }
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package lightrag
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -8,8 +9,10 @@ import (
 )
 
 // validateKV checks a key-value store: one JSON object, key -> record,
-// every value well-formed JSON. It streams, holding no record.
-func validateKV(in *input) *FileStats {
+// every value well-formed JSON. It streams, holding no record; with c set
+// it also collects the store's keys (or, for the document status store,
+// the keys of processed documents).
+func validateKV(in *input, c collect) *FileStats {
 	st := &FileStats{Kind: KindKV}
 	s := &scanner{in: in}
 	b, err := s.nonSpace()
@@ -17,14 +20,34 @@ func validateKV(in *input) *FileStats {
 		st.Problem = "not a JSON object"
 		return st
 	}
+	var keys keyCollector
+	var key, status []byte
 	err = s.members('}', func() error {
-		if err := s.expectString(); err != nil {
+		if err := s.expect('"'); err != nil {
+			return err
+		}
+		var err error
+		if key, err = s.stringInto(key[:0], c != collectNone); err != nil {
 			return err
 		}
 		if err := s.expect(':'); err != nil {
 			return err
 		}
 		st.Records++
+		switch c {
+		case collectKeys:
+			keys.add(decodedJSON(key))
+		case collectPairKeys:
+			keys.addSepPair(decodedJSON(key))
+		case collectProcessed:
+			if status, err = s.fieldOf("status", status[:0]); err != nil {
+				return err
+			}
+			if string(status) == "processed" {
+				keys.add(decodedJSON(key))
+			}
+			return nil
+		}
 		return s.value(0)
 	})
 	if err == nil {
@@ -34,8 +57,69 @@ func validateKV(in *input) *FileStats {
 	}
 	if err != nil {
 		st.Problem = fmt.Sprintf("JSON does not parse after %d records: %v", st.Records, err)
+		return st
+	}
+	switch c {
+	case collectNone:
+	case collectPairKeys:
+		st.Pairs = keys.set()
+	default:
+		st.Keys = keys.set()
 	}
 	return st
+}
+
+// decodedJSON returns a string body with its escapes decoded.
+func decodedJSON(raw []byte) []byte {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return raw
+	}
+	return unescapeJSON(raw)
+}
+
+// fieldOf checks one value and, when it is an object with a string member
+// named field, returns that member's body.
+func (s *scanner) fieldOf(field string, dst []byte) ([]byte, error) {
+	b, err := s.nonSpace()
+	if err != nil {
+		return nil, err
+	}
+	if b != '{' {
+		s.in.back()
+		return nil, s.value(0)
+	}
+	var key []byte
+	found := false
+	err = s.members('}', func() error {
+		if err := s.expect('"'); err != nil {
+			return err
+		}
+		var err error
+		if key, err = s.stringInto(key[:0], true); err != nil {
+			return err
+		}
+		if err := s.expect(':'); err != nil {
+			return err
+		}
+		if string(key) != field || found {
+			return s.value(1)
+		}
+		b, err := s.nonSpace()
+		if err != nil {
+			return err
+		}
+		if b != '"' {
+			s.in.back()
+			return s.value(1)
+		}
+		found = true
+		dst, err = s.stringInto(dst, true)
+		return err
+	})
+	if !found {
+		dst = dst[:0]
+	}
+	return dst, err
 }
 
 // validateVDB checks a nano-vectordb file:
@@ -44,10 +128,11 @@ func validateKV(in *input) *FileStats {
 //
 // The matrix string can be hundreds of megabytes, so it is scanned, never
 // held: rows = decoded bytes / (4 x N) must equal the records in data.
-func validateVDB(in *input) *FileStats {
+func validateVDB(in *input, c collect) *FileStats {
 	st := &FileStats{Kind: KindVDB}
 	s := &scanner{in: in}
 	var matrixBytes int64 = -1
+	var keys keyCollector
 	err := s.object(func(key string) error {
 		switch key {
 		case "embedding_dim":
@@ -55,7 +140,13 @@ func validateVDB(in *input) *FileStats {
 			st.Dim = n
 			return err
 		case "data":
-			n, err := s.countArray()
+			var n int64
+			var err error
+			if c == collectNone {
+				n, err = s.countArray()
+			} else {
+				n, err = s.collectRecords(c, &keys)
+			}
 			st.Records = n
 			return err
 		case "matrix":
@@ -85,7 +176,84 @@ func validateVDB(in *input) *FileStats {
 			st.Problem = fmt.Sprintf("matrix has %d rows but data has %d records", st.Rows, st.Records)
 		}
 	}
+	if st.Problem == "" && c != collectNone {
+		if c == collectRelations {
+			st.Pairs = keys.set()
+		} else {
+			st.Keys = keys.set()
+		}
+	}
 	return st
+}
+
+// collectRecords consumes the "data" array of a vector store, collecting
+// from each record the name c asks for: entity_name, the (src_id, tgt_id)
+// pair, or __id__.
+func (s *scanner) collectRecords(c collect, keys *keyCollector) (int64, error) {
+	if b, err := s.nonSpace(); err != nil || b != '[' {
+		return 0, s.syntax("want an array")
+	}
+	var n int64
+	var key, a, b []byte
+	err := s.members(']', func() error {
+		n++
+		first, err := s.nonSpace()
+		if err != nil {
+			return err
+		}
+		if first != '{' {
+			return s.skipFrom(first)
+		}
+		a, b = a[:0], b[:0]
+		var haveA, haveB bool
+		err = s.members('}', func() error {
+			if err := s.expect('"'); err != nil {
+				return err
+			}
+			var err error
+			if key, err = s.stringInto(key[:0], true); err != nil {
+				return err
+			}
+			if err := s.expect(':'); err != nil {
+				return err
+			}
+			var dst *[]byte
+			var have *bool
+			switch {
+			case c == collectEntityNames && string(key) == "entity_name",
+				c == collectIDs && string(key) == "__id__",
+				c == collectRelations && string(key) == "src_id":
+				dst, have = &a, &haveA
+			case c == collectRelations && string(key) == "tgt_id":
+				dst, have = &b, &haveB
+			default:
+				return s.skipValue()
+			}
+			v, err := s.nonSpace()
+			if err != nil {
+				return err
+			}
+			if v != '"' {
+				return s.skipFrom(v)
+			}
+			*have = true
+			*dst, err = s.stringInto((*dst)[:0], true)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		switch {
+		case c == collectRelations && haveA && haveB:
+			keys.addPair(decodedJSON(a), decodedJSON(b))
+		case c != collectRelations && haveA:
+			keys.add(decodedJSON(a))
+		default:
+			keys.add(nil) // a record without its name: the sets must disagree
+		}
+		return nil
+	})
+	return n, err
 }
 
 // scanner is a small streaming JSON reader: enough structure to walk a
@@ -579,17 +747,32 @@ func (s *scanner) checkNumber(first byte) error {
 // checkString checks a string whose opening quote was consumed: valid
 // escapes, no raw control characters.
 func (s *scanner) checkString() error {
+	_, err := s.stringInto(nil, false)
+	return err
+}
+
+// maxName bounds the bytes of one string kept by stringInto; longer names
+// are compared by their first maxName bytes.
+const maxName = 1 << 20
+
+// stringInto checks a string whose opening quote was consumed and, when
+// keep is set, appends its body (escapes as written) to dst.
+func (s *scanner) stringInto(dst []byte, keep bool) ([]byte, error) {
 	hex := 0 // \u digits still expected
 	escaped := false
 	for {
 		p := s.in.rest()
 		if p == nil {
-			return io.ErrUnexpectedEOF
+			return dst, io.ErrUnexpectedEOF
 		}
 		i := 0
 		for i < len(p) {
 			if hex == 0 && !escaped {
-				if i = run(p, i, &plainString); i == len(p) {
+				j := run(p, i, &plainString)
+				if keep && len(dst) < maxName {
+					dst = append(dst, p[i:min(j, i+maxName-len(dst))]...)
+				}
+				if i = j; i == len(p) {
 					break
 				}
 			}
@@ -599,7 +782,7 @@ func (s *scanner) checkString() error {
 			case hex > 0:
 				if !isHex(c) {
 					s.in.pos += i
-					return s.syntax("bad \\u escape")
+					return dst, s.syntax("bad \\u escape")
 				}
 				hex--
 			case escaped:
@@ -609,17 +792,20 @@ func (s *scanner) checkString() error {
 					hex = 4
 				default:
 					s.in.pos += i
-					return s.syntax(fmt.Sprintf("bad escape \\%c", c))
+					return dst, s.syntax(fmt.Sprintf("bad escape \\%c", c))
 				}
 				escaped = false
 			case c == '\\':
 				escaped = true
 			case c == '"':
 				s.in.pos += i
-				return nil
+				return dst, nil
 			default: // a control character
 				s.in.pos += i
-				return s.syntax("control character in a string")
+				return dst, s.syntax("control character in a string")
+			}
+			if keep && len(dst) < maxName {
+				dst = append(dst, c)
 			}
 		}
 		s.in.pos += i

@@ -19,12 +19,54 @@ const (
 	KindVDB     = "vdb"
 )
 
-// The files whose counts a snapshot records.
+// The files whose counts a snapshot records and whose names the
+// cross-file invariants compare.
 const (
-	GraphFile      = "graph_chunk_entity_relation.graphml"
-	FullDocsFile   = "kv_store_full_docs.json"
-	TextChunksFile = "kv_store_text_chunks.json"
+	GraphFile          = "graph_chunk_entity_relation.graphml"
+	FullDocsFile       = "kv_store_full_docs.json"
+	TextChunksFile     = "kv_store_text_chunks.json"
+	DocStatusFile      = "kv_store_doc_status.json"
+	EntityChunksFile   = "kv_store_entity_chunks.json"
+	RelationChunksFile = "kv_store_relation_chunks.json"
+	VDBEntitiesFile    = "vdb_entities.json"
+	VDBRelationsFile   = "vdb_relationships.json"
+	VDBChunksFile      = "vdb_chunks.json"
 )
+
+// collect says which names validation gathers from a file.
+type collect int
+
+const (
+	collectNone        collect = iota
+	collectKeys                // KV: top-level keys
+	collectPairKeys            // KV: top-level keys "A<SEP>B"
+	collectProcessed           // KV: keys whose record has status "processed"
+	collectEntityNames         // VDB: entity_name of each record
+	collectRelations           // VDB: (src_id, tgt_id) of each record
+	collectIDs                 // VDB: __id__ of each record
+	collectGraph               // GraphML: node ids and edges
+)
+
+// collectFor returns what to gather from the file at rel.
+func collectFor(rel string) collect {
+	switch rel {
+	case GraphFile:
+		return collectGraph
+	case FullDocsFile, TextChunksFile, EntityChunksFile:
+		return collectKeys
+	case RelationChunksFile:
+		return collectPairKeys
+	case DocStatusFile:
+		return collectProcessed
+	case VDBEntitiesFile:
+		return collectEntityNames
+	case VDBRelationsFile:
+		return collectRelations
+	case VDBChunksFile:
+		return collectIDs
+	}
+	return collectNone
+}
 
 // FileStats is what validation found in one file.
 type FileStats struct {
@@ -39,6 +81,10 @@ type FileStats struct {
 	Rows int64 `json:"rows,omitempty"`
 	// Problem is empty for a healthy file.
 	Problem string `json:"problem,omitempty"`
+	// Keys and Pairs are the names the cross-file invariants compare (see
+	// Check); nil for files no invariant involves.
+	Keys  *KeySet `json:"keys,omitempty"`
+	Pairs *KeySet `json:"pairs,omitempty"`
 }
 
 // Stats summarise a graph.

@@ -25,6 +25,9 @@ type Manifest struct {
 	// LightRAG is what validation found; nil when the directory holds no
 	// LightRAG files.
 	LightRAG *lightrag.Stats `json:"lightrag,omitempty"`
+	// Consistency is how the cut was taken and whether LightRAG's stores
+	// agreed in it.
+	Consistency *Consistency `json:"consistency,omitempty"`
 }
 
 // Summary is a snapshot as lists show it (CLI snapshots --json, the API).
@@ -36,13 +39,19 @@ type Summary struct {
 	Files     int             `json:"files"`
 	Parent    string          `json:"parent,omitempty"`
 	Flagged   bool            `json:"flagged"`
-	LightRAG  *lightrag.Stats `json:"lightrag"`
+	// MidIngestion: cut while LightRAG's stores disagreed.
+	MidIngestion bool `json:"mid_ingestion"`
+	// Good: neither flagged nor mid-ingestion ("latest" picks only these).
+	Good        bool            `json:"good"`
+	LightRAG    *lightrag.Stats `json:"lightrag"`
+	Consistency *Consistency    `json:"consistency,omitempty"`
 }
 
 // Summary returns the manifest's list entry.
 func (m *Manifest) Summary() Summary {
 	return Summary{Graph: m.Graph, ID: m.ID, Time: m.Time, SizeBytes: m.Totals.SizeBytes, Files: m.Totals.Files,
-		Parent: m.Parent, Flagged: !m.LightRAG.Valid(), LightRAG: m.LightRAG}
+		Parent: m.Parent, Flagged: m.Flagged(), MidIngestion: m.MidIngestion(), Good: m.Good(),
+		LightRAG: m.LightRAG, Consistency: m.Consistency}
 }
 
 // Entry types.

@@ -330,18 +330,32 @@ func (r *Repository) ListSnapshots(ctx context.Context, graph string) ([]Snapsho
 }
 
 // FindSnapshot resolves id ("latest" or a full id or a unique prefix of one)
-// among graph's snapshots.
+// among graph's snapshots. "latest" is the newest good snapshot (see
+// LatestGood).
 func (r *Repository) FindSnapshot(ctx context.Context, graph, id string) (SnapshotRef, error) {
+	c, err := r.Resolve(ctx, graph, id)
+	return c.Ref, err
+}
+
+// Resolve is FindSnapshot, saying for "latest" which newer snapshots it
+// passed over.
+func (r *Repository) Resolve(ctx context.Context, graph, id string) (Choice, error) {
 	refs, err := r.ListSnapshots(ctx, graph)
 	if err != nil {
-		return SnapshotRef{}, err
+		return Choice{}, err
 	}
 	if len(refs) == 0 {
-		return SnapshotRef{}, fmt.Errorf("graph %q has no snapshots: %w", graph, ErrSnapshotMissing)
+		return Choice{}, fmt.Errorf("graph %q has no snapshots: %w", graph, ErrSnapshotMissing)
 	}
 	if id == "latest" {
-		return r.newest(ctx, refs)
+		c, _, err := r.LatestGood(ctx, graph, refs)
+		return c, err
 	}
+	ref, err := findByID(graph, id, refs)
+	return Choice{Ref: ref, ID: ref.ID}, err
+}
+
+func findByID(graph, id string, refs []SnapshotRef) (SnapshotRef, error) {
 	var matches []SnapshotRef
 	for _, ref := range refs {
 		if ref.ID == id {

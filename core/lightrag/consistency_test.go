@@ -1,0 +1,135 @@
+package lightrag_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/graphkeep/graphkeep/core/lightrag"
+	"github.com/graphkeep/graphkeep/core/lightrag/fixture"
+)
+
+// streamDir validates every LightRAG file of dir as a backup does, names
+// collected, in pieces of 4 KiB.
+func streamDir(t *testing.T, dir string) map[string]*lightrag.FileStats {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]*lightrag.FileStats{}
+	for _, e := range entries {
+		s := lightrag.NewFileStream(e.Name())
+		if s == nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for len(data) > 0 {
+			n := min(len(data), 4096)
+			s.Write(data[:n], nil)
+			data = data[n:]
+		}
+		files[e.Name()] = s.Close()
+	}
+	return files
+}
+
+func TestFixtureAtRestKeepsEveryInvariant(t *testing.T) {
+	dir := t.TempDir()
+	if err := fixture.Generate(dir, fixture.Spec{Docs: 9, EmbeddingDim: 16, Seed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	files := streamDir(t, dir)
+	ivs := lightrag.Check(files)
+	if got, want := len(ivs), 6; got != want {
+		t.Fatalf("checked %d invariants, want %d: %+v", got, want, ivs)
+	}
+	for _, iv := range ivs {
+		if !iv.Holds || iv.LeftCount == 0 {
+			t.Errorf("at rest: %s", iv)
+		}
+	}
+	if got := files[lightrag.GraphFile].Keys.Count; got != files[lightrag.GraphFile].Nodes {
+		t.Errorf("graph names %d, nodes %d", got, files[lightrag.GraphFile].Nodes)
+	}
+}
+
+// TestTornGraphBreaksInvariants: a GraphML one document older than the
+// vector stores (what a file-by-file backup stored) is caught, and the
+// report says by how much.
+func TestTornGraphBreaksInvariants(t *testing.T) {
+	older, newer := t.TempDir(), t.TempDir()
+	if err := fixture.Generate(older, fixture.Spec{Docs: 8, EmbeddingDim: 16, Seed: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fixture.Generate(newer, fixture.Spec{Docs: 9, EmbeddingDim: 16, Seed: 4}); err != nil {
+		t.Fatal(err)
+	}
+	files := streamDir(t, newer)
+	files[lightrag.GraphFile] = streamDir(t, older)[lightrag.GraphFile]
+	broken := lightrag.Broken(lightrag.Check(files))
+	if len(broken) != 4 {
+		t.Fatalf("broken invariants = %v, want the 4 the graph takes part in", broken)
+	}
+	for _, iv := range broken {
+		if iv.OnlyLeft == nil || *iv.OnlyLeft != 0 || *iv.OnlyRight <= 0 {
+			t.Errorf("%s: want names only in the newer store", iv)
+		}
+		if iv.RightCount-iv.LeftCount != *iv.OnlyRight {
+			t.Errorf("%s: counts and difference disagree", iv)
+		}
+	}
+	// A side known only by its fingerprint still tells equal from not.
+	fp := *files[lightrag.VDBEntitiesFile].Keys
+	files[lightrag.VDBEntitiesFile].Keys = &lightrag.KeySet{Count: fp.Count, Sum: fp.Sum}
+	for _, iv := range lightrag.Broken(lightrag.Check(files)) {
+		if strings.Contains(iv.Right, lightrag.VDBEntitiesFile) && iv.OnlyLeft != nil {
+			t.Errorf("%s: a difference from a fingerprint", iv)
+		}
+	}
+}
+
+func TestDocumentsMustBeProcessed(t *testing.T) {
+	files := map[string]*lightrag.FileStats{}
+	for name, content := range map[string]string{
+		lightrag.FullDocsFile:  `{"doc-1": {"content": "a"}, "doc-2": {"content": "b"}}`,
+		lightrag.DocStatusFile: `{"doc-1": {"status": "processed", "x": [1, {"status": "no"}]}, "doc-2": {"chunks": 1, "status": "processing"}}`,
+	} {
+		s := lightrag.NewFileStream(name)
+		s.Write([]byte(content), nil)
+		files[name] = s.Close()
+		if files[name].Problem != "" {
+			t.Fatalf("%s: %s", name, files[name].Problem)
+		}
+	}
+	ivs := lightrag.Check(files)
+	if len(ivs) != 1 || ivs[0].Holds || *ivs[0].OnlyLeft != 1 || *ivs[0].OnlyRight != 0 {
+		t.Fatalf("got %+v, want one unprocessed document", ivs)
+	}
+}
+
+func TestNamesAreComparedDecoded(t *testing.T) {
+	graph := `<graphml><graph><node id="A &amp; B"/><node id="&quot;C&quot;"/><edge source="&quot;C&quot;" target="A &amp; B"/></graph></graphml>`
+	vdb := `{"embedding_dim": 1, "data": [{"entity_name": "A & B"}, {"entity_name": "\"C\""}], "matrix": "AAAAAAAAAAA="}`
+	rels := `{"A & B<SEP>\"C\"": {"count": 1}}`
+	files := map[string]*lightrag.FileStats{}
+	for name, content := range map[string]string{lightrag.GraphFile: graph, lightrag.VDBEntitiesFile: vdb, lightrag.RelationChunksFile: rels} {
+		s := lightrag.NewFileStream(name)
+		s.Write([]byte(content), nil)
+		files[name] = s.Close()
+		if files[name].Problem != "" {
+			t.Fatalf("%s: %s", name, files[name].Problem)
+		}
+	}
+	for _, iv := range lightrag.Check(files) {
+		if strings.Contains(iv.Right, "vdb_entities") || strings.Contains(iv.Right, "relation_chunks") {
+			if !iv.Holds {
+				t.Errorf("%s", iv)
+			}
+		}
+	}
+}

@@ -1,0 +1,139 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/graphkeep/graphkeep/core/lightrag"
+)
+
+// Consistency is how a snapshot's cut was taken and what the cross-file
+// invariants said of it. A manifest written before graphkeep recorded it
+// has none (nil): it is taken as consistent.
+type Consistency struct {
+	// SingleInstant: every file is from one instant of the directory (the
+	// cut was checked; graphkeep never stores one that is not).
+	SingleInstant bool `json:"single_instant"`
+	// Consistent: every invariant holds.
+	Consistent bool `json:"consistent"`
+	// MidIngestion: the stores disagree (LightRAG was ingesting when the
+	// maximum wait passed); LightRAG reprocesses unfinished documents when
+	// it starts on such a snapshot.
+	MidIngestion bool                 `json:"mid_ingestion"`
+	Reason       string               `json:"reason,omitempty"`
+	Invariants   []lightrag.Invariant `json:"invariants,omitempty"`
+	// QuietMS is how long nothing in the graph had been written at the
+	// cut; WaitedMS how long the backup waited for a quiet, consistent
+	// moment; CutMS how long taking the cut (open, check, read) took.
+	QuietMS  int64 `json:"quiet_ms"`
+	WaitedMS int64 `json:"waited_ms"`
+	CutMS    int64 `json:"cut_ms"`
+	// Attempts is how many cuts were taken before this one was kept.
+	Attempts int `json:"attempts"`
+	// LastWrite is the newest modification time in the graph at the cut:
+	// the moment the stored state was complete.
+	LastWrite time.Time `json:"last_write"`
+	// Pipeline is what LightRAG's pipeline_status said ("idle", "busy",
+	// "unreachable: ..."); empty when no LightRAG server is configured.
+	Pipeline string `json:"pipeline,omitempty"`
+}
+
+// Flagged reports whether validation found a file that does not parse.
+func (m *Manifest) Flagged() bool { return !m.LightRAG.Valid() }
+
+// MidIngestion reports whether the snapshot was cut while LightRAG's stores
+// disagreed.
+func (m *Manifest) MidIngestion() bool { return m.Consistency != nil && m.Consistency.MidIngestion }
+
+// Good reports whether the snapshot is one "latest" may pick: neither
+// flagged nor mid-ingestion.
+func (m *Manifest) Good() bool { return !m.Flagged() && !m.MidIngestion() }
+
+// NotGoodReason says why a snapshot is not good ("" when it is).
+func (m *Manifest) NotGoodReason() string {
+	switch {
+	case m.Flagged():
+		return "flagged: " + strings.Join(m.LightRAG.Problems, "; ")
+	case m.MidIngestion():
+		var broken []string
+		for _, iv := range lightrag.Broken(m.Consistency.Invariants) {
+			broken = append(broken, iv.String())
+		}
+		return "mid-ingestion: " + strings.Join(broken, "; ")
+	}
+	return ""
+}
+
+// ErrNotGood: the snapshot asked for is flagged or mid-ingestion, or a
+// graph has no snapshot that is neither.
+var ErrNotGood = errors.New("snapshot is flagged or mid-ingestion")
+
+// PassedOver is a newer snapshot "latest" did not pick, and why.
+type PassedOver struct {
+	ID     string `json:"id"`
+	Reason string `json:"reason"`
+}
+
+// Choice is the snapshot "latest" resolved to.
+type Choice struct {
+	Ref SnapshotRef `json:"-"`
+	ID  string      `json:"id"`
+	// Passed lists the newer snapshots that were not good, newest first.
+	Passed []PassedOver `json:"passed_over,omitempty"`
+}
+
+// LatestGood returns graph's newest good snapshot among refs (any graphs',
+// sorted as ListSnapshots sorts them), with the newer ones it passed over.
+// ok is false when graph has no snapshot at all; a graph whose snapshots
+// are all flagged or mid-ingestion is an ErrNotGood error that names them.
+func (r *Repository) LatestGood(ctx context.Context, graph string, refs []SnapshotRef) (c Choice, ok bool, err error) {
+	var mine []SnapshotRef
+	for _, s := range refs {
+		if s.Graph == graph {
+			mine = append(mine, s)
+		}
+	}
+	if len(mine) == 0 {
+		return Choice{}, false, nil
+	}
+	ms := make([]*Manifest, 0, len(mine))
+	for _, ref := range mine {
+		m, err := r.cache.Manifest(ctx, ref)
+		if errors.Is(err, ErrSnapshotMissing) {
+			continue // forgotten since the listing
+		}
+		if err != nil {
+			return Choice{}, true, err
+		}
+		ms = append(ms, m)
+	}
+	// Newest first: by time, ids (whole seconds) breaking no ties.
+	sortNewestFirst(ms)
+	for _, m := range ms {
+		if m.Good() {
+			c.Ref, c.ID = m.Ref(), m.ID
+			return c, true, nil
+		}
+		c.Passed = append(c.Passed, PassedOver{ID: m.ID, Reason: m.NotGoodReason()})
+	}
+	return c, true, fmt.Errorf("graph %q has no snapshot that is neither flagged nor mid-ingestion (%d passed over, newest %s: %s): %w",
+		graph, len(c.Passed), c.Passed[0].ID, c.Passed[0].Reason, ErrNotGood)
+}
+
+func sortNewestFirst(ms []*Manifest) {
+	for i := 1; i < len(ms); i++ {
+		for j := i; j > 0 && newer(ms[j], ms[j-1]); j-- {
+			ms[j], ms[j-1] = ms[j-1], ms[j]
+		}
+	}
+}
+
+func newer(a, b *Manifest) bool {
+	if !a.Time.Equal(b.Time) {
+		return a.Time.After(b.Time)
+	}
+	return a.ID > b.ID
+}
