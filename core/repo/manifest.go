@@ -32,13 +32,13 @@ type Manifest struct {
 
 // Summary is a snapshot as lists show it (CLI snapshots --json, the API).
 type Summary struct {
-	Graph     string          `json:"graph"`
-	ID        string          `json:"id"`
-	Time      time.Time       `json:"time"`
-	SizeBytes int64           `json:"size_bytes"`
-	Files     int             `json:"files"`
-	Parent    string          `json:"parent,omitempty"`
-	Flagged   bool            `json:"flagged"`
+	Graph     string    `json:"graph"`
+	ID        string    `json:"id"`
+	Time      time.Time `json:"time"`
+	SizeBytes int64     `json:"size_bytes"`
+	Files     int       `json:"files"`
+	Parent    string    `json:"parent,omitempty"`
+	Flagged   bool      `json:"flagged"`
 	// MidIngestion: cut while LightRAG's stores disagreed.
 	MidIngestion bool `json:"mid_ingestion"`
 	// Good: neither flagged nor mid-ingestion ("latest" picks only these).
