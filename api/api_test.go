@@ -74,6 +74,9 @@ func newServer(t *testing.T, tokens bool) *fixtureServer {
 	s := api.New(deps)
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)
+	// Jobs still running write into the temporary directories: stop them
+	// before those are removed.
+	t.Cleanup(func() { s.Shutdown(10 * time.Second) })
 	return &fixtureServer{t: t, url: ts.URL, root: root, s: s}
 }
 

@@ -35,13 +35,28 @@ func (s *Server) source(id string) (backup.Source, error) {
 // Backup runs one backup and records its metrics (the scheduler uses it
 // too).
 func (s *Server) Backup(ctx context.Context, src backup.Source, progress func(backup.Progress)) (*repo.Manifest, error) {
-	res, err := backup.Create(ctx, s.Repo(), src, backup.Options{Progress: progress, Lease: s.deps.Lease})
+	res, err := s.backupResult(ctx, src, progress)
+	if err != nil {
+		return nil, err
+	}
+	return res.Manifest, nil
+}
+
+func (s *Server) backupResult(ctx context.Context, src backup.Source, progress func(backup.Progress)) (*backup.Result, error) {
+	res, err := backup.Create(ctx, s.Repo(), src, s.backupOptions(progress))
 	if err != nil {
 		return nil, err
 	}
 	s.m.ObserveBackup(res.Manifest, res.Duration)
 	s.view.invalidate()
-	return res.Manifest, nil
+	return res, nil
+}
+
+// backupOptions are the server's backup settings for one run.
+func (s *Server) backupOptions(progress func(backup.Progress)) backup.Options {
+	o := s.deps.Backup
+	o.Progress, o.Lease = progress, s.deps.Lease
+	return o
 }
 
 // backupResult is the result of a backup job.
@@ -54,7 +69,10 @@ type backupResult struct {
 	AddedBytes  int64     `json:"added_bytes"`
 	StoredBytes int64     `json:"stored_bytes"`
 	Flagged     bool      `json:"flagged"`
-	LightRAG    any       `json:"lightrag"`
+	// MidIngestion and Consistency: how the cut was taken (repo.Consistency).
+	MidIngestion bool              `json:"mid_ingestion"`
+	Consistency  *repo.Consistency `json:"consistency"`
+	LightRAG     any               `json:"lightrag"`
 }
 
 func (s *Server) createSnapshot(w http.ResponseWriter, r *http.Request) {
@@ -74,7 +92,8 @@ func (s *Server) createSnapshot(w http.ResponseWriter, r *http.Request) {
 			return nil, err
 		}
 		return backupResult{Graph: m.Graph, ID: m.ID, Time: m.Time, Files: m.Totals.Files, SizeBytes: m.Totals.SizeBytes,
-			AddedBytes: m.Totals.AddedBytes, StoredBytes: m.Totals.StoredBytes, Flagged: !m.LightRAG.Valid(), LightRAG: m.LightRAG}, nil
+			AddedBytes: m.Totals.AddedBytes, StoredBytes: m.Totals.StoredBytes, Flagged: m.Flagged(),
+			MidIngestion: m.MidIngestion(), Consistency: m.Consistency, LightRAG: m.LightRAG}, nil
 	})
 }
 
@@ -136,13 +155,24 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
 		// To is a directory inside the graphs root or the restore root;
 		// default: the graph's own directory.
 		To string `json:"to"`
+		// AllowFlagged restores a snapshot, named by its id, that is
+		// flagged or mid-ingestion.
+		AllowFlagged bool `json:"allow_flagged"`
 	}
 	if err := decode(w, r, &body); err != nil {
 		writeError(w, r, err)
 		return
 	}
-	ref, err := s.findSnapshot(r)
+	choice, err := s.Repo().Resolve(r.Context(), chi.URLParam(r, "graph_id"), chi.URLParam(r, "id"))
 	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	ref := choice.Ref
+	if m, err := s.Repo().Cache().Manifest(r.Context(), ref); err != nil || (!m.Good() && !body.AllowFlagged) {
+		if err == nil {
+			err = fmt.Errorf("snapshot %s/%s is %s: %w", ref.Graph, ref.ID, m.NotGoodReason(), repo.ErrNotGood)
+		}
 		writeError(w, r, err)
 		return
 	}
@@ -152,7 +182,11 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.startJob(w, r, "restore", ref.Graph, func(ctx context.Context, progress func(backup.Progress)) (any, error) {
-		return backup.Restore(ctx, s.Repo(), ref, dest, backup.RestoreOptions{Progress: progress})
+		res, err := backup.Restore(ctx, s.Repo(), ref, dest, backup.RestoreOptions{Progress: progress, AllowNotGood: body.AllowFlagged})
+		if res != nil {
+			res.PassedOver = choice.Passed
+		}
+		return res, err
 	})
 }
 

@@ -51,6 +51,9 @@ func toAPIError(err error) *Error {
 	case errors.Is(err, replication.ErrForeignTarget), errors.Is(err, replication.ErrTargetNotReady),
 		errors.Is(err, retention.ErrEmptyPolicy), errors.Is(err, backup.ErrUnstable), errors.Is(err, backup.ErrUnsafePath):
 		status, code = http.StatusUnprocessableEntity, "unprocessable"
+	case errors.Is(err, repo.ErrNotGood):
+		status, code = http.StatusConflict, "not_good"
+		return &Error{Status: status, Code: code, Message: err.Error() + ` (to restore such a snapshot, name its id and send {"allow_flagged": true})`}
 	case errors.Is(err, blob.ErrUnavailable):
 		status, code = http.StatusServiceUnavailable, "storage_unavailable"
 	case errors.Is(err, blob.ErrPermission):

@@ -29,6 +29,10 @@ type Metrics struct {
 	lagBytes       *prometheus.GaugeVec
 	targetHealth   *prometheus.GaugeVec
 	checkpointAge  prometheus.Gauge
+	consistent     *prometheus.GaugeVec
+	quiet          *prometheus.GaugeVec
+	cutAttempts    *prometheus.GaugeVec
+	rpo            *prometheus.HistogramVec
 }
 
 // NewMetrics registers the metrics.
@@ -49,8 +53,13 @@ func NewMetrics() *Metrics {
 	m.lagBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_replication_lag_bytes", Help: "Bytes each target lacks."}, []string{"target"})
 	m.targetHealth = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_target_health", Help: "1 for each target's current state (HEALTHY, DEGRADED, UNREACHABLE, UNKNOWN)."}, []string{"target", "state"})
 	m.checkpointAge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "graphkeep_checkpoint_age_seconds", Help: "Age of the latest checkpoint."})
+	m.consistent = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_snapshot_consistent", Help: "1 when the last snapshot of each graph is consistent (LightRAG's stores agreed), 0 when flagged or mid-ingestion."}, []string{"graph"})
+	m.quiet = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_snapshot_quiet_seconds", Help: "How long each graph had been unwritten when its last snapshot was cut."}, []string{"graph"})
+	m.cutAttempts = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_snapshot_cut_attempts", Help: "Cuts the last backup of each graph took before it kept one."}, []string{"graph"})
+	m.rpo = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "graphkeep_watch_rpo_seconds", Help: "Continuous protection: time from LightRAG's last write of a settled state to its snapshot being committed.",
+		Buckets: []float64{0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300}}, []string{"graph"})
 	for _, c := range []prometheus.Collector{m.requests, m.latency, m.jobs, m.jobsDone, m.backupDuration, m.backupBytes, m.dedupRatio,
-		m.lastSuccess, m.lagSnapshots, m.lagBytes, m.targetHealth, m.checkpointAge,
+		m.lastSuccess, m.lagSnapshots, m.lagBytes, m.targetHealth, m.checkpointAge, m.consistent, m.quiet, m.cutAttempts, m.rpo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -90,4 +99,21 @@ func (m *Metrics) ObserveBackup(man *repo.Manifest, took time.Duration) {
 		m.dedupRatio.WithLabelValues(g).Set(float64(man.Totals.SizeBytes))
 	}
 	m.lastSuccess.WithLabelValues(g).Set(float64(man.Time.Add(took).Unix()))
+	if c := man.Consistency; c != nil {
+		m.consistent.WithLabelValues(g).Set(float64(btoi(man.Good())))
+		m.quiet.WithLabelValues(g).Set(float64(c.QuietMS) / 1000)
+		m.cutAttempts.WithLabelValues(g).Set(float64(c.Attempts))
+	}
+}
+
+// ObserveRPO records the RPO continuous protection achieved for a graph.
+func (m *Metrics) ObserveRPO(graph string, rpo time.Duration) {
+	m.rpo.WithLabelValues(graph).Observe(rpo.Seconds())
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

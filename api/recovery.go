@@ -74,7 +74,7 @@ func (s *Server) createCheckpoint(w http.ResponseWriter, r *http.Request) {
 // Checkpoint creates a checkpoint (the scheduler uses it too).
 func (s *Server) Checkpoint(ctx context.Context, sources []backup.Source, note string, progress func(backup.Progress)) (*repo.Checkpoint, error) {
 	start := time.Now()
-	cp, err := recovery.CreateCheckpoint(ctx, s.Repo(), sources, recovery.CreateOptions{Note: note, Backup: backup.Options{Progress: progress, Lease: s.deps.Lease}})
+	cp, err := recovery.CreateCheckpoint(ctx, s.Repo(), sources, recovery.CreateOptions{Note: note, Backup: s.backupOptions(progress)})
 	s.view.invalidate()
 	if err == nil {
 		for _, snap := range cp.Snapshots {

@@ -10,6 +10,7 @@ import (
 	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/retention"
+	"github.com/graphkeep/graphkeep/core/watch"
 )
 
 // Schedule says what the server does by itself. Zero intervals disable a
@@ -27,6 +28,11 @@ type Schedule struct {
 	ReplicationInterval time.Duration            `yaml:"replication_interval"`
 	CleanupInterval     time.Duration            `yaml:"cleanup_interval"`
 	CheckpointInterval  time.Duration            `yaml:"checkpoint_interval"`
+	// Continuous turns on continuous protection (core/watch) for every
+	// graph: each settled state is backed up, at most once per
+	// ContinuousMinInterval (default 10s) a graph.
+	Continuous            bool          `yaml:"continuous"`
+	ContinuousMinInterval time.Duration `yaml:"continuous_min_interval"`
 }
 
 // GraphSchedule is one graph's own schedule.
@@ -160,5 +166,27 @@ func (sc *Scheduler) tidy(ctx context.Context, now time.Time) {
 			_ = store.Delete(ctx, o.Key)
 		}
 		return nil
+	})
+}
+
+// Watch runs continuous protection of every graph the server knows until
+// ctx ends; snapshots go through Backup (metrics, views) and each RPO is
+// recorded as graphkeep_watch_rpo_seconds.
+func (s *Server) Watch(ctx context.Context, sched Schedule) error {
+	sources, err := s.deps.Sources()
+	if err != nil {
+		return err
+	}
+	return watch.Run(ctx, s.Repo(), sources, watch.Options{
+		Backup: func(ctx context.Context, src backup.Source) (*backup.Result, error) {
+			return s.backupResult(ctx, src, nil)
+		},
+		MinInterval: sched.ContinuousMinInterval,
+		Logger:      s.log,
+		OnSnapshot: func(ev watch.Event) {
+			if ev.Err == nil {
+				s.m.ObserveRPO(ev.Graph, ev.RPO)
+			}
+		},
 	})
 }

@@ -42,6 +42,9 @@ type Deps struct {
 	BackupInterval time.Duration
 	// Lease tunes the leases of the work the server runs.
 	Lease repo.LeaseOptions
+	// Backup holds the settings of every backup the server runs (quiet
+	// window, maximum wait); Lease and Progress are set per run.
+	Backup backup.Options
 	// StateDir records failovers (recovery.SaveRedirect).
 	StateDir string
 	// FromURL is the primary's URL as configured (for failover records).

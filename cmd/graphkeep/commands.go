@@ -75,7 +75,11 @@ type backupLine struct {
 	StoredBytes int64           `json:"stored_bytes"`
 	DurationMS  int64           `json:"duration_ms"`
 	LightRAG    *lightrag.Stats `json:"lightrag,omitempty"`
-	Error       string          `json:"error,omitempty"`
+	// Consistent and MidIngestion: see repo.Consistency.
+	Consistent   bool              `json:"consistent"`
+	MidIngestion bool              `json:"mid_ingestion"`
+	Consistency  *repo.Consistency `json:"consistency,omitempty"`
+	Error        string            `json:"error,omitempty"`
 }
 
 func backupCmd(g *globals) *cobra.Command {
@@ -110,15 +114,17 @@ func backupCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer r.Store().Close()
-			lease, err := leaseOptions()
+			opts, err := g.backupOptions()
 			if err != nil {
 				return err
 			}
+			lease := opts.Lease
 			bar := newProgress(g.json)
 			var lines []backupLine
 			failed := 0
 			for _, src := range sources {
-				res, err := backup.Create(ctx, r, src, backup.Options{Progress: bar.update("backup"), Lease: lease})
+				opts.Progress = bar.update("backup")
+				res, err := backup.Create(ctx, r, src, opts)
 				bar.done()
 				if err != nil {
 					failed++
@@ -130,11 +136,12 @@ func backupCmd(g *globals) *cobra.Command {
 				}
 				m := res.Manifest
 				line := backupLine{Graph: m.Graph, ID: m.ID, Files: m.Totals.Files, SizeBytes: m.Totals.SizeBytes,
-					AddedBytes: m.Totals.AddedBytes, StoredBytes: m.Totals.StoredBytes, DurationMS: res.Duration.Milliseconds(), LightRAG: m.LightRAG}
+					AddedBytes: m.Totals.AddedBytes, StoredBytes: m.Totals.StoredBytes, DurationMS: res.Duration.Milliseconds(), LightRAG: m.LightRAG,
+					Consistent: m.Consistency.Consistent, MidIngestion: m.MidIngestion(), Consistency: m.Consistency}
 				lines = append(lines, line)
 				if !g.json {
-					flag := ""
-					if !m.LightRAG.Valid() {
+					flag := "; " + consistencyLine(m.Consistency)
+					if m.Flagged() {
 						flag = "  FLAGGED: " + strings.Join(m.LightRAG.Problems, "; ")
 					}
 					fmt.Printf("%s: snapshot %s  %d files, %s; new %s, stored %s; %d unchanged files reused; %s%s\n",
@@ -210,10 +217,7 @@ func snapshotsCmd(g *globals) *cobra.Command {
 				if st == nil {
 					st = &lightrag.Stats{}
 				}
-				status := "ok"
-				if l.Flagged {
-					status = "FLAGGED: " + strings.Join(l.LightRAG.Problems, "; ")
-				}
+				status := snapshotStatus(l)
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", l.Graph, l.ID, l.Time.Local().Format("2006-01-02 15:04:05"),
 					humanBytes(l.SizeBytes), l.Files, st.Nodes, st.Edges, st.Docs, st.Chunks, st.VectorRows, status)
 			}
@@ -224,7 +228,7 @@ func snapshotsCmd(g *globals) *cobra.Command {
 
 func restoreCmd(g *globals) *cobra.Command {
 	var to string
-	var all bool
+	var all, allowFlagged bool
 	cmd := &cobra.Command{
 		Use:   "restore GRAPH SNAPSHOT|latest | --all",
 		Short: "Restore a snapshot, verified, swapped into place atomically",
@@ -232,7 +236,12 @@ func restoreCmd(g *globals) *cobra.Command {
 checks every file's SHA-256 and the LightRAG counts, then swaps it into place by
 rename. The directory that was there is kept as .graphkeep-previous-<name> beside
 it. The destination is the graph's directory, or --to DIR. With --all, every
-graph's latest snapshot is restored (into --to DIR/GRAPH, or the graphs root).`,
+graph's latest snapshot is restored (into --to DIR/GRAPH, or the graphs root).
+
+"latest" is the newest snapshot that is neither flagged (a file did not parse)
+nor mid-ingestion (LightRAG's stores disagreed when it was cut); restore says
+which newer ones it passed over. Such a snapshot is restored only by its id
+with --allow-flagged.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			if all != (len(args) == 0) || (!all && len(args) != 2) {
@@ -243,7 +252,7 @@ graph's latest snapshot is restored (into --to DIR/GRAPH, or the graphs root).`,
 				return err
 			}
 			defer r.Store().Close()
-			var refs []repo.SnapshotRef
+			var choices []repo.Choice
 			if all {
 				snaps, err := r.ListSnapshots(ctx, "")
 				if err != nil {
@@ -253,38 +262,45 @@ graph's latest snapshot is restored (into --to DIR/GRAPH, or the graphs root).`,
 				for _, s := range snaps {
 					if !seen[s.Graph] {
 						seen[s.Graph] = true
-						ref, _, err := r.Latest(ctx, s.Graph, snaps)
+						c, _, err := r.LatestGood(ctx, s.Graph, snaps)
 						if err != nil {
-							return err
+							return notGoodHint(err)
 						}
-						refs = append(refs, ref)
+						choices = append(choices, c)
 					}
 				}
-				if len(refs) == 0 {
+				if len(choices) == 0 {
 					return errors.New("the repository holds no snapshots")
 				}
 			} else {
 				if err := repo.CheckGraphID(args[0]); err != nil {
 					return err
 				}
-				ref, err := r.FindSnapshot(ctx, args[0], args[1])
+				c, err := r.Resolve(ctx, args[0], args[1])
 				if err != nil {
-					return err
+					return notGoodHint(err)
 				}
-				refs = []repo.SnapshotRef{ref}
+				choices = []repo.Choice{c}
 			}
 			var results []*backup.RestoreResult
-			for _, ref := range refs {
+			for _, c := range choices {
+				ref := c.Ref
 				dest, err := restoreDest(g, ref.Graph, to, all)
 				if err != nil {
 					return err
 				}
+				if !g.json {
+					for _, p := range c.Passed {
+						fmt.Printf("%s: passed over snapshot %s, %s\n", ref.Graph, p.ID, p.Reason)
+					}
+				}
 				bar := newProgress(g.json)
-				res, err := backup.Restore(ctx, r, ref, dest, backup.RestoreOptions{Progress: bar.update("restore")})
+				res, err := backup.Restore(ctx, r, ref, dest, backup.RestoreOptions{Progress: bar.update("restore"), AllowNotGood: allowFlagged})
 				bar.done()
 				if err != nil {
-					return err
+					return notGoodHint(err)
 				}
+				res.PassedOver = c.Passed
 				results = append(results, res)
 				if !g.json {
 					fmt.Printf("restored %s/%s into %s: %d files, %s, %v, verified\n", ref.Graph, ref.ID, res.Dest, res.Files,
@@ -305,7 +321,50 @@ graph's latest snapshot is restored (into --to DIR/GRAPH, or the graphs root).`,
 	}
 	cmd.Flags().StringVar(&to, "to", "", "restore into this directory instead of the graph's own (with --all: DIR/GRAPH)")
 	cmd.Flags().BoolVar(&all, "all", false, "restore every graph's latest snapshot")
+	cmd.Flags().BoolVar(&allowFlagged, "allow-flagged", false, "restore a snapshot that is flagged or mid-ingestion (named by its id)")
 	return cmd
+}
+
+// notGoodHint adds the CLI's way out to a refusal to restore a snapshot
+// that is not good.
+func notGoodHint(err error) error {
+	if errors.Is(err, repo.ErrNotGood) {
+		return fmt.Errorf("%w\n(to restore such a snapshot anyway, name its id and add --allow-flagged; 'graphkeep snapshots GRAPH' lists them)", err)
+	}
+	return err
+}
+
+// consistencyLine says in a few words how a snapshot was cut.
+func consistencyLine(c *repo.Consistency) string {
+	switch {
+	case c == nil:
+		return "consistency not recorded"
+	case c.MidIngestion:
+		var broken []string
+		for _, iv := range lightrag.Broken(c.Invariants) {
+			broken = append(broken, iv.String())
+		}
+		return fmt.Sprintf("MID-INGESTION (%s): %s", c.Reason, strings.Join(broken, "; "))
+	}
+	return fmt.Sprintf("consistent, quiet %s, waited %s, cut in %s (%d attempts)",
+		time.Duration(c.QuietMS)*time.Millisecond, time.Duration(c.WaitedMS)*time.Millisecond, time.Duration(c.CutMS)*time.Millisecond, c.Attempts)
+}
+
+// snapshotStatus is the STATUS column of snapshots.
+func snapshotStatus(l repo.Summary) string {
+	switch {
+	case l.Flagged:
+		return "FLAGGED: " + strings.Join(l.LightRAG.Problems, "; ")
+	case l.MidIngestion:
+		var broken []string
+		for _, iv := range lightrag.Broken(l.Consistency.Invariants) {
+			broken = append(broken, iv.String())
+		}
+		return "MID-INGESTION: " + strings.Join(broken, "; ")
+	case l.Consistency != nil:
+		return "consistent"
+	}
+	return "ok"
 }
 
 // restoreDest is where a graph is restored: --to (DIR/GRAPH with --all),

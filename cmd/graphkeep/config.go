@@ -18,6 +18,7 @@ import (
 	"github.com/graphkeep/graphkeep/api"
 	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/lightrag"
 	"github.com/graphkeep/graphkeep/core/recovery"
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/core/retention"
@@ -32,6 +33,10 @@ type fileConfig struct {
 	PasswordFile string            `yaml:"password_file"`
 	CacheDir     string            `yaml:"cache_dir"`
 	Retention    retention.Policy  `yaml:"retention"`
+	// Consistency tunes how a backup waits for a quiet, consistent moment.
+	Consistency consistencyConfig `yaml:"consistency"`
+	// LightRAG names the LightRAG servers writing the graphs.
+	LightRAG lightragConfig `yaml:"lightrag"`
 	// BackupInterval is how often graphs should be backed up (health calls
 	// a graph stale after two intervals).
 	BackupInterval time.Duration `yaml:"backup_interval"`
@@ -39,6 +44,23 @@ type fileConfig struct {
 	Server       serverConfig         `yaml:"server"`
 	Schedule     api.Schedule         `yaml:"schedule"`
 	AutoFailover *recovery.AutoPolicy `yaml:"auto_failover"`
+}
+
+type consistencyConfig struct {
+	QuietWindow *time.Duration `yaml:"quiet_window"`
+	MaxWait     time.Duration  `yaml:"max_wait"`
+}
+
+// lightragConfig: url for every graph, or per graph.
+type lightragConfig struct {
+	URL        string                   `yaml:"url"`
+	APIKeyFile string                   `yaml:"api_key_file"`
+	Graphs     map[string]lightragGraph `yaml:"graphs"`
+}
+
+type lightragGraph struct {
+	URL       string `yaml:"url"`
+	Workspace string `yaml:"workspace"`
 }
 
 // globals are the flags every command takes.
@@ -50,6 +72,9 @@ type globals struct {
 	passwordFile string
 	cacheDir     string
 	json         bool
+	quietWindow  string
+	maxWait      string
+	lightragURL  string
 
 	file          fileConfig
 	redirectNoted bool
@@ -194,8 +219,18 @@ func (g *globals) sources() ([]backup.Source, error) {
 		}
 		byID[id] = backup.Source{Graph: id, Dir: abs}
 	}
+	for id := range g.file.LightRAG.Graphs {
+		if _, ok := byID[id]; !ok {
+			return nil, fmt.Errorf("config file: lightrag.graphs names graph %q, which is not a known graph", id)
+		}
+	}
 	out := make([]backup.Source, 0, len(byID))
 	for _, s := range byID {
+		p, err := g.pipeline(s.Graph)
+		if err != nil {
+			return nil, err
+		}
+		s.Pipeline = p
 		out = append(out, s)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Graph < out[j].Graph })
@@ -263,4 +298,72 @@ func firstNonEmpty(values ...string) string {
 		}
 	}
 	return ""
+}
+
+// pipeline is the LightRAG server writing graph, or nil: --lightrag-url
+// (env GRAPHKEEP_LIGHTRAG_URL) for every graph, else the config file's
+// lightrag.graphs entry, else its lightrag.url. The API key comes from
+// GRAPHKEEP_LIGHTRAG_API_KEY or lightrag.api_key_file.
+func (g *globals) pipeline(graph string) (*lightrag.Pipeline, error) {
+	per := g.file.LightRAG.Graphs[graph]
+	u := firstNonEmpty(g.lightragURL, os.Getenv("GRAPHKEEP_LIGHTRAG_URL"), per.URL, g.file.LightRAG.URL)
+	if u == "" {
+		return nil, nil
+	}
+	if err := lightrag.CheckURL(u); err != nil {
+		return nil, err
+	}
+	key := os.Getenv("GRAPHKEEP_LIGHTRAG_API_KEY")
+	if key == "" && g.file.LightRAG.APIKeyFile != "" {
+		data, err := os.ReadFile(g.file.LightRAG.APIKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("lightrag.api_key_file: %w", err)
+		}
+		key = strings.TrimSpace(string(data))
+	}
+	return &lightrag.Pipeline{URL: u, APIKey: key, Workspace: per.Workspace}, nil
+}
+
+// backupOptions are the settings every backup takes: the quiet window and
+// maximum wait (flags, then GRAPHKEEP_QUIET_WINDOW / GRAPHKEEP_MAX_WAIT,
+// then the config file's consistency section) and the lease.
+func (g *globals) backupOptions() (backup.Options, error) {
+	var o backup.Options
+	lease, err := leaseOptions()
+	if err != nil {
+		return o, err
+	}
+	o.Lease = lease
+	quiet := firstNonEmpty(g.quietWindow, os.Getenv("GRAPHKEEP_QUIET_WINDOW"))
+	switch {
+	case quiet != "":
+		d, err := time.ParseDuration(quiet)
+		if err != nil || d < 0 {
+			return o, fmt.Errorf("quiet window %q is not a duration like 2s (0 cuts at once)", quiet)
+		}
+		o.Quiet = d
+	case g.file.Consistency.QuietWindow != nil:
+		if *g.file.Consistency.QuietWindow < 0 {
+			return o, errors.New("config file: consistency.quiet_window must not be negative (0 cuts at once)")
+		}
+		o.Quiet = *g.file.Consistency.QuietWindow
+	default:
+		o.Quiet = backup.DefaultQuiet
+	}
+	if o.Quiet == 0 {
+		o.Quiet = -1 // backup.Options: negative means no wait
+	}
+	if wait := firstNonEmpty(g.maxWait, os.Getenv("GRAPHKEEP_MAX_WAIT")); wait != "" {
+		d, err := time.ParseDuration(wait)
+		if err != nil || d <= 0 {
+			return o, fmt.Errorf("maximum wait %q is not a positive duration like 30s", wait)
+		}
+		o.MaxWait = d
+	} else if g.file.Consistency.MaxWait != 0 {
+		if g.file.Consistency.MaxWait < 0 {
+			return o, errors.New("config file: consistency.max_wait must be positive")
+		}
+		o.MaxWait = g.file.Consistency.MaxWait
+	}
+	return o, nil
 }

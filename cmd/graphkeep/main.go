@@ -92,9 +92,12 @@ Repository URLs: file:///abs/dir, mem://name,
 	f.StringVar(&g.passwordFile, "password-file", "", "file holding the repository password (or env GRAPHKEEP_PASSWORD)")
 	f.StringVar(&g.cacheDir, "cache-dir", "", "local manifest cache (env GRAPHKEEP_CACHE_DIR; default: the user cache dir)")
 	f.BoolVar(&g.json, "json", false, "print JSON")
+	f.StringVar(&g.quietWindow, "quiet-window", "", "how long a graph must go unwritten before a backup cuts it (env GRAPHKEEP_QUIET_WINDOW; default 2s; 0: at once)")
+	f.StringVar(&g.maxWait, "max-wait", "", "longest a backup waits for a quiet moment in which LightRAG's stores agree; then it stores the cut marked mid-ingestion (env GRAPHKEEP_MAX_WAIT; default 30s)")
+	f.StringVar(&g.lightragURL, "lightrag-url", "", "LightRAG server writing the graphs: backups wait until its pipeline is not busy (env GRAPHKEEP_LIGHTRAG_URL; key in GRAPHKEEP_LIGHTRAG_API_KEY)")
 
 	root.AddCommand(
-		initCmd(g), backupCmd(g), snapshotsCmd(g), restoreCmd(g), verifyCmd(g),
+		initCmd(g), backupCmd(g), watchCmd(g), snapshotsCmd(g), restoreCmd(g), verifyCmd(g),
 		forgetCmd(g), pruneCmd(g), statsCmd(g), checkCmd(g), fixtureCmd(),
 		targetsCmd(g), replicateCmd(g), replicationStatusCmd(g),
 		checkpointCmd(g), failoverCmd(g), healthCmd(g), recoveryStatusCmd(g), serveCmd(g),

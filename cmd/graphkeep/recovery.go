@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/graphkeep/graphkeep/blob"
-	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/recovery"
 	"github.com/graphkeep/graphkeep/core/replication"
 	"github.com/graphkeep/graphkeep/core/repo"
@@ -51,11 +50,11 @@ func checkpointCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer r.Store().Close()
-			lease, err := leaseOptions()
+			opts, err := g.backupOptions()
 			if err != nil {
 				return err
 			}
-			cp, err := recovery.CreateCheckpoint(ctx, r, sources, recovery.CreateOptions{Note: note, Backup: backup.Options{Lease: lease}})
+			cp, err := recovery.CreateCheckpoint(ctx, r, sources, recovery.CreateOptions{Note: note, Backup: opts})
 			if err != nil {
 				return err
 			}

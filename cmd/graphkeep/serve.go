@@ -66,20 +66,28 @@ func serve(ctx context.Context, g *globals, listen string) error {
 		return err
 	}
 	from, _ := g.repoURL()
-	lease, err := leaseOptions()
+	bopts, err := g.backupOptions()
 	if err != nil {
 		return err
 	}
+	lease := bopts.Lease
 	interval := firstDuration(g.file.Schedule.BackupInterval, g.file.BackupInterval)
 	s := api.New(api.Deps{
 		Repo: r, Sources: g.sources, Open: openTarget, GraphsRoot: g.graphsRootDir(), RestoreRoot: sc.RestoreRoot,
 		Tokens: tokens, OpenMetrics: sc.MetricsOpen, Retention: g.file.Retention, BackupInterval: interval,
-		Lease: lease, StateDir: recovery.StateDir(), FromURL: from, Logger: log,
+		Lease: lease, Backup: bopts, StateDir: recovery.StateDir(), FromURL: from, Logger: log,
 	})
 	bg, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
 	go s.RefreshLoop(bg)
 	go api.NewScheduler(s, g.file.Schedule).Run(bg)
+	if g.file.Schedule.Continuous {
+		go func() {
+			if err := s.Watch(bg, g.file.Schedule); err != nil {
+				log.Error("continuous protection stopped", "error", err)
+			}
+		}()
+	}
 	if ap := g.file.AutoFailover; ap != nil {
 		go s.AutoFailover(bg, *ap)
 	}

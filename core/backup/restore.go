@@ -45,6 +45,8 @@ type RestoreResult struct {
 	Bytes    int64
 	LightRAG *lightrag.Stats
 	Duration time.Duration
+	// PassedOver lists the newer snapshots "latest" did not pick.
+	PassedOver []repo.PassedOver `json:"passed_over,omitempty"`
 }
 
 // writebackEvery is how much a restore writes before asking the kernel to

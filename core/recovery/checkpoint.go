@@ -25,9 +25,11 @@ type CreateOptions struct {
 }
 
 // CreateCheckpoint snapshots every source, then writes one checkpoint
-// naming those snapshots with their LightRAG counts. The checkpoint is
-// written only after every snapshot it names exists; if any graph fails
-// to back up, no checkpoint is written.
+// naming those snapshots with their LightRAG counts. A checkpoint names
+// only good snapshots: when a graph's new snapshot is flagged or
+// mid-ingestion, it names that graph's newest good one, with a note. The
+// checkpoint is written only after every snapshot it names exists; if any
+// graph fails to back up, or has no good snapshot, none is written.
 func CreateCheckpoint(ctx context.Context, r *repo.Repository, sources []backup.Source, opts CreateOptions) (*repo.Checkpoint, error) {
 	if len(sources) == 0 {
 		return nil, errors.New("a checkpoint needs at least one graph")
@@ -40,7 +42,16 @@ func CreateCheckpoint(ctx context.Context, r *repo.Repository, sources []backup.
 			return nil, fmt.Errorf("checkpoint not written: %w", err)
 		}
 		m := res.Manifest
-		cp.Snapshots = append(cp.Snapshots, repo.CheckpointSnapshot{Graph: m.Graph, ID: m.ID, LightRAG: m.LightRAG})
+		entry := repo.CheckpointSnapshot{Graph: m.Graph, ID: m.ID, LightRAG: m.LightRAG}
+		if !m.Good() {
+			good, err := latestGood(ctx, r, m.Graph)
+			if err != nil {
+				return nil, fmt.Errorf("checkpoint not written: graph %q: the new snapshot %s is %s, and %w", m.Graph, m.ID, m.NotGoodReason(), err)
+			}
+			entry = repo.CheckpointSnapshot{Graph: good.Graph, ID: good.ID, LightRAG: good.LightRAG,
+				Note: fmt.Sprintf("the new snapshot %s is %s; this is the newest good one", m.ID, m.NotGoodReason())}
+		}
+		cp.Snapshots = append(cp.Snapshots, entry)
 	}
 	if err := r.SaveCheckpoint(ctx, cp); err != nil {
 		return nil, err
@@ -106,4 +117,17 @@ func DeleteCheckpoint(ctx context.Context, r *repo.Repository, id string) error 
 		return err
 	}
 	return r.DeleteMeta(ctx, validationDir+"/"+id)
+}
+
+// latestGood is graph's newest good snapshot.
+func latestGood(ctx context.Context, r *repo.Repository, graph string) (*repo.Manifest, error) {
+	refs, err := r.ListSnapshots(ctx, graph)
+	if err != nil {
+		return nil, err
+	}
+	c, _, err := r.LatestGood(ctx, graph, refs)
+	if err != nil {
+		return nil, err
+	}
+	return r.Cache().Manifest(ctx, c.Ref)
 }

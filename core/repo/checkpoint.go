@@ -31,6 +31,9 @@ type CheckpointSnapshot struct {
 	Graph    string          `json:"graph"`
 	ID       string          `json:"id"`
 	LightRAG *lightrag.Stats `json:"lightrag,omitempty"`
+	// Note says why the checkpoint names an older snapshot than the one
+	// its backup took (that one was flagged or mid-ingestion).
+	Note string `json:"note,omitempty"`
 }
 
 // SaveCheckpoint writes c with create-if-absent.

@@ -2,6 +2,7 @@ package retention
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/graphkeep/graphkeep/core/repo"
@@ -39,7 +40,17 @@ func Forget(ctx context.Context, r *repo.Repository, graph string, p Policy, dry
 	}
 	res := &ForgetResult{DryRun: dryRun}
 	for _, g := range graphs {
+		// "latest" must always have something to restore: the newest good
+		// snapshot is kept whatever the policy says (newer ones may all be
+		// mid-ingestion, as under continuous protection).
+		good, _, err := r.LatestGood(ctx, g, byGraph[g])
+		if err != nil && !errors.Is(err, repo.ErrNotGood) {
+			return nil, err
+		}
 		for _, d := range Apply(byGraph[g], p, pins) {
+			if !d.Keep && err == nil && d.Snapshot.ID == good.ID {
+				d.Keep, d.Reasons = true, []string{"newest good snapshot"}
+			}
 			res.Decisions = append(res.Decisions, d)
 			if d.Keep {
 				continue

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/retention"
+	"github.com/graphkeep/graphkeep/core/watch"
+)
+
+func watchCmd(g *globals) *cobra.Command {
+	var all bool
+	var minInterval, rescan time.Duration
+	var p retention.Policy
+	cmd := &cobra.Command{
+		Use:   "watch GRAPH... | --all",
+		Short: "Continuous protection: snapshot every settled state of the graphs as LightRAG writes them",
+		Long: `watch notices changes to the graphs (file system events, and a rescan every
+--rescan for file systems without them), waits for each graph to settle (the quiet
+window, LightRAG's pipeline when --lightrag-url is set) and backs up every settled
+state; deduplication keeps each snapshot cheap. At most one backup of a graph per
+--min-interval. With --keep-* rules (keep_within suits it: --keep-within 24h) each
+graph's snapshots are forgotten by that policy after each backup, and unreferenced
+chunks are pruned hourly; a graph's newest good snapshot is always kept. The log says
+what each snapshot holds and its RPO: the time from LightRAG's last write of the stored
+state to its snapshot being committed. Ctrl-C stops it cleanly: a backup in progress
+commits nothing.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if all == (len(args) > 0) {
+				return errors.New("name the graphs to watch, or give --all")
+			}
+			var sources []backup.Source
+			if all {
+				var err error
+				if sources, err = g.sources(); err != nil {
+					return err
+				}
+				if len(sources) == 0 {
+					return fmt.Errorf("nothing to watch: %s", knownGraphs(nil, g.graphsRootDir()))
+				}
+			}
+			for _, id := range args {
+				s, err := g.source(id)
+				if err != nil {
+					return err
+				}
+				sources = append(sources, s)
+			}
+			opts, err := g.backupOptions()
+			if err != nil {
+				return err
+			}
+			var policy *retention.Policy
+			if !p.Empty() {
+				if err := p.Validate(); err != nil {
+					return err
+				}
+				policy = &p
+			}
+			if minInterval <= 0 || rescan <= 0 {
+				return errors.New("--min-interval and --rescan must be positive durations like 10s")
+			}
+			r, err := g.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			defer r.Store().Close()
+			var handler slog.Handler = slog.NewTextHandler(os.Stderr, nil)
+			if g.json {
+				handler = slog.NewJSONHandler(os.Stdout, nil)
+			}
+			return watch.Run(ctx, r, sources, watch.Options{BackupOptions: opts, MinInterval: minInterval, Rescan: rescan,
+				Retention: policy, Logger: slog.New(handler)})
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&all, "all", false, "watch every known graph")
+	f.DurationVar(&minInterval, "min-interval", 10*time.Second, "at most one backup of a graph this often")
+	f.DurationVar(&rescan, "rescan", 30*time.Second, "look at the graphs this often even without file system events")
+	f.IntVar(&p.KeepLast, "keep-last", 0, "after each backup, keep the newest N snapshots")
+	f.DurationVar(&p.KeepWithin, "keep-within", 0, "after each backup, keep snapshots taken within this long of the newest (e.g. 24h)")
+	f.IntVar(&p.KeepHourly, "keep-hourly", 0, "after each backup, keep the last snapshot of each of N hours")
+	f.IntVar(&p.KeepDaily, "keep-daily", 0, "after each backup, keep the last snapshot of each of N days")
+	return cmd
+}
