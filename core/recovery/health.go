@@ -64,6 +64,13 @@ type GraphHealth struct {
 	AgeSeconds   float64 `json:"age_seconds"`
 	Stale        bool    `json:"stale"`
 	Flagged      bool    `json:"latest_flagged"`
+	// MidIngestion: the newest snapshot was cut while LightRAG's stores
+	// disagreed; Consistency says how it was cut.
+	MidIngestion bool              `json:"latest_mid_ingestion"`
+	Consistency  *repo.Consistency `json:"latest_consistency,omitempty"`
+	// LastGood is the snapshot "latest" restores, and its age.
+	LastGood           string   `json:"last_good,omitempty"`
+	LastGoodAgeSeconds *float64 `json:"last_good_age_seconds,omitempty"`
 }
 
 // CheckpointHealth is the latest checkpoint's age and where it restores.
@@ -166,9 +173,22 @@ func SystemHealth(ctx context.Context, r *repo.Repository, open replication.Open
 			return nil, err
 		}
 		gh.LastSnapshot, gh.AgeSeconds = ref.ID, now.Sub(m.Time).Seconds()
-		gh.Flagged = !m.LightRAG.Valid()
+		gh.Flagged, gh.MidIngestion, gh.Consistency = m.Flagged(), m.MidIngestion(), m.Consistency
 		gh.Stale = now.Sub(m.Time) > 2*opts.BackupInterval
+		if c, _, err := r.LatestGood(ctx, g, refs); err == nil {
+			gm, err := r.Cache().Manifest(ctx, c.Ref)
+			if err != nil {
+				return nil, err
+			}
+			age := now.Sub(gm.Time).Seconds()
+			gh.LastGood, gh.LastGoodAgeSeconds = c.ID, &age
+		} else {
+			h.add(StateCritical, "graph %s has no snapshot that is neither flagged nor mid-ingestion: 'latest' has nothing to restore", g)
+		}
 		h.Graphs = append(h.Graphs, gh)
+		if gh.MidIngestion {
+			h.add(StateDegraded, "graph %s: the latest snapshot was cut mid-ingestion (%s); restores use %s", g, m.Consistency.Reason, orNone(gh.LastGood))
+		}
 		if gh.Stale {
 			h.add(StateDegraded, "graph %s: last snapshot is %s old, more than twice the %s schedule", g, now.Sub(m.Time).Round(time.Minute), opts.BackupInterval)
 		}
@@ -206,4 +226,11 @@ func SystemHealth(ctx context.Context, r *repo.Repository, open replication.Open
 		h.Reasons = []string{}
 	}
 	return h, nil
+}
+
+func orNone(id string) string {
+	if id == "" {
+		return "none"
+	}
+	return id
 }
