@@ -450,3 +450,67 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreLatestPassesOverMidIngestion: a snapshot whose stores disagree
+// is listed as mid-ingestion, "latest" restores the good one before it and
+// names what it passed over, and restoring it by id needs allow_flagged.
+func TestRestoreLatestPassesOverMidIngestion(t *testing.T) {
+	f := newServer(t, false)
+	var j job
+	if code := f.do("POST", "/backup/graphs/g1/snapshots?wait=true", "", "", &j); code != 201 {
+		t.Fatalf("backup: %d %+v", code, j)
+	}
+	var good struct{ ID string }
+	_ = json.Unmarshal(j.Result, &good)
+	// A document stored but never processed, an hour ago: LightRAG stopped
+	// mid-ingestion and has not written since.
+	docs := filepath.Join(f.root, "g1", "kv_store_full_docs.json")
+	data, _ := os.ReadFile(docs)
+	data = append([]byte(`{"doc-unprocessed": {"content": "x"},`), bytes.TrimPrefix(bytes.TrimSpace(data), []byte("{"))...)
+	if err := os.WriteFile(docs, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	for _, p := range []string{docs, filepath.Join(f.root, "g1")} {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code := f.do("POST", "/backup/graphs/g1/snapshots?wait=true", "", "", &j); code != 201 {
+		t.Fatalf("backup: %d %+v", code, j)
+	}
+	var torn struct {
+		ID           string `json:"id"`
+		MidIngestion bool   `json:"mid_ingestion"`
+	}
+	_ = json.Unmarshal(j.Result, &torn)
+	if !torn.MidIngestion {
+		t.Fatalf("backup result %s, want mid_ingestion", j.Result)
+	}
+	var snaps []struct {
+		ID           string `json:"id"`
+		MidIngestion bool   `json:"mid_ingestion"`
+		Good         bool   `json:"good"`
+	}
+	if f.do("GET", "/backup/graphs/g1/snapshots", "", "", &snaps); len(snaps) != 2 || !snaps[1].MidIngestion || snaps[1].Good || !snaps[0].Good {
+		t.Fatalf("list: %+v", snaps)
+	}
+	if code := f.do("POST", "/backup/graphs/g1/snapshots/latest/restore?wait=true", "", `{"to": "latest"}`, &j); code != 201 {
+		t.Fatalf("restore latest: %d %+v", code, j)
+	}
+	var restored struct {
+		Snapshot   struct{ ID string }
+		PassedOver []struct{ ID, Reason string } `json:"passed_over"`
+	}
+	_ = json.Unmarshal(j.Result, &restored)
+	if restored.Snapshot.ID != good.ID || len(restored.PassedOver) != 1 || restored.PassedOver[0].ID != torn.ID {
+		t.Fatalf("restore latest: %s, want %s passing over %s", j.Result, good.ID, torn.ID)
+	}
+	var e apiError
+	if code := f.do("POST", "/backup/graphs/g1/snapshots/"+torn.ID+"/restore", "", `{"to": "torn"}`, &e); code != 409 || e.Error.Code != "not_good" || !strings.Contains(e.Error.Message, "allow_flagged") {
+		t.Fatalf("restore of a mid-ingestion snapshot: %d %+v", code, e)
+	}
+	if code := f.do("POST", "/backup/graphs/g1/snapshots/"+torn.ID+"/restore?wait=true", "", `{"to": "torn", "allow_flagged": true}`, &j); code != 201 {
+		t.Fatalf("restore allowed: %d %+v", code, j)
+	}
+}

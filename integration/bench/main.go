@@ -72,6 +72,10 @@ func main() {
 		apiBench(dir)
 		return
 	}
+	if *liveOnly {
+		liveBench(dir)
+		return
+	}
 	base, grown := filepath.Join(dir, "data-base"), filepath.Join(dir, "data-grown")
 	size := prepare(base, grown, int64(*sizeMB)<<20)
 	fmt.Printf("data set: %d graphs, %s (growth step: +%.0f%% documents per graph)\n", len(graphs), mb(size), *growPercent)
@@ -93,6 +97,7 @@ func main() {
 		scaling(dir, base, size)
 	}
 	apiBench(dir)
+	liveBench(dir)
 }
 
 // order alternates which tool goes first, so neither always gets a warm or
