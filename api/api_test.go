@@ -514,3 +514,44 @@ func TestRestoreLatestPassesOverMidIngestion(t *testing.T) {
 		t.Fatalf("restore allowed: %d %+v", code, j)
 	}
 }
+
+// TestRestoreCannotEscapeThroughSymlinks: a symlink inside the graphs root
+// pointing elsewhere is followed before the check, so the restore is
+// refused; files as destinations and over-long paths are 4xx, not 500s.
+func TestRestoreCannotEscapeThroughSymlinks(t *testing.T) {
+	f := newServer(t, false)
+	var j job
+	if code := f.do("POST", "/backup/graphs/g1/snapshots?wait=true", "", "", &j); code != 201 {
+		t.Fatalf("backup: %d %+v", code, j)
+	}
+	elsewhere := t.TempDir()
+	if err := os.Symlink(elsewhere, filepath.Join(f.root, "evil")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(f.root, "plain-file"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(f.root, "plain-file"), filepath.Join(f.root, "file-link")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		to   string
+		code int
+		want string
+	}{
+		{"evil/x", 422, "outside_restore_roots"},
+		{filepath.Join(f.root, "evil", "x"), 422, "outside_restore_roots"},
+		{"plain-file", 422, "not_a_directory"},
+		{"file-link", 422, "not_a_directory"},
+		{strings.Repeat("a", 5000), 400, "bad_request"},
+	} {
+		var e apiError
+		body, _ := json.Marshal(map[string]string{"to": c.to})
+		if code := f.do("POST", "/backup/graphs/g1/snapshots/latest/restore", "", string(body), &e); code != c.code || e.Error.Code != c.want {
+			t.Errorf("restore to %.40q: %d %+v, want %d %s", c.to, code, e, c.code, c.want)
+		}
+	}
+	if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
+		t.Fatalf("a restore wrote outside the roots: %v", entries)
+	}
+}

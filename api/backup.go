@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -158,6 +159,9 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
 		// AllowFlagged restores a snapshot, named by its id, that is
 		// flagged or mid-ingestion.
 		AllowFlagged bool `json:"allow_flagged"`
+		// Force restores into a directory that holds files but no
+		// LightRAG data (kept as an undo copy).
+		Force bool `json:"force"`
 	}
 	if err := decode(w, r, &body); err != nil {
 		writeError(w, r, err)
@@ -182,7 +186,7 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.startJob(w, r, "restore", ref.Graph, func(ctx context.Context, progress func(backup.Progress)) (any, error) {
-		res, err := backup.Restore(ctx, s.Repo(), ref, dest, backup.RestoreOptions{Progress: progress, AllowNotGood: body.AllowFlagged})
+		res, err := backup.Restore(ctx, s.Repo(), ref, dest, backup.RestoreOptions{Progress: progress, AllowNotGood: body.AllowFlagged, Force: body.Force})
 		if res != nil {
 			res.PassedOver = choice.Passed
 		}
@@ -191,6 +195,9 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
 }
 
 // restoreDest keeps restores inside the graphs root or the restore root.
+// Symlinks are resolved (every existing component of the destination, and
+// the roots themselves) before the check, so a link inside a root cannot
+// send a restore elsewhere.
 func (s *Server) restoreDest(graph, to string) (string, error) {
 	if to == "" {
 		if src, err := s.source(graph); err == nil {
@@ -204,14 +211,21 @@ func (s *Server) restoreDest(graph, to string) (string, error) {
 	if strings.ContainsRune(to, 0) {
 		return "", errBadRequest("\"to\" holds a NUL byte")
 	}
+	if len(to) > maxPathLen {
+		return "", errBadRequest("\"to\" is %d bytes long; paths of at most %d are accepted", len(to), maxPathLen)
+	}
 	var roots []string
 	for _, root := range []string{s.deps.GraphsRoot, s.deps.RestoreRoot} {
 		if root != "" {
 			roots = append(roots, root)
 		}
 	}
-	for _, root := range roots {
-		abs, err := filepath.Abs(root)
+	candidates := roots
+	if !filepath.IsAbs(to) && len(roots) > 0 {
+		candidates = roots[:1] // a relative path is relative to the graphs root (else the restore root)
+	}
+	for _, root := range candidates {
+		abs, err := resolveExisting(root)
 		if err != nil {
 			continue
 		}
@@ -219,13 +233,48 @@ func (s *Server) restoreDest(graph, to string) (string, error) {
 		if !filepath.IsAbs(dest) {
 			dest = filepath.Join(abs, dest)
 		}
-		dest = filepath.Clean(dest)
-		if rel, err := filepath.Rel(abs, dest); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
-			return dest, nil
+		real, err := resolveExisting(filepath.Clean(dest))
+		if err != nil {
+			return "", &Error{Status: http.StatusUnprocessableEntity, Code: "unprocessable", Message: fmt.Sprintf("restore destination %q: %v", to, err)}
+		}
+		if rel, err := filepath.Rel(abs, real); err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			if info, err := os.Stat(real); err == nil && !info.IsDir() {
+				return "", &Error{Status: http.StatusUnprocessableEntity, Code: "not_a_directory",
+					Message: fmt.Sprintf("restore destination %q is a file, not a directory; name a new or graph directory", to)}
+			}
+			return real, nil
 		}
 	}
 	return "", &Error{Status: http.StatusUnprocessableEntity, Code: "outside_restore_roots",
-		Message: fmt.Sprintf("restores may only write inside %v; %q is not", roots, to)}
+		Message: fmt.Sprintf("restores may only write inside %v; %q is not (symlinks resolved)", roots, to)}
+}
+
+// maxPathLen bounds a destination path (Linux's PATH_MAX).
+const maxPathLen = 4096
+
+// resolveExisting returns p (absolute) with every symlink in its existing
+// part resolved; the part that does not exist yet is appended as written.
+func resolveExisting(p string) (string, error) {
+	p, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	var rest []string
+	for cur := p; ; {
+		real, err := filepath.EvalSymlinks(cur)
+		if err == nil {
+			return filepath.Join(append([]string{real}, rest...)...), nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+		parent := filepath.Dir(cur)
+		if parent == cur {
+			return "", err
+		}
+		rest = append([]string{filepath.Base(cur)}, rest...)
+		cur = parent
+	}
 }
 
 func (s *Server) verifySnapshot(w http.ResponseWriter, r *http.Request) {

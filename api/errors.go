@@ -49,7 +49,8 @@ func toAPIError(err error) *Error {
 		errors.Is(err, repo.ErrLeaseBusy), errors.Is(err, blob.ErrExists), errors.Is(err, recovery.ErrBlocked):
 		status, code = http.StatusConflict, "conflict"
 	case errors.Is(err, replication.ErrForeignTarget), errors.Is(err, replication.ErrTargetNotReady),
-		errors.Is(err, retention.ErrEmptyPolicy), errors.Is(err, backup.ErrUnstable), errors.Is(err, backup.ErrUnsafePath):
+		errors.Is(err, retention.ErrEmptyPolicy), errors.Is(err, backup.ErrUnstable), errors.Is(err, backup.ErrUnsafePath),
+		errors.Is(err, backup.ErrNotAGraph):
 		status, code = http.StatusUnprocessableEntity, "unprocessable"
 	case errors.Is(err, repo.ErrNotGood):
 		status, code = http.StatusConflict, "not_good"

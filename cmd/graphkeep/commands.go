@@ -228,14 +228,18 @@ func snapshotsCmd(g *globals) *cobra.Command {
 
 func restoreCmd(g *globals) *cobra.Command {
 	var to string
-	var all, allowFlagged bool
+	var all, allowFlagged, force bool
 	cmd := &cobra.Command{
 		Use:   "restore GRAPH SNAPSHOT|latest | --all",
 		Short: "Restore a snapshot, verified, swapped into place atomically",
 		Long: `Restore writes the snapshot into a temporary directory beside the destination,
 checks every file's SHA-256 and the LightRAG counts, then swaps it into place by
-rename. The directory that was there is kept as .graphkeep-previous-<name> beside
-it. The destination is the graph's directory, or --to DIR. With --all, every
+rename (one atomic exchange where the kernel offers it). The directory that was
+there is kept beside it as .graphkeep-previous-<name>-<time>, one per restore,
+until 'graphkeep previous remove' deletes it. A restore killed mid-way is
+finished (or undone) by the next restore or backup of that directory, and what it
+left behind is removed. A --to directory that holds files but no LightRAG data is
+refused unless --force. The destination is the graph's directory, or --to DIR. With --all, every
 graph's latest snapshot is restored (into --to DIR/GRAPH, or the graphs root).
 
 "latest" is the newest snapshot that is neither flagged (a file did not parse)
@@ -295,7 +299,7 @@ with --allow-flagged.`,
 					}
 				}
 				bar := newProgress(g.json)
-				res, err := backup.Restore(ctx, r, ref, dest, backup.RestoreOptions{Progress: bar.update("restore"), AllowNotGood: allowFlagged})
+				res, err := backup.Restore(ctx, r, ref, dest, backup.RestoreOptions{Progress: bar.update("restore"), AllowNotGood: allowFlagged, Force: force})
 				bar.done()
 				if err != nil {
 					return notGoodHint(err)
@@ -305,8 +309,12 @@ with --allow-flagged.`,
 				if !g.json {
 					fmt.Printf("restored %s/%s into %s: %d files, %s, %v, verified\n", ref.Graph, ref.ID, res.Dest, res.Files,
 						humanBytes(res.Bytes), res.LightRAG)
+					if res.Recovered != "" {
+						fmt.Printf("%s\n", res.Recovered)
+					}
 					if res.Previous != "" {
-						fmt.Printf("the previous directory is kept at %s (delete it when satisfied)\n", res.Previous)
+						fmt.Printf("the previous directory is kept at %s ('graphkeep previous list %s' lists the undo copies, 'graphkeep previous remove %s' deletes them)\n",
+							res.Previous, res.Dest, res.Dest)
 					}
 				}
 			}
@@ -322,12 +330,16 @@ with --allow-flagged.`,
 	cmd.Flags().StringVar(&to, "to", "", "restore into this directory instead of the graph's own (with --all: DIR/GRAPH)")
 	cmd.Flags().BoolVar(&all, "all", false, "restore every graph's latest snapshot")
 	cmd.Flags().BoolVar(&allowFlagged, "allow-flagged", false, "restore a snapshot that is flagged or mid-ingestion (named by its id)")
+	cmd.Flags().BoolVar(&force, "force", false, "restore into a directory that holds files but no LightRAG data (it is kept as an undo copy)")
 	return cmd
 }
 
 // notGoodHint adds the CLI's way out to a refusal to restore a snapshot
 // that is not good.
 func notGoodHint(err error) error {
+	if errors.Is(err, backup.ErrNotAGraph) {
+		return fmt.Errorf("%w\n(add --force to restore there anyway, or give --to a new directory)", err)
+	}
 	if errors.Is(err, repo.ErrNotGood) {
 		return fmt.Errorf("%w\n(to restore such a snapshot anyway, name its id and add --allow-flagged; 'graphkeep snapshots GRAPH' lists them)", err)
 	}

@@ -97,7 +97,7 @@ Repository URLs: file:///abs/dir, mem://name,
 	f.StringVar(&g.lightragURL, "lightrag-url", "", "LightRAG server writing the graphs: backups wait until its pipeline is not busy (env GRAPHKEEP_LIGHTRAG_URL; key in GRAPHKEEP_LIGHTRAG_API_KEY)")
 
 	root.AddCommand(
-		initCmd(g), backupCmd(g), watchCmd(g), snapshotsCmd(g), restoreCmd(g), verifyCmd(g),
+		initCmd(g), backupCmd(g), watchCmd(g), snapshotsCmd(g), restoreCmd(g), previousCmd(g), verifyCmd(g),
 		forgetCmd(g), pruneCmd(g), statsCmd(g), checkCmd(g), fixtureCmd(),
 		targetsCmd(g), replicateCmd(g), replicationStatusCmd(g),
 		checkpointCmd(g), failoverCmd(g), healthCmd(g), recoveryStatusCmd(g), serveCmd(g),

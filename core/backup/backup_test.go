@@ -253,14 +253,14 @@ func TestDamageIsCaughtAndDestinationUntouched(t *testing.T) {
 			if err := os.MkdirAll(dest, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(filepath.Join(dest, "keep.txt"), []byte("current graph"), 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dest, "kv_store_keep.json"), []byte("current graph"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			_, err = backup.Restore(ctx, r, res.Manifest.Ref(), dest, backup.RestoreOptions{})
 			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), file) {
 				t.Fatalf("restore err = %v, want %q naming %s", err, c.want, file)
 			}
-			got, _ := os.ReadFile(filepath.Join(dest, "keep.txt"))
+			got, _ := os.ReadFile(filepath.Join(dest, "kv_store_keep.json"))
 			entries, _ := os.ReadDir(filepath.Dir(dest))
 			if string(got) != "current graph" || len(entries) != 1 {
 				t.Fatalf("a failed restore changed the destination or left %d entries beside it", len(entries))
@@ -368,7 +368,11 @@ func TestRestoreReplacesAndKeepsPrevious(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dest, "old.txt"), []byte("old"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rr, err := backup.Restore(ctx, r, res.Manifest.Ref(), dest, backup.RestoreOptions{})
+	// A folder of other files is not a graph: refused unless forced.
+	if _, err := backup.Restore(ctx, r, res.Manifest.Ref(), dest, backup.RestoreOptions{}); !errors.Is(err, backup.ErrNotAGraph) {
+		t.Fatalf("restore over a folder with no LightRAG data: %v, want ErrNotAGraph", err)
+	}
+	rr, err := backup.Restore(ctx, r, res.Manifest.Ref(), dest, backup.RestoreOptions{Force: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,9 +380,32 @@ func TestRestoreReplacesAndKeepsPrevious(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(rr.Previous, "old.txt")); string(got) != "old" {
 		t.Fatalf("previous directory %s does not hold the old graph", rr.Previous)
 	}
-	if discovered, _ := backup.Discover(filepath.Dir(dest)); len(discovered) != 1 {
-		t.Fatalf("graph discovery sees graphkeep's undo directory: %v", discovered)
+	// Restoring again keeps the first undo copy: each restore adds one.
+	rr2, err := backup.Restore(ctx, r, res.Manifest.Ref(), dest, backup.RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
+	if rr2.Previous == rr.Previous {
+		t.Fatalf("the second restore reused the undo copy %s", rr.Previous)
+	}
+	if got, _ := os.ReadFile(filepath.Join(rr.Previous, "old.txt")); string(got) != "old" {
+		t.Fatalf("the second restore destroyed the first undo copy %s", rr.Previous)
+	}
+	prev, err := backup.ListPrevious(dest)
+	if err != nil || len(prev) != 2 {
+		t.Fatalf("ListPrevious = %+v, %v: want both undo copies", prev, err)
+	}
+	if discovered, _ := backup.Discover(filepath.Dir(dest)); len(discovered) != 1 {
+		t.Fatalf("graph discovery sees graphkeep's undo directories: %v", discovered)
+	}
+	removed, err := backup.RemovePrevious(dest, 0)
+	if err != nil || len(removed) != 2 {
+		t.Fatalf("RemovePrevious = %+v, %v", removed, err)
+	}
+	if prev, _ := backup.ListPrevious(dest); len(prev) != 0 {
+		t.Fatalf("after RemovePrevious: %+v", prev)
+	}
+	sameTree(t, src, dest)
 }
 
 func TestRestoreRefusesUnsafePaths(t *testing.T) {

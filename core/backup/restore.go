@@ -32,19 +32,31 @@ type RestoreOptions struct {
 	// AllowNotGood restores a snapshot that is flagged or mid-ingestion;
 	// without it Restore refuses one (repo.ErrNotGood).
 	AllowNotGood bool
+	// Force restores into a directory that holds files but no LightRAG
+	// data (ErrNotAGraph without it).
+	Force bool
 }
+
+// ErrNotAGraph: the destination holds files, none of them LightRAG's.
+var ErrNotAGraph = errors.New("the destination holds files but no LightRAG data")
 
 // RestoreResult is what Restore did.
 type RestoreResult struct {
-	Snapshot repo.SnapshotRef
-	Dest     string
+	Snapshot repo.SnapshotRef `json:"snapshot"`
+	Dest     string           `json:"dest"`
 	// Previous is where the directory that was at Dest now is ("" when
-	// there was none): delete it once satisfied, or rename it back to undo.
-	Previous string
-	Files    int
-	Bytes    int64
-	LightRAG *lightrag.Stats
-	Duration time.Duration
+	// there was none): an undo copy, kept until removed explicitly
+	// (RemovePrevious).
+	Previous string `json:"previous,omitempty"`
+	// Recovered says what was done first about an earlier restore into
+	// Dest that a crash interrupted ("" when nothing was).
+	Recovered string          `json:"recovered,omitempty"`
+	Files     int             `json:"files"`
+	Bytes     int64           `json:"bytes"`
+	LightRAG  *lightrag.Stats `json:"lightrag"`
+	Duration  time.Duration   `json:"-"`
+	// DurationMS is Duration in milliseconds, as every result reports it.
+	DurationMS int64 `json:"duration_ms"`
 	// PassedOver lists the newer snapshots "latest" did not pick.
 	PassedOver []repo.PassedOver `json:"passed_over,omitempty"`
 }
@@ -88,14 +100,28 @@ func Restore(ctx context.Context, r *repo.Repository, ref repo.SnapshotRef, dest
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", parent, err)
 	}
-	if info, err := os.Lstat(dest); err == nil && !info.IsDir() {
-		return nil, fmt.Errorf("restore destination %s exists and is not a directory; choose another --to", dest)
+	unlock, err := lockDest(dest)
+	if err != nil {
+		return nil, err
 	}
-	tmp := filepath.Join(parent, ".graphkeep-restore-"+base+"-"+randomSuffix())
+	defer unlock()
+	recovered, err := recoverDest(dest)
+	if err != nil {
+		return nil, err
+	}
+	if info, err := os.Lstat(dest); err == nil && !info.IsDir() {
+		return nil, fmt.Errorf("restore destination %s exists and is not a directory; choose another destination", dest)
+	}
+	if !opts.Force {
+		if err := checkDest(dest); err != nil {
+			return nil, err
+		}
+	}
+	tmp := filepath.Join(parent, stagingPrefix+base+"-"+randomSuffix())
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("create temporary directory beside %s: %w", dest, err)
 	}
-	res := &RestoreResult{Snapshot: ref, Dest: dest}
+	res := &RestoreResult{Snapshot: ref, Dest: dest, Recovered: recovered}
 	if err := writeTree(ctx, r, m, tmp, opts, res); err != nil {
 		_ = os.RemoveAll(tmp)
 		return nil, fmt.Errorf("restore %s/%s: %w (destination %s untouched)", ref.Graph, ref.ID, err, dest)
@@ -107,8 +133,32 @@ func Restore(ctx context.Context, r *repo.Repository, ref repo.SnapshotRef, dest
 		res.Previous = prev
 	}
 	res.Duration = time.Since(start)
+	res.DurationMS = res.Duration.Milliseconds()
 	return res, nil
 }
+
+// checkDest refuses a destination directory that holds files but no
+// LightRAG store: restoring would move someone's data aside for a graph.
+func checkDest(dest string) error {
+	entries, err := os.ReadDir(dest)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read restore destination %s: %w", dest, err)
+	}
+	for _, e := range entries {
+		if lightrag.KindOf(e.Name()) != "" {
+			return nil
+		}
+	}
+	return fmt.Errorf("restore destination %s: %w (%d entries, e.g. %s); choose an empty or new directory, or force the restore (the directory is kept as an undo copy)",
+		dest, ErrNotAGraph, len(entries), entries[0].Name())
+}
+
+// PermBits is what a restore applies of a recorded mode: permission bits
+// only, never setuid, setgid or sticky.
+const PermBits = fs.ModePerm
 
 // checkPaths refuses absolute paths, "..", duplicates, and entries below a
 // symlink (writing one would follow the link out of the destination).
@@ -216,14 +266,14 @@ func writeTree(ctx context.Context, r *repo.Repository, m *repo.Manifest, dir st
 			continue
 		}
 		name := filepath.FromSlash(f.Path)
-		if err := root.Chmod(name, fs.FileMode(f.Mode)); err != nil {
+		if err := root.Chmod(name, fs.FileMode(f.Mode)&PermBits); err != nil {
 			return fmt.Errorf("%s: %w", f.Path, err)
 		}
 		if err := root.Chtimes(name, f.MTime, f.MTime); err != nil {
 			return fmt.Errorf("%s: %w", f.Path, err)
 		}
 	}
-	rootMode := fs.FileMode(m.RootMode)
+	rootMode := fs.FileMode(m.RootMode) & PermBits
 	if rootMode == 0 {
 		rootMode = 0o755
 	}
@@ -293,34 +343,6 @@ func writeFile(root *os.Root, name string, f repo.FileEntry, fetch *fetcher, pro
 			f.Path, size, got, f.Size, f.SHA256, repo.ErrCorrupt)
 	}
 	return st, nil
-}
-
-// swapIn moves tmp to dest, keeping what was at dest as a hidden sibling.
-func swapIn(tmp, dest string) (previous string, err error) {
-	if err := syncDir(tmp); err != nil {
-		return "", err
-	}
-	parent, base := filepath.Dir(dest), filepath.Base(dest)
-	if _, err := os.Lstat(dest); errors.Is(err, os.ErrNotExist) {
-		if err := os.Rename(tmp, dest); err != nil {
-			return "", fmt.Errorf("move the restored graph into %s: %w", dest, err)
-		}
-		return "", syncDir(parent)
-	}
-	previous = filepath.Join(parent, ".graphkeep-previous-"+base)
-	if err := os.RemoveAll(previous); err != nil {
-		return "", fmt.Errorf("remove the older undo copy %s: %w", previous, err)
-	}
-	if err := os.Rename(dest, previous); err != nil {
-		return "", fmt.Errorf("move %s aside: %w", dest, err)
-	}
-	if err := os.Rename(tmp, dest); err != nil {
-		if undo := os.Rename(previous, dest); undo != nil {
-			return "", fmt.Errorf("move the restored graph into %s: %w; the previous directory is at %s", dest, err, previous)
-		}
-		return "", fmt.Errorf("move the restored graph into %s: %w", dest, err)
-	}
-	return previous, syncDir(parent)
 }
 
 func syncDir(dir string) error {

@@ -107,6 +107,9 @@ func Create(ctx context.Context, r *repo.Repository, src Source, opts Options) (
 	if err != nil {
 		return nil, err
 	}
+	if _, err := FinishInterruptedSwap(dir); err != nil {
+		return nil, fmt.Errorf("graph %q: %w", src.Graph, err)
+	}
 	rootInfo, err := os.Stat(dir)
 	if err != nil || !rootInfo.IsDir() {
 		return nil, fmt.Errorf("graph %q: directory %s is not readable: %v", src.Graph, dir, errOr(err, "not a directory"))

@@ -161,6 +161,9 @@ func watchRPO(work string, spec fixture.Spec, opts fixture.LiveOptions) {
 			}
 			if json.Unmarshal(sc.Bytes(), &l) == nil && strings.Contains(l.Msg, "snapshot committed") {
 				total++
+				if total == 1 {
+					continue // the workspace as generated: its files are dated long ago, no RPO to speak of
+				}
 				if l.Consistent {
 					consistent++
 					rpos = append(rpos, time.Duration(l.RPO))
@@ -175,8 +178,8 @@ func watchRPO(work string, spec fixture.Spec, opts fixture.LiveOptions) {
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	_ = cmd.Wait()
 	<-lines
-	fmt.Printf("\ngraphkeep watch, %d documents at a %s gap: %d snapshots (%d consistent); RPO of the consistent ones p50 %s, p95 %s; backup p50 %s\n",
-		*liveDocs, *liveGap, total, consistent, pctD(rpos, 50), pctD(rpos, 95), pctD(took, 50))
+	fmt.Printf("\ngraphkeep watch, %d documents at a %s gap: %d snapshots after the first (%d consistent); RPO of the consistent ones p50 %s, p95 %s; backup (quiet wait included) p50 %s, p95 %s\n",
+		*liveDocs, *liveGap, total-1, consistent, pctD(rpos, 50), pctD(rpos, 95), pctD(took, 50), pctD(took, 95))
 }
 
 func pctD(ds []time.Duration, p int) string {

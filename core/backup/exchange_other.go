@@ -1,0 +1,5 @@
+//go:build !linux
+
+package backup
+
+func exchange(a, b string) error { return errExchangeUnsupported }

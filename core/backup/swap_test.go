@@ -1,0 +1,162 @@
+package backup_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/repo"
+)
+
+// killedAt runs a restore that stops dead at point, as kill -9 would.
+func killedAt(t *testing.T, point string, restore func()) {
+	t.Helper()
+	defer backup.SetCrashHook(func(p string) {
+		if p == point {
+			panic("killed at " + p)
+		}
+	})()
+	defer func() {
+		if v := recover(); v == nil {
+			t.Fatalf("the restore never reached %s", point)
+		}
+	}()
+	restore()
+}
+
+// TestSwapKilledMidwayIsFinishedNext: a restore killed in the middle of
+// its swap never leaves the graph directory missing for long: the next
+// restore of that destination first finishes the swap (the killed
+// restore's tree in place, the old one kept as an undo copy), and removes
+// what interrupted restores left behind.
+func TestSwapKilledMidwayIsFinishedNext(t *testing.T) {
+	for _, c := range []struct {
+		name, point string
+		exchange    bool
+	}{{"exchange", "exchanged", true}, {"two renames", "moved-aside", false}} {
+		t.Run(c.name, func(t *testing.T) {
+			if !c.exchange {
+				defer backup.WithoutExchange()()
+			}
+			ctx := context.Background()
+			r, _ := newRepo(t, "")
+			first, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: graphDir(t, 2)}, backup.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			second, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: graphDir(t, 3)}, backup.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			parent := t.TempDir()
+			dest := filepath.Join(parent, "g1")
+			if _, err := backup.Restore(ctx, r, first.Manifest.Ref(), dest, backup.RestoreOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			// What an earlier restore killed while writing left behind.
+			junk := filepath.Join(parent, ".graphkeep-restore-g1-0123456789ab")
+			if err := os.MkdirAll(junk, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			killedAt(t, c.point, func() {
+				_, _ = backup.Restore(ctx, r, second.Manifest.Ref(), dest, backup.RestoreOptions{})
+			})
+			if _, err := os.Stat(dest); c.exchange && err != nil {
+				t.Fatalf("after a kill at the exchange the graph directory is missing: %v", err)
+			}
+			// The next restore (of anything) into dest finishes the swap first.
+			res, err := backup.Restore(ctx, r, first.Manifest.Ref(), filepath.Join(parent, "g1"), backup.RestoreOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(res.Recovered, "finished") {
+				t.Fatalf("recovered = %q, want the interrupted swap finished", res.Recovered)
+			}
+			prev, err := backup.ListPrevious(dest)
+			if err != nil || len(prev) != 2 {
+				t.Fatalf("undo copies = %+v, %v: want the first tree and the killed restore's", prev, err)
+			}
+			if docs := countDocs(t, prev[1].Path); docs != 3 {
+				t.Fatalf("the newest undo copy holds %d documents, want the killed restore's 3 (finished, then replaced)", docs)
+			}
+			leftovers, _ := filepath.Glob(filepath.Join(parent, ".graphkeep-restore-*"))
+			journals, _ := filepath.Glob(filepath.Join(parent, ".graphkeep-swap-*"))
+			if len(leftovers)+len(journals) > 0 {
+				t.Fatalf("left behind: %v %v", leftovers, journals)
+			}
+		})
+	}
+}
+
+func countDocs(t *testing.T, dir string) int {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "kv_store_full_docs.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(data), `"doc-`)
+}
+
+// TestRestoreNeverSetsSpecialBits: a manifest asking for setuid, setgid or
+// sticky bits gets permission bits only.
+func TestRestoreNeverSetsSpecialBits(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, "")
+	res, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: graphDir(t, 1)}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := *res.Manifest
+	m.ID = repo.NewSnapshotID(m.Time.Add(1e9))
+	m.Files = append([]repo.FileEntry(nil), m.Files...)
+	for i := range m.Files {
+		m.Files[i].Mode = uint32(os.ModeSetuid|os.ModeSetgid|os.ModeSticky) | 0o777
+	}
+	m.RootMode = uint32(os.ModeSetgid) | 0o755
+	if err := r.SaveManifest(ctx, &m); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "g1")
+	if _, err := backup.Restore(ctx, r, m.Ref(), dest, backup.RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_ = filepath.Walk(dest, func(p string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode()&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky) != 0 {
+			t.Errorf("%s restored as %v", p, info.Mode())
+		}
+		return nil
+	})
+}
+
+// TestBackupFinishesAnInterruptedSwap: with the two-rename swap killed
+// between its renames the graph directory is missing; the next backup of
+// that graph puts the restored tree in place first, and backs it up.
+func TestBackupFinishesAnInterruptedSwap(t *testing.T) {
+	defer backup.WithoutExchange()()
+	ctx := context.Background()
+	r, _ := newRepo(t, "")
+	snap, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: graphDir(t, 2)}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "g1")
+	if _, err := backup.Restore(ctx, r, snap.Manifest.Ref(), dest, backup.RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	killedAt(t, "moved-aside", func() {
+		_, _ = backup.Restore(ctx, r, snap.Manifest.Ref(), dest, backup.RestoreOptions{})
+	})
+	if _, err := os.Stat(dest); !os.IsNotExist(err) {
+		t.Fatalf("the kill point is not between the renames: %v", err)
+	}
+	res, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: dest}, backup.Options{})
+	if err != nil {
+		t.Fatalf("backup after an interrupted swap: %v", err)
+	}
+	if res.Manifest.LightRAG.Docs != 2 || !res.Manifest.Good() {
+		t.Fatalf("backup after an interrupted swap: %+v", res.Manifest.LightRAG)
+	}
+}
