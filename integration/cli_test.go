@@ -370,3 +370,29 @@ func TestBackupReplicateWarnsOnOutage(t *testing.T) {
 		t.Fatalf("%d snapshots, want 2", len(snaps))
 	}
 }
+
+// TestCLIInitRefusesARepositoryThatLostItsConfig: with graphkeep.repo
+// deleted, commands say the config is missing and to copy it from a
+// replica (not to run init), and init refuses to put a new repository over
+// the old snapshots.
+func TestCLIInitRefusesARepositoryThatLostItsConfig(t *testing.T) {
+	e := newEnv(t)
+	e.graph("g1", 2)
+	e.ok("init")
+	e.ok("backup", "g1")
+	repoDir := strings.TrimPrefix(e.repo, "file://")
+	if err := os.Remove(filepath.Join(repoDir, "graphkeep.repo")); err != nil {
+		t.Fatal(err)
+	}
+	msg := e.fails("graphkeep.repo is missing", "snapshots")
+	if !strings.Contains(msg, "replica") || strings.Contains(msg, "run 'graphkeep init'") {
+		t.Fatalf("a repository without its config: %s", msg)
+	}
+	e.fails("copy graphkeep.repo from a replica", "init")
+	if _, err := os.Stat(filepath.Join(repoDir, "graphkeep.repo")); err == nil {
+		t.Fatal("init wrote a new config over the old repository")
+	}
+	// An empty folder is simply no repository: init is the answer there.
+	empty := newEnv(t)
+	empty.fails("run 'graphkeep init'", "--repo", "file://"+filepath.Join(empty.dir, "fresh")+"?create=true", "snapshots")
+}

@@ -161,9 +161,32 @@ func (g *globals) openRepo(ctx context.Context) (*repo.Repository, error) {
 	r, err := repo.Open(ctx, store, repo.OpenOptions{Password: pw, CacheDir: g.cache()})
 	if err != nil {
 		_ = store.Close()
-		return nil, err
+		return nil, primaryHint(err)
 	}
 	return r, nil
+}
+
+// primaryHint says what helps when the primary repository cannot be
+// opened.
+func primaryHint(err error) error {
+	switch {
+	case errors.Is(err, repo.ErrConfigLost):
+		return fmt.Errorf("%w\n(never 'graphkeep init' here: copy graphkeep.repo from a replica (any target of this repository holds the same one) into the repository, or make a replica the primary with 'graphkeep failover --target ID')", err)
+	case errors.Is(err, repo.ErrNotARepository):
+		return fmt.Errorf("%w\n(check --repo / GRAPHKEEP_REPO; to create a repository here, run 'graphkeep init'; for a local folder that does not exist yet, create it or add ?create=true; if the primary was lost, 'graphkeep failover --target ID' promotes a replica)", err)
+	}
+	return err
+}
+
+// targetHint says what helps when a target's repository cannot be opened.
+func targetHint(id string, err error) error {
+	switch {
+	case errors.Is(err, repo.ErrNotARepository):
+		return fmt.Errorf("target %s: %w\n(a target is filled by replication, never by 'graphkeep init': 'graphkeep replicate --target %s' copies the repository there)", id, err, id)
+	case errors.Is(err, repo.ErrConfigLost):
+		return fmt.Errorf("target %s: %w\n(copy graphkeep.repo from the primary or another replica into it, then 'graphkeep replicate --target %s')", id, err, id)
+	}
+	return fmt.Errorf("target %s: %w", id, err)
 }
 
 // withRepo adapts a command body that needs the open repository: it opens

@@ -245,7 +245,7 @@ shows the plan and changes nothing.`,
 			defer dst.Close()
 			replica, err := repo.Open(ctx, dst, repo.OpenOptions{Password: pw, CacheDir: g.cache()})
 			if err != nil {
-				return fmt.Errorf("target %s: %w", t.ID, err)
+				return targetHint(t.ID, err)
 			}
 			if primary != nil && primary.ID() != replica.ID() {
 				return fmt.Errorf("target %s holds repository %s, the primary is %s", t.ID, replica.ID(), primary.ID())

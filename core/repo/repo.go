@@ -30,6 +30,9 @@ const ConfigKey = "graphkeep.repo"
 // Errors callers act on.
 var (
 	ErrNotARepository  = errors.New("no graphkeep repository here")
+	// ErrConfigLost: the location holds snapshots or chunks but no
+	// graphkeep.repo (it was deleted or lost).
+	ErrConfigLost = errors.New("the repository's config object is missing")
 	ErrAlreadyExists   = errors.New("a graphkeep repository already exists here")
 	ErrWrongPassword   = errors.New("wrong password")
 	ErrPasswordNeeded  = errors.New("the repository is encrypted and no password was given")
@@ -144,6 +147,17 @@ func Init(ctx context.Context, store blob.Store, opts InitOptions) (*Repository,
 	if err != nil {
 		return nil, err
 	}
+	// A repository that lost its config still holds its data: a new config
+	// over it would put new keys and a new id over old snapshots.
+	if held, err := holdsData(ctx, store); err != nil {
+		return nil, err
+	} else if held != "" {
+		if _, ok, _ := ReadConfig(ctx, store); ok {
+			return nil, fmt.Errorf("%s: %w", store.Location(), ErrAlreadyExists)
+		}
+		return nil, fmt.Errorf("%s holds repository data (%s) but no %s: %w; do not create a new repository over it: copy %s from a replica of this repository into place, or promote a replica",
+			store.Location(), held, ConfigKey, ErrConfigLost, ConfigKey)
+	}
 	// A local folder gets its 256 chunk directories now, as restic does,
 	// not one by one in the first backup. Before the config: a failure
 	// leaves no repository behind.
@@ -163,7 +177,11 @@ func Init(ctx context.Context, store blob.Store, opts InitOptions) (*Repository,
 func Open(ctx context.Context, store blob.Store, opts OpenOptions) (*Repository, error) {
 	data, err := blob.ReadAll(ctx, store, ConfigKey)
 	if errors.Is(err, blob.ErrNotFound) {
-		return nil, fmt.Errorf("%s: %w: run 'graphkeep init' first, or check --repo", store.Location(), ErrNotARepository)
+		if held, herr := holdsData(ctx, store); herr == nil && held != "" {
+			return nil, fmt.Errorf("%s holds repository data (%s) but its %s is missing: %w; copy %s from a replica of this repository into place, or promote a replica",
+				store.Location(), held, ConfigKey, ErrConfigLost, ConfigKey)
+		}
+		return nil, fmt.Errorf("%s: %w (no %s)", store.Location(), ErrNotARepository, ConfigKey)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", ConfigKey, err)
@@ -192,6 +210,21 @@ func Open(ctx context.Context, store blob.Store, opts OpenOptions) (*Repository,
 		}
 	}
 	return newRepository(store, cfg, keys, opts.CacheDir)
+}
+
+// holdsData names an object under snapshots/ or chunks/, "" when both are
+// empty.
+func holdsData(ctx context.Context, store blob.Store) (string, error) {
+	for _, prefix := range []string{SnapshotPrefix, ChunkPrefix} {
+		objs, _, err := store.List(ctx, blob.ListOptions{Prefix: prefix, PageSize: 1})
+		if err != nil {
+			return "", fmt.Errorf("list %s: %w", prefix, err)
+		}
+		if len(objs) > 0 {
+			return objs[0].Key, nil
+		}
+	}
+	return "", nil
 }
 
 func newRepository(store blob.Store, cfg Config, keys *Keys, cacheDir string) (*Repository, error) {

@@ -264,3 +264,21 @@ func TestInitPreparesChunkDirectories(t *testing.T) {
 		}
 	}
 }
+
+// TestInitRefusesDataWithoutConfig: init over snapshots or chunks whose
+// config was lost would put new keys and a new id over old data.
+func TestInitRefusesDataWithoutConfig(t *testing.T) {
+	ctx := context.Background()
+	for _, key := range []string{"snapshots/g1/20261127T150405Z-aaaaaa", "chunks/ab/abcdef"} {
+		store := newStore(t)
+		if err := blob.PutBytes(ctx, store, key, []byte("x"), nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := repo.Init(ctx, store, repo.InitOptions{}); !errors.Is(err, repo.ErrConfigLost) || !strings.Contains(err.Error(), "graphkeep.repo") {
+			t.Fatalf("init over %s: %v, want ErrConfigLost naming graphkeep.repo", key, err)
+		}
+		if _, err := repo.Open(ctx, store, repo.OpenOptions{}); !errors.Is(err, repo.ErrConfigLost) {
+			t.Fatalf("open with %s and no config: %v, want ErrConfigLost", key, err)
+		}
+	}
+}
