@@ -555,3 +555,15 @@ func TestRestoreCannotEscapeThroughSymlinks(t *testing.T) {
 		t.Fatalf("a restore wrote outside the roots: %v", entries)
 	}
 }
+
+func TestUnknownGraphIsNotFound(t *testing.T) {
+	f := newServer(t, false)
+	var e apiError
+	if code := f.do("GET", "/backup/graphs/nosuch/snapshots", "", "", &e); code != 404 || !strings.Contains(e.Error.Message, "known graphs: g1, g2") {
+		t.Fatalf("GET snapshots of an unknown graph: %d %+v", code, e)
+	}
+	var list []any
+	if code := f.do("GET", "/backup/graphs/g1/snapshots", "", "", &list); code != 200 || len(list) != 0 {
+		t.Fatalf("a configured graph without snapshots: %d %v", code, list)
+	}
+}

@@ -98,7 +98,23 @@ func (s *Server) createSnapshot(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// checkGraph refuses a graph that is neither configured nor in the
+// repository.
+func (s *Server) checkGraph(ctx context.Context, graph string) error {
+	var ids []string
+	if sources, err := s.deps.Sources(); err == nil {
+		for _, src := range sources {
+			ids = append(ids, src.Graph)
+		}
+	}
+	return s.Repo().CheckGraph(ctx, graph, ids)
+}
+
 func (s *Server) listSnapshots(w http.ResponseWriter, r *http.Request) {
+	if err := s.checkGraph(r.Context(), chi.URLParam(r, "graph_id")); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	body, err := s.view.graphSnapshotsJSON(r.Context(), chi.URLParam(r, "graph_id"))
 	if err != nil {
 		writeError(w, r, err)

@@ -43,7 +43,8 @@ func toAPIError(err error) *Error {
 	status, code := http.StatusInternalServerError, "internal"
 	switch {
 	case errors.Is(err, repo.ErrSnapshotMissing), errors.Is(err, recovery.ErrNoCheckpoint),
-		errors.Is(err, replication.ErrUnknownTarget), errors.Is(err, errNoSuchGraph), errors.Is(err, errNoSuchJob):
+		errors.Is(err, replication.ErrUnknownTarget), errors.Is(err, errNoSuchGraph), errors.Is(err, errNoSuchJob),
+		errors.Is(err, repo.ErrUnknownGraph):
 		status, code = http.StatusNotFound, "not_found"
 	case errors.Is(err, retention.ErrPinned), errors.Is(err, replication.ErrTargetExists),
 		errors.Is(err, repo.ErrLeaseBusy), errors.Is(err, blob.ErrExists), errors.Is(err, recovery.ErrBlocked):

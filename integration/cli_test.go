@@ -396,3 +396,29 @@ func TestCLIInitRefusesARepositoryThatLostItsConfig(t *testing.T) {
 	empty := newEnv(t)
 	empty.fails("run 'graphkeep init'", "--repo", "file://"+filepath.Join(empty.dir, "fresh")+"?create=true", "snapshots")
 }
+
+// TestCLIUnknownGraphIsAnError: a misspelt graph name fails every command
+// that takes one, listing the known graphs; a folder whose name is not a
+// graph id is named by backup --all with the way to include it.
+func TestCLIUnknownGraphIsAnError(t *testing.T) {
+	e := newEnv(t)
+	e.graph("g1", 2)
+	e.ok("init")
+	e.ok("backup", "g1")
+	for _, args := range [][]string{
+		{"verify", "gl"}, {"snapshots", "gl"}, {"forget", "gl", "--keep-last", "1"},
+		{"replication", "status", "gl"}, {"restore", "gl", "latest", "--to", filepath.Join(e.dir, "x")},
+	} {
+		e.fails(`graph "gl": unknown graph`, args...)
+		if msg := e.fails("known graphs: g1", args...); msg == "" {
+			t.Fatalf("%v", args)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(e.root, "my graph"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := e.run("backup", "--all")
+	if code != 0 || !strings.Contains(errOut, `skipping folder "my graph"`) || !strings.Contains(errOut, "--graph ID=") {
+		t.Fatalf("backup --all with an invalid folder name: exit %d, stderr:\n%s", code, errOut)
+	}
+}

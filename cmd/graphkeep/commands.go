@@ -98,6 +98,13 @@ func backupCmd(g *globals) *cobra.Command {
 				if sources, err = g.sources(); err != nil {
 					return err
 				}
+				if root := g.graphsRootDir(); root != "" {
+					skipped, _ := backup.Skipped(root)
+					for _, name := range skipped {
+						fmt.Fprintf(os.Stderr, "graphkeep: warning: skipping folder %q in %s: not a valid graph id (letters, digits, _ and -, at most 64); back it up with --graph ID=%s\n",
+							name, root, filepath.Join(root, name))
+					}
+				}
 				if len(sources) == 0 {
 					return fmt.Errorf("nothing to back up: %s", knownGraphs(nil, g.graphsRootDir()))
 				}
@@ -192,6 +199,9 @@ func snapshotsCmd(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				graph = args[0]
 			}
+			if err := g.checkGraph(ctx, r, graph); err != nil {
+				return err
+			}
 			refs, err := r.ListSnapshots(ctx, graph)
 			if err != nil {
 				return err
@@ -277,7 +287,7 @@ with --allow-flagged.`,
 					return errors.New("the repository holds no snapshots")
 				}
 			} else {
-				if err := repo.CheckGraphID(args[0]); err != nil {
+				if err := g.checkGraph(ctx, r, args[0]); err != nil {
 					return err
 				}
 				c, err := r.Resolve(ctx, args[0], args[1])
@@ -406,6 +416,11 @@ func verifyCmd(g *globals) *cobra.Command {
 		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, args []string) error {
 			var refs []repo.SnapshotRef
 			var err error
+			if len(args) > 0 {
+				if err := g.checkGraph(ctx, r, args[0]); err != nil {
+					return err
+				}
+			}
 			switch len(args) {
 			case 2:
 				ref, err := r.FindSnapshot(ctx, args[0], args[1])

@@ -390,3 +390,14 @@ func (g *globals) backupOptions() (backup.Options, error) {
 	}
 	return o, nil
 }
+
+// checkGraph refuses a graph that is neither configured nor in r.
+func (g *globals) checkGraph(ctx context.Context, r *repo.Repository, graph string) error {
+	var ids []string
+	if sources, err := g.sources(); err == nil {
+		for _, s := range sources {
+			ids = append(ids, s.Graph)
+		}
+	}
+	return r.CheckGraph(ctx, graph, ids)
+}

@@ -45,6 +45,9 @@ Add --prune to delete the chunks no snapshot names any more.`,
 				return err
 			}
 			defer r.Store().Close()
+			if err := g.checkGraph(ctx, r, graph); err != nil {
+				return err
+			}
 			res, err := retention.Forget(ctx, r, graph, p, dryRun)
 			if err != nil {
 				return err

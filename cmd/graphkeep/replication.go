@@ -321,6 +321,9 @@ type graphOnOne struct {
 }
 
 func graphStatus(ctx context.Context, g *globals, r *repo.Repository, graph string) ([]graphRow, error) {
+	if err := g.checkGraph(ctx, r, graph); err != nil {
+		return nil, err
+	}
 	refs, err := r.ListSnapshots(ctx, graph)
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/graphkeep/graphkeep/core/lightrag"
 	"github.com/graphkeep/graphkeep/core/repo"
@@ -57,4 +58,21 @@ func Discover(root string) ([]Source, error) {
 	}
 	sort.Slice(sources, func(i, j int) bool { return sources[i].Graph < sources[j].Graph })
 	return sources, nil
+}
+
+// Skipped lists the subdirectories of root that Discover passes over
+// because their names are not valid graph ids (hidden directories, ours
+// among them, are not listed).
+func Skipped(root string) ([]string, error) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && !repo.ValidGraphID(e.Name()) {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
 }

@@ -421,3 +421,45 @@ func (r *Repository) Latest(ctx context.Context, graph string, refs []SnapshotRe
 	ref, err = r.newest(ctx, mine)
 	return ref, err == nil, err
 }
+
+// ErrUnknownGraph: a graph that has no snapshot and is not configured.
+var ErrUnknownGraph = errors.New("unknown graph")
+
+// CheckGraph returns nil when graph has snapshots or is one of configured;
+// otherwise an ErrUnknownGraph error listing the graphs that are known.
+// An empty graph means every graph and is always fine.
+func (r *Repository) CheckGraph(ctx context.Context, graph string, configured []string) error {
+	if graph == "" {
+		return nil
+	}
+	if err := CheckGraphID(graph); err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	for _, g := range configured {
+		known[g] = true
+	}
+	if known[graph] {
+		return nil
+	}
+	refs, err := r.ListSnapshots(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, ref := range refs {
+		if ref.Graph == graph {
+			return nil
+		}
+		known[ref.Graph] = true
+	}
+	names := make([]string, 0, len(known))
+	for g := range known {
+		names = append(names, g)
+	}
+	slices.Sort(names)
+	list := "none: the repository holds no snapshots and no graph is configured"
+	if len(names) > 0 {
+		list = strings.Join(names, ", ")
+	}
+	return fmt.Errorf("graph %q: %w (it has no snapshots and is not configured); known graphs: %s", graph, ErrUnknownGraph, list)
+}
