@@ -29,10 +29,10 @@ const ConfigKey = "graphkeep.repo"
 
 // Errors callers act on.
 var (
-	ErrNotARepository  = errors.New("no graphkeep repository here")
+	ErrNotARepository = errors.New("no graphkeep repository here")
 	// ErrConfigLost: the location holds snapshots or chunks but no
 	// graphkeep.repo (it was deleted or lost).
-	ErrConfigLost = errors.New("the repository's config object is missing")
+	ErrConfigLost      = errors.New("the repository's config object is missing")
 	ErrAlreadyExists   = errors.New("a graphkeep repository already exists here")
 	ErrWrongPassword   = errors.New("wrong password")
 	ErrPasswordNeeded  = errors.New("the repository is encrypted and no password was given")
