@@ -422,3 +422,32 @@ func TestCLIUnknownGraphIsAnError(t *testing.T) {
 		t.Fatalf("backup --all with an invalid folder name: exit %d, stderr:\n%s", code, errOut)
 	}
 }
+
+// TestCLIJSONShapes: restore --json uses the snake_case shape with
+// duration_ms, and with --json a failure is {"error":{"code","message"}} on
+// stdout with the exit code unchanged.
+func TestCLIJSONShapes(t *testing.T) {
+	e := newEnv(t)
+	e.graph("g1", 2)
+	e.ok("init")
+	e.ok("backup", "g1")
+	var res map[string]any
+	e.jsonOut(&res, "restore", "g1", "latest", "--to", filepath.Join(e.dir, "r"))
+	for _, key := range []string{"snapshot", "dest", "files", "bytes", "lightrag", "duration_ms"} {
+		if _, ok := res[key]; !ok {
+			t.Errorf("restore --json lacks %q: %v", key, res)
+		}
+	}
+	for _, key := range []string{"Snapshot", "Dest", "Duration"} {
+		if _, ok := res[key]; ok {
+			t.Errorf("restore --json has the Go field %q", key)
+		}
+	}
+	out, _, code := e.run("--json", "snapshots", "gl")
+	var failure struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	if code != 1 || json.Unmarshal([]byte(out), &failure) != nil || failure.Error.Code != "not_found" || !strings.Contains(failure.Error.Message, "known graphs: g1") {
+		t.Fatalf("--json failure: exit %d, stdout %q", code, out)
+	}
+}

@@ -116,11 +116,17 @@ func (g *globals) repoURL() (string, error) {
 	return to, nil
 }
 
+// password: --password-file, then GRAPHKEEP_PASSWORD, then
+// GRAPHKEEP_PASSWORD_FILE, then password_file in the config file (flags
+// win over the environment, which wins over the file).
 func (g *globals) password() (string, error) {
-	if p := os.Getenv("GRAPHKEEP_PASSWORD"); p != "" {
-		return p, nil
+	path := g.passwordFile
+	if path == "" {
+		if p := os.Getenv("GRAPHKEEP_PASSWORD"); p != "" {
+			return p, nil
+		}
+		path = firstNonEmpty(os.Getenv("GRAPHKEEP_PASSWORD_FILE"), g.file.PasswordFile)
 	}
-	path := firstNonEmpty(g.passwordFile, os.Getenv("GRAPHKEEP_PASSWORD_FILE"), g.file.PasswordFile)
 	if path == "" {
 		return "", nil
 	}

@@ -42,8 +42,14 @@ func run() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := newRoot().ExecuteContext(ctx); err != nil {
-		if !errors.Is(err, errFound) {
+	root, g := newRoot()
+	if err := root.ExecuteContext(ctx); err != nil {
+		switch {
+		case errors.Is(err, errFound):
+		case g.json:
+			// Scripts read one shape on stdout, as from the API.
+			_ = printJSON(os.Stdout, map[string]any{"error": map[string]string{"code": errorCode(err), "message": err.Error()}})
+		default:
 			fmt.Fprintln(os.Stderr, "graphkeep:", err)
 		}
 		return 1
@@ -65,7 +71,7 @@ func startCPUProfile(path string) (stop func(), err error) {
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
-func newRoot() *cobra.Command {
+func newRoot() (*cobra.Command, *globals) {
 	g := &globals{}
 	root := &cobra.Command{
 		Use:   "graphkeep",
@@ -102,5 +108,5 @@ Repository URLs: file:///abs/dir, mem://name,
 		targetsCmd(g), replicateCmd(g), replicationStatusCmd(g),
 		checkpointCmd(g), failoverCmd(g), healthCmd(g), recoveryStatusCmd(g), serveCmd(g),
 	)
-	return root
+	return root, g
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,7 +12,12 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/recovery"
+	"github.com/graphkeep/graphkeep/core/replication"
+	"github.com/graphkeep/graphkeep/core/repo"
+	"github.com/graphkeep/graphkeep/core/retention"
 )
 
 func printJSON(w io.Writer, v any) error {
@@ -94,4 +100,33 @@ func (p *progressBar) done() {
 		fmt.Fprint(os.Stderr, "\r\033[K")
 		p.drawn = false
 	}
+}
+
+// errorCode names the kind of a failure for --json output, with the codes
+// the API uses.
+func errorCode(err error) string {
+	switch {
+	case errors.Is(err, repo.ErrSnapshotMissing), errors.Is(err, repo.ErrUnknownGraph), errors.Is(err, recovery.ErrNoCheckpoint),
+		errors.Is(err, replication.ErrUnknownTarget), errors.Is(err, repo.ErrNotARepository):
+		return "not_found"
+	case errors.Is(err, repo.ErrNotGood):
+		return "not_good"
+	case errors.Is(err, repo.ErrConfigLost):
+		return "config_lost"
+	case errors.Is(err, repo.ErrAlreadyExists), errors.Is(err, repo.ErrLeaseBusy), errors.Is(err, retention.ErrPinned),
+		errors.Is(err, replication.ErrTargetExists), errors.Is(err, recovery.ErrBlocked):
+		return "conflict"
+	case errors.Is(err, backup.ErrUnstable), errors.Is(err, backup.ErrUnsafePath), errors.Is(err, backup.ErrNotAGraph),
+		errors.Is(err, retention.ErrEmptyPolicy), errors.Is(err, replication.ErrForeignTarget):
+		return "unprocessable"
+	case errors.Is(err, repo.ErrPasswordNeeded), errors.Is(err, repo.ErrWrongPassword):
+		return "password"
+	case errors.Is(err, blob.ErrUnavailable):
+		return "storage_unavailable"
+	case errors.Is(err, blob.ErrPermission):
+		return "storage_permission"
+	case errors.Is(err, repo.ErrCorrupt):
+		return "corrupt"
+	}
+	return "error"
 }
