@@ -567,3 +567,25 @@ func TestUnknownGraphIsNotFound(t *testing.T) {
 		t.Fatalf("a configured graph without snapshots: %d %v", code, list)
 	}
 }
+
+// TestAbsentMeansAbsent: without a checkpoint there is no checkpoint age
+// series (an age alert must not see 0), and stats not measured are null.
+func TestAbsentMeansAbsent(t *testing.T) {
+	f := newServer(t, false)
+	f.do("GET", "/recovery/health?refresh=true", "", "", nil)
+	resp, err := http.Get(f.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "graphkeep_checkpoint_age_seconds") {
+			t.Fatalf("no checkpoint, yet /metrics has %q", line)
+		}
+	}
+	var stats map[string]any
+	if code := f.do("GET", "/backup/stats", "", "", &stats); code != 200 || stats["stored_bytes"] != nil {
+		t.Fatalf("stats: %d stored_bytes=%v, want null", code, stats["stored_bytes"])
+	}
+}

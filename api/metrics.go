@@ -28,7 +28,7 @@ type Metrics struct {
 	lagSnapshots   *prometheus.GaugeVec
 	lagBytes       *prometheus.GaugeVec
 	targetHealth   *prometheus.GaugeVec
-	checkpointAge  prometheus.Gauge
+	checkpointAge  *prometheus.GaugeVec
 	consistent     *prometheus.GaugeVec
 	quiet          *prometheus.GaugeVec
 	cutAttempts    *prometheus.GaugeVec
@@ -52,7 +52,9 @@ func NewMetrics() *Metrics {
 	m.lagSnapshots = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_replication_lag_snapshots", Help: "Snapshots each target lacks."}, []string{"target"})
 	m.lagBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_replication_lag_bytes", Help: "Bytes each target lacks."}, []string{"target"})
 	m.targetHealth = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_target_health", Help: "1 for each target's current state (HEALTHY, DEGRADED, UNREACHABLE, UNKNOWN)."}, []string{"target", "state"})
-	m.checkpointAge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "graphkeep_checkpoint_age_seconds", Help: "Age of the latest checkpoint."})
+	// A vector without labels, so that "no checkpoint" is no series (an
+	// alert on age must not see 0).
+	m.checkpointAge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_checkpoint_age_seconds", Help: "Age of the latest checkpoint (absent when there is none)."}, nil)
 	m.consistent = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_snapshot_consistent", Help: "1 when the last snapshot of each graph is consistent (LightRAG's stores agreed), 0 when flagged or mid-ingestion."}, []string{"graph"})
 	m.quiet = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_snapshot_quiet_seconds", Help: "How long each graph had been unwritten when its last snapshot was cut."}, []string{"graph"})
 	m.cutAttempts = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_snapshot_cut_attempts", Help: "Cuts the last backup of each graph took before it kept one."}, []string{"graph"})

@@ -120,9 +120,9 @@ func (v *views) computeHealth(ctx context.Context) (*recovery.Health, error) {
 	v.health, v.healthAt, v.healthErr = h, time.Now(), err
 	v.mu.Unlock()
 	if h != nil {
-		v.s.m.checkpointAge.Set(0)
+		v.s.m.checkpointAge.Reset()
 		if h.Checkpoint != nil {
-			v.s.m.checkpointAge.Set(h.Checkpoint.AgeSeconds)
+			v.s.m.checkpointAge.WithLabelValues().Set(h.Checkpoint.AgeSeconds)
 		}
 		for _, t := range h.Targets {
 			v.s.m.lagSnapshots.WithLabelValues(t.ID).Set(float64(max(t.LagSnapshots, 0)))

@@ -155,8 +155,8 @@ func statsCmd(g *globals) *cobra.Command {
 			fmt.Printf("repository %s at %s (encrypted: %v)\n", s.ID, s.Location, s.Encrypted)
 			fmt.Printf("%d snapshots of %d graphs; %s of files in all snapshots\n", s.Snapshots, len(s.Graphs), humanBytes(s.LogicalBytes))
 			fmt.Printf("%d unique chunks, %s before compression", s.UniqueChunks, humanBytes(s.UniqueBytes))
-			if s.StoredBytes >= 0 {
-				fmt.Printf("; %s stored in %d chunk objects", humanBytes(s.StoredBytes), s.StoredChunks)
+			if s.StoredBytes != nil {
+				fmt.Printf("; %s stored in %d chunk objects", humanBytes(*s.StoredBytes), *s.StoredChunks)
 			}
 			fmt.Printf("; %.1fx smaller than full copies\n", s.DedupRatio)
 			tw := newTable("GRAPH\tSNAPSHOTS\tLATEST\tSIZE\tFLAGGED")

@@ -33,9 +33,9 @@ type RepoStats struct {
 	UniqueChunks int   `json:"unique_chunks"`
 	UniqueBytes  int64 `json:"unique_bytes"`
 	// StoredChunks and StoredBytes are what chunks/ holds, from a listing
-	// (only with list=true; -1 otherwise).
-	StoredChunks int     `json:"stored_chunks"`
-	StoredBytes  int64   `json:"stored_bytes"`
+	// (only with list=true; null otherwise: not measured).
+	StoredChunks *int    `json:"stored_chunks"`
+	StoredBytes  *int64  `json:"stored_bytes"`
 	DedupRatio   float64 `json:"dedup_ratio"`
 }
 
@@ -47,7 +47,7 @@ func Stats(ctx context.Context, r *repo.Repository, list bool) (*RepoStats, erro
 		return nil, err
 	}
 	s := &RepoStats{Location: r.Store().Location(), ID: r.ID(), Encrypted: r.Encrypted(), Snapshots: len(idx.Snapshots),
-		UniqueChunks: len(idx.Chunks), StoredChunks: -1, StoredBytes: -1}
+		UniqueChunks: len(idx.Chunks)}
 	for _, size := range idx.Chunks {
 		s.UniqueBytes += int64(size)
 	}
@@ -74,17 +74,19 @@ func Stats(ctx context.Context, r *repo.Repository, list bool) (*RepoStats, erro
 	}
 	sort.Slice(s.Graphs, func(i, j int) bool { return s.Graphs[i].Graph < s.Graphs[j].Graph })
 	if list {
-		s.StoredChunks, s.StoredBytes = 0, 0
+		var chunks int
+		var bytes int64
 		err := blob.Walk(ctx, r.Store(), repo.ChunkPrefix, func(o blob.Object) error {
-			s.StoredChunks++
-			s.StoredBytes += o.Size
+			chunks++
+			bytes += o.Size
 			return nil
 		})
 		if err != nil {
 			return nil, fmt.Errorf("list chunks: %w", err)
 		}
-		if s.StoredBytes > 0 {
-			s.DedupRatio = float64(s.LogicalBytes) / float64(s.StoredBytes)
+		s.StoredChunks, s.StoredBytes = &chunks, &bytes
+		if bytes > 0 {
+			s.DedupRatio = float64(s.LogicalBytes) / float64(bytes)
 		}
 	} else if s.UniqueBytes > 0 {
 		s.DedupRatio = float64(s.LogicalBytes) / float64(s.UniqueBytes)

@@ -60,8 +60,9 @@ type TargetHealth struct {
 // GraphHealth is one graph's last good snapshot against its schedule.
 type GraphHealth struct {
 	Graph        string  `json:"graph"`
-	LastSnapshot string  `json:"last_snapshot,omitempty"`
-	AgeSeconds   float64 `json:"age_seconds"`
+	LastSnapshot string `json:"last_snapshot,omitempty"`
+	// AgeSeconds is the last snapshot's age; null when there is none.
+	AgeSeconds *float64 `json:"age_seconds"`
 	Stale        bool    `json:"stale"`
 	Flagged      bool    `json:"latest_flagged"`
 	// MidIngestion: the newest snapshot was cut while LightRAG's stores
@@ -111,9 +112,6 @@ func SystemHealth(ctx context.Context, r *repo.Repository, open replication.Open
 	}
 	for _, t := range targets {
 		th := TargetHealth{ID: t.ID, Status: replication.Unknown, LagSnapshots: -1}
-		if st, err := replication.LoadStatus(ctx, r, t.ID); err == nil {
-			th.Status = st.State
-		}
 		dst, err := open(ctx, t.URL)
 		if err == nil {
 			lag, lerr := replication.ComputeLag(ctx, r, t, dst, "")
@@ -125,10 +123,18 @@ func SystemHealth(ctx context.Context, r *repo.Repository, open replication.Open
 		}
 		if err != nil {
 			th.Error = err.Error()
-			th.Status = replication.Unreachable
+		}
+		// One source of truth: this look is one more outcome of the shared
+		// status (with its hysteresis), which targets list shows too.
+		if st, rerr := replication.Record(ctx, r, t.ID, err, 0, replication.Hysteresis{}); rerr == nil {
+			th.Status = st.State
+		} else if err != nil {
+			th.Status = replication.Unreachable // the primary cannot record it: say what was seen
 		}
 		h.Targets = append(h.Targets, th)
 		switch {
+		case err != nil:
+			h.add(StateDegraded, "target %s is %s: %s", t.ID, th.Status, th.Error)
 		case th.Status == replication.Unreachable:
 			h.add(StateDegraded, "target %s is unreachable: %s", t.ID, th.Error)
 		case th.Status != replication.Healthy && th.Status != replication.Unknown:
@@ -172,7 +178,8 @@ func SystemHealth(ctx context.Context, r *repo.Repository, open replication.Open
 		if err != nil {
 			return nil, err
 		}
-		gh.LastSnapshot, gh.AgeSeconds = ref.ID, now.Sub(m.Time).Seconds()
+		age := now.Sub(m.Time).Seconds()
+		gh.LastSnapshot, gh.AgeSeconds = ref.ID, &age
 		gh.Flagged, gh.MidIngestion, gh.Consistency = m.Flagged(), m.MidIngestion(), m.Consistency
 		gh.Stale = now.Sub(m.Time) > 2*opts.BackupInterval
 		if c, _, err := r.LatestGood(ctx, g, refs); err == nil {

@@ -381,3 +381,37 @@ func outageMonitor(t *testing.T, primaryURL string, down *atomic.Bool, policy re
 		},
 	}
 }
+
+// TestHealthIsTheSharedTargetStatus: what health (and recovery status)
+// says of a target is the status every other view reads (targets list),
+// with its hysteresis; a graph never backed up has no age, not 0.
+func TestHealthIsTheSharedTargetStatus(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	down := func(ctx context.Context, url string) (blob.Store, error) {
+		if url == w.targets["east"] {
+			return nil, errors.New("dial tcp: connection refused")
+		}
+		return open(ctx, url)
+	}
+	for i, want := range []string{replication.Degraded, replication.Degraded, replication.Unreachable} {
+		h, err := recovery.SystemHealth(ctx, w.r, down, recovery.HealthOptions{Graphs: []string{"g1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := replication.LoadStatus(ctx, w.r, "east")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, th := range h.Targets {
+			if th.ID == "east" && (th.Status != stored.State || th.Status != want) {
+				t.Fatalf("look %d: health says %s, the shared status %s, want %s", i+1, th.Status, stored.State, want)
+			}
+		}
+		for _, gh := range h.Graphs {
+			if gh.Graph == "g1" && gh.AgeSeconds != nil {
+				t.Fatalf("a graph never backed up has age %v, want none", *gh.AgeSeconds)
+			}
+		}
+	}
+}
