@@ -59,12 +59,12 @@ type TargetHealth struct {
 
 // GraphHealth is one graph's last good snapshot against its schedule.
 type GraphHealth struct {
-	Graph        string  `json:"graph"`
+	Graph        string `json:"graph"`
 	LastSnapshot string `json:"last_snapshot,omitempty"`
 	// AgeSeconds is the last snapshot's age; null when there is none.
 	AgeSeconds *float64 `json:"age_seconds"`
-	Stale        bool    `json:"stale"`
-	Flagged      bool    `json:"latest_flagged"`
+	Stale      bool     `json:"stale"`
+	Flagged    bool     `json:"latest_flagged"`
 	// MidIngestion: the newest snapshot was cut while LightRAG's stores
 	// disagreed; Consistency says how it was cut.
 	MidIngestion bool              `json:"latest_mid_ingestion"`
