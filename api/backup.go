@@ -309,7 +309,7 @@ func (s *Server) verifySnapshot(w http.ResponseWriter, r *http.Request) {
 	s.startJob(w, r, "verify", ref.Graph, func(ctx context.Context, _ func(backup.Progress)) (any, error) {
 		res, err := backup.Verify(ctx, s.Repo(), []repo.SnapshotRef{ref}, backup.VerifyOptions{ReadData: body.ReadData})
 		if err == nil && !res.OK() {
-			return res, &Error{Status: http.StatusConflict, Code: "damaged", Message: fmt.Sprintf("%d chunks damaged", len(res.Damaged))}
+			return res, &Error{Status: http.StatusConflict, Code: "damaged", Message: fmt.Sprintf("%d chunks damaged, %d unsafe manifest entries (see the result)", len(res.Damaged), len(res.Unsafe))}
 		}
 		return res, err
 	})

@@ -455,10 +455,18 @@ func verifyCmd(g *globals) *cobra.Command {
 				for _, d := range res.Damaged {
 					fmt.Printf("DAMAGED chunk %s: %s; used by %s\n", d.Chunk, d.Problem, strings.Join(d.UsedBy, ", "))
 				}
+				for _, u := range res.Unsafe {
+					fmt.Printf("UNSAFE %s %s: %s\n", u.Snapshot, u.Path, u.Problem)
+				}
 			}
 			if !res.OK() {
 				if !g.json {
-					fmt.Fprintf(os.Stderr, "graphkeep: %d of %d chunks damaged; restore the affected snapshots from a replica, or back up again\n", len(res.Damaged), res.Chunks)
+					if len(res.Damaged) > 0 {
+						fmt.Fprintf(os.Stderr, "graphkeep: %d of %d chunks damaged; restore the affected snapshots from a replica, or back up again\n", len(res.Damaged), res.Chunks)
+					}
+					if len(res.Unsafe) > 0 {
+						fmt.Fprintf(os.Stderr, "graphkeep: %d unsafe manifest entries: such snapshots were not written by graphkeep as they are; forget them ('graphkeep forget' or DELETE the snapshot) after a look\n", len(res.Unsafe))
+					}
 				}
 				return errFound
 			}

@@ -160,3 +160,33 @@ func TestBackupFinishesAnInterruptedSwap(t *testing.T) {
 		t.Fatalf("backup after an interrupted swap: %+v", res.Manifest.LightRAG)
 	}
 }
+
+// TestVerifyFlagsUnsafeEntries: verify reports special mode bits and paths
+// that escape the destination, naming the snapshot and the entry.
+func TestVerifyFlagsUnsafeEntries(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, "")
+	res, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: graphDir(t, 1)}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clean, err := backup.Verify(ctx, r, []repo.SnapshotRef{res.Manifest.Ref()}, backup.VerifyOptions{})
+	if err != nil || !clean.OK() {
+		t.Fatalf("a clean snapshot: %+v, %v", clean, err)
+	}
+	m := *res.Manifest
+	m.ID = repo.NewSnapshotID(m.Time.Add(2e9))
+	m.Files = append([]repo.FileEntry(nil), m.Files...)
+	m.Files[0].Mode |= uint32(os.ModeSetuid)
+	m.Files = append(m.Files, repo.FileEntry{Path: "../escape", Type: repo.TypeFile})
+	if err := r.SaveManifest(ctx, &m); err != nil {
+		t.Fatal(err)
+	}
+	v, err := backup.Verify(ctx, r, []repo.SnapshotRef{m.Ref()}, backup.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.OK() || len(v.Unsafe) != 2 || v.Unsafe[1].Path != m.Files[0].Path || !strings.Contains(v.Unsafe[0].Problem, "../escape") {
+		t.Fatalf("verify of a hostile manifest: %+v", v.Unsafe)
+	}
+}

@@ -31,6 +31,14 @@ type Damage struct {
 	UsedBy  []string `json:"used_by"` // "graph/snapshot:path"
 }
 
+// Unsafe is a manifest entry a restore refuses or tames: a path that would
+// escape the destination, or a mode with setuid, setgid or sticky bits.
+type Unsafe struct {
+	Snapshot string `json:"snapshot"` // graph/id
+	Path     string `json:"path,omitempty"`
+	Problem  string `json:"problem"`
+}
+
 // VerifyResult is what Verify found.
 type VerifyResult struct {
 	Snapshots int      `json:"snapshots"`
@@ -38,10 +46,11 @@ type VerifyResult struct {
 	BytesRead int64    `json:"bytes_read"`
 	ReadData  bool     `json:"read_data"`
 	Damaged   []Damage `json:"damaged"`
+	Unsafe    []Unsafe `json:"unsafe"`
 }
 
-// OK reports whether nothing is damaged.
-func (v *VerifyResult) OK() bool { return len(v.Damaged) == 0 }
+// OK reports whether nothing is damaged or unsafe.
+func (v *VerifyResult) OK() bool { return len(v.Damaged) == 0 && len(v.Unsafe) == 0 }
 
 // Verify checks the chunks of refs: each exists, and with ReadData each
 // decodes and hashes to its id. Damage is reported, not returned as an
@@ -52,11 +61,13 @@ func Verify(ctx context.Context, r *repo.Repository, refs []repo.SnapshotRef, op
 	}
 	users := map[repo.ChunkID][]string{}
 	var order []repo.ChunkID
+	unsafe := []Unsafe{}
 	for _, ref := range refs {
 		m, err := r.Cache().Manifest(ctx, ref)
 		if err != nil {
 			return nil, err
 		}
+		unsafe = append(unsafe, unsafeEntries(m)...)
 		for _, f := range m.Files {
 			for _, c := range f.Chunks {
 				if _, seen := users[c.ID]; !seen {
@@ -69,7 +80,7 @@ func Verify(ctx context.Context, r *repo.Repository, refs []repo.SnapshotRef, op
 			}
 		}
 	}
-	res := &VerifyResult{Snapshots: len(refs), Chunks: len(order), ReadData: opts.ReadData}
+	res := &VerifyResult{Snapshots: len(refs), Chunks: len(order), ReadData: opts.ReadData, Damaged: []Damage{}, Unsafe: unsafe}
 	var mu sync.Mutex
 	done := 0
 	g, gctx := errgroup.WithContext(ctx)
@@ -98,6 +109,25 @@ func Verify(ctx context.Context, r *repo.Repository, refs []repo.SnapshotRef, op
 	}
 	sort.Slice(res.Damaged, func(i, j int) bool { return res.Damaged[i].Chunk < res.Damaged[j].Chunk })
 	return res, nil
+}
+
+// unsafeEntries lists what a restore of m refuses (unsafe paths) or tames
+// (special mode bits).
+func unsafeEntries(m *repo.Manifest) []Unsafe {
+	var out []Unsafe
+	snap := m.Graph + "/" + m.ID
+	if err := checkPaths(m.Files); err != nil {
+		out = append(out, Unsafe{Snapshot: snap, Problem: err.Error() + " (restore refuses this snapshot)"})
+	}
+	if m.RootMode&^uint32(PermBits) != 0 {
+		out = append(out, Unsafe{Snapshot: snap, Path: ".", Problem: fmt.Sprintf("mode %#o has bits beyond permissions (setuid, setgid or sticky); restore applies permission bits only", m.RootMode)})
+	}
+	for _, f := range m.Files {
+		if f.Mode&^uint32(PermBits) != 0 {
+			out = append(out, Unsafe{Snapshot: snap, Path: f.Path, Problem: fmt.Sprintf("mode %#o has bits beyond permissions (setuid, setgid or sticky); restore applies permission bits only", f.Mode)})
+		}
+	}
+	return out
 }
 
 // checkChunk returns a problem description for a damaged chunk, or an error
