@@ -1,12 +1,14 @@
 package api_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -587,5 +589,37 @@ func TestAbsentMeansAbsent(t *testing.T) {
 	var stats map[string]any
 	if code := f.do("GET", "/backup/stats", "", "", &stats); code != 200 || stats["stored_bytes"] != nil {
 		t.Fatalf("stats: %d stored_bytes=%v, want null", code, stats["stored_bytes"])
+	}
+}
+
+// TestClientMistakesAre4xx: a body trickled in is cut off (408), invalid
+// UTF-8 is refused, and a target whose storage cannot be opened (no
+// credentials, nothing listening) is a 422, not a 500.
+func TestClientMistakesAre4xx(t *testing.T) {
+	defer api.SetBodyTimeout(300 * time.Millisecond)()
+	f := newServer(t, false)
+	var e apiError
+	if code := f.do("POST", "/backup/graphs/g1/snapshots/latest/restore", "", "{\"to\": \"\xff\xfe\"}", &e); code != 400 || !strings.Contains(e.Error.Message, "UTF-8") {
+		t.Fatalf("invalid UTF-8: %d %+v", code, e)
+	}
+	for _, v := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"} {
+		t.Setenv(v, "")
+	}
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	if code := f.do("POST", "/replication/targets", "", `{"id": "eu", "url": "s3://bucket-x/p?region=us-east-1&endpoint=http://127.0.0.1:1"}`, &e); code < 400 || code >= 500 {
+		t.Fatalf("a target without credentials: %d %+v", code, e)
+	}
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(f.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /backup/cleanup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	status, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.Contains(status, "408") {
+		t.Fatalf("a trickled body: %q, %v; want 408 after the body timeout", status, err)
 	}
 }

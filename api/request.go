@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"net"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
@@ -16,18 +18,34 @@ import (
 // maxBody bounds request bodies: every request the API takes is small.
 const maxBody = 1 << 20
 
+// bodyTimeout is how long a request body may take to arrive.
+var bodyTimeout = 10 * time.Second
+
 // decode reads the JSON body into v strictly: unknown fields, trailing
 // data and wrong types are 400s that name the field. An empty body leaves v
 // as it is (every body field is optional or checked by the handler).
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	// A body trickled in must not hold a connection (and a handler) for
+	// long: the whole body is due within bodyTimeout.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(bodyTimeout))
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	data, err := io.ReadAll(r.Body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		var netErr net.Error
+		switch {
+		case errors.As(err, &tooBig):
 			return &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: fmt.Sprintf("request body over %d bytes", maxBody)}
+		case errors.As(err, &netErr) && netErr.Timeout():
+			w.Header().Set("Connection", "close") // what is left of the body is never read
+			return &Error{Status: http.StatusRequestTimeout, Code: "body_timeout", Message: fmt.Sprintf("the request body did not arrive within %s", bodyTimeout)}
 		}
 		return errBadRequest("read body: %v", err)
+	}
+	_ = rc.SetReadDeadline(time.Time{}) // the body is in: long answers (?wait=true) are fine
+	if !utf8.Valid(data) {
+		return errBadRequest("the request body is not valid UTF-8")
 	}
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return nil

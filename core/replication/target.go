@@ -64,7 +64,7 @@ func AddTarget(ctx context.Context, r *repo.Repository, open Opener, t Target) e
 	}
 	store, err := open(ctx, t.URL)
 	if err != nil {
-		return fmt.Errorf("target %q is not reachable: %w", t.ID, err)
+		return fmt.Errorf("target %q is not reachable: %w: %w", t.ID, ErrTargetNotReady, err)
 	}
 	defer store.Close()
 	if store.Location() == r.Store().Location() {
@@ -74,7 +74,7 @@ func AddTarget(ctx context.Context, r *repo.Repository, open Opener, t Target) e
 		return fmt.Errorf("target %q: %w", t.ID, err)
 	}
 	if _, err := Probe(ctx, store, 10*time.Second); err != nil {
-		return fmt.Errorf("target %q does not accept writes: %w", t.ID, err)
+		return fmt.Errorf("target %q does not accept writes: %w: %w", t.ID, ErrTargetNotReady, err)
 	}
 	if t.Added.IsZero() {
 		t.Added = time.Now().UTC()
