@@ -343,7 +343,7 @@ func TestReplicationAndRecoveryRoutes(t *testing.T) {
 
 func TestCancelJob(t *testing.T) {
 	f := newServer(t, false)
-	j := f.s.Jobs().Submit("slow", "", func(ctx context.Context, _ func(backup.Progress)) (any, error) {
+	j, _ := f.s.Jobs().Submit("slow", "", func(ctx context.Context, _ func(backup.Progress)) (any, error) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	})

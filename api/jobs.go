@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"sort"
 	"sync"
@@ -63,50 +64,137 @@ func (j *job) snapshot() Job {
 // Work is a job's body; progress may be called from any goroutine.
 type Work func(ctx context.Context, progress func(backup.Progress)) (any, error)
 
-// Jobs runs and remembers jobs (the newest 1,000).
+// Jobs runs and remembers jobs. At most Limits.Running run at once (the
+// rest wait, queued, in order); at most Limits.Queued wait; a request for
+// work already queued (a backup of the same graph, a cleanup, ...) joins
+// the queued job instead of adding one; finished jobs are remembered up to
+// Limits.Kept.
 type Jobs struct {
 	mu     sync.Mutex
 	byID   map[string]*job
 	order  []string
+	queued int
+	slots  chan struct{}
+	limits JobLimits
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	m      *Metrics
 }
 
-func newJobs(m *Metrics) *Jobs {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Jobs{byID: map[string]*job{}, ctx: ctx, cancel: cancel, m: m}
+// JobLimits bound the jobs of a server; zero fields take defaults.
+type JobLimits struct {
+	// Running jobs at once. Default 2: a backup holds ~120 MiB.
+	Running int `yaml:"max_running_jobs"`
+	// Queued jobs at most; more are refused (429). Default 100.
+	Queued int `yaml:"max_queued_jobs"`
+	// Kept finished jobs. Default 1,000.
+	Kept int `yaml:"kept_jobs"`
 }
 
-// Submit starts work as a job.
-func (js *Jobs) Submit(kind, target string, work Work) Job {
+func (l *JobLimits) applyDefaults() {
+	if l.Running <= 0 {
+		l.Running = 2
+	}
+	if l.Queued <= 0 {
+		l.Queued = 100
+	}
+	if l.Kept <= 0 {
+		l.Kept = 1000
+	}
+}
+
+// coalescing kinds: a queued job of the kind, on the same target, does
+// what a new request would (it has not started yet).
+var coalescing = map[string]bool{"backup": true, "checkpoint": true, "replicate": true, "cleanup": true}
+
+// errTooManyJobs: the queue is full.
+var errTooManyJobs = errors.New("too many jobs queued")
+
+func newJobs(m *Metrics, limits JobLimits) *Jobs {
+	limits.applyDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Jobs{byID: map[string]*job{}, ctx: ctx, cancel: cancel, m: m, limits: limits, slots: make(chan struct{}, limits.Running)}
+}
+
+// Submit queues work as a job, or returns the queued job that already does
+// it (see Jobs). It fails with a 429 when the queue is full.
+func (js *Jobs) Submit(kind, target string, work Work) (Job, error) {
+	js.mu.Lock()
+	if coalescing[kind] {
+		for i := len(js.order) - 1; i >= 0; i-- {
+			if j := js.byID[js.order[i]]; j != nil {
+				if s := j.snapshot(); s.State == JobQueued && s.Kind == kind && s.Target == target {
+					js.mu.Unlock()
+					return s, nil
+				}
+			}
+		}
+	}
+	if js.queued >= js.limits.Queued {
+		js.mu.Unlock()
+		return Job{}, &Error{Status: http.StatusTooManyRequests, Code: "too_many_jobs",
+			Message: fmt.Sprintf("%v: %d are waiting; try again when some have finished (GET /jobs)", errTooManyJobs, js.queued)}
+	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	ctx, cancel := context.WithCancel(js.ctx)
 	j := &job{Job: Job{ID: "job-" + hex.EncodeToString(b[:]), Kind: kind, Target: target, State: JobQueued, Created: time.Now().UTC()},
 		cancel: cancel, done: make(chan struct{})}
-	js.mu.Lock()
 	js.byID[j.Job.ID] = j
 	js.order = append(js.order, j.Job.ID)
-	for len(js.order) > 1000 {
-		old := js.byID[js.order[0]]
-		if old.snapshot().Finished == nil {
-			break // never forget a running job
-		}
-		delete(js.byID, js.order[0])
-		js.order = js.order[1:]
-	}
+	js.queued++
+	js.forgetOld()
 	js.mu.Unlock()
-	js.m.jobs.WithLabelValues(kind, JobRunning).Inc()
+	js.m.jobs.WithLabelValues(kind, JobQueued).Inc()
 	js.wg.Add(1)
 	go js.run(ctx, j, work)
-	return j.snapshot()
+	return j.snapshot(), nil
+}
+
+// forgetOld drops the oldest finished jobs beyond Limits.Kept (never one
+// that is queued or running).
+func (js *Jobs) forgetOld() {
+	finished := 0
+	for _, id := range js.order {
+		if js.byID[id].snapshot().Finished != nil {
+			finished++
+		}
+	}
+	keep := js.order[:0]
+	for _, id := range js.order {
+		if finished > js.limits.Kept && js.byID[id].snapshot().Finished != nil {
+			delete(js.byID, id)
+			finished--
+			continue
+		}
+		keep = append(keep, id)
+	}
+	js.order = keep
 }
 
 func (js *Jobs) run(ctx context.Context, j *job, work Work) {
 	defer js.wg.Done()
 	defer close(j.done)
+	select { // wait for a slot, queued
+	case js.slots <- struct{}{}:
+	case <-ctx.Done():
+	}
+	js.mu.Lock()
+	js.queued--
+	js.mu.Unlock()
+	js.m.jobs.WithLabelValues(j.Job.Kind, JobQueued).Dec()
+	if ctx.Err() != nil {
+		end := time.Now().UTC()
+		j.mu.Lock()
+		j.Job.Finished, j.Job.State = &end, JobCancelled
+		j.Job.Error = &Error{Status: http.StatusConflict, Code: "cancelled", Message: "the job was cancelled before it started"}
+		j.mu.Unlock()
+		js.m.jobsDone.WithLabelValues(j.Job.Kind, JobCancelled).Inc()
+		return
+	}
+	defer func() { <-js.slots }()
+	js.m.jobs.WithLabelValues(j.Job.Kind, JobRunning).Inc()
 	now := time.Now().UTC()
 	j.mu.Lock()
 	j.Job.State, j.Job.Started = JobRunning, &now
@@ -130,6 +218,9 @@ func (js *Jobs) run(ctx context.Context, j *job, work Work) {
 	}
 	state, kind := j.Job.State, j.Job.Kind
 	j.mu.Unlock()
+	js.mu.Lock()
+	js.forgetOld()
+	js.mu.Unlock()
 	js.m.jobs.WithLabelValues(kind, JobRunning).Dec()
 	js.m.jobsDone.WithLabelValues(kind, state).Inc()
 }
@@ -209,7 +300,11 @@ func (js *Jobs) shutdown(d time.Duration) {
 // Location), or with ?wait=true the finished job (201 on success) or its
 // error.
 func (s *Server) startJob(w http.ResponseWriter, r *http.Request, kind, target string, work Work) {
-	j := s.jobs.Submit(kind, target, work)
+	j, err := s.jobs.Submit(kind, target, work)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
 	if r.URL.Query().Get("wait") != "true" {
 		w.Header().Set("Location", "/jobs/"+j.ID)
 		writeJSON(w, http.StatusAccepted, j)

@@ -84,23 +84,23 @@ func (sc *Scheduler) Tick(ctx context.Context, now time.Time) {
 			interval = gs.BackupInterval
 		}
 		sc.maybe(ctx, now, "backup-"+src.Graph, interval, func() {
-			sc.s.jobs.Submit("backup", src.Graph, func(ctx context.Context, progress func(backup.Progress)) (any, error) {
+			sc.submit("backup", src.Graph, func(ctx context.Context, progress func(backup.Progress)) (any, error) {
 				return sc.s.Backup(ctx, src, progress)
 			})
 		})
 	}
 	sc.maybe(ctx, now, "replicate", sc.sched.ReplicationInterval, func() {
-		sc.s.jobs.Submit("replicate", "", func(ctx context.Context, _ func(backup.Progress)) (any, error) {
+		sc.submit("replicate", "", func(ctx context.Context, _ func(backup.Progress)) (any, error) {
 			return sc.s.Sync(ctx, "", "")
 		})
 	})
 	sc.maybe(ctx, now, "cleanup", sc.sched.CleanupInterval, func() {
-		sc.s.jobs.Submit("cleanup", "", func(ctx context.Context, _ func(backup.Progress)) (any, error) {
+		sc.submit("cleanup", "", func(ctx context.Context, _ func(backup.Progress)) (any, error) {
 			return sc.cleanup(ctx)
 		})
 	})
 	sc.maybe(ctx, now, "checkpoint", sc.sched.CheckpointInterval, func() {
-		sc.s.jobs.Submit("checkpoint", "", func(ctx context.Context, progress func(backup.Progress)) (any, error) {
+		sc.submit("checkpoint", "", func(ctx context.Context, progress func(backup.Progress)) (any, error) {
 			return sc.s.Checkpoint(ctx, sources, "scheduled", progress)
 		})
 	})
@@ -189,4 +189,12 @@ func (s *Server) Watch(ctx context.Context, sched Schedule) error {
 			}
 		},
 	})
+}
+
+// submit queues scheduled work; a full queue is logged (the next window
+// tries again).
+func (sc *Scheduler) submit(kind, target string, work Work) {
+	if _, err := sc.s.jobs.Submit(kind, target, work); err != nil {
+		sc.s.log.Warn("scheduler: job not queued", "kind", kind, "target", target, "error", err)
+	}
 }

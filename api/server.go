@@ -42,6 +42,8 @@ type Deps struct {
 	BackupInterval time.Duration
 	// Lease tunes the leases of the work the server runs.
 	Lease repo.LeaseOptions
+	// Jobs bounds the jobs running and queued.
+	Jobs JobLimits
 	// Backup holds the settings of every backup the server runs (quiet
 	// window, maximum wait); Lease and Progress are set per run.
 	Backup backup.Options
@@ -76,7 +78,7 @@ func New(deps Deps) *Server {
 		deps.BackupInterval = 24 * time.Hour
 	}
 	s := &Server{deps: deps, log: deps.Logger, m: deps.Metrics, auth: newAuthenticator(deps.Tokens)}
-	s.jobs = newJobs(s.m)
+	s.jobs = newJobs(s.m, deps.Jobs)
 	s.view = newViews(s)
 	return s
 }

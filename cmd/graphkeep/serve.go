@@ -26,6 +26,8 @@ type serverConfig struct {
 	TLSKey      string      `yaml:"tls_key"`
 	MetricsOpen bool        `yaml:"metrics_open"`
 	RestoreRoot string      `yaml:"restore_root"`
+	// Jobs: max_running_jobs, max_queued_jobs, kept_jobs.
+	Jobs api.JobLimits `yaml:",inline"`
 }
 
 func serveCmd(g *globals) *cobra.Command {
@@ -75,7 +77,7 @@ func serve(ctx context.Context, g *globals, listen string) error {
 	s := api.New(api.Deps{
 		Repo: r, Sources: g.sources, Open: openTarget, GraphsRoot: g.graphsRootDir(), RestoreRoot: sc.RestoreRoot,
 		Tokens: tokens, OpenMetrics: sc.MetricsOpen, Retention: g.file.Retention, BackupInterval: interval,
-		Lease: lease, Backup: bopts, StateDir: recovery.StateDir(), FromURL: from, Logger: log,
+		Lease: lease, Backup: bopts, Jobs: sc.Jobs, StateDir: recovery.StateDir(), FromURL: from, Logger: log,
 	})
 	bg, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
