@@ -235,6 +235,13 @@ shows the plan and changes nothing.`,
 				defer primary.Store().Close()
 			}
 			t, err := resolveTarget(ctx, g, primary, from, target)
+			if err != nil && primary != nil && !dryRun {
+				// Run again after it completed? The switch is recorded in
+				// the primary now in use.
+				if sw, ferr := recovery.FindCompleted(ctx, primary, from, target); ferr == nil && sw != nil {
+					return failoverAlreadyDone(ctx, g, primary, sw, restore)
+				}
+			}
 			if err != nil {
 				return err
 			}
@@ -298,6 +305,32 @@ shows the plan and changes nothing.`,
 	f.DurationVar(&policy.Interval, "interval", 15*time.Second, "with --auto: how often the primary is probed")
 	f.BoolVar(&policy.AllowDataLoss, "allow-data-loss", false, "with --auto: promote a target that lacks the primary's newest snapshots")
 	return cmd
+}
+
+// failoverAlreadyDone reports a failover found completed, finishing its
+// restores when asked (graphs whose directories are missing).
+func failoverAlreadyDone(ctx context.Context, g *globals, primary *repo.Repository, sw *recovery.Switch, restore bool) error {
+	done := &recovery.Completed{Switch: *sw}
+	if restore {
+		if g.graphsRootDir() == "" {
+			return fmt.Errorf("--restore needs --graphs-root (where the graphs go)")
+		}
+		var err error
+		if done, err = recovery.FinishRestores(ctx, primary, sw, g.graphsRootDir()); err != nil {
+			return err
+		}
+	}
+	if g.json {
+		return printJSON(os.Stdout, done)
+	}
+	fmt.Printf("failover to %s already done at %s: the primary is %s\n", sw.Target, sw.Time.Local().Format(time.RFC3339), providers.Redact(sw.To))
+	for _, res := range done.Restored {
+		fmt.Printf("restored %s/%s into %s (it was missing): %d files, %v\n", res.Snapshot.Graph, res.Snapshot.ID, res.Dest, res.Files, res.LightRAG)
+	}
+	if len(done.Present) > 0 {
+		fmt.Printf("already in place: %s\n", strings.Join(done.Present, ", "))
+	}
+	return nil
 }
 
 // autoFailover runs the automatic failover monitor until interrupted.

@@ -207,3 +207,60 @@ func History(ctx context.Context, r *repo.Repository) ([]Switch, error) {
 	}
 	return out, nil
 }
+
+// Completed is a failover that already happened, found again.
+type Completed struct {
+	Switch Switch `json:"switch"`
+	// Restored are the graphs restored now because their directories were
+	// missing; Present those already in place.
+	Restored []*backup.RestoreResult `json:"restored,omitempty"`
+	Present  []string                `json:"present,omitempty"`
+}
+
+// FindCompleted looks in primary (the repository in use now) for the
+// failover that made it the primary from target (an id or URL): a
+// failover run again after it completed. nil when there is none.
+func FindCompleted(ctx context.Context, primary *repo.Repository, primaryURL, target string) (*Switch, error) {
+	hist, err := History(ctx, primary)
+	if err != nil {
+		return nil, err
+	}
+	for i := len(hist) - 1; i >= 0; i-- {
+		sw := hist[i]
+		if sw.To == primaryURL && (sw.Target == target || sw.To == target) {
+			return &sw, nil
+		}
+	}
+	return nil, nil
+}
+
+// FinishRestores restores into graphsRoot every graph of the switch's
+// checkpoint whose directory is missing (a failover --restore interrupted
+// before it restored them all); graphs already there are left alone.
+func FinishRestores(ctx context.Context, primary *repo.Repository, sw *Switch, graphsRoot string) (*Completed, error) {
+	out := &Completed{Switch: *sw}
+	if sw.Checkpoint == "" {
+		return out, nil
+	}
+	cp, err := primary.LoadCheckpoint(ctx, sw.Checkpoint)
+	if err != nil {
+		return out, fmt.Errorf("checkpoint %s of the failover: %w", sw.Checkpoint, err)
+	}
+	for _, s := range cp.Snapshots {
+		dest := filepath.Join(graphsRoot, s.Graph)
+		if _, err := os.Stat(dest); err == nil {
+			out.Present = append(out.Present, s.Graph)
+			continue
+		}
+		ref, err := primary.FindSnapshot(ctx, s.Graph, s.ID)
+		if err != nil {
+			return out, err
+		}
+		res, err := backup.Restore(ctx, primary, ref, dest, backup.RestoreOptions{AllowNotGood: true})
+		if err != nil {
+			return out, fmt.Errorf("restore %s: %w", s.Graph, err)
+		}
+		out.Restored = append(out.Restored, res)
+	}
+	return out, nil
+}
