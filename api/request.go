@@ -102,7 +102,7 @@ func (s *Server) validParams(next http.Handler) http.Handler {
 			switch {
 			case key == "id" && (strings.Contains(r.URL.Path, "/snapshots/") || strings.Contains(r.URL.Path, "/checkpoints/")):
 				if !snapshotIDPattern.MatchString(val) {
-					writeError(w, r, errBadRequest("%s %q is invalid: want the form 20261127T150405Z-k3f9qa (or latest)", key, val))
+					writeError(w, r, errBadRequest("%s %q is invalid: want the form 20261127T150405Z-k3f7qa (or latest)", key, val))
 					return
 				}
 			default:

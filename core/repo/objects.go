@@ -199,7 +199,7 @@ func CheckGraphID(id string) error {
 	return nil
 }
 
-// NewSnapshotID makes an id that sorts by time: 20261127T150405Z-k3f9qa.
+// NewSnapshotID makes an id that sorts by time: 20261127T150405Z-k3f7qa.
 // The suffix encodes the fraction of the second (30 bits, about a
 // nanosecond) in a base-32 alphabet whose characters sort in value order,
 // so ids of snapshots taken in the same second still sort by time, across
@@ -223,7 +223,7 @@ const sortableBase32 = "234567abcdefghijklmnopqrstuvwxyz"
 func ParseSnapshotID(id string) (time.Time, error) {
 	m := snapshotIDPattern.FindStringSubmatch(id)
 	if m == nil {
-		return time.Time{}, fmt.Errorf("snapshot id %q is invalid: want the form 20261127T150405Z-k3f9qa", id)
+		return time.Time{}, fmt.Errorf("snapshot id %q is invalid: want the form 20261127T150405Z-k3f7qa", id)
 	}
 	return time.Parse("20060102T150405Z", m[1])
 }
