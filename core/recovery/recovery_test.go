@@ -83,10 +83,12 @@ func TestCheckpointValidateEverywhere(t *testing.T) {
 	// One chunk of one snapshot is lost on east.
 	east, _ := open(ctx, w.targets["east"])
 	m, _ := w.r.Cache().Manifest(ctx, repo.SnapshotRef{Graph: "g2", ID: cp.Snapshots[1].ID})
+	var lost repo.ChunkID
 	for id := range m.ChunkIDs() {
 		if err := east.Delete(ctx, repo.ChunkKey(id)); err != nil {
 			t.Fatal(err)
 		}
+		lost = id
 		break
 	}
 	locs, err := recovery.Locations(ctx, w.r, open)
@@ -102,6 +104,12 @@ func TestCheckpointValidateEverywhere(t *testing.T) {
 	for k, wv := range want {
 		if got[k] != wv {
 			t.Fatalf("validation = %v, want %v", got, want)
+		}
+	}
+	// The damage is named: the chunk, and the snapshot and file using it.
+	for _, l := range v.Locations {
+		if l.Location == "east" && (!strings.Contains(l.Error, repo.ChunkKey(lost)) || !strings.Contains(l.Error, "g2/"+cp.Snapshots[1].ID+":")) {
+			t.Fatalf("east: %q, want the lost chunk and its snapshot named", l.Error)
 		}
 	}
 	if err := recovery.SaveValidation(ctx, w.r, v); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/graphkeep/graphkeep/blob"
@@ -33,7 +34,20 @@ type LocationResult struct {
 	MissingObjects int    `json:"missing_objects"`
 	Damaged        int    `json:"damaged_objects"`
 	Error          string `json:"error,omitempty"`
+	// Problems names each missing or damaged object: the key, and for a
+	// chunk the snapshots and files that use it (at most maxProblems).
+	Problems []ObjectProblem `json:"problems,omitempty"`
 }
+
+// ObjectProblem is one object a location lacks or holds damaged.
+type ObjectProblem struct {
+	Object  string   `json:"object"`
+	Problem string   `json:"problem"`
+	UsedBy  []string `json:"used_by,omitempty"`
+}
+
+// maxProblems bounds the objects a result names (the counts stay whole).
+const maxProblems = 20
 
 // Validation is the result of validating one checkpoint everywhere.
 type Validation struct {
@@ -114,6 +128,7 @@ func validateAt(ctx context.Context, r *repo.Repository, cp *repo.Checkpoint, lo
 		return res
 	} else if !there {
 		res.MissingObjects++
+		res.note(repo.CheckpointPrefix+cp.ID, "missing", nil)
 	}
 	var refs []repo.SnapshotRef
 	for _, s := range cp.Snapshots {
@@ -125,6 +140,7 @@ func validateAt(ctx context.Context, r *repo.Repository, cp *repo.Checkpoint, lo
 		}
 		if !there {
 			res.MissingObjects++
+			res.note(ref.Key(), "missing", []string{s.Graph + "/" + s.ID})
 			continue
 		}
 		refs = append(refs, ref)
@@ -140,13 +156,36 @@ func validateAt(ctx context.Context, r *repo.Repository, cp *repo.Checkpoint, lo
 		} else {
 			res.Damaged++
 		}
+		id, _ := repo.ParseChunkID(d.Chunk)
+		res.note(repo.ChunkKey(id), d.Problem, d.UsedBy)
 	}
 	res.State = Restorable
 	if res.MissingObjects > 0 || res.Damaged > 0 {
 		res.State = Missing
-		res.Error = fmt.Sprintf("%d objects missing, %d damaged", res.MissingObjects, res.Damaged)
+		var names []string
+		for _, p := range res.Problems {
+			what := p.Object + " " + p.Problem
+			if len(p.UsedBy) > 0 {
+				what += " (used by " + strings.Join(p.UsedBy, ", ") + ")"
+			}
+			names = append(names, what)
+		}
+		more := ""
+		if n := res.MissingObjects + res.Damaged - len(res.Problems); n > 0 {
+			more = fmt.Sprintf("; and %d more", n)
+		}
+		res.Error = fmt.Sprintf("%d objects missing, %d damaged: %s%s", res.MissingObjects, res.Damaged, strings.Join(names, "; "), more)
 	}
 	return res
+}
+
+func (res *LocationResult) note(object, problem string, usedBy []string) {
+	if len(res.Problems) < maxProblems {
+		if len(usedBy) > 3 {
+			usedBy = append(usedBy[:3:3], fmt.Sprintf("%d more", len(usedBy)-3))
+		}
+		res.Problems = append(res.Problems, ObjectProblem{Object: object, Problem: problem, UsedBy: usedBy})
+	}
 }
 
 // SaveValidation stores v with the checkpoint (in meta/), so status and

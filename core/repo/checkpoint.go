@@ -46,7 +46,7 @@ func (r *Repository) SaveCheckpoint(ctx context.Context, c *Checkpoint) error {
 		return err
 	}
 	key := CheckpointPrefix + c.ID
-	if err := blob.PutBytes(ctx, r.store, key, r.codec.encode(plain, key), &blob.PutOptions{IfAbsent: true}); err != nil {
+	if err := blob.PutBytes(ctx, r.store, key, r.sealObject(plain, key), &blob.PutOptions{IfAbsent: true}); err != nil {
 		return fmt.Errorf("write checkpoint %s: %w", c.ID, err)
 	}
 	return nil
@@ -62,7 +62,7 @@ func (r *Repository) LoadCheckpoint(ctx context.Context, id string) (*Checkpoint
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoint %s: %w", id, err)
 	}
-	plain, err := r.codec.decode(stored, key)
+	plain, err := r.openObject(stored, key)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", id, err)
 	}

@@ -26,7 +26,7 @@ func (r *Repository) PutMeta(ctx context.Context, name string, v any) error {
 		return err
 	}
 	key := MetaPrefix + name
-	if err := blob.PutBytes(ctx, r.store, key, r.codec.encode(plain, key), nil); err != nil {
+	if err := blob.PutBytes(ctx, r.store, key, r.sealObject(plain, key), nil); err != nil {
 		return fmt.Errorf("write %s: %w", key, err)
 	}
 	return nil
@@ -42,9 +42,9 @@ func (r *Repository) GetMeta(ctx context.Context, name string, v any) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", key, err)
 	}
-	plain, err := r.codec.decode(stored, key)
+	plain, err := r.openObject(stored, key)
 	if err != nil {
-		return fmt.Errorf("%s: %w", key, err)
+		return err
 	}
 	if err := json.Unmarshal(plain, v); err != nil {
 		return fmt.Errorf("%s: %w: %v", key, ErrCorrupt, err)

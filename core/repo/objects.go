@@ -261,7 +261,7 @@ func (r *Repository) SaveManifest(ctx context.Context, m *Manifest) error {
 		return err
 	}
 	ref := m.Ref()
-	if err := blob.PutBytes(ctx, r.store, ref.Key(), r.codec.encode(plain, ref.Key()), &blob.PutOptions{IfAbsent: true}); err != nil {
+	if err := blob.PutBytes(ctx, r.store, ref.Key(), r.sealObject(plain, ref.Key()), &blob.PutOptions{IfAbsent: true}); err != nil {
 		return fmt.Errorf("write manifest of snapshot %s/%s: %w", m.Graph, m.ID, err)
 	}
 	r.cache.store(ref, plain)
@@ -278,7 +278,7 @@ func (r *Repository) LoadManifest(ctx context.Context, ref SnapshotRef) (*Manife
 	if err != nil {
 		return nil, fmt.Errorf("read manifest of snapshot %s/%s: %w", ref.Graph, ref.ID, err)
 	}
-	plain, err := r.codec.decode(stored, ref.Key())
+	plain, err := r.openObject(stored, ref.Key())
 	if err != nil {
 		return nil, fmt.Errorf("manifest of snapshot %s/%s: %w", ref.Graph, ref.ID, err)
 	}

@@ -49,6 +49,9 @@ type Config struct {
 	Chunker     ChunkerConfig     `json:"chunker"`
 	Compression CompressionConfig `json:"compression"`
 	Encryption  *EncryptionConfig `json:"encryption,omitempty"`
+	// Checksum is this config's own (see configChecksum); configs written
+	// before it existed have none.
+	Checksum string `json:"checksum,omitempty"`
 }
 
 // ChunkerConfig records how files are cut. The gear seed of an encrypted
@@ -143,6 +146,7 @@ func Init(ctx context.Context, store blob.Store, opts InitOptions) (*Repository,
 	} else {
 		cfg.Chunker.Seed = params.Seed
 	}
+	cfg.Checksum = configChecksum(cfg)
 	data, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return nil, err
@@ -190,6 +194,10 @@ func Open(ctx context.Context, store blob.Store, opts OpenOptions) (*Repository,
 	if err := json.Unmarshal(data, &cfg); err != nil {
 		return nil, fmt.Errorf("%s in %s: %w: %v", ConfigKey, store.Location(), ErrCorrupt, err)
 	}
+	if cfg.Checksum != "" && cfg.Checksum != configChecksum(cfg) {
+		return nil, fmt.Errorf("%s in %s: %w: its checksum does not match its content (a flipped bit?); copy %s from a replica of this repository",
+			ConfigKey, store.Location(), ErrCorrupt, ConfigKey)
+	}
 	if cfg.Version != FormatVersion {
 		return nil, fmt.Errorf("%s: %w: version %d, this graphkeep reads version %d; use a graphkeep release that supports it",
 			store.Location(), ErrUnsupported, cfg.Version, FormatVersion)
@@ -206,7 +214,11 @@ func Open(ctx context.Context, store blob.Store, opts OpenOptions) (*Repository,
 			return nil, fmt.Errorf("%s: %w: set GRAPHKEEP_PASSWORD or use --password-file", store.Location(), ErrPasswordNeeded)
 		}
 		if keys, err = unwrapKeys(cfg.Encryption, opts.Password); err != nil {
-			return nil, fmt.Errorf("%s: %w", store.Location(), err)
+			if errors.Is(err, ErrWrongPassword) {
+				return nil, fmt.Errorf("%s: %w", store.Location(), err)
+			}
+			return nil, fmt.Errorf("%s in %s: its encryption parameters are unusable (%v): %w; copy %s from a replica of this repository",
+				ConfigKey, store.Location(), err, ErrCorrupt, ConfigKey)
 		}
 	}
 	return newRepository(store, cfg, keys, opts.CacheDir)

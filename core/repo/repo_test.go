@@ -3,6 +3,7 @@ package repo_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -279,6 +280,107 @@ func TestInitRefusesDataWithoutConfig(t *testing.T) {
 		}
 		if _, err := repo.Open(ctx, store, repo.OpenOptions{}); !errors.Is(err, repo.ErrConfigLost) {
 			t.Fatalf("open with %s and no config: %v, want ErrConfigLost", key, err)
+		}
+	}
+}
+
+// TestObjectsAreBoundToTheirKeyAndRepository: without a password too, a
+// flipped bit in graphkeep.repo or a meta object, a meta object moved to
+// another key, and another repository's config over this one's objects are
+// all caught, naming the object.
+func TestObjectsAreBoundToTheirKeyAndRepository(t *testing.T) {
+	ctx := context.Background()
+	store := newStore(t)
+	r, err := repo.Init(ctx, store, repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"targets/t1", "targets/t2"} {
+		if err := r.PutMeta(ctx, name, map[string]string{"id": name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := &repo.Manifest{Version: repo.FormatVersion, ID: repo.NewSnapshotID(time.Now()), Graph: "g1", Time: time.Now().UTC()}
+	if err := r.SaveManifest(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	read := func(key string) []byte {
+		b, err := blob.ReadAll(ctx, store, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	put := func(key string, b []byte) {
+		if err := blob.PutBytes(ctx, store, key, b, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A meta object moved over another: caught, named.
+	t1 := read("meta/targets/t1")
+	put("meta/targets/t1", read("meta/targets/t2"))
+	var v map[string]string
+	if err := r.GetMeta(ctx, "targets/t1", &v); !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), "meta/targets/t1") {
+		t.Fatalf("meta object moved to another key: %v", err)
+	}
+	// A flipped bit in a meta object.
+	t1[len(t1)/2] ^= 0x01
+	put("meta/targets/t1", t1)
+	if err := r.GetMeta(ctx, "targets/t1", &v); !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), "meta/targets/t1") {
+		t.Fatalf("flipped meta object: %v", err)
+	}
+	// A flipped digit in graphkeep.repo.
+	cfg := read(repo.ConfigKey)
+	flipped := bytes.Replace(cfg, []byte(`"avg_size": 1048576`), []byte(`"avg_size": 1048577`), 1)
+	if bytes.Equal(flipped, cfg) {
+		t.Fatalf("the config does not look as expected:\n%s", cfg)
+	}
+	put(repo.ConfigKey, flipped)
+	if _, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()}); !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), repo.ConfigKey) {
+		t.Fatalf("flipped config: %v", err)
+	}
+	// Another repository's config over these objects.
+	other := newStore(t)
+	if _, err := repo.Init(ctx, other, repo.InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	otherCfg, _ := blob.ReadAll(ctx, other, repo.ConfigKey)
+	put(repo.ConfigKey, otherCfg)
+	swapped, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := swapped.LoadManifest(ctx, m.Ref()); !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), repo.ConfigKey) {
+		t.Fatalf("manifest read under another repository's config: %v", err)
+	}
+}
+
+// TestDamagedEncryptedConfigIsNamed: a flipped KDF parameter is caught by
+// the config's checksum, and (in a config without one) the KDF's own
+// complaint names graphkeep.repo.
+func TestDamagedEncryptedConfigIsNamed(t *testing.T) {
+	ctx := context.Background()
+	store := newStore(t)
+	if _, err := repo.Init(ctx, store, repo.InitOptions{Password: "pw", KDF: cheapKDF}); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := blob.ReadAll(ctx, store, repo.ConfigKey)
+	var cfg map[string]any
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["encryption"].(map[string]any)["kdf_params"].(map[string]any)["n"] = 1
+	for _, withChecksum := range []bool{true, false} {
+		if !withChecksum {
+			delete(cfg, "checksum")
+		}
+		b, _ := json.Marshal(cfg)
+		if err := blob.PutBytes(ctx, store, repo.ConfigKey, b, nil); err != nil {
+			t.Fatal(err)
+		}
+		_, err := repo.Open(ctx, store, repo.OpenOptions{Password: "pw"})
+		if !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), repo.ConfigKey) {
+			t.Fatalf("checksum %v: open with a flipped KDF parameter: %v", withChecksum, err)
 		}
 	}
 }
