@@ -15,10 +15,10 @@ import (
 const (
 	flagZstd      byte = 1 << 0
 	flagEncrypted byte = 1 << 1
-	flagHuff      byte = 1 << 2 // huff0 blocks (see huff.go): read, no longer written
-	flagBase64    byte = 1 << 3 // base64 runs packed (see base64pack.go)
+	flagHuff      byte = 1 << 2                                           // huff0 blocks (see huff.go): read, no longer written
+	flagBase64    byte = 1 << 3                                           // base64 runs packed (see base64pack.go)
 	knownFlags         = flagZstd | flagEncrypted | flagHuff | flagBase64 // flagChecksum is handled by openObject
-	codingFlags        = flagZstd | flagHuff | flagBase64 // at most one
+	codingFlags        = flagZstd | flagHuff | flagBase64                 // at most one
 
 )
 
