@@ -1,7 +1,9 @@
 package blob
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"time"
@@ -97,16 +99,61 @@ func (s *Retrying) Put(ctx context.Context, key string, r io.Reader, opts *PutOp
 	if err != nil {
 		return s.Store.Put(ctx, key, r, opts)
 	}
-	first := true
-	return Retry(ctx, s.Policy, func() error {
+	first, failed := true, false
+	err = Retry(ctx, s.Policy, func() error {
 		if !first {
 			if _, err := seeker.Seek(start, io.SeekStart); err != nil {
 				return err
 			}
 		}
 		first = false
-		return s.Store.Put(ctx, key, r, opts)
+		err := s.Store.Put(ctx, key, r, opts)
+		if IsTransient(err) {
+			failed = true
+		}
+		return err
 	})
+	// A create-if-absent that failed transiently may have landed all the
+	// same (the answer was lost): then its retry finds the object there.
+	// When what is there is what we wrote, the create succeeded.
+	if errors.Is(err, ErrExists) && failed && opts != nil && opts.IfAbsent {
+		if _, serr := seeker.Seek(start, io.SeekStart); serr == nil {
+			if same, cerr := sameContent(ctx, s.Store, key, r); cerr == nil && same {
+				return nil
+			}
+		}
+	}
+	return err
+}
+
+// sameContent reports whether the object at key holds exactly what r has
+// left to read.
+func sameContent(ctx context.Context, s Store, key string, r io.Reader) (bool, error) {
+	rc, err := s.Get(ctx, key, 0, -1)
+	if err != nil {
+		return false, err
+	}
+	defer rc.Close()
+	a, b := make([]byte, 32<<10), make([]byte, 32<<10)
+	for {
+		na, errA := io.ReadFull(r, a)
+		nb, errB := io.ReadFull(rc, b)
+		if na != nb || !bytes.Equal(a[:na], b[:nb]) {
+			return false, nil
+		}
+		endA := errA == io.EOF || errA == io.ErrUnexpectedEOF
+		endB := errB == io.EOF || errB == io.ErrUnexpectedEOF
+		switch {
+		case endA && endB:
+			return true, nil
+		case endA != endB:
+			return false, nil
+		case errA != nil:
+			return false, errA
+		case errB != nil:
+			return false, errB
+		}
+	}
 }
 
 // Get retries opening the object; a failure in the middle of reading is the

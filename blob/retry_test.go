@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/graphkeep/graphkeep/blob"
+	"github.com/graphkeep/graphkeep/providers"
 )
 
 // flaky fails its first `failures` calls of each method with err.
@@ -101,4 +103,65 @@ func TestRetryingDoesNotRetryStreams(t *testing.T) {
 	if !errors.Is(err, blob.ErrUnavailable) || f.calls != 1 {
 		t.Fatalf("calls = %d, err = %v; want one call and the transient error", f.calls, err)
 	}
+}
+
+// landsThenFails stores the first create-if-absent and then answers as if
+// the connection broke: the answer is lost, the object is there.
+type landsThenFails struct {
+	blob.Store
+	lost  bool
+	other []byte // when set, the first attempt finds another writer storing this
+}
+
+func (s *landsThenFails) Put(ctx context.Context, key string, r io.Reader, opts *blob.PutOptions) error {
+	if s.other != nil && !s.lost {
+		s.lost = true
+		_ = blob.PutBytes(ctx, s.Store, key, s.other, nil)
+		return blob.ErrUnavailable
+	}
+	err := s.Store.Put(ctx, key, r, opts)
+	if err == nil && !s.lost {
+		s.lost = true
+		return blob.ErrUnavailable
+	}
+	return err
+}
+
+// TestCreateIfAbsentIsRetrySafe: a create-if-absent whose answer was lost
+// is retried, finds its own object and succeeds; one that finds another
+// writer's object still fails with ErrExists.
+func TestCreateIfAbsentIsRetrySafe(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name    string
+		already string // another writer's content, "" for none
+		want    error
+	}{{"own object", "", nil}, {"another writer's", "theirs", blob.ErrExists}} {
+		t.Run(c.name, func(t *testing.T) {
+			mem := newMemStore(t)
+			if c.already != "" {
+				mem = &landsThenFails{Store: mem, other: []byte(c.already)}
+			} else {
+				mem = &landsThenFails{Store: mem}
+			}
+			s := blob.NewRetrying(mem, blob.RetryPolicy{BaseDelay: time.Millisecond})
+			err := s.Put(ctx, "k", bytes.NewReader([]byte("mine")), &blob.PutOptions{IfAbsent: true})
+			if !errors.Is(err, c.want) && !(err == nil && c.want == nil) {
+				t.Fatalf("Put = %v, want %v", err, c.want)
+			}
+		})
+	}
+}
+
+var memSeq int
+
+func newMemStore(t *testing.T) blob.Store {
+	t.Helper()
+	memSeq++
+	s, err := providers.Open(context.Background(), fmt.Sprintf("mem://retry-test-%d", memSeq), providers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
