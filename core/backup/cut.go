@@ -138,7 +138,7 @@ func (b *builder) take(start time.Time) (*cut, error) {
 // graph had been quiet, its newest write, and what the pipeline said.
 func (b *builder) settle(deadline time.Time) (quiet time.Duration, lastWrite time.Time, pipeline string, err error) {
 	for {
-		if lastWrite, err = activity(b.dir); err != nil {
+		if lastWrite, err = LastWrite(b.dir); err != nil {
 			return 0, time.Time{}, "", err
 		}
 		now := time.Now()
@@ -174,7 +174,7 @@ func (b *builder) settle(deadline time.Time) (quiet time.Duration, lastWrite tim
 // or the deadline passes.
 func (b *builder) waitForChange(since, deadline time.Time) error {
 	for time.Now().Before(deadline) {
-		last, err := activity(b.dir)
+		last, err := LastWrite(b.dir)
 		if err != nil {
 			return err
 		}
@@ -199,10 +199,10 @@ func (b *builder) sleep(d time.Duration) error {
 	}
 }
 
-// activity returns the newest modification time in dir: every entry,
+// LastWrite returns the newest modification time in dir: every entry,
 // LightRAG's temporary files included (one being written is activity), and
 // the directories themselves (a rename or delete moves theirs).
-func activity(dir string) (time.Time, error) {
+func LastWrite(dir string) (time.Time, error) {
 	var last time.Time
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {

@@ -23,14 +23,8 @@ func validateKV(in *input, c collect) *FileStats {
 	var keys keyCollector
 	var key, status []byte
 	err = s.members('}', func() error {
-		if err := s.expect('"'); err != nil {
-			return err
-		}
 		var err error
-		if key, err = s.stringInto(key[:0], c != collectNone); err != nil {
-			return err
-		}
-		if err := s.expect(':'); err != nil {
+		if key, err = s.memberKey(key[:0], c != collectNone); err != nil {
 			return err
 		}
 		st.Records++
@@ -69,6 +63,19 @@ func validateKV(in *input, c collect) *FileStats {
 	return st
 }
 
+// memberKey reads an object member's `"key":`, appending the key's body
+// (escapes as written) to dst when keep is set.
+func (s *scanner) memberKey(dst []byte, keep bool) ([]byte, error) {
+	if err := s.expect('"'); err != nil {
+		return dst, err
+	}
+	dst, err := s.stringInto(dst, keep)
+	if err != nil {
+		return dst, err
+	}
+	return dst, s.expect(':')
+}
+
 // decodedJSON returns a string body with its escapes decoded.
 func decodedJSON(raw []byte) []byte {
 	if bytes.IndexByte(raw, '\\') < 0 {
@@ -91,14 +98,8 @@ func (s *scanner) fieldOf(field string, dst []byte) ([]byte, error) {
 	var key []byte
 	found := false
 	err = s.members('}', func() error {
-		if err := s.expect('"'); err != nil {
-			return err
-		}
 		var err error
-		if key, err = s.stringInto(key[:0], true); err != nil {
-			return err
-		}
-		if err := s.expect(':'); err != nil {
+		if key, err = s.memberKey(key[:0], true); err != nil {
 			return err
 		}
 		if string(key) != field || found {
@@ -207,14 +208,8 @@ func (s *scanner) collectRecords(c collect, keys *keyCollector) (int64, error) {
 		a, b = a[:0], b[:0]
 		var haveA, haveB bool
 		err = s.members('}', func() error {
-			if err := s.expect('"'); err != nil {
-				return err
-			}
 			var err error
-			if key, err = s.stringInto(key[:0], true); err != nil {
-				return err
-			}
-			if err := s.expect(':'); err != nil {
+			if key, err = s.memberKey(key[:0], true); err != nil {
 				return err
 			}
 			var dst *[]byte

@@ -236,25 +236,8 @@ func changedSince(dir string, t time.Time) (bool, error) {
 	if t.IsZero() {
 		return true, nil
 	}
-	changed := false
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && p != dir {
-				return nil
-			}
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		if info.ModTime().After(t) {
-			changed = true
-			return filepath.SkipAll
-		}
-		return nil
-	})
-	return changed, err
+	last, err := backup.LastWrite(dir)
+	return last.After(t), err
 }
 
 // notify watches dir and its subdirectories; events is nil when the file
