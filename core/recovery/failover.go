@@ -182,7 +182,25 @@ func Failover(ctx context.Context, replica *repo.Repository, plan *Plan, opts Fa
 		if err != nil {
 			return out, err
 		}
+		// A checkpoint from before checkpoints named only good snapshots
+		// may name a flagged or mid-ingestion one: restore the graph's
+		// newest good snapshot instead, as "latest" would.
+		var passed []repo.PassedOver
+		if m, err := replica.Cache().Manifest(ctx, ref); err == nil && !m.Good() {
+			refs, err := replica.ListSnapshots(ctx, step.Graph)
+			if err != nil {
+				return out, err
+			}
+			c, _, err := replica.LatestGood(ctx, step.Graph, refs)
+			if err != nil {
+				return out, fmt.Errorf("restore %s: the checkpoint's snapshot %s is %s, and %w", step.Graph, ref.ID, m.NotGoodReason(), err)
+			}
+			ref, passed = c.Ref, []repo.PassedOver{{ID: m.ID, Reason: m.NotGoodReason()}}
+		}
 		res, err := backup.Restore(ctx, replica, ref, step.Dest, backup.RestoreOptions{})
+		if res != nil {
+			res.PassedOver = passed
+		}
 		if err != nil {
 			return out, fmt.Errorf("restore %s: %w", step.Graph, err)
 		}

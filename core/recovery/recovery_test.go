@@ -423,3 +423,62 @@ func TestHealthIsTheSharedTargetStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckpointsAndFailoverUseGoodSnapshots: a checkpoint names a graph's
+// newest good snapshot when the new one is flagged; failover --restore of
+// an older checkpoint that names a flagged snapshot restores the newest
+// good one instead, and says so.
+func TestCheckpointsAndFailoverUseGoodSnapshots(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	src := w.sources[0]
+	good, err := backup.Create(ctx, w.r, src, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// g1 breaks (damage an hour old, not a write in progress).
+	broken := filepath.Join(src.Dir, "vdb_chunks.json")
+	if err := os.WriteFile(broken, []byte(`{"embedding_dim": 4, "data": [{"__id__": "x"}], "matrix": ""}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	for _, p := range []string{broken, src.Dir} {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp, err := recovery.CreateCheckpoint(ctx, w.r, w.sources[:1], recovery.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.Snapshots[0].ID != good.Manifest.ID || cp.Snapshots[0].Note == "" {
+		t.Fatalf("checkpoint names %+v, want the good snapshot %s with a note", cp.Snapshots[0], good.Manifest.ID)
+	}
+	// An older-style checkpoint naming the flagged snapshot.
+	refs, _ := w.r.ListSnapshots(ctx, "g1")
+	flagged := refs[len(refs)-1]
+	oldCP := &repo.Checkpoint{Version: repo.FormatVersion, ID: repo.NewSnapshotID(time.Now().Add(time.Second)), Time: time.Now().UTC(),
+		Snapshots: []repo.CheckpointSnapshot{{Graph: "g1", ID: flagged.ID}}}
+	if err := w.r.SaveCheckpoint(ctx, oldCP); err != nil {
+		t.Fatal(err)
+	}
+	w.replicate(t)
+	target, _ := replication.GetTarget(ctx, w.r, "east")
+	dst, _ := open(ctx, target.URL)
+	replica, err := repo.Open(ctx, dst, repo.OpenOptions{Password: "pw", CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := recovery.FailoverOptions{Checkpoint: oldCP.ID, Restore: true, GraphsRoot: t.TempDir(), Force: true}
+	plan, err := recovery.PlanFailover(ctx, nil, replica, target, w.r.Store().Location(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := recovery.Failover(ctx, replica, plan, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Restored) != 1 || out.Restored[0].Snapshot.ID != good.Manifest.ID || len(out.Restored[0].PassedOver) != 1 {
+		t.Fatalf("failover restored %+v, want %s passing over %s", out.Restored, good.Manifest.ID, flagged.ID)
+	}
+}
