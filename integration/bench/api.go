@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -124,4 +126,79 @@ func pct(sorted []time.Duration, p int) string {
 func must2[T any](v T, err error) T {
 	must(err)
 	return v
+}
+
+// jobsBench floods the real server with 500 concurrent backup requests of
+// one 100 MB graph and reports the server's peak RSS (VmHWM) and how many
+// jobs it made of them: jobs are bounded and duplicate backups coalesce.
+func jobsBench(dir string) {
+	const requests = 500
+	repoDir := filepath.Join(dir, "repo-jobs")
+	root := filepath.Join(dir, "graphs-jobs")
+	must(os.RemoveAll(repoDir))
+	must(os.RemoveAll(root))
+	runQuiet(*graphkeepBin, "fixture", "generate", root, "--graphs", "g1", "--size", "105000000", "--seed", "9")
+	env := append(os.Environ(), "GRAPHKEEP_REPO=file://"+repoDir+"?create=true", "GRAPHKEEP_GRAPHS_ROOT="+root,
+		"GRAPHKEEP_CACHE_DIR="+filepath.Join(dir, "cache-jobs"), "GRAPHKEEP_STATE_DIR="+filepath.Join(dir, "state-jobs"), "GRAPHKEEP_PASSWORD=")
+	initCmd := exec.Command(*graphkeepBin, "init")
+	initCmd.Env = env
+	must(initCmd.Run())
+	port := must2(freePort())
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cmd := exec.Command(*graphkeepBin, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	must(cmd.Start())
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get(url + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintln(os.Stderr, "jobs bench: the server did not start")
+			return
+		}
+	}
+	var wg sync.WaitGroup
+	codes := make([]int, requests)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if resp, err := http.Post(url+"/backup/graphs/g1/snapshots", "application/json", nil); err == nil {
+				codes[i] = resp.StatusCode
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		resp, err := http.Get(url + "/jobs")
+		if err != nil {
+			break
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), `"queued"`) && !strings.Contains(string(body), `"running"`) {
+			var jobs []json.RawMessage
+			_ = json.Unmarshal(body, &jobs)
+			accepted := 0
+			for _, c := range codes {
+				if c == http.StatusAccepted {
+					accepted++
+				}
+			}
+			status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+			hwm := "?"
+			for _, line := range strings.Split(string(status), "\n") {
+				if strings.HasPrefix(line, "VmHWM:") {
+					hwm = strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:"))
+				}
+			}
+			fmt.Printf("\n%d concurrent backup requests of a 100 MB graph: %d accepted, %d jobs run, server peak RSS %s\n", requests, accepted, len(jobs), hwm)
+			return
+		}
+	}
+	fmt.Fprintln(os.Stderr, "jobs bench: the jobs did not finish within 5 minutes")
 }

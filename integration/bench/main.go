@@ -70,6 +70,7 @@ func main() {
 
 	if *apiOnly {
 		apiBench(dir)
+		jobsBench(dir)
 		return
 	}
 	if *liveOnly {
@@ -97,6 +98,7 @@ func main() {
 		scaling(dir, base, size)
 	}
 	apiBench(dir)
+	jobsBench(dir)
 	liveBench(dir)
 }
 
