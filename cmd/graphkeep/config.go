@@ -151,7 +151,11 @@ func (g *globals) openStore(ctx context.Context) (blob.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return providers.Open(ctx, u, providers.Options{})
+	s, err := providers.Open(ctx, u, providers.Options{})
+	if errors.Is(err, blob.ErrNotFound) {
+		return nil, fmt.Errorf("%w\n(to create a new repository there, run 'graphkeep init'; if the primary was lost, 'graphkeep failover --target ID' promotes a replica)", err)
+	}
+	return s, err
 }
 
 // openRepo opens the repository.

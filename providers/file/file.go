@@ -56,7 +56,7 @@ func Open(ctx context.Context, cfg Config) (*blob.Bucket, error) {
 			return nil, fmt.Errorf("file: create repository directory: %w", err)
 		}
 	case errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("file: repository directory %s does not exist; create it, or run 'graphkeep init' which does", dir)
+		return nil, fmt.Errorf("file: directory %s does not exist (%w): create it, or add ?create=true to the URL to have it created", dir, blob.ErrNotFound)
 	case err != nil:
 		return nil, fmt.Errorf("file: repository directory: %w", err)
 	case !info.IsDir():

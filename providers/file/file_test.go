@@ -101,7 +101,7 @@ func TestOpenErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct{ url, want string }{
-		{"file://" + missing, "does not exist"},
+		{"file://" + missing, "create it, or add ?create=true"}, // never "graphkeep init": the folder may be a target
 		{"file://" + regular, "not a directory"},
 		{"file://host/abs", "three slashes"},
 		{"file://" + missing + "?create=maybe", "not a boolean"},
