@@ -31,24 +31,13 @@ func apiBench(dir string) {
 	must(os.WriteFile(filepath.Join(root, "g1", "kv_store_full_docs.json"), []byte(`{"doc-1": {"content": "x"}}`), 0o644))
 	fillRepo(repoDir, snapshots)
 
-	port := must2(freePort())
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cmd := exec.Command(*graphkeepBin, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port))
-	cmd.Env = append(os.Environ(), "GRAPHKEEP_REPO=file://"+repoDir, "GRAPHKEEP_GRAPHS_ROOT="+root,
-		"GRAPHKEEP_CACHE_DIR="+filepath.Join(dir, "cache-api"), "GRAPHKEEP_STATE_DIR="+filepath.Join(dir, "state-api"), "GRAPHKEEP_PASSWORD=")
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	must(cmd.Start())
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(url + "/healthz"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			fmt.Fprintln(os.Stderr, "api bench: the server did not start")
-			return
-		}
+	url, _, stop, err := serve(append(os.Environ(), "GRAPHKEEP_REPO=file://"+repoDir, "GRAPHKEEP_GRAPHS_ROOT="+root,
+		"GRAPHKEEP_CACHE_DIR="+filepath.Join(dir, "cache-api"), "GRAPHKEEP_STATE_DIR="+filepath.Join(dir, "state-api"), "GRAPHKEEP_PASSWORD="))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "api bench:", err)
+		return
 	}
+	defer stop()
 	fmt.Printf("\nAPI latency, %d concurrent clients for %s each, repository with %d snapshots\n\n", clients, duration, snapshots)
 	fmt.Println("| route | requests/s | p50 | p90 | p99 | max |")
 	fmt.Println("|---|---|---|---|---|---|")
@@ -143,23 +132,12 @@ func jobsBench(dir string) {
 	initCmd := exec.Command(*graphkeepBin, "init")
 	initCmd.Env = env
 	must(initCmd.Run())
-	port := must2(freePort())
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cmd := exec.Command(*graphkeepBin, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port))
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	must(cmd.Start())
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(url + "/healthz"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			fmt.Fprintln(os.Stderr, "jobs bench: the server did not start")
-			return
-		}
+	url, pid, stop, err := serve(env)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "jobs bench:", err)
+		return
 	}
+	defer stop()
 	var wg sync.WaitGroup
 	codes := make([]int, requests)
 	for i := range codes {
@@ -189,7 +167,7 @@ func jobsBench(dir string) {
 					accepted++
 				}
 			}
-			status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+			status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 			hwm := "?"
 			for _, line := range strings.Split(string(status), "\n") {
 				if strings.HasPrefix(line, "VmHWM:") {
@@ -201,4 +179,31 @@ func jobsBench(dir string) {
 		}
 	}
 	fmt.Fprintln(os.Stderr, "jobs bench: the jobs did not finish within 5 minutes")
+}
+
+// serve starts graphkeep serve with env on a free loopback port and waits
+// until it answers; stop ends it.
+func serve(env []string) (url string, pid int, stop func(), err error) {
+	port, err := freePort()
+	if err != nil {
+		return "", 0, nil, err
+	}
+	url = fmt.Sprintf("http://127.0.0.1:%d", port)
+	cmd := exec.Command(*graphkeepBin, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port))
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		return "", 0, nil, err
+	}
+	stop = func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get(url + "/healthz"); err == nil {
+			resp.Body.Close()
+			return url, cmd.Process.Pid, stop, nil
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", 0, nil, fmt.Errorf("the server did not start")
+		}
+	}
 }
