@@ -16,16 +16,24 @@ export GRAPHKEEP_MINIO_IMAGE := $(MINIO_IMAGE)
 # Tests never ask a cloud metadata service for credentials.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: all build test test-unit lint demo bench minio-image rclone clean
+.PHONY: all build test test-unit lint fuzz demo bench minio-image rclone clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/graphkeep
 
-## test: every test, the MinIO and fake-GCS suites included.
+## test: every test, the MinIO and fake-GCS suites included, then a short
+## run of each fuzz target (seeds are in the tests; FUZZTIME=1m for longer).
+FUZZTIME ?= 5s
 test: minio-image lint
 	$(GO) test -count=1 -timeout 30m ./...
+	$(MAKE) --no-print-directory fuzz
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) ./core/lightrag/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./core/repo/
+	$(GO) test -run '^$$' -fuzz '^FuzzConfig$$' -fuzztime $(FUZZTIME) ./core/repo/
 
 ## test-unit: the tests that need no Docker.
 test-unit:

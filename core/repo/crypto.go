@@ -74,11 +74,19 @@ func wrapKeys(k *Keys, password string, p KDFParams) (*EncryptionConfig, error) 
 	return &EncryptionConfig{Cipher: "aes-256-gcm", KDF: "scrypt", KDFParams: p, Salt: salt, WrappedKey: wrapped}, nil
 }
 
+// maxKDFN bounds scrypt's N (with r=8, 1 GiB of memory).
+const maxKDFN = 1 << 20
+
 func unwrapKeys(e *EncryptionConfig, password string) (*Keys, error) {
 	if e.Cipher != "aes-256-gcm" || e.KDF != "scrypt" {
 		return nil, fmt.Errorf("%w: cipher %q with kdf %q", ErrUnsupported, e.Cipher, e.KDF)
 	}
 	p := e.KDFParams
+	// A damaged or hostile config must not make every command allocate
+	// gigabytes: scrypt needs 128 x r x N bytes.
+	if p.N > maxKDFN || p.R > 32 || p.P > 16 || p.R <= 0 || p.P <= 0 || int64(p.N)*int64(p.R) > maxKDFN*8 {
+		return nil, fmt.Errorf("%w: key derivation parameters out of range (n=%d r=%d p=%d)", ErrCorrupt, p.N, p.R, p.P)
+	}
 	kek, err := scrypt.Key([]byte(password), e.Salt, p.N, p.R, p.P, 32)
 	if err != nil {
 		return nil, fmt.Errorf("%w: key derivation parameters: %v", ErrCorrupt, err)

@@ -202,6 +202,11 @@ func Open(ctx context.Context, store blob.Store, opts OpenOptions) (*Repository,
 		return nil, fmt.Errorf("%s: %w: version %d, this graphkeep reads version %d; use a graphkeep release that supports it",
 			store.Location(), ErrUnsupported, cfg.Version, FormatVersion)
 	}
+	if !validRepoID(cfg.ID) {
+		// The id names the local cache directory: it must not be a path.
+		return nil, fmt.Errorf("%s in %s: %w: repository id %q is not 32 hex digits; copy %s from a replica of this repository",
+			ConfigKey, store.Location(), ErrCorrupt, cfg.ID, ConfigKey)
+	}
 	if cfg.Chunker.Algorithm != "fastcdc" {
 		return nil, fmt.Errorf("%s: %w: chunker %q", store.Location(), ErrUnsupported, cfg.Chunker.Algorithm)
 	}
@@ -222,6 +227,14 @@ func Open(ctx context.Context, store blob.Store, opts OpenOptions) (*Repository,
 		}
 	}
 	return newRepository(store, cfg, keys, opts.CacheDir)
+}
+
+func validRepoID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil
 }
 
 // holdsData names an object under snapshots/ or chunks/, "" when both are

@@ -384,3 +384,21 @@ func TestDamagedEncryptedConfigIsNamed(t *testing.T) {
 		}
 	}
 }
+
+// TestHostileConfigIsRefused: a config whose id is a path (it names the
+// local cache directory) or whose KDF would allocate gigabytes is refused
+// as corrupt, not obeyed.
+func TestHostileConfigIsRefused(t *testing.T) {
+	ctx := context.Background()
+	for _, cfg := range []string{
+		`{"version": 1, "id": "../../../../tmp/evil", "chunker": {"algorithm": "fastcdc", "min_size": 262144, "avg_size": 1048576, "max_size": 4194304}, "compression": {"algorithm": "zstd", "level": "fastest"}}`,
+		`{"version": 1, "id": "0123456789abcdef0123456789abcdef", "chunker": {"algorithm": "fastcdc", "min_size": 262144, "avg_size": 1048576, "max_size": 4194304}, "compression": {"algorithm": "zstd", "level": "fastest"},
+		  "encryption": {"cipher": "aes-256-gcm", "kdf": "scrypt", "kdf_params": {"n": 1073741824, "r": 8, "p": 1}, "salt": "AAAA", "wrapped_key": "AAAA"}}`,
+	} {
+		store := newStore(t)
+		_ = blob.PutBytes(ctx, store, repo.ConfigKey, []byte(cfg), nil)
+		if _, err := repo.Open(ctx, store, repo.OpenOptions{Password: "pw", CacheDir: t.TempDir()}); !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), repo.ConfigKey) {
+			t.Fatalf("open with a hostile config: %v", err)
+		}
+	}
+}
