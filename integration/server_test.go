@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/graphkeep/graphkeep/api/apitest"
+	"github.com/graphkeep/graphkeep/core/lightrag/fixture"
 	"github.com/graphkeep/graphkeep/integration/miniotest"
 )
 
@@ -278,4 +279,51 @@ func TestTwoInstancesShareARepository(t *testing.T) {
 		t.Logf("jobs: a ran %d, b ran %d", len(jobsA), len(jobsB))
 	}
 	e.ok("verify", "--read-data")
+}
+
+// TestServerContinuousProtection: with schedule.continuous the server
+// snapshots a graph soon after it changes, and records the RPO metric.
+func TestServerContinuousProtection(t *testing.T) {
+	e := newEnv(t)
+	dir := e.graph("g1", 2)
+	e.ok("init")
+	e.extra = []string{"GRAPHKEEP_ADMIN_TOKEN=" + testAdminToken, "GRAPHKEEP_QUIET_WINDOW=200ms"}
+	s := e.startServer(t, "schedule:\n  continuous: true\n  continuous_min_interval: 200ms\n")
+	count := func() int {
+		var snaps []json.RawMessage
+		s.must(200, "GET", "/backup/graphs/g1/snapshots", "", &snaps)
+		return len(snaps)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for count() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshot of the new graph within 15s:\n%s", s.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := fixture.Grow(dir, fixture.Spec{Docs: 2, EmbeddingDim: 256, Seed: uint64(len("g1"))}, 1); err != nil {
+		t.Fatal(err)
+	}
+	// Grow dates the files at rest (long ago): touch one, as LightRAG's write would.
+	now := time.Now()
+	if err := os.Chtimes(filepath.Join(dir, "kv_store_doc_status.json"), now, now); err != nil {
+		t.Fatal(err)
+	}
+	for count() < 2 {
+		if time.Now().After(deadline.Add(15 * time.Second)) {
+			t.Fatalf("the change was not protected:\n%s", s.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	req, _ := http.NewRequest("GET", s.url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "graphkeep_watch_rpo_seconds_count{graph=\"g1\"}") {
+		t.Fatalf("/metrics (%d) has no RPO series for g1", resp.StatusCode)
+	}
 }
