@@ -99,41 +99,23 @@ func (r *Repository) LatestGood(ctx context.Context, graph string, refs []Snapsh
 	if len(mine) == 0 {
 		return Choice{}, false, nil
 	}
-	ms := make([]*Manifest, 0, len(mine))
-	for _, ref := range mine {
-		m, err := r.cache.Manifest(ctx, ref)
-		if errors.Is(err, ErrSnapshotMissing) {
-			continue // forgotten since the listing
-		}
-		if err != nil {
-			return Choice{}, true, err
-		}
-		ms = append(ms, m)
-	}
-	// Newest first: by time, ids (whole seconds) breaking no ties.
-	sortNewestFirst(ms)
-	for _, m := range ms {
+	found := false
+	err = r.newestFirst(ctx, mine, func(m *Manifest) bool {
 		if m.Good() {
-			c.Ref, c.ID = m.Ref(), m.ID
-			return c, true, nil
+			c.Ref, c.ID, found = m.Ref(), m.ID, true
+			return false
 		}
 		c.Passed = append(c.Passed, PassedOver{ID: m.ID, Reason: m.NotGoodReason()})
+		return true
+	})
+	switch {
+	case err != nil:
+		return Choice{}, true, err
+	case found:
+		return c, true, nil
+	case len(c.Passed) == 0:
+		return c, true, fmt.Errorf("graph %q: every snapshot was forgotten since the listing: %w", graph, ErrSnapshotMissing)
 	}
 	return c, true, fmt.Errorf("graph %q has no snapshot that is neither flagged nor mid-ingestion (%d passed over, newest %s: %s): %w",
 		graph, len(c.Passed), c.Passed[0].ID, c.Passed[0].Reason, ErrNotGood)
-}
-
-func sortNewestFirst(ms []*Manifest) {
-	for i := 1; i < len(ms); i++ {
-		for j := i; j > 0 && newer(ms[j], ms[j-1]); j-- {
-			ms[j], ms[j-1] = ms[j-1], ms[j]
-		}
-	}
-}
-
-func newer(a, b *Manifest) bool {
-	if !a.Time.Equal(b.Time) {
-		return a.Time.After(b.Time)
-	}
-	return a.ID > b.ID
 }

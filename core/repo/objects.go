@@ -385,26 +385,53 @@ func sortRefs(refs []SnapshotRef) {
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
-// newest picks the most recent of refs (one graph's, sorted by id). Ids
-// carry whole seconds and a random suffix, so snapshots taken in the same
-// second are told apart by their manifests' times.
+// newest picks the most recent of refs (one graph's, sorted by id).
 func (r *Repository) newest(ctx context.Context, refs []SnapshotRef) (SnapshotRef, error) {
-	last := refs[len(refs)-1]
-	second := last.ID[:strings.IndexByte(last.ID, '-')]
-	best, bestTime := last, time.Time{}
-	for i := len(refs) - 1; i >= 0 && strings.HasPrefix(refs[i].ID, second); i-- {
-		m, err := r.cache.Manifest(ctx, refs[i])
-		if errors.Is(err, ErrSnapshotMissing) {
-			continue
+	best := refs[len(refs)-1]
+	err := r.newestFirst(ctx, refs, func(m *Manifest) bool {
+		best = m.Ref()
+		return false
+	})
+	return best, err
+}
+
+// newestFirst calls visit with the manifests of refs (one graph's, sorted
+// by id) newest first, until visit returns false; manifests forgotten
+// since the listing are skipped. Ids carry whole seconds and a random
+// suffix, so the snapshots of one second are ordered by their manifests'
+// times; only as many manifests are read as visit needs.
+func (r *Repository) newestFirst(ctx context.Context, refs []SnapshotRef, visit func(*Manifest) bool) error {
+	for end := len(refs); end > 0; {
+		second := refs[end-1].ID[:strings.IndexByte(refs[end-1].ID, '-')+1]
+		start := end - 1
+		for start > 0 && strings.HasPrefix(refs[start-1].ID, second) {
+			start--
 		}
-		if err != nil {
-			return SnapshotRef{}, err
+		group := make([]*Manifest, 0, end-start)
+		for _, ref := range refs[start:end] {
+			m, err := r.cache.Manifest(ctx, ref)
+			if errors.Is(err, ErrSnapshotMissing) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			group = append(group, m)
 		}
-		if m.Time.After(bestTime) {
-			best, bestTime = refs[i], m.Time
+		slices.SortStableFunc(group, func(a, b *Manifest) int {
+			if c := b.Time.Compare(a.Time); c != 0 {
+				return c
+			}
+			return strings.Compare(b.ID, a.ID)
+		})
+		for _, m := range group {
+			if !visit(m) {
+				return nil
+			}
 		}
+		end = start
 	}
-	return best, nil
+	return nil
 }
 
 // Latest returns graph's newest snapshot; ok is false when it has none.
@@ -440,6 +467,14 @@ func (r *Repository) CheckGraph(ctx context.Context, graph string, configured []
 		known[g] = true
 	}
 	if known[graph] {
+		return nil
+	}
+	// One small request in the common case: the graph has snapshots.
+	objs, _, err := r.store.List(ctx, blob.ListOptions{Prefix: SnapshotPrefix + graph + "/", PageSize: 1})
+	if err != nil {
+		return fmt.Errorf("list snapshots: %w", err)
+	}
+	if len(objs) > 0 {
 		return nil
 	}
 	refs, err := r.ListSnapshots(ctx, "")
