@@ -34,6 +34,10 @@ func errNotFound(format string, args ...any) *Error {
 	return &Error{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf(format, args...)}
 }
 
+// ErrorCode is the code the API gives err ("internal" when it has no
+// kind); the CLI's --json errors use the same codes.
+func ErrorCode(err error) string { return toAPIError(err).Code }
+
 // toAPIError maps a domain error to its HTTP status, once, for every route.
 func toAPIError(err error) *Error {
 	var e *Error
@@ -44,9 +48,13 @@ func toAPIError(err error) *Error {
 	switch {
 	case errors.Is(err, repo.ErrSnapshotMissing), errors.Is(err, recovery.ErrNoCheckpoint),
 		errors.Is(err, replication.ErrUnknownTarget), errors.Is(err, errNoSuchGraph), errors.Is(err, errNoSuchJob),
-		errors.Is(err, repo.ErrUnknownGraph):
+		errors.Is(err, repo.ErrUnknownGraph), errors.Is(err, repo.ErrNotARepository):
 		status, code = http.StatusNotFound, "not_found"
-	case errors.Is(err, retention.ErrPinned), errors.Is(err, replication.ErrTargetExists),
+	case errors.Is(err, repo.ErrConfigLost):
+		status, code = http.StatusInternalServerError, "config_lost"
+	case errors.Is(err, repo.ErrPasswordNeeded), errors.Is(err, repo.ErrWrongPassword):
+		status, code = http.StatusInternalServerError, "password"
+	case errors.Is(err, retention.ErrPinned), errors.Is(err, replication.ErrTargetExists), errors.Is(err, repo.ErrAlreadyExists),
 		errors.Is(err, repo.ErrLeaseBusy), errors.Is(err, blob.ErrExists), errors.Is(err, recovery.ErrBlocked):
 		status, code = http.StatusConflict, "conflict"
 	case errors.Is(err, replication.ErrForeignTarget), errors.Is(err, replication.ErrTargetNotReady),

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,12 +11,8 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/graphkeep/graphkeep/blob"
+	"github.com/graphkeep/graphkeep/api"
 	"github.com/graphkeep/graphkeep/core/backup"
-	"github.com/graphkeep/graphkeep/core/recovery"
-	"github.com/graphkeep/graphkeep/core/replication"
-	"github.com/graphkeep/graphkeep/core/repo"
-	"github.com/graphkeep/graphkeep/core/retention"
 )
 
 func printJSON(w io.Writer, v any) error {
@@ -102,31 +97,11 @@ func (p *progressBar) done() {
 	}
 }
 
-// errorCode names the kind of a failure for --json output, with the codes
-// the API uses.
+// errorCode names the kind of a failure for --json output, with the API's
+// codes; a failure of no known kind (a usage mistake, say) is "error".
 func errorCode(err error) string {
-	switch {
-	case errors.Is(err, repo.ErrSnapshotMissing), errors.Is(err, repo.ErrUnknownGraph), errors.Is(err, recovery.ErrNoCheckpoint),
-		errors.Is(err, replication.ErrUnknownTarget), errors.Is(err, repo.ErrNotARepository):
-		return "not_found"
-	case errors.Is(err, repo.ErrNotGood):
-		return "not_good"
-	case errors.Is(err, repo.ErrConfigLost):
-		return "config_lost"
-	case errors.Is(err, repo.ErrAlreadyExists), errors.Is(err, repo.ErrLeaseBusy), errors.Is(err, retention.ErrPinned),
-		errors.Is(err, replication.ErrTargetExists), errors.Is(err, recovery.ErrBlocked):
-		return "conflict"
-	case errors.Is(err, backup.ErrUnstable), errors.Is(err, backup.ErrUnsafePath), errors.Is(err, backup.ErrNotAGraph),
-		errors.Is(err, retention.ErrEmptyPolicy), errors.Is(err, replication.ErrForeignTarget):
-		return "unprocessable"
-	case errors.Is(err, repo.ErrPasswordNeeded), errors.Is(err, repo.ErrWrongPassword):
-		return "password"
-	case errors.Is(err, blob.ErrUnavailable):
-		return "storage_unavailable"
-	case errors.Is(err, blob.ErrPermission):
-		return "storage_permission"
-	case errors.Is(err, repo.ErrCorrupt):
-		return "corrupt"
+	if code := api.ErrorCode(err); code != "internal" {
+		return code
 	}
 	return "error"
 }
