@@ -68,6 +68,15 @@ MINIO_BIN := $(CACHE)/minio/minio
 $(RESTIC):
 	GOBIN=$(CURDIR)/$(CACHE)/bin $(GO) install github.com/restic/restic/cmd/restic@v0.18.1
 
+# kopia 0.21.1: `go install ...@v0.21.1` trips over the module proxy's
+# version list, so it is built inside a throwaway module that requires it.
+KOPIA := $(CACHE)/bin/kopia
+$(KOPIA):
+	rm -rf $(CACHE)/kopia-build && mkdir -p $(CACHE)/kopia-build $(CACHE)/bin
+	cd $(CACHE)/kopia-build && printf 'module kopiabuild\n\ngo 1.26\n' > go.mod && \
+		GOFLAGS=-mod=mod $(GO) get github.com/kopia/kopia@v0.21.1 && \
+		CGO_ENABLED=0 $(GO) build -o $(CURDIR)/$(KOPIA) github.com/kopia/kopia
+
 $(MINIO_BIN):
 	mkdir -p $(CACHE)/minio
 	CGO_ENABLED=0 GOBIN=$(CURDIR)/$(CACHE)/minio $(GO) install $(MINIO_MODULE)
@@ -80,9 +89,9 @@ rclone:
 ## LightRAG-shaped data; replication against rclone copy (local folder and
 ## MinIO on loopback); graphkeep alone on ~2.2 GB for memory scaling.
 ## Needs about 8 GB of free disk under .cache/bench.
-bench: build $(RESTIC) $(MINIO_BIN) rclone
+bench: build $(RESTIC) $(KOPIA) $(MINIO_BIN) rclone
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./core/...
-	$(GO) run ./integration/bench -graphkeep $(BIN) -restic $(RESTIC) -minio $(MINIO_BIN)
+	$(GO) run ./integration/bench -graphkeep $(BIN) -restic $(RESTIC) -kopia $(KOPIA) -minio $(MINIO_BIN)
 
 clean:
 	rm -rf bin $(CACHE)

@@ -451,3 +451,57 @@ func TestCLIJSONShapes(t *testing.T) {
 		t.Fatalf("--json failure: exit %d, stdout %q", code, out)
 	}
 }
+
+// TestCLIRestoreKilledMidSwap: graphkeep killed with SIGKILL in the middle
+// of a restore's swap, on both swap paths. The atomic exchange never leaves
+// the graph directory missing; the two-rename path does until the next
+// graphkeep run on that directory (here a backup), which finishes the swap
+// first: the restored tree in place, the old one kept, nothing left over.
+func TestCLIRestoreKilledMidSwap(t *testing.T) {
+	for _, point := range []string{"exchanged", "moved-aside"} {
+		t.Run(point, func(t *testing.T) {
+			e := newEnv(t)
+			dir := e.graph("g1", 2)
+			e.ok("init")
+			e.ok("backup", "g1")
+			var snaps []snapshotLine
+			e.jsonOut(&snaps, "snapshots", "g1")
+			older := snaps[0].ID
+			if _, err := fixture.Grow(dir, fixture.Spec{Docs: 2, EmbeddingDim: 256, Seed: uint64(len("g1"))}, 1); err != nil {
+				t.Fatal(err)
+			}
+			want := filepath.Join(e.dir, "want")
+			copyDir(t, dir, want)
+			e.ok("backup", "g1")
+			e.jsonOut(&snaps, "snapshots", "g1")
+			newer := snaps[len(snaps)-1].ID
+			e.ok("restore", "g1", older) // the graph directory now holds the older state
+
+			killed := *e
+			killed.extra = append(append([]string{}, e.extra...), "GRAPHKEEP_TEST_KILL_AT="+point)
+			_, _, code := killed.run("restore", "g1", newer)
+			if code != -1 {
+				t.Fatalf("restore with a kill at %s: exit %d, want killed", point, code)
+			}
+			_, err := os.Stat(dir)
+			if point == "exchanged" && err != nil {
+				t.Fatalf("killed after the exchange, the graph directory is missing: %v", err)
+			}
+			if point == "moved-aside" && !os.IsNotExist(err) {
+				t.Fatalf("the kill was not between the two renames: %v", err)
+			}
+			e.ok("backup", "g1")
+			sameTree(t, want, dir)
+			out := e.ok("previous", "list", "g1")
+			if strings.Count(out, ".graphkeep-previous-g1-") != 2 {
+				t.Fatalf("undo copies:\n%s", out)
+			}
+			entries, _ := os.ReadDir(e.root)
+			for _, en := range entries {
+				if strings.HasPrefix(en.Name(), ".graphkeep-restore-") || strings.HasPrefix(en.Name(), ".graphkeep-swap-") {
+					t.Fatalf("left behind: %s", en.Name())
+				}
+			}
+		})
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/graphkeep/graphkeep/core/backup"
 )
 
 var version = "dev"
@@ -39,6 +41,16 @@ func run() int {
 			return 1
 		}
 		defer stopProfile()
+	}
+	if point := os.Getenv("GRAPHKEEP_TEST_KILL_AT"); point != "" {
+		// Fault injection for the end-to-end tests: kill -9 this process at
+		// a restore's crash point ("moved-aside" exists on the two-rename
+		// swap only, so it takes that one).
+		backup.InjectFaults(func(at string) {
+			if at == point {
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			}
+		}, point == "moved-aside")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -45,6 +45,18 @@ func Discover(root string) ([]Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read graphs root: %w", err)
 	}
+	// A graph whose restore was killed between its two renames is missing
+	// from the root until the swap is finished: finish it first.
+	for _, e := range entries {
+		if graph, ok := swapJournalGraph(e.Name()); ok && !e.IsDir() {
+			if _, err := FinishInterruptedSwap(filepath.Join(abs, graph)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if entries, err = os.ReadDir(abs); err != nil {
+		return nil, fmt.Errorf("read graphs root: %w", err)
+	}
 	var sources []Source
 	for _, e := range entries {
 		if !e.IsDir() && lightrag.KindOf(e.Name()) != "" {

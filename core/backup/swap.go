@@ -199,6 +199,15 @@ func finishSwap(j swapJournal) (string, error) {
 	return "", nil
 }
 
+// swapJournalGraph returns the directory name a swap journal file is for.
+func swapJournalGraph(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, journalPrefix)
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(rest, ".json")
+}
+
 func writeJournal(parent, base string, j swapJournal) error {
 	data, err := json.Marshal(j)
 	if err != nil {

@@ -23,111 +23,139 @@ var (
 	liveDocs   = flag.Int("live-docs", 8, "documents the live writer ingests in each live step")
 	liveGap    = flag.Duration("live-gap", 3*time.Second, "pause between documents (LightRAG waiting for the next upload)")
 	liveBackup = flag.Int("live-backups", 10, "backups per tool while LightRAG writes")
+	kopiaBin   = flag.String("kopia", ".cache/bin/kopia", "kopia binary for the live comparison (absent: restic only)")
 )
 
 // liveBench measures what a user of a live LightRAG sees: backups taken
 // while it ingests at a LightRAG-like pace (19 file replaces per document,
 // 0.5 s of extraction before the main flush, a gap between documents), for
-// graphkeep and restic in the same run: latency, and how many snapshots
-// hold one state of the directory (restic reads the files in turn) and a
-// consistent one. Then graphkeep watch's RPO: from LightRAG's last write of
-// a settled state to its snapshot being committed.
+// graphkeep, restic and kopia in the same run: latency, and how many
+// snapshots hold one state of the directory (the peers read the files in
+// turn) and a consistent one. Then graphkeep watch's RPO: from LightRAG's
+// last write of a settled state to its snapshot being committed.
 func liveBench(dir string) {
 	work := filepath.Join(dir, "live-bench")
 	_ = os.RemoveAll(work)
 	must(os.MkdirAll(work, 0o755))
 	spec := fixture.SpecForSize(int64(*liveMB)<<20, 7)
-	fmt.Printf("\nlive LightRAG writer: %s graph (%d documents), +%d documents per step, %d writes each, gap %s\n",
-		mb(int64(*liveMB)<<20), spec.Docs, *liveDocs, fixture.WritesPerDoc, *liveGap)
+	fmt.Printf("\nlive LightRAG writer: %s graph (%d documents), %d writes per document, gap %s\n",
+		mb(int64(*liveMB)<<20), spec.Docs, fixture.WritesPerDoc, *liveGap)
 	opts := fixture.LiveOptions{DocGap: *liveGap, StepDelay: 30 * time.Millisecond, ExtractDelay: 500 * time.Millisecond}
 
-	type row struct {
-		tool                          string
-		lat                           []time.Duration
-		single, consistent, snapshots int
-	}
-	var rows []row
-	for _, name := range []string{"graphkeep", "restic"} {
+	fmt.Printf("\n| backups while LightRAG writes | p50 | p95 | single-instant | consistent (a state at rest) |\n|---|---|---|---|---|\n")
+	for _, name := range liveTools() {
 		root := filepath.Join(work, name+"-graphs")
-		lw, err := fixture.NewWriter(filepath.Join(root, "g1"), spec, opts)
+		graph := filepath.Join(root, "g1")
+		lw, err := fixture.NewWriter(graph, spec, opts)
 		must(err)
-		repoDir := filepath.Join(work, "repo-"+name)
-		t := newTool(name, work, repoDir, root)
-		t.init()
+		lt := newLiveTool(name, work, root)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- lw.Run(ctx) }()
-		r := row{tool: name}
+		var lat []time.Duration
 		for i := 0; i < *liveBackup; i++ {
-			var m measurement
-			if name == "graphkeep" {
-				m = t.run(*graphkeepBin, "backup", "g1", "--json")
-			} else {
-				m = t.run(*resticBin, "backup", "--host", "bench", filepath.Join(root, "g1"))
-			}
-			r.lat = append(r.lat, m.wall)
+			lat = append(lat, lt.backup(graph).wall)
 			time.Sleep(time.Duration(i%3) * 700 * time.Millisecond) // backups land at every phase of a document
 		}
 		cancel()
 		must(<-done)
 		// Which directory state does each snapshot hold?
-		ids := snapshotIDs(t)
-		for i, id := range ids {
+		var single, consistent, snapshots int
+		for i, id := range lt.list(graph) {
 			to := filepath.Join(work, fmt.Sprintf("check-%s-%d", name, i))
-			if name == "graphkeep" {
-				t.run(*graphkeepBin, "restore", "g1", id, "--to", to, "--allow-flagged")
-			} else {
-				t.run(*resticBin, "restore", id, "--target", to)
-				to = filepath.Join(to, root, "g1")
-			}
 			files := map[string]string{}
-			entries, err := os.ReadDir(to)
+			restored := lt.restore(id, graph, to)
+			entries, err := os.ReadDir(restored)
 			must(err)
 			for _, e := range entries {
 				if e.Type().IsRegular() {
-					files[e.Name()], err = fileHash(filepath.Join(to, e.Name()))
+					files[e.Name()], err = fileHash(filepath.Join(restored, e.Name()))
 					must(err)
 				}
 			}
-			r.snapshots++
+			snapshots++
 			if st, ok := lw.Generation(files); ok {
-				r.single++
+				single++
 				if st.AtRest {
-					r.consistent++
+					consistent++
 				}
 			}
-			_ = os.RemoveAll(filepath.Join(work, fmt.Sprintf("check-%s-%d", name, i)))
+			_ = os.RemoveAll(to)
 		}
-		rows = append(rows, r)
-	}
-	fmt.Printf("\n| backups while LightRAG writes | p50 | p95 | single-instant | consistent (a state at rest) |\n|---|---|---|---|---|\n")
-	for _, r := range rows {
-		fmt.Printf("| %s | %s | %s | %d/%d | %d/%d |\n", r.tool, pctD(r.lat, 50), pctD(r.lat, 95), r.single, r.snapshots, r.consistent, r.snapshots)
+		fmt.Printf("| %s | %s | %s | %d/%d | %d/%d |\n", name, pctD(lat, 50), pctD(lat, 95), single, snapshots, consistent, snapshots)
 	}
 	watchRPO(work, spec, opts)
 }
 
-// snapshotIDs lists a tool's snapshots of the live bench.
-func snapshotIDs(t *tool) []string {
+// liveTools are the tools the live bench compares: kopia only when its
+// binary is there.
+func liveTools() []string {
+	tools := []string{"graphkeep", "restic"}
+	if _, err := os.Stat(*kopiaBin); err == nil {
+		tools = append(tools, "kopia")
+	} else {
+		fmt.Fprintf(os.Stderr, "live bench: no kopia at %s (make bench builds it); comparing with restic only\n", *kopiaBin)
+	}
+	return tools
+}
+
+// liveTool backs up, lists and restores one graph directory with one tool.
+type liveTool struct {
+	*tool
+	backup  func(graph string) measurement
+	list    func(graph string) []string
+	restore func(id, graph, to string) string // returns the restored graph directory
+}
+
+func newLiveTool(name, work, root string) *liveTool {
+	t := newTool(name, work, filepath.Join(work, "repo-"+name), root)
+	lt := &liveTool{tool: t}
+	switch name {
+	case "graphkeep":
+		t.init()
+		lt.backup = func(string) measurement { return t.run(*graphkeepBin, "backup", "g1", "--json") }
+		lt.list = func(string) []string {
+			return jsonIDs(t.run(*graphkeepBin, "snapshots", "g1", "--json").output, "id")
+		}
+		lt.restore = func(id, _, to string) string {
+			t.run(*graphkeepBin, "restore", "g1", id, "--to", to, "--allow-flagged")
+			return to
+		}
+	case "restic":
+		t.init()
+		lt.backup = func(graph string) measurement { return t.run(*resticBin, "backup", "--host", "bench", graph) }
+		lt.list = func(string) []string { return jsonIDs(t.run(*resticBin, "snapshots", "--json").output, "short_id") }
+		lt.restore = func(id, graph, to string) string {
+			t.run(*resticBin, "restore", id, "--target", to)
+			return filepath.Join(to, graph)
+		}
+	case "kopia":
+		t.env = append(t.env, "KOPIA_PASSWORD=bench password", "KOPIA_CONFIG_PATH="+filepath.Join(work, "kopia.config"),
+			"KOPIA_CACHE_DIRECTORY="+filepath.Join(work, "cache-kopia"), "KOPIA_LOG_DIR="+filepath.Join(work, "kopia-logs"),
+			"KOPIA_CHECK_FOR_UPDATES=false")
+		t.run(*kopiaBin, "repository", "create", "filesystem", "--path", t.repo)
+		lt.backup = func(graph string) measurement { return t.run(*kopiaBin, "snapshot", "create", graph) }
+		lt.list = func(graph string) []string {
+			return jsonIDs(t.run(*kopiaBin, "snapshot", "list", graph, "--json").output, "id")
+		}
+		lt.restore = func(id, _, to string) string {
+			t.run(*kopiaBin, "snapshot", "restore", id, to)
+			return to
+		}
+	}
+	return lt
+}
+
+// jsonIDs reads field of every object in a JSON array, oldest first as
+// the tools list them.
+func jsonIDs(out []byte, field string) []string {
+	var items []map[string]any
+	must(json.Unmarshal(out, &items))
 	var ids []string
-	if t.name == "graphkeep" {
-		m := t.run(*graphkeepBin, "snapshots", "g1", "--json")
-		var snaps []struct {
-			ID string `json:"id"`
+	for _, it := range items {
+		if id, ok := it[field].(string); ok {
+			ids = append(ids, id)
 		}
-		must(json.Unmarshal(m.output, &snaps))
-		for _, s := range snaps {
-			ids = append(ids, s.ID)
-		}
-		return ids
-	}
-	m := t.run(*resticBin, "snapshots", "--json")
-	var snaps []struct {
-		ID string `json:"short_id"`
-	}
-	must(json.Unmarshal(m.output, &snaps))
-	for _, s := range snaps {
-		ids = append(ids, s.ID)
 	}
 	return ids
 }
