@@ -28,6 +28,7 @@ import (
 	"github.com/graphkeep/graphkeep/core/lightrag/fixture"
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/core/retention"
+	"github.com/graphkeep/graphkeep/core/service"
 	"github.com/graphkeep/graphkeep/providers"
 )
 
@@ -43,32 +44,31 @@ func open(ctx context.Context, url string) (blob.Store, error) {
 }
 
 type fixtureServer struct {
-	t    *testing.T
+	t    testing.TB
 	url  string
 	root string
 	s    *api.Server
+	svc  *service.Service
 }
 
-func newServer(t *testing.T, tokens bool) *fixtureServer {
+func newServer(t testing.TB, tokens bool) *fixtureServer {
 	t.Helper()
 	ctx := context.Background()
-	store, _ := open(ctx, fmt.Sprintf("mem://api-%d", seq.Add(1)))
-	if _, err := repo.Init(ctx, store, repo.InitOptions{AvgChunkSize: 64 << 10}); err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := fmt.Sprintf("mem://api-%d", seq.Add(1))
 	root := t.TempDir()
 	for i, g := range []string{"g1", "g2"} {
 		if err := fixture.Generate(filepath.Join(root, g), fixture.Spec{Docs: 2, EmbeddingDim: 32, Seed: uint64(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	deps := api.Deps{Repo: r, Sources: func() ([]backup.Source, error) { return backup.Discover(root) }, Open: open,
-		GraphsRoot: root, RestoreRoot: filepath.Join(t.TempDir(), "restores"), Retention: retention.Policy{KeepLast: 1},
-		StateDir: t.TempDir(), Lease: repo.LeaseOptions{TTL: 5 * time.Second, Skew: time.Second, Wait: 10 * time.Second}}
+	svc := service.New(service.Config{PrimaryURL: url, Sources: func() ([]backup.Source, error) { return backup.Discover(root) }, Open: open,
+		CacheDir: t.TempDir(), GraphsRoot: root, RestoreRoots: []string{filepath.Join(t.TempDir(), "restores")}, Retention: retention.Policy{KeepLast: 1},
+		StateDir: t.TempDir(), Lease: repo.LeaseOptions{TTL: 5 * time.Second, Skew: time.Second, Wait: 10 * time.Second}})
+	if _, err := svc.Init(ctx, service.InitOptions{AvgChunkSize: 64 << 10}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close() })
+	deps := api.Deps{Service: svc}
 	if tokens {
 		deps.Tokens = []api.Token{{Name: "a", Token: adminToken, Role: "admin"}, {Name: "r", Token: readToken, Role: "read"}}
 	}
@@ -79,7 +79,7 @@ func newServer(t *testing.T, tokens bool) *fixtureServer {
 	// Jobs still running write into the temporary directories: stop them
 	// before those are removed.
 	t.Cleanup(func() { s.Shutdown(10 * time.Second) })
-	return &fixtureServer{t: t, url: ts.URL, root: root, s: s}
+	return &fixtureServer{t: t, url: ts.URL, root: root, s: s, svc: svc}
 }
 
 // do sends a request and decodes the JSON answer into out (when non-nil).
@@ -155,8 +155,8 @@ func TestBackupRoutes(t *testing.T) {
 	if code := f.do("POST", "/backup/graphs/g1/snapshots/latest/restore", "", `{"to": "/etc"}`, &e); code != 422 || e.Error.Code != "outside_restore_roots" {
 		t.Fatalf("restore outside the roots: %d %+v", code, e)
 	}
-	var stats struct{ Snapshots int }
-	if code := f.do("GET", "/backup/stats", "", "", &stats); code != 200 || stats.Snapshots != 2 {
+	var stats struct{ Repository struct{ Snapshots int } }
+	if code := f.do("GET", "/backup/stats", "", "", &stats); code != 200 || stats.Repository.Snapshots != 2 {
 		t.Fatalf("stats: %d %+v", code, stats)
 	}
 	// Cleanup (keep_last 1 by default) then delete the last.
@@ -204,10 +204,10 @@ func TestBadInput(t *testing.T) {
 		{"POST", "/replication/targets", `{"id": "../x", "url": "mem://x"}`, 400, `"id"`},
 		{"POST", "/replication/targets", `{"id": "t1"}`, 400, `"url" is required`},
 		{"POST", "/backup/cleanup", `{"policy": {}}`, 422, "keeps nothing"},
-		{"GET", "/backup/graphs/g%2F..%2Fx/snapshots", "", 400, "graph_id"},
-		{"GET", "/backup/graphs/g%00/snapshots", "", 400, "graph_id"},
-		{"GET", "/backup/graphs/gr%C3%A2ph/snapshots", "", 400, "graph_id"},
-		{"GET", "/backup/graphs/" + strings.Repeat("a", 65) + "/snapshots", "", 400, "graph_id"},
+		{"GET", "/backup/graphs/g%2F..%2Fx/snapshots", "", 400, `graph "`},
+		{"GET", "/backup/graphs/g%00/snapshots", "", 400, `graph "`},
+		{"GET", "/backup/graphs/gr%C3%A2ph/snapshots", "", 400, `graph "`},
+		{"GET", "/backup/graphs/" + strings.Repeat("a", 65) + "/snapshots", "", 400, `graph "`},
 		{"GET", "/backup/graphs/g1/snapshots/..%2Fetc", "", 400, "id"},
 		{"GET", "/replication/targets/a%20b/health", "", 400, "id"},
 		{"DELETE", "/jobs/..", "", 400, "id"},
@@ -235,7 +235,8 @@ func TestBadInput(t *testing.T) {
 func TestPanicIsA500WithRequestID(t *testing.T) {
 	f := newServer(t, false)
 	// A Sources func that panics reaches a handler.
-	s := api.New(api.Deps{Repo: nil, Sources: func() ([]backup.Source, error) { panic("boom") }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	svc := service.New(service.Config{Sources: func() ([]backup.Source, error) { panic("boom") }})
+	s := api.New(api.Deps{Service: svc, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
 	resp, err := http.Post(ts.URL+"/backup/graphs/g1/snapshots", "application/json", nil)
@@ -319,7 +320,7 @@ func TestReplicationAndRecoveryRoutes(t *testing.T) {
 		t.Fatalf("failover: %d %+v", code, j)
 	}
 	// The server now serves from the promoted target.
-	if got := f.s.Repo().Store().Location(); got != target {
+	if got, _, _ := f.svc.PrimaryURL(); got != target {
 		t.Fatalf("primary after failover = %s, want %s", got, target)
 	}
 	var graphs []struct {
@@ -363,10 +364,8 @@ func TestAuthMatrix(t *testing.T) {
 	f := newServer(t, true)
 	open := map[string]bool{"/healthz": true, "/readyz": true, "/openapi.json": true}
 	for _, op := range api.Operations() {
-		path := strings.NewReplacer("{graph_id}", "g1", "{id}", "20991231T000000Z-aaaaaa").Replace(op.Path)
-		if strings.HasPrefix(op.Path, "/replication/targets/") || strings.HasPrefix(op.Path, "/jobs/") {
-			path = strings.Replace(op.Path, "{id}", "none", 1)
-		}
+		path := strings.NewReplacer("{graph}", "g1", "{snapshot}", "20991231T000000Z-aaaaaa", "{checkpoint}", "20991231T000000Z-aaaaaa",
+			"{target}", "none", "{job}", "none").Replace(op.Path)
 		for _, who := range []struct {
 			name, token string
 		}{{"none", ""}, {"read", readToken}, {"admin", adminToken}, {"wrong", "wrong-token-0123456789abcdef"}} {
@@ -439,7 +438,7 @@ func TestMetrics(t *testing.T) {
 	for _, want := range []string{
 		`graphkeep_backup_last_success_timestamp_seconds{graph="g1"}`,
 		`graphkeep_backup_bytes_total{graph="g1",kind="stored"}`,
-		`graphkeep_http_requests_total{code="201",route="/backup/graphs/{graph_id}/snapshots"}`,
+		`graphkeep_http_requests_total{code="201",route="/backup/graphs/{graph}/snapshots"}`,
 		`graphkeep_jobs_finished_total{kind="backup",state="succeeded"} 1`,
 	} {
 		if !strings.Contains(string(body), want) {
@@ -586,9 +585,9 @@ func TestAbsentMeansAbsent(t *testing.T) {
 			t.Fatalf("no checkpoint, yet /metrics has %q", line)
 		}
 	}
-	var stats map[string]any
-	if code := f.do("GET", "/backup/stats", "", "", &stats); code != 200 || stats["stored_bytes"] != nil {
-		t.Fatalf("stats: %d stored_bytes=%v, want null", code, stats["stored_bytes"])
+	var stats struct{ Repository map[string]any }
+	if code := f.do("GET", "/backup/stats", "", "", &stats); code != 200 || stats.Repository["stored_bytes"] != nil {
+		t.Fatalf("stats: %d stored_bytes=%v, want null", code, stats.Repository["stored_bytes"])
 	}
 }
 

@@ -7,13 +7,7 @@ import (
 	"net/http"
 
 	"github.com/go-chi/chi/v5/middleware"
-
-	"github.com/graphkeep/graphkeep/blob"
-	"github.com/graphkeep/graphkeep/core/backup"
-	"github.com/graphkeep/graphkeep/core/recovery"
-	"github.com/graphkeep/graphkeep/core/replication"
-	"github.com/graphkeep/graphkeep/core/repo"
-	"github.com/graphkeep/graphkeep/core/retention"
+	"github.com/graphkeep/graphkeep/core/problem"
 )
 
 // Error is the one error shape: {"error":{"code","message"}}.
@@ -38,40 +32,79 @@ func errNotFound(format string, args ...any) *Error {
 // kind); the CLI's --json errors use the same codes.
 func ErrorCode(err error) string { return toAPIError(err).Code }
 
-// toAPIError maps a domain error to its HTTP status, once, for every route.
+// statusOf is the HTTP status of each kind of failure, in one place.
+var statusOf = map[problem.Kind]int{
+	problem.Internal:    http.StatusInternalServerError,
+	problem.Invalid:     http.StatusUnprocessableEntity,
+	problem.NotFound:    http.StatusNotFound,
+	problem.Conflict:    http.StatusConflict,
+	problem.NeedsForce:  http.StatusConflict,
+	problem.Unreachable: http.StatusServiceUnavailable,
+	problem.Denied:      http.StatusBadGateway,
+	problem.Credentials: http.StatusInternalServerError,
+	problem.Damaged:     http.StatusInternalServerError,
+}
+
+// toAPIError maps a domain error to its status, code and message, with
+// the remedy in the API's words.
 func toAPIError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
 	}
-	status, code := http.StatusInternalServerError, "internal"
-	switch {
-	case errors.Is(err, repo.ErrSnapshotMissing), errors.Is(err, recovery.ErrNoCheckpoint),
-		errors.Is(err, replication.ErrUnknownTarget), errors.Is(err, errNoSuchGraph), errors.Is(err, errNoSuchJob),
-		errors.Is(err, repo.ErrUnknownGraph), errors.Is(err, repo.ErrNotARepository):
-		status, code = http.StatusNotFound, "not_found"
-	case errors.Is(err, repo.ErrConfigLost):
-		status, code = http.StatusInternalServerError, "config_lost"
-	case errors.Is(err, repo.ErrPasswordNeeded), errors.Is(err, repo.ErrWrongPassword):
-		status, code = http.StatusInternalServerError, "password"
-	case errors.Is(err, retention.ErrPinned), errors.Is(err, replication.ErrTargetExists), errors.Is(err, repo.ErrAlreadyExists),
-		errors.Is(err, repo.ErrLeaseBusy), errors.Is(err, blob.ErrExists), errors.Is(err, recovery.ErrBlocked):
-		status, code = http.StatusConflict, "conflict"
-	case errors.Is(err, replication.ErrForeignTarget), errors.Is(err, replication.ErrTargetNotReady),
-		errors.Is(err, retention.ErrEmptyPolicy), errors.Is(err, backup.ErrUnstable), errors.Is(err, backup.ErrUnsafePath),
-		errors.Is(err, backup.ErrNotAGraph):
-		status, code = http.StatusUnprocessableEntity, "unprocessable"
-	case errors.Is(err, repo.ErrNotGood):
-		status, code = http.StatusConflict, "not_good"
-		return &Error{Status: status, Code: code, Message: err.Error() + ` (to restore such a snapshot, name its id and send {"allow_flagged": true})`}
-	case errors.Is(err, blob.ErrUnavailable):
-		status, code = http.StatusServiceUnavailable, "storage_unavailable"
-	case errors.Is(err, blob.ErrPermission):
-		status, code = http.StatusBadGateway, "storage_permission"
-	case errors.Is(err, repo.ErrCorrupt):
-		status, code = http.StatusInternalServerError, "corrupt"
+	status, ok := statusOf[problem.KindOf(err)]
+	if !ok {
+		status = http.StatusInternalServerError
 	}
-	return &Error{Status: status, Code: code, Message: err.Error()}
+	msg := err.Error()
+	remedy, object := problem.RemedyOf(err)
+	if hint := remedyHint(remedy, object); hint != "" {
+		msg += " (" + hint + ")"
+	}
+	return &Error{Status: status, Code: problem.CodeOf(err), Message: msg}
+}
+
+// remedyHint renders a neutral remedy as request fields and routes.
+func remedyHint(r problem.Remedy, object string) string {
+	switch r {
+	case problem.AllowNotGood:
+		return `to restore such a snapshot, name its id and send {"allow_flagged": true}`
+	case problem.Force, problem.ForceOrNewDest:
+		return `send {"force": true} to go ahead anyway` + map[bool]string{true: `, or a new "to" directory`}[r == problem.ForceOrNewDest]
+	case problem.AddRetentionRule:
+		return `send a "policy" with at least one keep rule, or configure retention:`
+	case problem.ListSnapshots:
+		return "GET /backup/graphs/" + object + "/snapshots lists them"
+	case problem.ListCheckpoints:
+		return "GET /recovery/checkpoints lists them"
+	case problem.CreateCheckpoint:
+		return "POST /recovery/checkpoints creates one"
+	case problem.ValidateCheckpoint:
+		return "POST /recovery/checkpoints/" + object + "/validate"
+	case problem.AddTarget:
+		return "POST /replication/targets adds one; GET /replication/targets lists them"
+	case problem.RemoveTarget:
+		return "DELETE /replication/targets/" + object
+	case problem.Replicate, problem.ReplicateOrForce:
+		return `POST /replication/sync with {"target": "` + object + `"} fills it`
+	case problem.CopyConfig:
+		return "copy graphkeep.repo from a replica into the repository, or fail over to a replica"
+	case problem.FailOver:
+		return "POST /recovery/checkpoints/latest/failover promotes a replica"
+	case problem.SetGraphsRoot:
+		return "configure graphs_root (LightRAG's working_dir) or graphs: on the server"
+	case problem.GivePassword:
+		return "configure the repository password on the server"
+	case problem.GiveRepository, problem.CreateRepository:
+		return "configure the server's repository"
+	case problem.RestoreFromReplica:
+		return "restore the affected snapshots from a replica, or back up again"
+	case problem.RemoveDamaged:
+		return "DELETE the snapshots named in the result after a look"
+	case problem.Upgrade:
+		return "run a graphkeep release that supports it"
+	}
+	return ""
 }
 
 // writeError renders err in the one error shape.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/problem"
 )
 
 // Job states.
@@ -23,7 +24,7 @@ const (
 	JobCancelled = "cancelled"
 )
 
-var errNoSuchJob = errors.New("no such job")
+var errNoSuchJob = problem.New(problem.NotFound, "not_found", "no such job")
 
 // Job is long work the API runs in the background: backup, restore,
 // cleanup, validation, failover. Jobs live in the instance that runs them.

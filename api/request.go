@@ -7,12 +7,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/graphkeep/graphkeep/core/repo"
 )
 
 // maxBody bounds request bodies: every request the API takes is small.
@@ -78,14 +78,9 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
-var (
-	idPattern         = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	snapshotIDPattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z-[a-z2-7]{6}$|^latest$`)
-)
-
-// validParams checks every path parameter before a handler sees it:
-// graph, target and job ids are [A-Za-z0-9_-]{1,64}; snapshot and
-// checkpoint ids have their own form. Traversal, NUL and unicode tricks
+// validParams checks every path parameter by its name before a handler
+// sees it: graph, target and job ids have one form, snapshot and
+// checkpoint ids another (or "latest"). Traversal, NUL and unicode tricks
 // never match.
 func (s *Server) validParams(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -99,14 +94,14 @@ func (s *Server) validParams(next http.Handler) http.Handler {
 				writeError(w, r, errBadRequest("%s is not valid UTF-8", key))
 				return
 			}
-			switch {
-			case key == "id" && (strings.Contains(r.URL.Path, "/snapshots/") || strings.Contains(r.URL.Path, "/checkpoints/")):
-				if !snapshotIDPattern.MatchString(val) {
+			switch key {
+			case "snapshot", "checkpoint":
+				if val != "latest" && !repo.ValidSnapshotID(val) {
 					writeError(w, r, errBadRequest("%s %q is invalid: want the form 20261127T150405Z-k3f7qa (or latest)", key, val))
 					return
 				}
 			default:
-				if !idPattern.MatchString(val) {
+				if !repo.ValidID(val) {
 					writeError(w, r, errBadRequest("%s %q is invalid: use 1 to 64 letters, digits, '_' or '-'", key, val))
 					return
 				}
@@ -114,4 +109,17 @@ func (s *Server) validParams(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// checkIDs refuses request-body fields that must be ids ("" is allowed:
+// optional fields).
+func checkIDs(fields map[string][]string) error {
+	for field, values := range fields {
+		for _, v := range values {
+			if v != "" && !repo.ValidID(v) {
+				return errBadRequest("field %q: %q is invalid: use 1 to 64 letters, digits, '_' or '-'", field, v)
+			}
+		}
+	}
+	return nil
 }

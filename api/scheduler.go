@@ -2,14 +2,11 @@ package api
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"strings"
 	"time"
 
-	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/retention"
+	"github.com/graphkeep/graphkeep/core/service"
 	"github.com/graphkeep/graphkeep/core/watch"
 )
 
@@ -41,9 +38,6 @@ type GraphSchedule struct {
 	Retention      *retention.Policy `yaml:"retention"`
 }
 
-// ClaimPrefix holds the schedule's claim objects (not replicated).
-const ClaimPrefix = "schedule/"
-
 // Scheduler runs the schedule.
 type Scheduler struct {
 	s        *Server
@@ -73,7 +67,8 @@ func (sc *Scheduler) Run(ctx context.Context) {
 // Tick starts every task whose window has come and whose claim this
 // instance wins.
 func (sc *Scheduler) Tick(ctx context.Context, now time.Time) {
-	sources, err := sc.s.deps.Sources()
+	svc := sc.s.svc
+	sources, err := svc.Sources()
 	if err != nil {
 		sc.s.log.Warn("scheduler: list graphs", "error", err)
 		return
@@ -85,54 +80,29 @@ func (sc *Scheduler) Tick(ctx context.Context, now time.Time) {
 		}
 		sc.maybe(ctx, now, "backup-"+src.Graph, interval, func() {
 			sc.submit("backup", src.Graph, func(ctx context.Context, progress func(backup.Progress)) (any, error) {
-				return sc.s.Backup(ctx, src, progress)
+				return svc.BackupSource(ctx, src, progress)
 			})
 		})
 	}
 	sc.maybe(ctx, now, "replicate", sc.sched.ReplicationInterval, func() {
 		sc.submit("replicate", "", func(ctx context.Context, _ func(backup.Progress)) (any, error) {
-			return sc.s.Sync(ctx, "", "")
+			return svc.Replicate(ctx, "", "")
 		})
 	})
 	sc.maybe(ctx, now, "cleanup", sc.sched.CleanupInterval, func() {
 		sc.submit("cleanup", "", func(ctx context.Context, _ func(backup.Progress)) (any, error) {
-			return sc.cleanup(ctx)
+			return svc.ScheduledCleanup(ctx)
 		})
 	})
 	sc.maybe(ctx, now, "checkpoint", sc.sched.CheckpointInterval, func() {
 		sc.submit("checkpoint", "", func(ctx context.Context, progress func(backup.Progress)) (any, error) {
-			return sc.s.Checkpoint(ctx, sources, "scheduled", progress)
+			return svc.CreateCheckpoint(ctx, nil, "scheduled", progress)
 		})
 	})
 	if now.Sub(sc.lastTidy) > time.Hour {
 		sc.lastTidy = now
-		sc.tidy(ctx, now)
+		_ = svc.TidyClaims(ctx, now, 24*time.Hour)
 	}
-}
-
-// cleanup forgets per graph (each with its own policy, else the default)
-// and prunes once.
-func (sc *Scheduler) cleanup(ctx context.Context) (any, error) {
-	out := map[string]any{}
-	defaults := sc.s.deps.Retention
-	if !defaults.Empty() {
-		res, err := retention.Forget(ctx, sc.s.Repo(), "", defaults, false)
-		if err != nil {
-			return out, err
-		}
-		out["forget"] = res
-	}
-	for g, gs := range sc.sched.Graphs {
-		if gs.Retention != nil {
-			if _, err := retention.Forget(ctx, sc.s.Repo(), g, *gs.Retention, false); err != nil {
-				return out, err
-			}
-		}
-	}
-	sc.s.view.invalidate()
-	p, err := retention.Prune(ctx, sc.s.Repo(), retention.PruneOptions{Lease: sc.s.deps.Lease})
-	out["prune"] = p
-	return out, err
 }
 
 // maybe runs start once per window of interval, if this instance claims it.
@@ -145,50 +115,27 @@ func (sc *Scheduler) maybe(ctx context.Context, now time.Time, task string, inte
 		return
 	}
 	sc.done[task] = slot
-	key := fmt.Sprintf("%s%s/%d", ClaimPrefix, task, slot)
-	err := blob.PutBytes(ctx, sc.s.Repo().Store(), key, []byte(now.UTC().Format(time.RFC3339)), &blob.PutOptions{IfAbsent: true})
+	won, err := sc.s.svc.Claim(ctx, task, slot, now)
 	switch {
-	case errors.Is(err, blob.ErrExists):
-		return // another instance runs this window
 	case err != nil:
 		sc.s.log.Warn("scheduler: claim", "task", task, "error", err)
 		sc.done[task] = slot - 1 // try again next tick
 		return
+	case !won:
+		return // another instance runs this window
 	}
 	start()
 }
 
-// tidy deletes claims older than a day.
-func (sc *Scheduler) tidy(ctx context.Context, now time.Time) {
-	store := sc.s.Repo().Store()
-	_ = blob.Walk(ctx, store, ClaimPrefix, func(o blob.Object) error {
-		if now.Sub(o.ModTime) > 24*time.Hour && strings.HasPrefix(o.Key, ClaimPrefix) {
-			_ = store.Delete(ctx, o.Key)
-		}
-		return nil
-	})
-}
-
 // Watch runs continuous protection of every graph the server knows until
-// ctx ends; snapshots go through Backup (metrics, views) and each RPO is
-// recorded as graphkeep_watch_rpo_seconds.
+// ctx ends; each RPO is recorded as graphkeep_watch_rpo_seconds.
 func (s *Server) Watch(ctx context.Context, sched Schedule) error {
-	sources, err := s.deps.Sources()
-	if err != nil {
-		return err
-	}
-	return watch.Run(ctx, s.Repo(), sources, watch.Options{
-		Backup: func(ctx context.Context, src backup.Source) (*backup.Result, error) {
-			return s.backupResult(ctx, src, nil)
-		},
-		MinInterval: sched.ContinuousMinInterval,
-		Logger:      s.log,
+	return s.svc.Watch(ctx, service.WatchRequest{All: true, MinInterval: sched.ContinuousMinInterval, Logger: s.log,
 		OnSnapshot: func(ev watch.Event) {
 			if ev.Err == nil {
 				s.m.ObserveRPO(ev.Graph, ev.RPO)
 			}
-		},
-	})
+		}})
 }
 
 // submit queues scheduled work; a full queue is logged (the next window

@@ -6,51 +6,24 @@ package api
 import (
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
-
-	"github.com/graphkeep/graphkeep/core/backup"
-	"github.com/graphkeep/graphkeep/core/replication"
-	"github.com/graphkeep/graphkeep/core/repo"
-	"github.com/graphkeep/graphkeep/core/retention"
+	"github.com/graphkeep/graphkeep/core/service"
 )
 
 // Deps is what the API needs; cmd wires it.
 type Deps struct {
-	// Repo is the primary repository, open. A failover through the API
-	// replaces it.
-	Repo *repo.Repository
-	// Sources lists the graphs the server knows (graphs root and explicit).
-	Sources func() ([]backup.Source, error)
-	// Open opens target storage (providers.Open).
-	Open replication.Opener
-	// GraphsRoot is where graphs live; restores go there by default.
-	GraphsRoot string
-	// RestoreRoot, when set, is the other place restores may write to.
-	RestoreRoot string
+	// Service runs every use case; a failover through it moves the
+	// primary for the whole server.
+	Service *service.Service
 	// Tokens authorise requests; none means loopback-only, unauthenticated.
 	Tokens []Token
 	// OpenMetrics serves /metrics without a token.
 	OpenMetrics bool
-	// Retention is the default policy of POST /backup/cleanup.
-	Retention retention.Policy
-	// BackupInterval is the default schedule (health calls a graph stale
-	// after two).
-	BackupInterval time.Duration
-	// Lease tunes the leases of the work the server runs.
-	Lease repo.LeaseOptions
 	// Jobs bounds the jobs running and queued.
-	Jobs JobLimits
-	// Backup holds the settings of every backup the server runs (quiet
-	// window, maximum wait); Lease and Progress are set per run.
-	Backup backup.Options
-	// StateDir records failovers (recovery.SaveRedirect).
-	StateDir string
-	// FromURL is the primary's URL as configured (for failover records).
-	FromURL string
+	Jobs    JobLimits
 	Logger  *slog.Logger
 	Metrics *Metrics
 }
@@ -58,15 +31,16 @@ type Deps struct {
 // Server holds the API's state.
 type Server struct {
 	deps Deps
+	svc  *service.Service
 	jobs *Jobs
-	mu   sync.RWMutex // guards deps.Repo and deps.FromURL (failover swaps them)
 	log  *slog.Logger
 	m    *Metrics
 	auth *authenticator
 	view *views
 }
 
-// New makes a Server.
+// New makes a Server and hooks its metrics and read models to the
+// service's events.
 func New(deps Deps) *Server {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
@@ -74,20 +48,14 @@ func New(deps Deps) *Server {
 	if deps.Metrics == nil {
 		deps.Metrics = NewMetrics()
 	}
-	if deps.BackupInterval <= 0 {
-		deps.BackupInterval = 24 * time.Hour
-	}
-	s := &Server{deps: deps, log: deps.Logger, m: deps.Metrics, auth: newAuthenticator(deps.Tokens)}
+	s := &Server{deps: deps, svc: deps.Service, log: deps.Logger, m: deps.Metrics, auth: newAuthenticator(deps.Tokens)}
 	s.jobs = newJobs(s.m, deps.Jobs)
 	s.view = newViews(s)
+	s.svc.Observe(service.Hooks{
+		Snapshot: s.m.ObserveBackup,
+		Changed:  s.view.invalidate,
+	})
 	return s
-}
-
-// Repo returns the current primary.
-func (s *Server) Repo() *repo.Repository {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.deps.Repo
 }
 
 // Jobs returns the job manager (the scheduler submits work through it).
@@ -129,33 +97,33 @@ func (s *Server) routes(r chi.Router) {
 	read := r.With(s.validParams)
 	write := r.With(s.validParams, admin)
 
-	read.Get("/backup/graphs/{graph_id}/snapshots", s.listSnapshots)
-	write.Post("/backup/graphs/{graph_id}/snapshots", s.createSnapshot)
-	read.Get("/backup/graphs/{graph_id}/snapshots/{id}", s.getSnapshot)
-	write.Delete("/backup/graphs/{graph_id}/snapshots/{id}", s.deleteSnapshot)
-	write.Post("/backup/graphs/{graph_id}/snapshots/{id}/restore", s.restoreSnapshot)
-	write.Post("/backup/graphs/{graph_id}/snapshots/{id}/verify", s.verifySnapshot)
+	read.Get("/backup/graphs/{graph}/snapshots", s.listSnapshots)
+	write.Post("/backup/graphs/{graph}/snapshots", s.createSnapshot)
+	read.Get("/backup/graphs/{graph}/snapshots/{snapshot}", s.getSnapshot)
+	write.Delete("/backup/graphs/{graph}/snapshots/{snapshot}", s.deleteSnapshot)
+	write.Post("/backup/graphs/{graph}/snapshots/{snapshot}/restore", s.restoreSnapshot)
+	write.Post("/backup/graphs/{graph}/snapshots/{snapshot}/verify", s.verifySnapshot)
 	write.Post("/backup/cleanup", s.cleanup)
 	read.Get("/backup/stats", s.stats)
 
 	read.Get("/replication/targets", s.listTargets)
 	write.Post("/replication/targets", s.addTarget)
-	read.Get("/replication/targets/{id}/health", s.targetHealth)
-	write.Delete("/replication/targets/{id}", s.removeTarget)
-	read.Get("/replication/graphs/{graph_id}/status", s.graphReplication)
+	read.Get("/replication/targets/{target}/health", s.targetHealth)
+	write.Delete("/replication/targets/{target}", s.removeTarget)
+	read.Get("/replication/graphs/{graph}/status", s.graphReplication)
 	write.Post("/replication/sync", s.sync)
 
 	read.Get("/recovery/checkpoints", s.listCheckpoints)
 	write.Post("/recovery/checkpoints", s.createCheckpoint)
-	read.Get("/recovery/checkpoints/{id}", s.getCheckpoint)
-	write.Post("/recovery/checkpoints/{id}/validate", s.validateCheckpoint)
-	write.Post("/recovery/checkpoints/{id}/failover", s.failover)
+	read.Get("/recovery/checkpoints/{checkpoint}", s.getCheckpoint)
+	write.Post("/recovery/checkpoints/{checkpoint}/validate", s.validateCheckpoint)
+	write.Post("/recovery/checkpoints/{checkpoint}/failover", s.failover)
 	read.Get("/recovery/health", s.health)
 	read.Get("/recovery/status", s.recoveryStatus)
 
 	read.Get("/graphs", s.listGraphs)
-	read.Get("/graphs/{graph_id}", s.getGraph)
+	read.Get("/graphs/{graph}", s.getGraph)
 	read.Get("/jobs", s.listJobs)
-	read.Get("/jobs/{id}", s.getJob)
-	write.Delete("/jobs/{id}", s.cancelJob)
+	read.Get("/jobs/{job}", s.getJob)
+	write.Delete("/jobs/{job}", s.cancelJob)
 }

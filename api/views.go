@@ -50,18 +50,9 @@ func (v *views) snapshots(ctx context.Context) ([]repo.Summary, error) {
 	if time.Since(v.snapsAt) < snapshotsTTL {
 		return v.snaps, nil
 	}
-	r := v.s.Repo()
-	refs, err := r.ListSnapshots(ctx, "")
+	out, err := v.s.svc.Snapshots(ctx, "")
 	if err != nil {
 		return nil, err
-	}
-	out := make([]repo.Summary, 0, len(refs))
-	for _, ref := range refs {
-		m, err := r.Cache().Manifest(ctx, ref)
-		if err != nil {
-			continue // forgotten since the listing
-		}
-		out = append(out, m.Summary())
 	}
 	v.snaps, v.snapsAt, v.encoded = out, time.Now(), map[string][]byte{}
 	return out, nil
@@ -70,6 +61,9 @@ func (v *views) snapshots(ctx context.Context) ([]repo.Summary, error) {
 // graphSnapshotsJSON returns graph's snapshot list, encoded once per
 // refresh: listing a thousand snapshots costs a copy, not an encoding.
 func (v *views) graphSnapshotsJSON(ctx context.Context, graph string) ([]byte, error) {
+	if err := v.s.svc.CheckGraph(ctx, graph); err != nil {
+		return nil, err
+	}
 	all, err := v.snapshots(ctx)
 	if err != nil {
 		return nil, err
@@ -109,13 +103,7 @@ func (v *views) systemHealth(ctx context.Context, refresh bool) (*recovery.Healt
 }
 
 func (v *views) computeHealth(ctx context.Context) (*recovery.Health, error) {
-	var graphs []string
-	if sources, err := v.s.deps.Sources(); err == nil {
-		for _, src := range sources {
-			graphs = append(graphs, src.Graph)
-		}
-	}
-	h, err := recovery.SystemHealth(ctx, v.s.Repo(), v.s.deps.Open, recovery.HealthOptions{BackupInterval: v.s.deps.BackupInterval, Graphs: graphs})
+	h, err := v.s.svc.Health(ctx)
 	v.mu.Lock()
 	v.health, v.healthAt, v.healthErr = h, time.Now(), err
 	v.mu.Unlock()

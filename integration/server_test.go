@@ -256,27 +256,52 @@ func TestTwoInstancesShareARepository(t *testing.T) {
 	config := "schedule:\n  backup_interval: 3s\n"
 	a := e.startServer(t, config)
 	b := e.startServer(t, config)
-	start := time.Now()
-	time.Sleep(10 * time.Second)
-	windows := int(time.Since(start)/(3*time.Second)) + 2
+	// Each window's backup of g1 is claimed by one claim object; wait for
+	// three windows.
+	claimDir := filepath.Join(e.dir, "repo", "schedule", "backup-g1")
+	claims := func() int { entries, _ := os.ReadDir(claimDir); return len(entries) }
+	deadline := time.Now().Add(30 * time.Second)
+	for claims() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d windows of g1 claimed within 30s", claims())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	backupsOfG1 := func(s *server) int {
+		var jobs []struct{ Kind, Target string }
+		s.must(200, "GET", "/jobs", "", &jobs)
+		n := 0
+		for _, j := range jobs {
+			if j.Kind == "backup" && j.Target == "g1" {
+				n++
+			}
+		}
+		return n
+	}
+	// Jobs first, claims after: a claim is written before its job, so
+	// the jobs can never outnumber the claims read later.
+	jobs := backupsOfG1(a) + backupsOfG1(b)
+	claimed := claims()
+	if jobs == 0 || jobs > claimed {
+		t.Fatalf("%d scheduled backup jobs of g1 for %d claimed windows (two instances)", jobs, claimed)
+	}
 	var fromA, fromB []struct{ ID string }
 	a.must(200, "GET", "/backup/graphs/g1/snapshots", "", &fromA)
-	b.must(200, "GET", "/backup/graphs/g1/snapshots", "", &fromB)
-	if len(fromA) == 0 || len(fromA) > windows {
-		t.Fatalf("%d scheduled backups of g1 in %d windows (two instances)", len(fromA), windows)
+	if len(fromA) == 0 || len(fromA) > claims() {
+		t.Fatalf("%d snapshots of g1 for %d claimed windows", len(fromA), claims())
 	}
-	// Both see the same repository (allowing for the 2s read cache).
-	time.Sleep(2100 * time.Millisecond)
-	a.must(200, "GET", "/backup/graphs/g1/snapshots", "", &fromA)
-	b.must(200, "GET", "/backup/graphs/g1/snapshots", "", &fromB)
-	if len(fromA) != len(fromB) {
-		t.Fatalf("instance a sees %d snapshots, b %d", len(fromA), len(fromB))
-	}
-	var jobsA, jobsB []apiJob
-	a.must(200, "GET", "/jobs", "", &jobsA)
-	b.must(200, "GET", "/jobs", "", &jobsB)
-	if len(jobsA) == 0 || len(jobsB) == 0 {
-		t.Logf("jobs: a ran %d, b ran %d", len(jobsA), len(jobsB))
+	// Both see the same repository once their read caches (2s) agree.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		a.must(200, "GET", "/backup/graphs/g1/snapshots", "", &fromA)
+		b.must(200, "GET", "/backup/graphs/g1/snapshots", "", &fromB)
+		if len(fromA) == len(fromB) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("instance a sees %d snapshots, b %d", len(fromA), len(fromB))
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	e.ok("verify", "--read-data")
 }

@@ -13,180 +13,99 @@ import (
 
 	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/lightrag"
-	"github.com/graphkeep/graphkeep/core/replication"
+	"github.com/graphkeep/graphkeep/core/problem"
 	"github.com/graphkeep/graphkeep/core/repo"
+	"github.com/graphkeep/graphkeep/core/service"
 )
 
 func initCmd(g *globals) *cobra.Command {
-	var avgChunk int
-	var compression, level string
+	var opts service.InitOptions
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a repository (encrypted when a password is given)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			u, err := g.repoURL()
-			if err != nil {
-				return err
-			}
-			if pu, err := parseFileURL(u); err == nil && pu != "" {
-				if err := os.MkdirAll(pu, 0o755); err != nil {
-					return fmt.Errorf("create repository directory: %w", err)
-				}
-			}
-			store, err := g.openStore(ctx)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			pw, err := g.password()
-			if err != nil {
-				return err
-			}
-			r, err := repo.Init(ctx, store, repo.InitOptions{Password: pw, AvgChunkSize: avgChunk, Compression: compression, CompressionLevel: level})
+		RunE: g.run(func(ctx context.Context, svc *service.Service, _ []string) error {
+			res, err := svc.Init(ctx, opts)
 			if err != nil {
 				return err
 			}
 			if g.json {
-				return printJSON(os.Stdout, map[string]any{"id": r.ID(), "location": store.Location(), "encrypted": r.Encrypted()})
+				return printJSON(os.Stdout, res)
 			}
 			enc := "not encrypted (set GRAPHKEEP_PASSWORD or --password-file at init to encrypt)"
-			if r.Encrypted() {
+			if res.Encrypted {
 				enc = "encrypted: keep the password safe, the data cannot be read without it"
 			}
-			fmt.Printf("created repository %s at %s, %s\n", r.ID(), store.Location(), enc)
+			fmt.Printf("created repository %s at %s, %s\n", res.ID, res.Location, enc)
 			return nil
-		},
+		}),
 	}
-	cmd.Flags().IntVar(&avgChunk, "avg-chunk-size", 1<<20, "average chunk size in bytes (a power of two, 4 KiB to 64 MiB)")
-	cmd.Flags().StringVar(&compression, "compression", "zstd", "zstd or none")
-	cmd.Flags().StringVar(&level, "compression-level", "fastest", "fastest, default or better")
+	cmd.Flags().IntVar(&opts.AvgChunkSize, "avg-chunk-size", 1<<20, "average chunk size in bytes (a power of two, 4 KiB to 64 MiB)")
+	cmd.Flags().StringVar(&opts.Compression, "compression", "zstd", "zstd or none")
+	cmd.Flags().StringVar(&opts.CompressionLevel, "compression-level", "fastest", "fastest, default or better")
 	return cmd
-}
-
-// backupLine is one graph's result in `backup --json`.
-type backupLine struct {
-	Graph       string          `json:"graph"`
-	ID          string          `json:"id,omitempty"`
-	Files       int             `json:"files"`
-	SizeBytes   int64           `json:"size_bytes"`
-	AddedBytes  int64           `json:"added_bytes"`
-	StoredBytes int64           `json:"stored_bytes"`
-	DurationMS  int64           `json:"duration_ms"`
-	LightRAG    *lightrag.Stats `json:"lightrag,omitempty"`
-	// Consistent and MidIngestion: see repo.Consistency.
-	Consistent   bool              `json:"consistent"`
-	MidIngestion bool              `json:"mid_ingestion"`
-	Consistency  *repo.Consistency `json:"consistency,omitempty"`
-	Error        string            `json:"error,omitempty"`
 }
 
 func backupCmd(g *globals) *cobra.Command {
-	var all, replicate bool
+	var req service.BackupRequest
 	cmd := &cobra.Command{
 		Use:   "backup GRAPH... | --all",
 		Short: "Snapshot graphs into the repository",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			if all == (len(args) > 0) {
+		RunE: g.run(func(ctx context.Context, svc *service.Service, args []string) error {
+			if req.All == (len(args) > 0) {
 				return errors.New("name the graphs to back up, or give --all")
 			}
-			var sources []backup.Source
-			if all {
-				var err error
-				if sources, err = g.sources(); err != nil {
-					return err
-				}
-				if root := g.graphsRootDir(); root != "" {
-					skipped, _ := backup.Skipped(root)
-					for _, name := range skipped {
-						fmt.Fprintf(os.Stderr, "graphkeep: warning: skipping folder %q in %s: not a valid graph id (letters, digits, _ and -, at most 64); back it up with --graph ID=%s\n",
-							name, root, filepath.Join(root, name))
-					}
-				}
-				if len(sources) == 0 {
-					return fmt.Errorf("nothing to back up: %s", knownGraphs(nil, g.graphsRootDir()))
-				}
-			}
-			for _, id := range args {
-				s, err := g.source(id)
-				if err != nil {
-					return err
-				}
-				sources = append(sources, s)
-			}
-			r, err := g.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Store().Close()
-			opts, err := g.backupOptions()
-			if err != nil {
-				return err
-			}
-			lease := opts.Lease
+			req.Graphs = args
 			bar := newProgress(g.json)
-			var lines []backupLine
-			failed := 0
-			for _, src := range sources {
-				opts.Progress = bar.update("backup")
-				res, err := backup.Create(ctx, r, src, opts)
-				bar.done()
-				if err != nil {
-					failed++
-					lines = append(lines, backupLine{Graph: src.Graph, Error: err.Error()})
-					if !g.json {
-						fmt.Fprintf(os.Stderr, "graphkeep: backup %s: %v\n", src.Graph, err)
-					}
-					continue
-				}
-				m := res.Manifest
-				line := backupLine{Graph: m.Graph, ID: m.ID, Files: m.Totals.Files, SizeBytes: m.Totals.SizeBytes,
-					AddedBytes: m.Totals.AddedBytes, StoredBytes: m.Totals.StoredBytes, DurationMS: res.Duration.Milliseconds(), LightRAG: m.LightRAG,
-					Consistent: m.Consistency.Consistent, MidIngestion: m.MidIngestion(), Consistency: m.Consistency}
-				lines = append(lines, line)
-				if !g.json {
-					flag := "; " + consistencyLine(m.Consistency)
-					if m.Flagged() {
-						flag = "  FLAGGED: " + strings.Join(m.LightRAG.Problems, "; ")
-					}
-					fmt.Printf("%s: snapshot %s  %d files, %s; new %s, stored %s; %d unchanged files reused; %s%s\n",
-						m.Graph, m.ID, m.Totals.Files, humanBytes(m.Totals.SizeBytes), humanBytes(m.Totals.AddedBytes),
-						humanBytes(m.Totals.StoredBytes), res.ReusedFiles, res.Duration.Round(time.Millisecond), flag)
-				}
+			req.Progress = func(string) func(backup.Progress) { bar.done(); return bar.update("backup") }
+			report, err := svc.Backup(ctx, req)
+			bar.done()
+			if report == nil {
+				return err
+			}
+			for _, name := range report.Skipped {
+				root := g.graphsRootDir()
+				fmt.Fprintf(os.Stderr, "graphkeep: warning: skipping folder %q in %s: not a valid graph id (letters, digits, _ and -, at most 64); back it up with --graph ID=%s\n",
+					name, root, filepath.Join(root, name))
 			}
 			if g.json {
-				if err := printJSON(os.Stdout, lines); err != nil {
-					return err
+				if perr := printJSON(os.Stdout, report.Results); perr != nil {
+					return perr
 				}
+			} else {
+				printBackups(report)
 			}
-			if replicate && failed < len(sources) {
-				// The snapshots are committed; a target outage is reported,
-				// never a failed backup.
-				results, err := replication.RunOnce(ctx, r, openTarget, replication.WatchOptions{
-					Replicate: replication.Options{Lease: lease, CacheDir: g.cache()}})
-				for _, res := range results {
-					if !g.json {
-						printResult(res)
-					}
-				}
-				if err != nil {
-					fmt.Fprintf(os.Stderr, "graphkeep: warning: replication after backup: %v; the backup succeeded, 'graphkeep replicate' (or replicate --watch) will catch up\n", err)
-				}
+			if report.ReplicationError != "" {
+				fmt.Fprintf(os.Stderr, "graphkeep: warning: replication after backup: %s; the backup succeeded, 'graphkeep replicate' (or replicate --watch) will catch up\n", report.ReplicationError)
 			}
-			if failed > 0 {
-				if g.json {
-					return errFound
-				}
-				return fmt.Errorf("%d of %d graphs failed to back up", failed, len(sources))
+			if err != nil && g.json {
+				return errReported
 			}
-			return nil
-		},
+			return err
+		}),
 	}
-	cmd.Flags().BoolVar(&all, "all", false, "back up every known graph")
-	cmd.Flags().BoolVar(&replicate, "replicate", false, "then replicate to every target (a target outage is a warning, never a failed backup)")
+	cmd.Flags().BoolVar(&req.All, "all", false, "back up every known graph")
+	cmd.Flags().BoolVar(&req.Replicate, "replicate", false, "then replicate to every target (a target outage is a warning, never a failed backup)")
 	return cmd
+}
+
+func printBackups(report *service.BackupReport) {
+	for _, res := range report.Results {
+		if res.Error != "" {
+			fmt.Fprintf(os.Stderr, "graphkeep: backup %s: %s\n", res.Graph, res.Error)
+			continue
+		}
+		flag := "; " + consistencyLine(res.Consistency)
+		if res.Flagged {
+			flag = "  FLAGGED: " + strings.Join(res.LightRAG.Problems, "; ")
+		}
+		fmt.Printf("%s: snapshot %s  %d files, %s; new %s, stored %s; %d unchanged files reused; %s%s\n",
+			res.Graph, res.ID, res.Files, humanBytes(res.SizeBytes), humanBytes(res.AddedBytes),
+			humanBytes(res.StoredBytes), res.ReusedFiles, (time.Duration(res.DurationMS) * time.Millisecond), flag)
+	}
+	for _, res := range report.Replication {
+		printResult(res)
+	}
 }
 
 func snapshotsCmd(g *globals) *cobra.Command {
@@ -194,25 +113,14 @@ func snapshotsCmd(g *globals) *cobra.Command {
 		Use:   "snapshots [GRAPH]",
 		Short: "List snapshots",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, args []string) error {
+		RunE: g.run(func(ctx context.Context, svc *service.Service, args []string) error {
 			graph := ""
 			if len(args) == 1 {
 				graph = args[0]
 			}
-			if err := g.checkGraph(ctx, r, graph); err != nil {
-				return err
-			}
-			refs, err := r.ListSnapshots(ctx, graph)
+			lines, err := svc.Snapshots(ctx, graph)
 			if err != nil {
 				return err
-			}
-			lines := make([]repo.Summary, 0, len(refs))
-			for _, ref := range refs {
-				m, err := r.Cache().Manifest(ctx, ref)
-				if err != nil {
-					return err
-				}
-				lines = append(lines, m.Summary())
 			}
 			if g.json {
 				return printJSON(os.Stdout, lines)
@@ -227,9 +135,8 @@ func snapshotsCmd(g *globals) *cobra.Command {
 				if st == nil {
 					st = &lightrag.Stats{}
 				}
-				status := snapshotStatus(l)
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", l.Graph, l.ID, l.Time.Local().Format("2006-01-02 15:04:05"),
-					humanBytes(l.SizeBytes), l.Files, st.Nodes, st.Edges, st.Docs, st.Chunks, st.VectorRows, status)
+					humanBytes(l.SizeBytes), l.Files, st.Nodes, st.Edges, st.Docs, st.Chunks, st.VectorRows, snapshotStatus(l))
 			}
 			return tw.Flush()
 		}),
@@ -256,77 +163,35 @@ graph's latest snapshot is restored (into --to DIR/GRAPH, or the graphs root).
 nor mid-ingestion (LightRAG's stores disagreed when it was cut); restore says
 which newer ones it passed over. Such a snapshot is restored only by its id
 with --allow-flagged.`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
+		RunE: g.run(func(ctx context.Context, svc *service.Service, args []string) error {
 			if all != (len(args) == 0) || (!all && len(args) != 2) {
 				return errors.New("give GRAPH and SNAPSHOT (or latest), or --all")
 			}
-			r, err := g.openRepo(ctx)
+			req := service.RestoreRequest{All: all, To: to, AllowNotGood: allowFlagged, Force: force}
+			if !all {
+				req.Graph, req.Snapshot = args[0], args[1]
+			}
+			plan, err := svc.PrepareRestore(ctx, req)
 			if err != nil {
 				return err
 			}
-			defer r.Store().Close()
-			var choices []repo.Choice
-			if all {
-				snaps, err := r.ListSnapshots(ctx, "")
-				if err != nil {
-					return err
-				}
-				seen := map[string]bool{}
-				for _, s := range snaps {
-					if !seen[s.Graph] {
-						seen[s.Graph] = true
-						c, _, err := r.LatestGood(ctx, s.Graph, snaps)
-						if err != nil {
-							return notGoodHint(err)
-						}
-						choices = append(choices, c)
+			if !g.json {
+				for _, it := range plan.Items {
+					for _, p := range it.Choice.Passed {
+						fmt.Printf("%s: passed over snapshot %s, %s\n", it.Choice.Ref.Graph, p.ID, p.Reason)
 					}
 				}
-				if len(choices) == 0 {
-					return errors.New("the repository holds no snapshots")
-				}
-			} else {
-				if err := g.checkGraph(ctx, r, args[0]); err != nil {
-					return err
-				}
-				c, err := r.Resolve(ctx, args[0], args[1])
-				if err != nil {
-					return notGoodHint(err)
-				}
-				choices = []repo.Choice{c}
 			}
-			var results []*backup.RestoreResult
-			for _, c := range choices {
-				ref := c.Ref
-				dest, err := restoreDest(g, ref.Graph, to, all)
-				if err != nil {
-					return err
+			bar := newProgress(g.json)
+			results, err := svc.RunRestore(ctx, plan, func(string) func(backup.Progress) { bar.done(); return bar.update("restore") })
+			bar.done()
+			if !g.json {
+				for _, res := range results {
+					printRestore(res)
 				}
-				if !g.json {
-					for _, p := range c.Passed {
-						fmt.Printf("%s: passed over snapshot %s, %s\n", ref.Graph, p.ID, p.Reason)
-					}
-				}
-				bar := newProgress(g.json)
-				res, err := backup.Restore(ctx, r, ref, dest, backup.RestoreOptions{Progress: bar.update("restore"), AllowNotGood: allowFlagged, Force: force})
-				bar.done()
-				if err != nil {
-					return notGoodHint(err)
-				}
-				res.PassedOver = c.Passed
-				results = append(results, res)
-				if !g.json {
-					fmt.Printf("restored %s/%s into %s: %d files, %s, %v, verified\n", ref.Graph, ref.ID, res.Dest, res.Files,
-						humanBytes(res.Bytes), res.LightRAG)
-					if res.Recovered != "" {
-						fmt.Printf("%s\n", res.Recovered)
-					}
-					if res.Previous != "" {
-						fmt.Printf("the previous directory is kept at %s ('graphkeep previous list %s' lists the undo copies, 'graphkeep previous remove %s' deletes them)\n",
-							res.Previous, res.Dest, res.Dest)
-					}
-				}
+			}
+			if err != nil {
+				return err
 			}
 			if g.json {
 				if all {
@@ -335,7 +200,7 @@ with --allow-flagged.`,
 				return printJSON(os.Stdout, results[0])
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&to, "to", "", "restore into this directory instead of the graph's own (with --all: DIR/GRAPH)")
 	cmd.Flags().BoolVar(&all, "all", false, "restore every graph's latest snapshot")
@@ -344,16 +209,16 @@ with --allow-flagged.`,
 	return cmd
 }
 
-// notGoodHint adds the CLI's way out to a refusal to restore a snapshot
-// that is not good.
-func notGoodHint(err error) error {
-	if errors.Is(err, backup.ErrNotAGraph) {
-		return fmt.Errorf("%w\n(add --force to restore there anyway, or give --to a new directory)", err)
+func printRestore(res *backup.RestoreResult) {
+	fmt.Printf("restored %s/%s into %s: %d files, %s, %v, verified\n", res.Snapshot.Graph, res.Snapshot.ID, res.Dest, res.Files,
+		humanBytes(res.Bytes), res.LightRAG)
+	if res.Recovered != "" {
+		fmt.Printf("%s\n", res.Recovered)
 	}
-	if errors.Is(err, repo.ErrNotGood) {
-		return fmt.Errorf("%w\n(to restore such a snapshot anyway, name its id and add --allow-flagged; 'graphkeep snapshots GRAPH' lists them)", err)
+	if res.Previous != "" {
+		fmt.Printf("the previous directory is kept at %s ('graphkeep previous list %s' lists the undo copies, 'graphkeep previous remove %s' deletes them)\n",
+			res.Previous, res.Dest, res.Dest)
 	}
-	return err
 }
 
 // consistencyLine says in a few words how a snapshot was cut.
@@ -389,60 +254,27 @@ func snapshotStatus(l repo.Summary) string {
 	return "ok"
 }
 
-// restoreDest is where a graph is restored: --to (DIR/GRAPH with --all),
-// else the graph's known directory, else GRAPHS_ROOT/GRAPH.
-func restoreDest(g *globals, graph, to string, all bool) (string, error) {
-	switch {
-	case to != "" && all:
-		return filepath.Join(to, graph), nil
-	case to != "":
-		return to, nil
-	}
-	if s, err := g.source(graph); err == nil {
-		return s.Dir, nil
-	}
-	if root := g.graphsRootDir(); root != "" {
-		return filepath.Join(root, graph), nil
-	}
-	return "", fmt.Errorf("where to? give --to DIR, or --graphs-root so graph %q restores to ROOT/%s", graph, graph)
-}
-
 func verifyCmd(g *globals) *cobra.Command {
 	var readData bool
 	cmd := &cobra.Command{
 		Use:   "verify [GRAPH [SNAPSHOT]]",
 		Short: "Check that every chunk of the snapshots exists (and, with --read-data, is intact)",
 		Args:  cobra.MaximumNArgs(2),
-		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, args []string) error {
-			var refs []repo.SnapshotRef
-			var err error
+		RunE: g.run(func(ctx context.Context, svc *service.Service, args []string) error {
+			req := service.VerifyRequest{ReadData: readData}
 			if len(args) > 0 {
-				if err := g.checkGraph(ctx, r, args[0]); err != nil {
-					return err
-				}
+				req.Graph = args[0]
 			}
-			switch len(args) {
-			case 2:
-				ref, err := r.FindSnapshot(ctx, args[0], args[1])
-				if err != nil {
-					return err
-				}
-				refs = []repo.SnapshotRef{ref}
-			case 1:
-				refs, err = r.ListSnapshots(ctx, args[0])
-			default:
-				refs, err = r.ListSnapshots(ctx, "")
+			if len(args) > 1 {
+				req.Snapshot = args[1]
 			}
-			if err != nil {
-				return err
-			}
-			res, err := backup.Verify(ctx, r, refs, backup.VerifyOptions{ReadData: readData})
-			if err != nil {
+			res, err := svc.Verify(ctx, req)
+			if res == nil {
 				return err
 			}
 			if g.json {
-				if err := printJSON(os.Stdout, res); err != nil {
-					return err
+				if perr := printJSON(os.Stdout, res); perr != nil {
+					return perr
 				}
 			} else {
 				how := "present"
@@ -459,33 +291,20 @@ func verifyCmd(g *globals) *cobra.Command {
 					fmt.Printf("UNSAFE %s %s: %s\n", u.Snapshot, u.Path, u.Problem)
 				}
 			}
-			if !res.OK() {
-				if !g.json {
-					if len(res.Damaged) > 0 {
-						fmt.Fprintf(os.Stderr, "graphkeep: %d of %d chunks damaged; restore the affected snapshots from a replica, or back up again\n", len(res.Damaged), res.Chunks)
-					}
-					if len(res.Unsafe) > 0 {
-						fmt.Fprintf(os.Stderr, "graphkeep: %d unsafe manifest entries: such snapshots were not written by graphkeep as they are; forget them ('graphkeep forget' or DELETE the snapshot) after a look\n", len(res.Unsafe))
-					}
-				}
-				return errFound
+			if err == nil {
+				return nil
 			}
-			return nil
+			if !g.json {
+				if len(res.Damaged) > 0 {
+					fmt.Fprintf(os.Stderr, "graphkeep: %d of %d chunks damaged; %s\n", len(res.Damaged), res.Chunks, remedyHint(problem.RestoreFromReplica, ""))
+				}
+				if len(res.Unsafe) > 0 {
+					fmt.Fprintf(os.Stderr, "graphkeep: %d unsafe manifest entries: %s\n", len(res.Unsafe), remedyHint(problem.RemoveDamaged, ""))
+				}
+			}
+			return errReported
 		}),
 	}
 	cmd.Flags().BoolVar(&readData, "read-data", false, "download, decode and hash every chunk")
 	return cmd
-}
-
-// parseFileURL returns the directory of a file:// URL or bare path, "" for
-// other schemes.
-func parseFileURL(u string) (string, error) {
-	if strings.HasPrefix(u, "/") {
-		return u, nil
-	}
-	if rest, ok := strings.CutPrefix(u, "file://"); ok {
-		path, _, _ := strings.Cut(rest, "?")
-		return path, nil
-	}
-	return "", nil
 }

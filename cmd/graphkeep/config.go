@@ -22,6 +22,7 @@ import (
 	"github.com/graphkeep/graphkeep/core/recovery"
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/core/retention"
+	"github.com/graphkeep/graphkeep/core/service"
 	"github.com/graphkeep/graphkeep/providers"
 )
 
@@ -76,8 +77,12 @@ type globals struct {
 	maxWait      string
 	lightragURL  string
 
-	file          fileConfig
-	redirectNoted bool
+	file fileConfig
+	svc  *service.Service
+	// restoreRoots confine API restores (serve); embedded marks the
+	// zero-configuration server.
+	restoreRoots []string
+	embedded     bool
 }
 
 // load reads the config file, if any. Flags win over the environment, which
@@ -99,21 +104,14 @@ func (g *globals) load() error {
 	return nil
 }
 
+// repoURL is the repository URL as configured (a failover recorded on
+// this machine may redirect it; the service follows it).
 func (g *globals) repoURL() (string, error) {
 	u := firstNonEmpty(g.repo, os.Getenv("GRAPHKEEP_REPO"), g.file.Repo)
 	if u == "" {
-		return "", errors.New("no repository: give --repo URL, set GRAPHKEEP_REPO, or set repo: in the config file")
+		return "", service.ErrNoRepository
 	}
-	// A failover recorded on this machine moves the primary.
-	to, r, err := recovery.Resolve(recovery.StateDir(), u)
-	if err != nil {
-		return "", err
-	}
-	if r != nil && !g.redirectNoted {
-		g.redirectNoted = true
-		fmt.Fprintf(os.Stderr, "graphkeep: %s failed over to %s at %s; using it\n", providers.Redact(u), providers.Redact(to), r.Time.Format(time.RFC3339))
-	}
-	return to, nil
+	return u, nil
 }
 
 // password: --password-file, then GRAPHKEEP_PASSWORD, then
@@ -141,75 +139,77 @@ func (g *globals) password() (string, error) {
 	return p, nil
 }
 
+// cache is the manifest cache directory: --cache-dir, GRAPHKEEP_CACHE_DIR,
+// cache_dir in the config file, else the user cache dir.
 func (g *globals) cache() string {
 	return firstNonEmpty(g.cacheDir, os.Getenv("GRAPHKEEP_CACHE_DIR"), g.file.CacheDir)
 }
 
-// openStore opens the repository's storage.
-func (g *globals) openStore(ctx context.Context) (blob.Store, error) {
-	u, err := g.repoURL()
-	if err != nil {
-		return nil, err
+// stateDir records failovers and the targets last seen:
+// GRAPHKEEP_STATE_DIR, else <user config dir>/graphkeep.
+func stateDir() string {
+	if d := os.Getenv("GRAPHKEEP_STATE_DIR"); d != "" {
+		return d
 	}
-	s, err := providers.Open(ctx, u, providers.Options{})
-	if errors.Is(err, blob.ErrNotFound) {
-		return nil, fmt.Errorf("%w\n(to create a new repository there, run 'graphkeep init'; if the primary was lost, 'graphkeep failover --target ID' promotes a replica)", err)
+	if d, err := os.UserConfigDir(); err == nil {
+		return filepath.Join(d, "graphkeep")
 	}
-	return s, err
+	return filepath.Join(os.TempDir(), "graphkeep-state")
 }
 
-// openRepo opens the repository.
-func (g *globals) openRepo(ctx context.Context) (*repo.Repository, error) {
-	store, err := g.openStore(ctx)
-	if err != nil {
-		return nil, err
+// openStore opens a repository's or a target's storage.
+func openStore(ctx context.Context, url string) (blob.Store, error) {
+	return providers.Open(ctx, url, providers.Options{})
+}
+
+// service builds the application layer from the flags, the environment and
+// the config file, once per run.
+func (g *globals) service() (*service.Service, error) {
+	if g.svc != nil {
+		return g.svc, nil
 	}
 	pw, err := g.password()
 	if err != nil {
 		return nil, err
 	}
-	r, err := repo.Open(ctx, store, repo.OpenOptions{Password: pw, CacheDir: g.cache()})
+	bopts, err := g.backupOptions()
 	if err != nil {
-		_ = store.Close()
-		return nil, primaryHint(err)
+		return nil, err
 	}
-	return r, nil
+	url, _ := g.repoURL() // none: the use cases that need one say so
+	var graphRetention map[string]retention.Policy
+	for id, gs := range g.file.Schedule.Graphs {
+		if gs.Retention != nil {
+			if graphRetention == nil {
+				graphRetention = map[string]retention.Policy{}
+			}
+			graphRetention[id] = *gs.Retention
+		}
+	}
+	g.svc = service.New(service.Config{
+		PrimaryURL: url, Open: openStore, Password: pw, CacheDir: g.cache(), StateDir: stateDir(),
+		Lease: bopts.Lease, Backup: bopts, Sources: g.sources, GraphsRoot: g.graphsRootDir(),
+		BackupInterval: firstDuration(g.file.Schedule.BackupInterval, g.file.BackupInterval),
+		Retention:      g.file.Retention, GraphRetention: graphRetention, Redact: providers.Redact, RestoreRoots: g.restoreRoots,
+	})
+	if url != "" {
+		if to, r, err := g.svc.PrimaryURL(); err == nil && r != nil {
+			fmt.Fprintf(os.Stderr, "graphkeep: %s failed over to %s at %s; using it\n", providers.Redact(url), providers.Redact(to), r.Time.Format(time.RFC3339))
+		}
+	}
+	return g.svc, nil
 }
 
-// primaryHint says what helps when the primary repository cannot be
-// opened.
-func primaryHint(err error) error {
-	switch {
-	case errors.Is(err, repo.ErrConfigLost):
-		return fmt.Errorf("%w\n(never 'graphkeep init' here: copy graphkeep.repo from a replica (any target of this repository holds the same one) into the repository, or make a replica the primary with 'graphkeep failover --target ID')", err)
-	case errors.Is(err, repo.ErrNotARepository):
-		return fmt.Errorf("%w\n(check --repo / GRAPHKEEP_REPO; to create a repository here, run 'graphkeep init'; for a local folder that does not exist yet, create it or add ?create=true; if the primary was lost, 'graphkeep failover --target ID' promotes a replica)", err)
-	}
-	return err
-}
-
-// targetHint says what helps when a target's repository cannot be opened.
-func targetHint(id string, err error) error {
-	switch {
-	case errors.Is(err, repo.ErrNotARepository):
-		return fmt.Errorf("target %s: %w\n(a target is filled by replication, never by 'graphkeep init': 'graphkeep replicate --target %s' copies the repository there)", id, err, id)
-	case errors.Is(err, repo.ErrConfigLost):
-		return fmt.Errorf("target %s: %w\n(copy graphkeep.repo from the primary or another replica into it, then 'graphkeep replicate --target %s')", id, err, id)
-	}
-	return fmt.Errorf("target %s: %w", id, err)
-}
-
-// withRepo adapts a command body that needs the open repository: it opens
-// it with the command's context and closes it afterwards.
-func (g *globals) withRepo(run func(ctx context.Context, r *repo.Repository, args []string) error) func(*cobra.Command, []string) error {
+// run adapts a command body to the service: it builds the service, runs
+// the body and closes the repository afterwards.
+func (g *globals) run(body func(ctx context.Context, svc *service.Service, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		ctx := cmd.Context()
-		r, err := g.openRepo(ctx)
+		svc, err := g.service()
 		if err != nil {
 			return err
 		}
-		defer r.Store().Close()
-		return run(ctx, r, args)
+		defer svc.Close()
+		return body(cmd.Context(), svc, args)
 	}
 }
 
@@ -268,37 +268,6 @@ func (g *globals) sources() ([]backup.Source, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Graph < out[j].Graph })
 	return out, nil
-}
-
-// source finds one graph by id.
-func (g *globals) source(id string) (backup.Source, error) {
-	if err := repo.CheckGraphID(id); err != nil {
-		return backup.Source{}, err
-	}
-	all, err := g.sources()
-	if err != nil {
-		return backup.Source{}, err
-	}
-	for _, s := range all {
-		if s.Graph == id {
-			return s, nil
-		}
-	}
-	return backup.Source{}, fmt.Errorf("graph %q is unknown: %s", id, knownGraphs(all, g.graphsRootDir()))
-}
-
-func knownGraphs(all []backup.Source, root string) string {
-	if len(all) == 0 {
-		if root == "" {
-			return "no graphs are configured; give --graphs-root DIR (LightRAG's working_dir) or --graph ID=DIR"
-		}
-		return "the graphs root " + root + " holds no graph directories"
-	}
-	var ids []string
-	for _, s := range all {
-		ids = append(ids, s.Graph)
-	}
-	return "known graphs: " + strings.Join(ids, ", ")
 }
 
 // leaseOptions reads GRAPHKEEP_LEASE_TTL and GRAPHKEEP_LEASE_WAIT
@@ -399,15 +368,4 @@ func (g *globals) backupOptions() (backup.Options, error) {
 		o.MaxWait = g.file.Consistency.MaxWait
 	}
 	return o, nil
-}
-
-// checkGraph refuses a graph that is neither configured nor in r.
-func (g *globals) checkGraph(ctx context.Context, r *repo.Repository, graph string) error {
-	var ids []string
-	if sources, err := g.sources(); err == nil {
-		for _, s := range sources {
-			ids = append(ids, s.Graph)
-		}
-	}
-	return r.CheckGraph(ctx, graph, ids)
 }

@@ -19,10 +19,6 @@ import (
 
 var version = "dev"
 
-// errFound marks a failure already reported to the user (verify found
-// damage): exit 1 without printing it again.
-var errFound = errors.New("problems found")
-
 func main() {
 	os.Exit(run())
 }
@@ -57,12 +53,12 @@ func run() int {
 	root, g := newRoot()
 	if err := root.ExecuteContext(ctx); err != nil {
 		switch {
-		case errors.Is(err, errFound):
+		case errors.Is(err, errReported):
 		case g.json:
 			// Scripts read one shape on stdout, as from the API.
 			_ = printJSON(os.Stdout, map[string]any{"error": map[string]string{"code": errorCode(err), "message": err.Error()}})
 		default:
-			fmt.Fprintln(os.Stderr, "graphkeep:", err)
+			fmt.Fprintln(os.Stderr, "graphkeep:", explain(err))
 		}
 		return 1
 	}

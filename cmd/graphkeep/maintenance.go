@@ -9,11 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/graphkeep/graphkeep/core/repo"
-
-	"github.com/graphkeep/graphkeep/blob"
-	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/retention"
+	"github.com/graphkeep/graphkeep/core/service"
 )
 
 func forgetCmd(g *globals) *cobra.Command {
@@ -28,48 +25,22 @@ it; snapshots pinned by a recovery checkpoint are always kept. The policy comes 
 --keep-* flags, or from retention: in the config file when no flag is given.
 Add --prune to delete the chunks no snapshot names any more.`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			if p.Empty() {
-				p = g.file.Retention
+		RunE: g.run(func(ctx context.Context, svc *service.Service, args []string) error {
+			req := service.CleanupRequest{DryRun: dryRun, Prune: prune && !dryRun}
+			if !p.Empty() {
+				req.Policy = &p
 			}
-			if err := p.Validate(); err != nil {
-				return err
-			}
-			graph := ""
 			if len(args) == 1 {
-				graph = args[0]
+				req.Graph = args[0]
 			}
-			r, err := g.openRepo(ctx)
+			out, err := svc.Cleanup(ctx, req)
 			if err != nil {
 				return err
-			}
-			defer r.Store().Close()
-			if err := g.checkGraph(ctx, r, graph); err != nil {
-				return err
-			}
-			res, err := retention.Forget(ctx, r, graph, p, dryRun)
-			if err != nil {
-				return err
-			}
-			out := map[string]any{"forget": res}
-			if prune && !dryRun {
-				lease, err := leaseOptions()
-				if err != nil {
-					return err
-				}
-				pr, err := retention.Prune(ctx, r, retention.PruneOptions{Lease: lease})
-				if err != nil {
-					return err
-				}
-				out["prune"] = pr
-				if !g.json {
-					defer printPrune(pr)
-				}
 			}
 			if g.json {
 				return printJSON(os.Stdout, out)
 			}
+			res := out.Forget
 			tw := newTable("GRAPH\tSNAPSHOT\tDECISION\tWHY")
 			for _, d := range res.Decisions {
 				decision := "keep"
@@ -82,9 +53,16 @@ Add --prune to delete the chunks no snapshot names any more.`,
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Snapshot.Graph, d.Snapshot.ID, decision, strings.Join(d.Reasons, ", "))
 			}
 			_ = tw.Flush()
-			fmt.Printf("policy: %s; %d snapshots forgotten%s\n", p, res.Removed, map[bool]string{true: " (dry run)"}[dryRun])
+			used := g.file.Retention
+			if req.Policy != nil {
+				used = p
+			}
+			fmt.Printf("policy: %s; %d snapshots forgotten%s\n", used, res.Removed, map[bool]string{true: " (dry run)"}[dryRun])
+			if out.Prune != nil {
+				printPrune(out.Prune)
+			}
 			return nil
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.IntVar(&p.KeepLast, "keep-last", 0, "keep the newest N snapshots")
@@ -108,12 +86,8 @@ func pruneCmd(g *globals) *cobra.Command {
 exclusive lease: it waits for running backups to finish, and backups wait for it.
 A prune killed midway leaves nothing broken; its lease expires within minutes.`,
 		Args: cobra.NoArgs,
-		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, _ []string) error {
-			lease, err := leaseOptions()
-			if err != nil {
-				return err
-			}
-			res, err := retention.Prune(ctx, r, retention.PruneOptions{DryRun: dryRun, Lease: lease})
+		RunE: g.run(func(ctx context.Context, svc *service.Service, _ []string) error {
+			res, err := svc.Prune(ctx, dryRun)
 			if err != nil {
 				return err
 			}
@@ -143,15 +117,15 @@ func statsCmd(g *globals) *cobra.Command {
 		Use:   "stats",
 		Short: "Show what the repository holds and what deduplication saves",
 		Args:  cobra.NoArgs,
-		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, _ []string) error {
-			s, err := backup.Stats(ctx, r, !noList)
+		RunE: g.run(func(ctx context.Context, svc *service.Service, _ []string) error {
+			st, err := svc.Stats(ctx, !noList)
 			if err != nil {
 				return err
 			}
-			requests, _ := blob.StatsOf(r.Store())
 			if g.json {
-				return printJSON(os.Stdout, map[string]any{"repository": s, "requests": requests})
+				return printJSON(os.Stdout, st)
 			}
+			s := st.Repository
 			fmt.Printf("repository %s at %s (encrypted: %v)\n", s.ID, s.Location, s.Encrypted)
 			fmt.Printf("%d snapshots of %d graphs; %s of files in all snapshots\n", s.Snapshots, len(s.Graphs), humanBytes(s.LogicalBytes))
 			fmt.Printf("%d unique chunks, %s before compression", s.UniqueChunks, humanBytes(s.UniqueBytes))
@@ -175,31 +149,15 @@ func checkCmd(g *globals) *cobra.Command {
 		Use:   "check",
 		Short: "Check a storage location: write, read back and delete a probe object",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+		RunE: g.run(func(ctx context.Context, svc *service.Service, _ []string) error {
+			ctx, cancel := context.WithTimeout(ctx, time.Minute)
 			defer cancel()
-			s, err := g.openStore(ctx)
+			location, err := svc.CheckStorage(ctx)
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			key := fmt.Sprintf("health/check-%d", time.Now().UnixNano())
-			payload := []byte("graphkeep storage check")
-			if err := blob.PutBytes(ctx, s, key, payload, nil); err != nil {
-				return fmt.Errorf("write a probe object: %w", err)
-			}
-			got, err := blob.ReadAll(ctx, s, key)
-			if err != nil {
-				return fmt.Errorf("read the probe object back: %w", err)
-			}
-			if string(got) != string(payload) {
-				return fmt.Errorf("the probe object read back differs from what was written")
-			}
-			if err := s.Delete(ctx, key); err != nil {
-				return fmt.Errorf("delete the probe object: %w", err)
-			}
-			fmt.Printf("%s: ok (write, read, delete)\n", s.Location())
+			fmt.Printf("%s: ok (write, read, delete)\n", location)
 			return nil
-		},
+		}),
 	}
 }

@@ -84,11 +84,16 @@ func previousCmd(g *globals) *cobra.Command {
 // previousDir is a graph's directory (a known graph id), or the directory
 // given.
 func previousDir(g *globals, arg string) (string, error) {
-	if s, err := g.source(arg); err == nil {
+	svc, err := g.service()
+	if err != nil {
+		return "", err
+	}
+	s, err := svc.Source(arg)
+	if err == nil {
 		return s.Dir, nil
 	}
-	if info, err := os.Stat(filepath.Dir(arg)); err == nil && info.IsDir() && filepath.Base(arg) != "." {
+	if info, serr := os.Stat(filepath.Dir(arg)); serr == nil && info.IsDir() && filepath.Base(arg) != "." {
 		return filepath.Abs(arg)
 	}
-	return "", fmt.Errorf("%q is neither a known graph nor a directory path: %s", arg, knownGraphs(nil, g.graphsRootDir()))
+	return "", fmt.Errorf("%q is neither a directory path nor a known graph: %w", arg, err)
 }

@@ -2,21 +2,17 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/recovery"
-	"github.com/graphkeep/graphkeep/core/replication"
 	"github.com/graphkeep/graphkeep/core/repo"
+	"github.com/graphkeep/graphkeep/core/service"
 	"github.com/graphkeep/graphkeep/providers"
 )
 
@@ -26,35 +22,8 @@ func checkpointCmd(g *globals) *cobra.Command {
 	create := &cobra.Command{
 		Use:   "create [GRAPH...]",
 		Short: "Snapshot the graphs (default all), then write a checkpoint naming those snapshots",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			sources, err := g.sources()
-			if err != nil {
-				return err
-			}
-			if len(args) > 0 {
-				sources = nil
-				for _, id := range args {
-					s, err := g.source(id)
-					if err != nil {
-						return err
-					}
-					sources = append(sources, s)
-				}
-			}
-			if len(sources) == 0 {
-				return fmt.Errorf("nothing to checkpoint: %s", knownGraphs(nil, g.graphsRootDir()))
-			}
-			r, err := g.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Store().Close()
-			opts, err := g.backupOptions()
-			if err != nil {
-				return err
-			}
-			cp, err := recovery.CreateCheckpoint(ctx, r, sources, recovery.CreateOptions{Note: note, Backup: opts})
+		RunE: g.run(func(ctx context.Context, svc *service.Service, args []string) error {
+			cp, err := svc.CreateCheckpoint(ctx, args, note, nil)
 			if err != nil {
 				return err
 			}
@@ -64,7 +33,7 @@ func checkpointCmd(g *globals) *cobra.Command {
 			fmt.Printf("checkpoint %s: %d graphs\n", cp.ID, len(cp.Snapshots))
 			printCheckpoint(cp)
 			return nil
-		},
+		}),
 	}
 	create.Flags().StringVar(&note, "note", "", "a note to keep with the checkpoint")
 
@@ -72,36 +41,27 @@ func checkpointCmd(g *globals) *cobra.Command {
 		Use:   "list",
 		Short: "List checkpoints, newest first, with where they were last found restorable",
 		Args:  cobra.NoArgs,
-		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, _ []string) error {
-			cps, err := recovery.Checkpoints(ctx, r)
+		RunE: g.run(func(ctx context.Context, svc *service.Service, _ []string) error {
+			cps, err := svc.Checkpoints(ctx)
 			if err != nil {
 				return err
 			}
-			type line struct {
-				*repo.Checkpoint
-				Validation *recovery.Validation `json:"last_validation,omitempty"`
-			}
-			lines := []line{}
-			for _, cp := range cps {
-				v, _ := recovery.LastValidation(ctx, r, cp.ID)
-				lines = append(lines, line{cp, v})
-			}
 			if g.json {
-				return printJSON(os.Stdout, lines)
+				return printJSON(os.Stdout, cps)
 			}
-			if len(lines) == 0 {
+			if len(cps) == 0 {
 				fmt.Println("no checkpoints; create one with 'graphkeep checkpoint create'")
 				return nil
 			}
 			tw := newTable("CHECKPOINT\tTIME\tGRAPHS\tRESTORABLE AT\tVALIDATED\tNOTE")
-			for _, l := range lines {
+			for _, l := range cps {
 				where, when := "-", "never"
-				if l.Validation != nil {
-					where = strings.Join(l.Validation.RestorableAt(), ",")
+				if l.LastValidation != nil {
+					where = strings.Join(l.LastValidation.RestorableAt(), ",")
 					if where == "" {
 						where = "nowhere"
 					}
-					when = l.Validation.Time.Local().Format("2006-01-02 15:04:05")
+					when = l.LastValidation.Time.Local().Format("2006-01-02 15:04:05")
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", l.ID, l.Time.Local().Format("2006-01-02 15:04:05"), len(l.Snapshots), where, when, l.Note)
 			}
@@ -112,8 +72,8 @@ func checkpointCmd(g *globals) *cobra.Command {
 		Use:   "show ID|latest",
 		Short: "Show a checkpoint's snapshots and LightRAG counts",
 		Args:  cobra.ExactArgs(1),
-		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, args []string) error {
-			cp, err := recovery.Find(ctx, r, args[0])
+		RunE: g.run(func(ctx context.Context, svc *service.Service, args []string) error {
+			cp, err := svc.Checkpoint(ctx, args[0])
 			if err != nil {
 				return err
 			}
@@ -121,7 +81,7 @@ func checkpointCmd(g *globals) *cobra.Command {
 				return printJSON(os.Stdout, cp)
 			}
 			fmt.Printf("checkpoint %s, %s %s\n", cp.ID, cp.Time.Local().Format(time.RFC3339), cp.Note)
-			printCheckpoint(cp)
+			printCheckpoint(cp.Checkpoint)
 			return nil
 		}),
 	}
@@ -129,8 +89,8 @@ func checkpointCmd(g *globals) *cobra.Command {
 		Use:   "delete ID",
 		Short: "Delete a checkpoint (its snapshots are no longer pinned)",
 		Args:  cobra.ExactArgs(1),
-		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, args []string) error {
-			if err := recovery.DeleteCheckpoint(ctx, r, args[0]); err != nil {
+		RunE: g.run(func(ctx context.Context, svc *service.Service, args []string) error {
+			if err := svc.DeleteCheckpoint(ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Printf("checkpoint %s deleted; its snapshots are no longer pinned\n", args[0])
@@ -142,25 +102,13 @@ func checkpointCmd(g *globals) *cobra.Command {
 		Use:   "validate ID|latest [--read-data]",
 		Short: "Check on the primary and on every target whether the checkpoint can be restored",
 		Args:  cobra.ExactArgs(1),
-		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, args []string) error {
-			cp, err := recovery.Find(ctx, r, args[0])
-			if err != nil {
+		RunE: g.run(func(ctx context.Context, svc *service.Service, args []string) error {
+			v, err := svc.ValidateCheckpoint(ctx, args[0], readData)
+			if v == nil {
 				return err
 			}
-			locs, err := recovery.Locations(ctx, r, openTarget)
 			if err != nil {
-				return err
-			}
-			defer func() {
-				for _, l := range locs[1:] {
-					if l.Store != nil {
-						l.Store.Close()
-					}
-				}
-			}()
-			v := recovery.Validate(ctx, r, cp, locs, readData)
-			if err := recovery.SaveValidation(ctx, r, v); err != nil {
-				fmt.Fprintf(os.Stderr, "graphkeep: warning: could not store the result: %v\n", err)
+				fmt.Fprintf(os.Stderr, "graphkeep: warning: %v\n", err)
 			}
 			if g.json {
 				if err := printJSON(os.Stdout, v); err != nil {
@@ -175,9 +123,9 @@ func checkpointCmd(g *globals) *cobra.Command {
 			}
 			if len(v.RestorableAt()) == 0 {
 				if !g.json {
-					fmt.Fprintf(os.Stderr, "graphkeep: checkpoint %s is restorable nowhere\n", cp.ID)
+					fmt.Fprintf(os.Stderr, "graphkeep: checkpoint %s is restorable nowhere\n", v.Checkpoint)
 				}
-				return errFound
+				return errReported
 			}
 			return nil
 		}),
@@ -196,8 +144,8 @@ func printCheckpoint(cp *repo.Checkpoint) {
 }
 
 func failoverCmd(g *globals) *cobra.Command {
-	var target, checkpoint string
-	var restore, dryRun, force, auto bool
+	var req service.FailoverRequest
+	var auto bool
 	var policy recovery.AutoPolicy
 	cmd := &cobra.Command{
 		Use:   "failover --target ID|URL [--checkpoint ID] [--restore] [--dry-run] [--force]",
@@ -211,94 +159,30 @@ returns (failback: later, 'failover --target old-primary'). --restore restores
 every graph of the checkpoint into the graphs root, each atomically. --dry-run
 shows the plan and changes nothing.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
+		RunE: g.run(func(ctx context.Context, svc *service.Service, _ []string) error {
 			if auto {
-				policy.Restore, policy.GraphsRoot = restore, g.graphsRootDir()
-				return autoFailover(ctx, g, policy)
+				policy.Restore = req.Restore
+				return autoFailover(ctx, g, svc, policy)
 			}
-			if target == "" {
+			if req.Target == "" {
 				return fmt.Errorf("give --target ID (or the target's URL)")
 			}
-			from, err := g.repoURL()
-			if err != nil {
-				return err
-			}
-			pw, err := g.password()
-			if err != nil {
-				return err
-			}
-			octx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			primary, primaryErr := g.openRepo(octx)
-			cancel()
-			if primary != nil {
-				defer primary.Store().Close()
-			}
-			t, err := resolveTarget(ctx, g, primary, from, target)
-			if err != nil && primary != nil && !dryRun {
-				// Run again after it completed? The switch is recorded in
-				// the primary now in use.
-				if sw, ferr := recovery.FindCompleted(ctx, primary, from, target); ferr == nil && sw != nil {
-					return failoverAlreadyDone(ctx, g, primary, sw, restore)
-				}
-			}
-			if err != nil {
-				return err
-			}
-			dst, err := openTarget(ctx, t.URL)
-			if err != nil {
-				return fmt.Errorf("target %s: %w", t.ID, err)
-			}
-			defer dst.Close()
-			replica, err := repo.Open(ctx, dst, repo.OpenOptions{Password: pw, CacheDir: g.cache()})
-			if err != nil {
-				return targetHint(t.ID, err)
-			}
-			if primary != nil && primary.ID() != replica.ID() {
-				return fmt.Errorf("target %s holds repository %s, the primary is %s", t.ID, replica.ID(), primary.ID())
-			}
-			opts := recovery.FailoverOptions{Checkpoint: checkpoint, Restore: restore, GraphsRoot: g.graphsRootDir(), DryRun: dryRun, Force: force}
-			if restore && opts.GraphsRoot == "" {
-				return fmt.Errorf("--restore needs --graphs-root (where the graphs go)")
-			}
-			plan, err := recovery.PlanFailover(ctx, primary, replica, t, from, opts)
-			if err != nil {
-				return err
-			}
-			if !g.json {
-				printPlan(plan, primaryErr)
-			}
-			out, err := recovery.Failover(ctx, replica, plan, opts)
-			if g.json {
+			out, err := svc.Failover(ctx, req)
+			if g.json && out != nil {
 				_ = printJSON(os.Stdout, out)
 			}
-			if err != nil {
-				return err
+			if !g.json && out != nil {
+				printFailover(out, req.DryRun)
 			}
-			if dryRun {
-				if !g.json {
-					fmt.Println("dry run: nothing changed")
-				}
-				return nil
-			}
-			if err := recovery.SaveRedirect(recovery.StateDir(), from, t.URL, replica.ID()); err != nil {
-				return fmt.Errorf("the switch is recorded in the new primary, but this machine could not remember it: %w; use --repo %s from now on", err, providers.Redact(t.URL))
-			}
-			if !g.json {
-				fmt.Printf("failover done: the primary is now %s (recorded in %s)\n", providers.Redact(t.URL), recovery.StateDir())
-				for _, res := range out.Restored {
-					fmt.Printf("restored %s/%s into %s: %d files, %v\n", res.Snapshot.Graph, res.Snapshot.ID, res.Dest, res.Files, res.LightRAG)
-				}
-			}
-			return nil
-		},
+			return err
+		}),
 	}
 	f := cmd.Flags()
-	f.StringVar(&target, "target", "", "the target to promote (id, or its URL when the primary is gone)")
-	f.StringVar(&checkpoint, "checkpoint", "", "checkpoint to promote with (default: the newest on the target)")
-	f.BoolVar(&restore, "restore", false, "restore every graph of the checkpoint into the graphs root")
-	f.BoolVar(&dryRun, "dry-run", false, "show what would happen, change nothing")
-	f.BoolVar(&force, "force", false, "promote even when the target is behind or does not hold the checkpoint whole")
+	f.StringVar(&req.Target, "target", "", "the target to promote (id, or its URL when the primary is gone)")
+	f.StringVar(&req.Checkpoint, "checkpoint", "", "checkpoint to promote with (default: the newest on the target)")
+	f.BoolVar(&req.Restore, "restore", false, "restore every graph of the checkpoint into the graphs root")
+	f.BoolVar(&req.DryRun, "dry-run", false, "show what would happen, change nothing")
+	f.BoolVar(&req.Force, "force", false, "promote even when the target is behind or does not hold the checkpoint whole")
 	f.BoolVar(&auto, "auto", false, "keep running: fail over automatically by the policy below (opt-in)")
 	f.DurationVar(&policy.After, "after", 5*time.Minute, "with --auto: how long the primary must be unreachable")
 	f.DurationVar(&policy.MinInterval, "min-interval", time.Hour, "with --auto: at most one automatic failover per this")
@@ -307,67 +191,26 @@ shows the plan and changes nothing.`,
 	return cmd
 }
 
-// failoverAlreadyDone reports a failover found completed, finishing its
-// restores when asked (graphs whose directories are missing).
-func failoverAlreadyDone(ctx context.Context, g *globals, primary *repo.Repository, sw *recovery.Switch, restore bool) error {
-	done := &recovery.Completed{Switch: *sw}
-	if restore {
-		if g.graphsRootDir() == "" {
-			return fmt.Errorf("--restore needs --graphs-root (where the graphs go)")
+// printFailover says what a failover did, or found done before.
+func printFailover(out *service.FailoverResult, dryRun bool) {
+	if done := out.AlreadyDone; done != nil {
+		sw := done.Switch
+		fmt.Printf("failover to %s already done at %s: the primary is %s\n", sw.Target, sw.Time.Local().Format(time.RFC3339), providers.Redact(sw.To))
+		for _, res := range done.Restored {
+			fmt.Printf("restored %s/%s into %s (it was missing): %d files, %v\n", res.Snapshot.Graph, res.Snapshot.ID, res.Dest, res.Files, res.LightRAG)
 		}
-		var err error
-		if done, err = recovery.FinishRestores(ctx, primary, sw, g.graphsRootDir()); err != nil {
-			return err
+		if len(done.Present) > 0 {
+			fmt.Printf("already in place: %s\n", strings.Join(done.Present, ", "))
 		}
+		return
 	}
-	if g.json {
-		return printJSON(os.Stdout, done)
+	if out.Outcome == nil {
+		return
 	}
-	fmt.Printf("failover to %s already done at %s: the primary is %s\n", sw.Target, sw.Time.Local().Format(time.RFC3339), providers.Redact(sw.To))
-	for _, res := range done.Restored {
-		fmt.Printf("restored %s/%s into %s (it was missing): %d files, %v\n", res.Snapshot.Graph, res.Snapshot.ID, res.Dest, res.Files, res.LightRAG)
-	}
-	if len(done.Present) > 0 {
-		fmt.Printf("already in place: %s\n", strings.Join(done.Present, ", "))
-	}
-	return nil
-}
-
-// autoFailover runs the automatic failover monitor until interrupted.
-func autoFailover(ctx context.Context, g *globals, policy recovery.AutoPolicy) error {
-	from, err := g.repoURL()
-	if err != nil {
-		return err
-	}
-	pw, err := g.password()
-	if err != nil {
-		return err
-	}
-	m := &recovery.Monitor{
-		Policy:     policy,
-		PrimaryURL: from,
-		Open:       openTarget,
-		OpenRepo: func(ctx context.Context, s blob.Store) (*repo.Repository, error) {
-			return repo.Open(ctx, s, repo.OpenOptions{Password: pw, CacheDir: g.cache()})
-		},
-		OnSwitch: func(from, to, id string) error { return recovery.SaveRedirect(recovery.StateDir(), from, to, id) },
-		OnEvent: func(e recovery.AutoEvent) {
-			if g.json {
-				_ = json.NewEncoder(os.Stdout).Encode(e)
-				return
-			}
-			fmt.Printf("%s %s: %s\n", e.Time.Local().Format("15:04:05"), e.Kind, e.Message)
-		},
-	}
-	fmt.Fprintf(os.Stderr, "watching %s: automatic failover after %s unreachable (at most one per %s); stop with Ctrl-C\n",
-		providers.Redact(from), policy.After, policy.MinInterval)
-	return m.Run(ctx)
-}
-
-func printPlan(p *recovery.Plan, primaryErr error) {
+	p := out.Plan
 	fmt.Printf("failover from %s to %s (target %s)\n", providers.Redact(p.From), providers.Redact(p.To), p.Target)
 	if !p.PrimaryReachable {
-		fmt.Printf("  the primary does not answer (%v): what it held after the target's newest snapshots is lost\n", primaryErr)
+		fmt.Printf("  the primary does not answer (%s): what it held after the target's newest snapshots is lost\n", out.PrimaryError)
 	} else if p.Loss != nil {
 		fmt.Printf("  the target is %d snapshots (%s) behind the primary\n", p.Loss.Snapshots, humanBytes(p.Loss.Bytes))
 	}
@@ -380,52 +223,32 @@ func printPlan(p *recovery.Plan, primaryErr error) {
 	for _, b := range p.Blockers {
 		fmt.Printf("  BLOCKER: %s\n", b)
 	}
-}
-
-// resolveTarget finds target id: in the primary's meta, else (primary
-// gone) in the targets this machine last saw, else id is taken as a URL.
-func resolveTarget(ctx context.Context, g *globals, primary *repo.Repository, from, id string) (replication.Target, error) {
-	if strings.Contains(id, "://") {
-		return replication.Target{ID: "promoted", URL: id}, nil
-	}
-	if primary != nil {
-		t, err := replication.GetTarget(ctx, primary, id)
-		if err == nil {
-			rememberTargets(ctx, primary, from)
-		}
-		return t, err
-	}
-	for _, t := range rememberedTargets(from) {
-		if t.ID == id {
-			return t, nil
+	switch {
+	case dryRun:
+		fmt.Println("dry run: nothing changed")
+	case out.Switch != nil:
+		fmt.Printf("failover done: the primary is now %s (recorded in %s)\n", providers.Redact(p.To), out.RecordedIn)
+		for _, res := range out.Restored {
+			fmt.Printf("restored %s/%s into %s: %d files, %v\n", res.Snapshot.Graph, res.Snapshot.ID, res.Dest, res.Files, res.LightRAG)
 		}
 	}
-	return replication.Target{}, fmt.Errorf("the primary does not answer and this machine has not seen target %q; give its URL: --target s3://bucket/prefix", id)
 }
 
-func rememberedTargetsFile(primaryURL string) string {
-	sum := sha256.Sum256([]byte(primaryURL))
-	return filepath.Join(recovery.StateDir(), "targets-"+hex.EncodeToString(sum[:8])+".json")
-}
-
-// rememberTargets keeps a local copy of the primary's targets, so that a
-// failover can find them when the primary is gone.
-func rememberTargets(ctx context.Context, r *repo.Repository, primaryURL string) {
-	targets, err := replication.ListTargets(ctx, r)
+// autoFailover runs the automatic failover monitor until interrupted.
+func autoFailover(ctx context.Context, g *globals, svc *service.Service, policy recovery.AutoPolicy) error {
+	from, _, err := svc.PrimaryURL()
 	if err != nil {
-		return
+		return err
 	}
-	data, _ := json.Marshal(targets)
-	_ = os.MkdirAll(recovery.StateDir(), 0o700)
-	_ = os.WriteFile(rememberedTargetsFile(primaryURL), data, 0o600)
-}
-
-func rememberedTargets(primaryURL string) []replication.Target {
-	var out []replication.Target
-	if data, err := os.ReadFile(rememberedTargetsFile(primaryURL)); err == nil {
-		_ = json.Unmarshal(data, &out)
-	}
-	return out
+	fmt.Fprintf(os.Stderr, "watching %s: automatic failover after %s unreachable (at most one per %s); stop with Ctrl-C\n",
+		providers.Redact(from), policy.After, policy.MinInterval)
+	return svc.AutoFailover(ctx, policy, func(e recovery.AutoEvent) {
+		if g.json {
+			_ = json.NewEncoder(os.Stdout).Encode(e)
+			return
+		}
+		fmt.Printf("%s %s: %s\n", e.Time.Local().Format("15:04:05"), e.Kind, e.Message)
+	})
 }
 
 func healthCmd(g *globals) *cobra.Command {
@@ -435,52 +258,33 @@ func healthCmd(g *globals) *cobra.Command {
 		Short: "Overall HEALTHY / DEGRADED / CRITICAL with the reasons (exit 1 when CRITICAL)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			url, err := g.repoURL()
-			if err != nil {
-				return err
+			if interval > 0 {
+				g.file.BackupInterval, g.file.Schedule.BackupInterval = interval, 0
 			}
-			var h *recovery.Health
-			octx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			r, err := g.openRepo(octx)
-			cancel()
-			if err != nil {
-				h = recovery.PrimaryDown(providers.Redact(url), err)
-			} else {
-				defer r.Store().Close()
-				rememberTargets(ctx, r, url)
-				var graphs []string
-				if sources, err := g.sources(); err == nil {
-					for _, s := range sources {
-						graphs = append(graphs, s.Graph)
-					}
-				}
-				if interval == 0 {
-					interval = g.file.BackupInterval
-				}
-				h, err = recovery.SystemHealth(ctx, r, openTarget, recovery.HealthOptions{BackupInterval: interval, Graphs: graphs})
+			return g.run(func(ctx context.Context, svc *service.Service, _ []string) error {
+				h, err := svc.Health(ctx)
 				if err != nil {
 					return err
 				}
-			}
-			if g.json {
-				if err := printJSON(os.Stdout, h); err != nil {
-					return err
+				if g.json {
+					if err := printJSON(os.Stdout, h); err != nil {
+						return err
+					}
+				} else {
+					fmt.Printf("%s\n", h.Status)
+					for _, reason := range h.Reasons {
+						fmt.Printf("  - %s\n", reason)
+					}
+					if h.Checkpoint != nil {
+						fmt.Printf("latest checkpoint %s, %s old, restorable at: %s\n", h.Checkpoint.ID,
+							(time.Duration(h.Checkpoint.AgeSeconds) * time.Second).Round(time.Second), strings.Join(h.Checkpoint.RestorableAt, ", "))
+					}
 				}
-			} else {
-				fmt.Printf("%s\n", h.Status)
-				for _, reason := range h.Reasons {
-					fmt.Printf("  - %s\n", reason)
+				if h.Status == recovery.StateCritical {
+					return errReported
 				}
-				if h.Checkpoint != nil {
-					fmt.Printf("latest checkpoint %s, %s old, restorable at: %s\n", h.Checkpoint.ID,
-						(time.Duration(h.Checkpoint.AgeSeconds) * time.Second).Round(time.Second), strings.Join(h.Checkpoint.RestorableAt, ", "))
-				}
-			}
-			if h.Status == recovery.StateCritical {
-				return errFound
-			}
-			return nil
+				return nil
+			})(cmd, nil)
 		},
 	}
 	cmd.Flags().DurationVar(&interval, "backup-interval", 0, "how often graphs should be backed up (default: backup_interval from the config, else 24h)")
@@ -493,26 +297,10 @@ func recoveryStatusCmd(g *globals) *cobra.Command {
 		Use:   "status",
 		Short: "Latest checkpoint, achievable RPO per location, failover history",
 		Args:  cobra.NoArgs,
-		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, _ []string) error {
-			h, err := recovery.SystemHealth(ctx, r, openTarget, recovery.HealthOptions{BackupInterval: g.file.BackupInterval})
+		RunE: g.run(func(ctx context.Context, svc *service.Service, _ []string) error {
+			out, err := svc.RecoveryStatus(ctx)
 			if err != nil {
 				return err
-			}
-			type location struct {
-				Location   string  `json:"location"`
-				RPOSeconds float64 `json:"rpo_seconds"`
-				Status     string  `json:"status"`
-			}
-			out := struct {
-				Checkpoint *recovery.CheckpointHealth `json:"latest_checkpoint"`
-				Locations  []location                 `json:"locations"`
-				Failovers  []recovery.Switch          `json:"failovers"`
-			}{Checkpoint: h.Checkpoint, Locations: []location{{Location: recovery.PrimaryName, Status: "HEALTHY"}}, Failovers: h.Failovers}
-			for _, t := range h.Targets {
-				out.Locations = append(out.Locations, location{Location: t.ID, RPOSeconds: t.RPOSeconds, Status: t.Status})
-			}
-			if out.Failovers == nil {
-				out.Failovers = []recovery.Switch{}
 			}
 			if g.json {
 				return printJSON(os.Stdout, out)

@@ -10,32 +10,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/replication"
-	"github.com/graphkeep/graphkeep/core/repo"
+	"github.com/graphkeep/graphkeep/core/service"
 	"github.com/graphkeep/graphkeep/providers"
 )
-
-// openTarget opens a target's storage: providers.Open with the same
-// decorators as the primary.
-func openTarget(ctx context.Context, url string) (blob.Store, error) {
-	return providers.Open(ctx, url, providers.Options{})
-}
-
-// targetLine is one target in `targets list --json` and `targets health`.
-type targetLine struct {
-	ID            string    `json:"id"`
-	URL           string    `json:"url"`
-	Graphs        []string  `json:"graphs,omitempty"`
-	MirrorDeletes bool      `json:"mirror_deletes"`
-	Status        string    `json:"status"`
-	LagSnapshots  int       `json:"lag_snapshots"` // -1: unknown (target unreachable)
-	LagBytes      int64     `json:"lag_bytes"`
-	RPOSeconds    float64   `json:"rpo_seconds"`
-	LastSuccess   time.Time `json:"last_success"`
-	LastError     string    `json:"last_error,omitempty"`
-	ProbeMS       int64     `json:"probe_latency_ms,omitempty"`
-}
 
 func targetsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "targets", Short: "Manage replication targets"}
@@ -45,16 +23,13 @@ func targetsCmd(g *globals) *cobra.Command {
 		Use:   "add ID URL",
 		Short: "Register a bucket (any provider) that receives a replica",
 		Args:  cobra.ExactArgs(2),
-		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, args []string) error {
+		RunE: g.run(func(ctx context.Context, svc *service.Service, args []string) error {
 			t := replication.Target{ID: args[0], URL: args[1], MirrorDeletes: mirror}
 			if graphs != "" {
 				t.Graphs = strings.Split(graphs, ",")
 			}
-			if err := replication.AddTarget(ctx, r, openTarget, t); err != nil {
+			if _, err := svc.AddTarget(ctx, t); err != nil {
 				return err
-			}
-			if u, err := g.repoURL(); err == nil {
-				rememberTargets(ctx, r, u)
 			}
 			fmt.Printf("target %s added: %s; run 'graphkeep replicate --target %s' to fill it\n", t.ID, providers.Redact(t.URL), t.ID)
 			return nil
@@ -67,16 +42,16 @@ func targetsCmd(g *globals) *cobra.Command {
 		Use:   "list",
 		Short: "List targets with their last known status and lag",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return showTargets(cmd.Context(), g, "", false)
-		},
+		RunE: g.run(func(ctx context.Context, svc *service.Service, _ []string) error {
+			return showTargets(ctx, g, svc, "", false)
+		}),
 	}
 	remove := &cobra.Command{
 		Use:   "remove ID",
 		Short: "Stop replicating to a target (its bucket is left as it is)",
 		Args:  cobra.ExactArgs(1),
-		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, args []string) error {
-			if err := replication.RemoveTarget(ctx, r, args[0]); err != nil {
+		RunE: g.run(func(ctx context.Context, svc *service.Service, args []string) error {
+			if err := svc.RemoveTarget(ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Printf("target %s removed\n", args[0])
@@ -87,13 +62,13 @@ func targetsCmd(g *globals) *cobra.Command {
 		Use:   "health [ID]",
 		Short: "Probe targets now (write, read, delete) and show their health and lag",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: g.run(func(ctx context.Context, svc *service.Service, args []string) error {
 			id := ""
 			if len(args) == 1 {
 				id = args[0]
 			}
-			return showTargets(cmd.Context(), g, id, true)
-		},
+			return showTargets(ctx, g, svc, id, true)
+		}),
 	}
 	cmd.AddCommand(add, list, remove, health)
 	return cmd
@@ -101,34 +76,12 @@ func targetsCmd(g *globals) *cobra.Command {
 
 // showTargets prints targets; with probe it probes each first and records
 // the outcome.
-func showTargets(ctx context.Context, g *globals, only string, probe bool) error {
-	r, err := g.openRepo(ctx)
+func showTargets(ctx context.Context, g *globals, svc *service.Service, only string, probe bool) error {
+	lines, err := svc.Targets(ctx, only, probe)
 	if err != nil {
 		return err
-	}
-	defer r.Store().Close()
-	targets, err := replication.ListTargets(ctx, r)
-	if err != nil {
-		return err
-	}
-	if u, err := g.repoURL(); err == nil {
-		rememberTargets(ctx, r, u)
-	}
-	if only != "" {
-		t, err := replication.GetTarget(ctx, r, only)
-		if err != nil {
-			return err
-		}
-		targets = []replication.Target{t}
-	}
-	var lines []targetLine
-	for _, t := range targets {
-		lines = append(lines, targetState(ctx, g, r, t, probe))
 	}
 	if g.json {
-		if lines == nil {
-			lines = []targetLine{}
-		}
 		return printJSON(os.Stdout, lines)
 	}
 	if len(lines) == 0 {
@@ -151,43 +104,6 @@ func showTargets(ctx context.Context, g *globals, only string, probe bool) error
 	return tw.Flush()
 }
 
-func targetState(ctx context.Context, g *globals, r *repo.Repository, t replication.Target, probe bool) targetLine {
-	line := targetLine{ID: t.ID, URL: providers.Redact(t.URL), Graphs: t.Graphs, MirrorDeletes: t.MirrorDeletes}
-	dst, openErr := openTarget(ctx, t.URL)
-	if dst != nil {
-		defer dst.Close()
-	}
-	if probe {
-		latency, err := time.Duration(0), openErr
-		if err == nil {
-			latency, err = replication.Probe(ctx, dst, 10*time.Second)
-		}
-		_, _ = replication.Record(ctx, r, t.ID, err, latency, replication.Hysteresis{})
-	}
-	st, err := replication.LoadStatus(ctx, r, t.ID)
-	if err == nil {
-		line.Status, line.LastSuccess, line.ProbeMS = st.State, st.LastSuccess, st.ProbeLatency
-		if st.LastErrorTime.After(st.LastSuccess) {
-			line.LastError = st.LastError // an error since fixed is history, not status
-		}
-	}
-	if openErr != nil {
-		line.LagSnapshots = -1
-		if line.LastError == "" {
-			line.LastError = openErr.Error()
-		}
-		return line
-	}
-	lag, err := replication.ComputeLag(ctx, r, t, dst, g.cache())
-	if err != nil {
-		line.LagSnapshots = -1
-		line.LastError = err.Error()
-		return line
-	}
-	line.LagSnapshots, line.LagBytes, line.RPOSeconds = lag.Snapshots, lag.Bytes, lag.RPOSeconds
-	return line
-}
-
 func replicateCmd(g *globals) *cobra.Command {
 	var graph, target string
 	var watch bool
@@ -203,25 +119,14 @@ them HEALTHY, DEGRADED or UNREACHABLE (with hysteresis), and catches up every
 target that answers, backing off from those that do not. Exit status 1 when a
 one-shot run could not bring every target up to date.`,
 		Args: cobra.NoArgs,
-		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, _ []string) error {
-			lease, err := leaseOptions()
-			if err != nil {
-				return err
-			}
-			opts := replication.WatchOptions{
-				Interval: interval, ProbeTimeout: probeTimeout, Only: target,
-				Replicate: replication.Options{Graph: graph, Lease: lease, CacheDir: g.cache()},
-			}
+		RunE: g.run(func(ctx context.Context, svc *service.Service, _ []string) error {
 			if watch {
-				opts.OnEvent = func(e replication.Event) { printEvent(g.json, e) }
-				fmt.Fprintf(os.Stderr, "replicating every %s; stop with Ctrl-C\n", opts.Interval)
-				return replication.Watch(ctx, r, openTarget, opts)
+				fmt.Fprintf(os.Stderr, "replicating every %s; stop with Ctrl-C\n", interval)
+				return svc.WatchReplication(ctx, service.WatchReplicationOptions{Target: target, Graph: graph, Interval: interval,
+					ProbeTimeout: probeTimeout, OnEvent: func(e replication.Event) { printEvent(g.json, e) }})
 			}
-			results, err := replication.RunOnce(ctx, r, openTarget, opts)
+			results, err := svc.Replicate(ctx, target, graph)
 			if g.json {
-				if results == nil {
-					results = []*replication.Result{}
-				}
 				if perr := printJSON(os.Stdout, results); perr != nil {
 					return perr
 				}
@@ -278,12 +183,12 @@ func replicationStatusCmd(g *globals) *cobra.Command {
 		Use:   "status [GRAPH]",
 		Short: "Which targets hold each graph's latest snapshot",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: g.withRepo(func(ctx context.Context, r *repo.Repository, args []string) error {
+		RunE: g.run(func(ctx context.Context, svc *service.Service, args []string) error {
 			graph := ""
 			if len(args) == 1 {
 				graph = args[0]
 			}
-			rows, err := graphStatus(ctx, g, r, graph)
+			rows, err := svc.ReplicationStatus(ctx, graph)
 			if err != nil {
 				return err
 			}
@@ -304,69 +209,4 @@ func replicationStatusCmd(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(status)
 	return cmd
-}
-
-// graphRow is one graph in `replication status`.
-type graphRow struct {
-	Graph   string       `json:"graph"`
-	Latest  string       `json:"latest"`
-	Targets []graphOnOne `json:"targets"`
-}
-
-type graphOnOne struct {
-	Target      string `json:"target"`
-	HoldsLatest bool   `json:"holds_latest"`
-	Latest      string `json:"latest,omitempty"`
-	Error       string `json:"error,omitempty"`
-}
-
-func graphStatus(ctx context.Context, g *globals, r *repo.Repository, graph string) ([]graphRow, error) {
-	if err := g.checkGraph(ctx, r, graph); err != nil {
-		return nil, err
-	}
-	refs, err := r.ListSnapshots(ctx, graph)
-	if err != nil {
-		return nil, err
-	}
-	latest := map[string]string{}
-	var order []string
-	for _, ref := range refs {
-		if _, ok := latest[ref.Graph]; !ok {
-			order = append(order, ref.Graph)
-		}
-		latest[ref.Graph] = ref.ID
-	}
-	targets, err := replication.ListTargets(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	lags := map[string]*replication.Lag{}
-	errs := map[string]string{}
-	for _, t := range targets {
-		dst, err := openTarget(ctx, t.URL)
-		if err == nil {
-			lags[t.ID], err = replication.ComputeLag(ctx, r, t, dst, g.cache())
-			dst.Close()
-		}
-		if err != nil {
-			errs[t.ID] = err.Error()
-		}
-	}
-	rows := []graphRow{}
-	for _, gr := range order {
-		row := graphRow{Graph: gr, Latest: latest[gr], Targets: []graphOnOne{}}
-		for _, t := range targets {
-			if !t.Includes(gr) {
-				continue
-			}
-			one := graphOnOne{Target: t.ID, Error: errs[t.ID]}
-			if lag := lags[t.ID]; lag != nil {
-				one.Latest = lag.Latest[gr]
-				one.HoldsLatest = one.Latest == latest[gr]
-			}
-			row.Targets = append(row.Targets, one)
-		}
-		rows = append(rows, row)
-	}
-	return rows, nil
 }

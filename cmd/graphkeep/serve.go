@@ -14,8 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/graphkeep/graphkeep/api"
-	"github.com/graphkeep/graphkeep/core/recovery"
-	"github.com/graphkeep/graphkeep/core/repo"
+	"github.com/graphkeep/graphkeep/providers"
 )
 
 // serverConfig is the server: section of the config file.
@@ -63,22 +62,28 @@ func serve(ctx context.Context, g *globals, listen string) error {
 	if err := g.embeddedDefault(ctx, log); err != nil {
 		return err
 	}
-	r, err := g.openRepo(ctx)
+	if sc.RestoreRoot != "" {
+		g.restoreRoots = []string{sc.RestoreRoot}
+	}
+	svc, err := g.service()
 	if err != nil {
 		return err
 	}
-	from, _ := g.repoURL()
-	bopts, err := g.backupOptions()
-	if err != nil {
+	defer svc.Close()
+	if g.embedded {
+		res, err := svc.EnsureRepository(ctx)
+		if err != nil {
+			return err
+		}
+		if res != nil {
+			log.Info("created the embedded default repository", "location", res.Location, "encrypted", res.Encrypted)
+		}
+	}
+	if _, err := svc.Primary(ctx); err != nil {
 		return err
 	}
-	lease := bopts.Lease
-	interval := firstDuration(g.file.Schedule.BackupInterval, g.file.BackupInterval)
-	s := api.New(api.Deps{
-		Repo: r, Sources: g.sources, Open: openTarget, GraphsRoot: g.graphsRootDir(), RestoreRoot: sc.RestoreRoot,
-		Tokens: tokens, OpenMetrics: sc.MetricsOpen, Retention: g.file.Retention, BackupInterval: interval,
-		Lease: lease, Backup: bopts, Jobs: sc.Jobs, StateDir: recovery.StateDir(), FromURL: from, Logger: log,
-	})
+	location, _, _ := svc.PrimaryURL()
+	s := api.New(api.Deps{Service: svc, Tokens: tokens, OpenMetrics: sc.MetricsOpen, Jobs: sc.Jobs, Logger: log})
 	bg, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
 	go s.RefreshLoop(bg)
@@ -99,7 +104,7 @@ func serve(ctx context.Context, g *globals, listen string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", listen, err)
 	}
-	log.Info("graphkeep serving", "listen", ln.Addr().String(), "tls", sc.TLSCert != "", "repository", r.Store().Location(),
+	log.Info("graphkeep serving", "listen", ln.Addr().String(), "tls", sc.TLSCert != "", "repository", providers.Redact(location),
 		"graphs_root", g.graphsRootDir(), "tokens", len(tokens))
 	if len(tokens) == 0 {
 		log.Warn("no API tokens configured: listening on loopback only, and anyone on this machine can use the API")
@@ -169,7 +174,8 @@ func checkExposure(listen string, tokens []api.Token) error {
 }
 
 // embeddedDefault sets up the zero-configuration server: a file repository
-// under ./.graphkeep/repo and graphs root ./graphs, created when missing.
+// under ./.graphkeep/repo and graphs root ./graphs, created when missing
+// (the repository itself is created by the service).
 func (g *globals) embeddedDefault(ctx context.Context, log *slog.Logger) error {
 	if _, err := g.repoURL(); err == nil {
 		return nil
@@ -179,36 +185,14 @@ func (g *globals) embeddedDefault(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	dir := filepath.Join(wd, ".graphkeep", "repo")
-	g.repo = "file://" + dir
+	g.repo, g.embedded = "file://"+dir, true
 	if g.graphsRootDir() == "" {
 		g.graphsRoot = filepath.Join(wd, "graphs")
 	}
 	if err := os.MkdirAll(g.graphsRoot, 0o755); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	store, err := g.openStore(ctx)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	if _, ok, err := repo.ReadConfig(ctx, store); err != nil || ok {
-		return err
-	}
-	pw, err := g.password()
-	if err != nil {
-		return err
-	}
-	r, err := repo.Init(ctx, store, repo.InitOptions{Password: pw})
-	if err != nil && !errors.Is(err, repo.ErrAlreadyExists) {
-		return err
-	}
-	if r != nil {
-		log.Info("created the embedded default repository", "location", store.Location(), "encrypted", r.Encrypted())
-	}
-	return nil
+	return os.MkdirAll(dir, 0o755)
 }
 
 func firstDuration(ds ...time.Duration) time.Duration {

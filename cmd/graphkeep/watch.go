@@ -1,17 +1,16 @@
 package main
 
 import (
+	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/retention"
-	"github.com/graphkeep/graphkeep/core/watch"
+	"github.com/graphkeep/graphkeep/core/service"
 )
 
 func watchCmd(g *globals) *cobra.Command {
@@ -31,54 +30,24 @@ chunks are pruned hourly; a graph's newest good snapshot is always kept. The log
 what each snapshot holds and its RPO: the time from LightRAG's last write of the stored
 state to its snapshot being committed. Ctrl-C stops it cleanly: a backup in progress
 commits nothing.`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
+		RunE: g.run(func(ctx context.Context, svc *service.Service, args []string) error {
 			if all == (len(args) > 0) {
 				return errors.New("name the graphs to watch, or give --all")
-			}
-			var sources []backup.Source
-			if all {
-				var err error
-				if sources, err = g.sources(); err != nil {
-					return err
-				}
-				if len(sources) == 0 {
-					return fmt.Errorf("nothing to watch: %s", knownGraphs(nil, g.graphsRootDir()))
-				}
-			}
-			for _, id := range args {
-				s, err := g.source(id)
-				if err != nil {
-					return err
-				}
-				sources = append(sources, s)
-			}
-			opts, err := g.backupOptions()
-			if err != nil {
-				return err
-			}
-			var policy *retention.Policy
-			if !p.Empty() {
-				if err := p.Validate(); err != nil {
-					return err
-				}
-				policy = &p
 			}
 			if minInterval <= 0 || rescan <= 0 {
 				return errors.New("--min-interval and --rescan must be positive durations like 10s")
 			}
-			r, err := g.openRepo(ctx)
-			if err != nil {
-				return err
+			var policy *retention.Policy
+			if !p.Empty() {
+				policy = &p
 			}
-			defer r.Store().Close()
 			var handler slog.Handler = slog.NewTextHandler(os.Stderr, nil)
 			if g.json {
 				handler = slog.NewJSONHandler(os.Stdout, nil)
 			}
-			return watch.Run(ctx, r, sources, watch.Options{BackupOptions: opts, MinInterval: minInterval, Rescan: rescan,
+			return svc.Watch(ctx, service.WatchRequest{Graphs: args, All: all, MinInterval: minInterval, Rescan: rescan,
 				Retention: policy, Logger: slog.New(handler)})
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.BoolVar(&all, "all", false, "watch every known graph")

@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"github.com/graphkeep/graphkeep/core/problem"
+
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -38,7 +40,7 @@ type RestoreOptions struct {
 }
 
 // ErrNotAGraph: the destination holds files, none of them LightRAG's.
-var ErrNotAGraph = errors.New("the destination holds files but no LightRAG data")
+var ErrNotAGraph = &problem.Error{Kind: problem.NeedsForce, Code: "unprocessable", Remedy: problem.ForceOrNewDest, Msg: "the destination holds files but no LightRAG data"}
 
 // RestoreResult is what Restore did.
 type RestoreResult struct {
@@ -69,7 +71,7 @@ const writebackEvery = 8 << 20
 const parallelFiles = 3
 
 // ErrUnsafePath: a manifest names a path that would escape the destination.
-var ErrUnsafePath = errors.New("unsafe path in snapshot")
+var ErrUnsafePath = problem.New(problem.Invalid, "unprocessable", "unsafe path in snapshot")
 
 // Restore writes snapshot ref into dest. It builds the graph in a temporary
 // directory beside dest, checks every file's SHA-256 and the LightRAG counts

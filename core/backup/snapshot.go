@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"github.com/graphkeep/graphkeep/core/problem"
+
 	"context"
 	"errors"
 	"fmt"
@@ -22,8 +24,8 @@ import (
 
 // Options tune Create; zero fields take defaults.
 type Options struct {
-	// Uploads is how many chunks are compressed, encrypted and uploaded at
-	// once. Default 8.
+	// Uploads is exactly how many chunks are compressed, encrypted and
+	// uploaded at once. Default 8, or the CPU count when that is larger.
 	Uploads int
 	// Attempts is how many cuts are taken when files keep changing while
 	// they are read, before the snapshot is refused. Default 5.
@@ -48,7 +50,7 @@ type Options struct {
 
 func (o *Options) applyDefaults() {
 	if o.Uploads <= 0 {
-		o.Uploads = 8
+		o.Uploads = max(8, runtime.GOMAXPROCS(0))
 	}
 	if o.Attempts <= 0 {
 		o.Attempts = 5
@@ -92,7 +94,7 @@ const (
 
 // ErrUnstable: the graph kept changing while it was read, so no
 // single-instant cut could be taken.
-var ErrUnstable = errors.New("file kept changing while it was read")
+var ErrUnstable = problem.New(problem.Invalid, "unprocessable", "file kept changing while it was read")
 
 // Create snapshots src into r. The manifest is written last, with
 // create-if-absent, after every chunk it names is stored: a snapshot exists
@@ -283,7 +285,7 @@ type upload struct {
 func newUploader(ctx context.Context, r *repo.Repository, workers int) *uploader {
 	ctx, cancel := context.WithCancel(ctx)
 	u := &uploader{ctx: ctx, cancel: cancel, repo: r, jobs: make(chan upload)}
-	for range max(workers, runtime.GOMAXPROCS(0)) {
+	for range workers {
 		u.wg.Add(1)
 		go u.work()
 	}

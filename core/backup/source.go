@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/graphkeep/graphkeep/core/lightrag"
+	"github.com/graphkeep/graphkeep/core/problem"
 	"github.com/graphkeep/graphkeep/core/repo"
 )
 
@@ -40,7 +41,7 @@ func Discover(root string) ([]Source, error) {
 	}
 	entries, err := os.ReadDir(abs)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("graphs root %s does not exist: create it or point --graphs-root at LightRAG's working_dir", abs)
+		return nil, problem.Errorf(problem.Invalid, problem.SetGraphsRoot, abs, "graphs root %s does not exist", abs)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read graphs root: %w", err)

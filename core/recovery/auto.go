@@ -162,7 +162,7 @@ func (m *Monitor) failover(ctx context.Context, now time.Time) {
 		// Several monitors (server instances) may watch one primary: the
 		// first to create this window's claim on the target promotes it; the
 		// others follow it.
-		claim := fmt.Sprintf("schedule/auto-failover/%d", now.Unix()/int64(m.Policy.MinInterval.Seconds()))
+		claim := fmt.Sprintf("%s%d", repo.AutoFailoverClaimPrefix, now.Unix()/int64(m.Policy.MinInterval.Seconds()))
 		if err := blob.PutBytes(ctx, replica.Store(), claim, []byte(now.UTC().Format(time.RFC3339)), &blob.PutOptions{IfAbsent: true}); err != nil {
 			replica.Store().Close()
 			if errors.Is(err, blob.ErrExists) {

@@ -5,6 +5,8 @@
 package recovery
 
 import (
+	"github.com/graphkeep/graphkeep/core/problem"
+
 	"context"
 	"errors"
 	"fmt"
@@ -16,7 +18,7 @@ import (
 )
 
 // ErrNoCheckpoint: no such checkpoint (or none at all).
-var ErrNoCheckpoint = errors.New("no such checkpoint")
+var ErrNoCheckpoint = &problem.Error{Kind: problem.NotFound, Code: "not_found", Remedy: problem.ListCheckpoints, Msg: "no such checkpoint"}
 
 // CreateOptions tune CreateCheckpoint.
 type CreateOptions struct {
@@ -87,7 +89,7 @@ func Find(ctx context.Context, r *repo.Repository, id string) (*repo.Checkpoint,
 		return nil, err
 	}
 	if len(all) == 0 {
-		return nil, fmt.Errorf("%w: there are no checkpoints; create one with 'graphkeep checkpoint create'", ErrNoCheckpoint)
+		return nil, fmt.Errorf("%w: there are no checkpoints", ErrNoCheckpoint.With("", problem.CreateCheckpoint))
 	}
 	if id == "latest" || id == "" {
 		return all[0], nil
@@ -104,7 +106,7 @@ func Find(ctx context.Context, r *repo.Repository, id string) (*repo.Checkpoint,
 	if len(match) == 1 {
 		return match[0], nil
 	}
-	return nil, fmt.Errorf("%w: %q (see 'graphkeep checkpoint list')", ErrNoCheckpoint, id)
+	return nil, fmt.Errorf("%w: %q", ErrNoCheckpoint.With(id, problem.ListCheckpoints), id)
 }
 
 // DeleteCheckpoint removes a checkpoint: its snapshots are no longer pinned

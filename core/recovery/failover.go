@@ -1,6 +1,8 @@
 package recovery
 
 import (
+	"github.com/graphkeep/graphkeep/core/problem"
+
 	"context"
 	"errors"
 	"fmt"
@@ -93,7 +95,7 @@ func PlanFailover(ctx context.Context, primary, replica *repo.Repository, t repl
 		if err == nil {
 			p.Loss = lag
 			if lag.Snapshots > 0 {
-				p.Blockers = append(p.Blockers, fmt.Sprintf("target %s is %d snapshots (%d bytes) behind the primary: failing over loses up to %s of backups; replicate first, or --force",
+				p.Blockers = append(p.Blockers, fmt.Sprintf("target %s is %d snapshots (%d bytes) behind the primary: failing over loses up to %s of backups; replicate first, or force the failover",
 					t.ID, lag.Snapshots, lag.Bytes, (time.Duration(lag.RPOSeconds)*time.Second).String()))
 			}
 		}
@@ -126,7 +128,7 @@ type Outcome struct {
 }
 
 // ErrBlocked: the failover needs --force.
-var ErrBlocked = errors.New("failover refused")
+var ErrBlocked = &problem.Error{Kind: problem.NeedsForce, Code: "conflict", Remedy: problem.Force, Msg: "failover refused"}
 
 // Failover carries out plan on replica (the new primary): it records the
 // switch there, registers the old primary as a target (without probing:
@@ -135,7 +137,7 @@ var ErrBlocked = errors.New("failover refused")
 func Failover(ctx context.Context, replica *repo.Repository, plan *Plan, opts FailoverOptions) (*Outcome, error) {
 	out := &Outcome{Plan: plan}
 	if len(plan.Blockers) > 0 && !opts.Force {
-		return out, fmt.Errorf("%w: %v (use --force to promote anyway)", ErrBlocked, plan.Blockers)
+		return out, fmt.Errorf("%w: %v", ErrBlocked.With(plan.Target, problem.Force), plan.Blockers)
 	}
 	if opts.DryRun {
 		return out, nil

@@ -92,7 +92,7 @@ func (h *Health) add(state, format string, args ...any) {
 // PrimaryDown is the health of a system whose primary cannot be opened.
 func PrimaryDown(url string, err error) *Health {
 	h := &Health{Status: StateHealthy, Primary: PrimaryHealth{URL: url, Error: err.Error()}}
-	h.add(StateCritical, "the primary repository %s is unreachable: %v; fail over with 'graphkeep failover --target ID'", url, err)
+	h.add(StateCritical, "the primary repository %s is unreachable: %v; fail over to a healthy target", url, err)
 	return h
 }
 
@@ -209,7 +209,7 @@ func SystemHealth(ctx context.Context, r *repo.Repository, open replication.Open
 		return nil, err
 	}
 	if len(cps) == 0 {
-		h.add(StateDegraded, "no recovery checkpoint: create one with 'graphkeep checkpoint create'")
+		h.add(StateDegraded, "no recovery checkpoint: create one")
 	} else {
 		cp := cps[0]
 		ch := &CheckpointHealth{ID: cp.ID, AgeSeconds: now.Sub(cp.Time).Seconds(), RestorableAt: []string{}}
@@ -219,7 +219,7 @@ func SystemHealth(ctx context.Context, r *repo.Repository, open replication.Open
 				h.add(StateCritical, "the latest checkpoint %s was restorable nowhere when validated at %s", cp.ID, v.Time.Format(time.RFC3339))
 			}
 		} else {
-			h.add(StateDegraded, "the latest checkpoint %s has not been validated: run 'graphkeep checkpoint validate %s'", cp.ID, cp.ID)
+			h.add(StateDegraded, "the latest checkpoint %s has not been validated: validate it", cp.ID)
 		}
 		if now.Sub(cp.Time) > 2*opts.BackupInterval {
 			h.add(StateDegraded, "the latest checkpoint is %s old", now.Sub(cp.Time).Round(time.Minute))

@@ -21,17 +21,6 @@ type Redirect struct {
 	Time   time.Time `json:"time"`
 }
 
-// StateDir is GRAPHKEEP_STATE_DIR, else <user config dir>/graphkeep.
-func StateDir() string {
-	if d := os.Getenv("GRAPHKEEP_STATE_DIR"); d != "" {
-		return d
-	}
-	if d, err := os.UserConfigDir(); err == nil {
-		return filepath.Join(d, "graphkeep")
-	}
-	return filepath.Join(os.TempDir(), "graphkeep-state")
-}
-
 func redirectsFile(dir string) string { return filepath.Join(dir, "primary-redirects.json") }
 
 func loadRedirects(dir string) (map[string]Redirect, error) {

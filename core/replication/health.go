@@ -22,7 +22,7 @@ const (
 const statusDir = "target-status"
 
 // HealthPrefix is where probes write, in the target.
-const HealthPrefix = "health/"
+const HealthPrefix = repo.HealthPrefix
 
 // Probe writes, reads back and deletes a small object under health/ in
 // dst, within timeout, and returns how long that took.

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/graphkeep/graphkeep/blob"
+	"github.com/graphkeep/graphkeep/core/problem"
 	"github.com/graphkeep/graphkeep/core/repo"
 )
 
@@ -61,7 +62,7 @@ func Replicate(ctx context.Context, r *repo.Repository, t Target, dst blob.Store
 	start := time.Now()
 	res := &Result{Target: t.ID}
 	if dst.Location() == r.Store().Location() {
-		return res, fmt.Errorf("target %s is the primary itself (after a failover?): remove it with 'graphkeep targets remove %s'", t.ID, t.ID)
+		return res, problem.Errorf(problem.Invalid, problem.RemoveTarget, t.ID, "target %s is the primary itself (after a failover?)", t.ID)
 	}
 	lease, err := r.AcquireLease(ctx, repo.Shared, "replicate to "+t.ID, opts.Lease)
 	if err != nil {

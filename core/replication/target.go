@@ -6,6 +6,8 @@
 package replication
 
 import (
+	"github.com/graphkeep/graphkeep/core/problem"
+
 	"context"
 	"errors"
 	"fmt"
@@ -42,10 +44,11 @@ const targetsDir = "targets"
 
 // Errors callers act on.
 var (
-	ErrUnknownTarget  = errors.New("no such target")
-	ErrTargetExists   = errors.New("a target with that id exists")
-	ErrForeignTarget  = errors.New("the target holds a different repository")
-	ErrTargetNotReady = errors.New("the target cannot be used")
+	ErrUnknownTarget  = &problem.Error{Kind: problem.NotFound, Code: "not_found", Remedy: problem.AddTarget, Msg: "no such target"}
+	ErrTargetExists   = &problem.Error{Kind: problem.Conflict, Code: "conflict", Msg: "a target with that id exists"}
+	ErrForeignTarget  = &problem.Error{Kind: problem.Invalid, Code: "unprocessable", Msg: "the target holds a different repository"}
+	ErrNoTargets      = &problem.Error{Kind: problem.NotFound, Code: "not_found", Remedy: problem.AddTarget, Msg: "no targets"}
+	ErrTargetNotReady = &problem.Error{Kind: problem.Invalid, Code: "unprocessable", Msg: "the target cannot be used"}
 )
 
 // AddTarget registers t after checking that its storage answers and holds

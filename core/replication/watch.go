@@ -53,7 +53,7 @@ func RunOnce(ctx context.Context, r *repo.Repository, open Opener, opts WatchOpt
 		return nil, err
 	}
 	if len(targets) == 0 {
-		return nil, errors.New("no targets: add one with 'graphkeep targets add ID URL'")
+		return nil, ErrNoTargets
 	}
 	var results []*Result
 	var errs []error

@@ -1,8 +1,9 @@
 package repo
 
 import (
+	"github.com/graphkeep/graphkeep/core/problem"
+
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -69,7 +70,7 @@ func (m *Manifest) NotGoodReason() string {
 
 // ErrNotGood: the snapshot asked for is flagged or mid-ingestion, or a
 // graph has no snapshot that is neither.
-var ErrNotGood = errors.New("snapshot is flagged or mid-ingestion")
+var ErrNotGood = &problem.Error{Kind: problem.NeedsForce, Code: "not_good", Remedy: problem.AllowNotGood, Msg: "snapshot is flagged or mid-ingestion"}
 
 // PassedOver is a newer snapshot "latest" did not pick, and why.
 type PassedOver struct {

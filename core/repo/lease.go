@@ -1,6 +1,8 @@
 package repo
 
 import (
+	"github.com/graphkeep/graphkeep/core/problem"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -72,7 +74,7 @@ type LeaseInfo struct {
 }
 
 // ErrLeaseBusy: conflicting work held the repository for the whole wait.
-var ErrLeaseBusy = errors.New("the repository is busy")
+var ErrLeaseBusy = problem.New(problem.Conflict, "conflict", "the repository is busy")
 
 // Lease is a held lease. Release it when the work ends.
 type Lease struct {
@@ -119,8 +121,8 @@ func (r *Repository) AcquireLease(ctx context.Context, kind, purpose string, opt
 		}
 		_ = l.delete()
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%w: %s lease held by %s (pid %d on %s) for %q since %s; waited %s. If that process is gone, its lease expires by itself within %s",
-				ErrLeaseBusy, blocker.Kind, blocker.Host, blocker.PID, blocker.Host, blocker.Purpose,
+			return nil, fmt.Errorf("%w: %s lease held by pid %d on %s for %q since %s; waited %s. If that process is gone, its lease expires by itself within %s",
+				ErrLeaseBusy, blocker.Kind, blocker.PID, blocker.Host, blocker.Purpose,
 				blocker.Created.Format(time.RFC3339), opts.Wait, opts.TTL+opts.Skew)
 		}
 		// Jitter, so two acquirers that withdrew together do not collide again.
@@ -177,19 +179,6 @@ func (r *Repository) readLease(ctx context.Context, key string) (*LeaseInfo, err
 		}
 	}
 	return &info, nil
-}
-
-// Leases lists the live leases, for status displays.
-func (r *Repository) Leases(ctx context.Context) ([]LeaseInfo, error) {
-	var out []LeaseInfo
-	err := blob.Walk(ctx, r.store, LeasePrefix, func(o blob.Object) error {
-		info, err := r.readLease(ctx, o.Key)
-		if err == nil && time.Now().Before(info.Expires) {
-			out = append(out, *info)
-		}
-		return nil
-	})
-	return out, err
 }
 
 func (l *Lease) write(ctx context.Context) error {

@@ -1,6 +1,8 @@
 package repo
 
 import (
+	"github.com/graphkeep/graphkeep/core/problem"
+
 	"bytes"
 	"context"
 	"encoding/hex"
@@ -191,10 +193,17 @@ var (
 // ValidGraphID reports whether id is a graph id: [A-Za-z0-9_-]{1,64}.
 func ValidGraphID(id string) bool { return graphIDPattern.MatchString(id) }
 
+// ValidID reports whether id is a graph, target or job id (the same form).
+func ValidID(id string) bool { return graphIDPattern.MatchString(id) }
+
+// ValidSnapshotID reports whether id has the form of a snapshot or
+// checkpoint id (20261127T150405Z-k3f7qa).
+func ValidSnapshotID(id string) bool { return snapshotIDPattern.MatchString(id) }
+
 // CheckGraphID returns a clear error for an invalid graph id.
 func CheckGraphID(id string) error {
 	if !ValidGraphID(id) {
-		return fmt.Errorf("graph id %q is invalid: use 1 to 64 letters, digits, '_' or '-'", id)
+		return problem.Errorf(problem.Invalid, problem.NoRemedy, id, "graph id %q is invalid: use 1 to 64 letters, digits, '_' or '-'", id)
 	}
 	return nil
 }
@@ -369,7 +378,7 @@ func findByID(graph, id string, refs []SnapshotRef) (SnapshotRef, error) {
 	case 1:
 		return matches[0], nil
 	case 0:
-		return SnapshotRef{}, fmt.Errorf("graph %q has no snapshot %q (see 'graphkeep snapshots %s'): %w", graph, id, graph, ErrSnapshotMissing)
+		return SnapshotRef{}, fmt.Errorf("graph %q has no snapshot %q: %w", graph, id, ErrSnapshotMissing.With(graph, problem.ListSnapshots))
 	}
 	return SnapshotRef{}, fmt.Errorf("snapshot %q of graph %q is ambiguous: %d snapshots start with it", id, graph, len(matches))
 }
@@ -450,7 +459,7 @@ func (r *Repository) Latest(ctx context.Context, graph string, refs []SnapshotRe
 }
 
 // ErrUnknownGraph: a graph that has no snapshot and is not configured.
-var ErrUnknownGraph = errors.New("unknown graph")
+var ErrUnknownGraph = problem.New(problem.NotFound, "not_found", "unknown graph")
 
 // CheckGraph returns nil when graph has snapshots or is one of configured;
 // otherwise an ErrUnknownGraph error listing the graphs that are known.

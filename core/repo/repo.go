@@ -5,6 +5,8 @@
 package repo
 
 import (
+	"github.com/graphkeep/graphkeep/core/problem"
+
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -29,16 +31,16 @@ const ConfigKey = "graphkeep.repo"
 
 // Errors callers act on.
 var (
-	ErrNotARepository = errors.New("no graphkeep repository here")
+	ErrNotARepository = &problem.Error{Kind: problem.NotFound, Code: "not_found", Remedy: problem.CreateRepository, Msg: "no graphkeep repository here"}
 	// ErrConfigLost: the location holds snapshots or chunks but no
 	// graphkeep.repo (it was deleted or lost).
-	ErrConfigLost      = errors.New("the repository's config object is missing")
-	ErrAlreadyExists   = errors.New("a graphkeep repository already exists here")
-	ErrWrongPassword   = errors.New("wrong password")
-	ErrPasswordNeeded  = errors.New("the repository is encrypted and no password was given")
-	ErrUnsupported     = errors.New("unsupported repository format")
-	ErrCorrupt         = errors.New("corrupt object")
-	ErrSnapshotMissing = errors.New("snapshot not found")
+	ErrConfigLost      = &problem.Error{Kind: problem.Damaged, Code: "config_lost", Remedy: problem.CopyConfig, Msg: "the repository's config object is missing"}
+	ErrAlreadyExists   = &problem.Error{Kind: problem.Conflict, Code: "conflict", Msg: "a graphkeep repository already exists here"}
+	ErrWrongPassword   = &problem.Error{Kind: problem.Credentials, Code: "password", Msg: "wrong password"}
+	ErrPasswordNeeded  = &problem.Error{Kind: problem.Credentials, Code: "password", Remedy: problem.GivePassword, Msg: "the repository is encrypted and no password was given"}
+	ErrUnsupported     = &problem.Error{Kind: problem.Invalid, Code: "unsupported", Remedy: problem.Upgrade, Msg: "unsupported repository format"}
+	ErrCorrupt         = &problem.Error{Kind: problem.Damaged, Code: "corrupt", Msg: "corrupt object"}
+	ErrSnapshotMissing = &problem.Error{Kind: problem.NotFound, Code: "not_found", Remedy: problem.ListSnapshots, Msg: "snapshot not found"}
 )
 
 // Config is the content of graphkeep.repo. It is written once, at init.
@@ -199,7 +201,7 @@ func Open(ctx context.Context, store blob.Store, opts OpenOptions) (*Repository,
 			ConfigKey, store.Location(), ErrCorrupt, ConfigKey)
 	}
 	if cfg.Version != FormatVersion {
-		return nil, fmt.Errorf("%s: %w: version %d, this graphkeep reads version %d; use a graphkeep release that supports it",
+		return nil, fmt.Errorf("%s: %w: version %d, this release reads version %d",
 			store.Location(), ErrUnsupported, cfg.Version, FormatVersion)
 	}
 	if !validRepoID(cfg.ID) {
@@ -216,7 +218,7 @@ func Open(ctx context.Context, store blob.Store, opts OpenOptions) (*Repository,
 	var keys *Keys
 	if cfg.Encryption != nil {
 		if opts.Password == "" {
-			return nil, fmt.Errorf("%s: %w: set GRAPHKEEP_PASSWORD or use --password-file", store.Location(), ErrPasswordNeeded)
+			return nil, fmt.Errorf("%s: %w", store.Location(), ErrPasswordNeeded)
 		}
 		if keys, err = unwrapKeys(cfg.Encryption, opts.Password); err != nil {
 			if errors.Is(err, ErrWrongPassword) {
@@ -266,7 +268,7 @@ func newRepository(store blob.Store, cfg Config, keys *Keys, cacheDir string) (*
 		return nil, err
 	}
 	if cacheDir == "" {
-		cacheDir = DefaultCacheDir()
+		cacheDir = fallbackCacheDir()
 	}
 	r := &Repository{store: store, cfg: cfg, keys: keys, codec: c, params: params}
 	// One cache per repository id and location: a replica holds the same
@@ -276,11 +278,9 @@ func newRepository(store blob.Store, cfg Config, keys *Keys, cacheDir string) (*
 	return r, nil
 }
 
-// DefaultCacheDir is GRAPHKEEP_CACHE_DIR, else <user cache dir>/graphkeep.
-func DefaultCacheDir() string {
-	if d := os.Getenv("GRAPHKEEP_CACHE_DIR"); d != "" {
-		return d
-	}
+// fallbackCacheDir is <user cache dir>/graphkeep: where the cache goes when
+// the caller names none.
+func fallbackCacheDir() string {
 	if d, err := os.UserCacheDir(); err == nil {
 		return filepath.Join(d, "graphkeep")
 	}

@@ -4,7 +4,8 @@
 package retention
 
 import (
-	"errors"
+	"github.com/graphkeep/graphkeep/core/problem"
+
 	"fmt"
 	"sort"
 	"strings"
@@ -26,7 +27,8 @@ type Policy struct {
 }
 
 // ErrEmptyPolicy: a policy with no rule would forget everything.
-var ErrEmptyPolicy = errors.New("the retention policy keeps nothing: give at least one --keep-* rule")
+var ErrEmptyPolicy = &problem.Error{Kind: problem.Invalid, Code: "unprocessable", Remedy: problem.AddRetentionRule,
+	Msg: "the retention policy keeps nothing: it needs at least one keep rule"}
 
 // Empty reports whether no rule is set.
 func (p Policy) Empty() bool { return p == Policy{} }

@@ -1,8 +1,9 @@
 package retention
 
 import (
+	"github.com/graphkeep/graphkeep/core/problem"
+
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -14,7 +15,7 @@ import (
 )
 
 // ErrPinned: a checkpoint pins the snapshot.
-var ErrPinned = errors.New("pinned by a checkpoint")
+var ErrPinned = problem.New(problem.Conflict, "conflict", "pinned by a checkpoint")
 
 // PruneOptions tune Prune.
 type PruneOptions struct {

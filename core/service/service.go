@@ -1,0 +1,270 @@
+// Package service is graphkeep's application layer: every use case the CLI,
+// the API, the scheduler and the dashboard share, each once. A front end
+// parses its input, makes one call here and renders the typed result; it
+// never opens a repository or a target itself. Errors carry a kind and a
+// neutral remedy (core/problem) for the front end to put in its own words.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/graphkeep/graphkeep/blob"
+	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/problem"
+	"github.com/graphkeep/graphkeep/core/recovery"
+	"github.com/graphkeep/graphkeep/core/replication"
+	"github.com/graphkeep/graphkeep/core/repo"
+	"github.com/graphkeep/graphkeep/core/retention"
+)
+
+// Opener opens the storage a repository or target URL names.
+type Opener = replication.Opener
+
+// Config is what a Service is built from: values only, read by the front
+// end from its flags, environment and files.
+type Config struct {
+	// PrimaryURL is the primary repository's URL as configured; a failover
+	// recorded in StateDir redirects it.
+	PrimaryURL string
+	// Open opens repositories and targets.
+	Open Opener
+	// Password unlocks an encrypted repository ("" for none).
+	Password string
+	// CacheDir holds the manifest caches ("" for the user cache dir).
+	CacheDir string
+	// StateDir records failovers and the targets last seen, so that a
+	// failover finds them when the primary is gone ("" records nothing).
+	StateDir string
+	// Lease tunes the leases of the work this service runs.
+	Lease repo.LeaseOptions
+	// Backup holds every backup's settings (quiet window, maximum wait);
+	// Lease and Progress are set per run.
+	Backup backup.Options
+	// Sources lists the graphs this machine knows (graphs root and
+	// explicit ones).
+	Sources func() ([]backup.Source, error)
+	// GraphsRoot is where graphs live; restores and failovers put graphs
+	// there ("" when not configured).
+	GraphsRoot string
+	// RestoreRoots, when set, confine restores that ask for it (the API's)
+	// to these directories.
+	RestoreRoots []string
+	// BackupInterval is the default schedule (health calls a graph stale
+	// after two); 24h when zero.
+	BackupInterval time.Duration
+	// Retention is the default policy of a cleanup.
+	Retention retention.Policy
+	// GraphRetention overrides Retention for single graphs (scheduled
+	// cleanup).
+	GraphRetention map[string]retention.Policy
+	// Redact makes a URL fit to show (secret-looking parts hidden).
+	Redact func(url string) string
+	// Hooks let a front end observe what happened (metrics, caches).
+	Hooks Hooks
+}
+
+// Hooks are called after the events they name; any may be nil.
+type Hooks struct {
+	// Snapshot follows every snapshot this service commits.
+	Snapshot func(m *repo.Manifest, took time.Duration)
+	// Changed follows every change of the repository's snapshots,
+	// checkpoints or targets made through this service.
+	Changed func()
+	// Redirected follows a failover that moved the primary.
+	Redirected func(from, to string)
+}
+
+// Service runs the use cases on one primary repository. It is safe for
+// concurrent use; the primary is opened on first use and replaced by a
+// failover.
+type Service struct {
+	cfg Config
+
+	mu      sync.RWMutex
+	primary *repo.Repository
+	url     string // the primary's URL, after redirects
+	noted   *recovery.Redirect
+}
+
+// New makes a Service. Nothing is opened yet.
+func New(cfg Config) *Service {
+	if cfg.BackupInterval <= 0 {
+		cfg.BackupInterval = 24 * time.Hour
+	}
+	if cfg.Sources == nil {
+		cfg.Sources = func() ([]backup.Source, error) { return nil, nil }
+	}
+	return &Service{cfg: cfg}
+}
+
+// ErrNoRepository: no primary URL was configured.
+var ErrNoRepository = &problem.Error{Kind: problem.Invalid, Code: "no_repository", Remedy: problem.GiveRepository,
+	Msg: "no repository is configured"}
+
+// ErrSwitchNotRecorded: a failover switched the primary, but this machine
+// could not remember it.
+var ErrSwitchNotRecorded = problem.New(problem.Internal, "switch_not_recorded",
+	"the switch is recorded in the new primary, but this machine could not remember it")
+
+// Observe adds hooks (a server's metrics and caches, made after the
+// service): each is called after the one the Config set.
+func (s *Service) Observe(h Hooks) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.Hooks = chainHooks(s.cfg.Hooks, h)
+}
+
+func chainHooks(a, b Hooks) Hooks {
+	return Hooks{
+		Snapshot: func(m *repo.Manifest, took time.Duration) {
+			if a.Snapshot != nil {
+				a.Snapshot(m, took)
+			}
+			if b.Snapshot != nil {
+				b.Snapshot(m, took)
+			}
+		},
+		Changed: func() {
+			if a.Changed != nil {
+				a.Changed()
+			}
+			if b.Changed != nil {
+				b.Changed()
+			}
+		},
+		Redirected: func(from, to string) {
+			if a.Redirected != nil {
+				a.Redirected(from, to)
+			}
+			if b.Redirected != nil {
+				b.Redirected(from, to)
+			}
+		},
+	}
+}
+
+// PrimaryURL is the primary's URL, after any failover recorded on this
+// machine, and the redirect that moved it (nil when none).
+func (s *Service) PrimaryURL() (string, *recovery.Redirect, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.url != "" {
+		return s.url, s.noted, nil
+	}
+	if s.cfg.PrimaryURL == "" {
+		return "", nil, ErrNoRepository
+	}
+	to, r, err := recovery.Resolve(s.cfg.StateDir, s.cfg.PrimaryURL)
+	if err != nil {
+		return "", nil, err
+	}
+	s.url, s.noted = to, r
+	return to, r, nil
+}
+
+// Primary returns the open primary repository, opening it on first use.
+func (s *Service) Primary(ctx context.Context) (*repo.Repository, error) {
+	s.mu.RLock()
+	r := s.primary
+	s.mu.RUnlock()
+	if r != nil {
+		return r, nil
+	}
+	url, _, err := s.PrimaryURL()
+	if err != nil {
+		return nil, err
+	}
+	store, err := s.cfg.Open(ctx, url)
+	if errors.Is(err, blob.ErrNotFound) {
+		// The location itself is missing: a new repository, or a lost one.
+		return nil, &problem.Error{Kind: problem.NotFound, Code: "not_found", Remedy: problem.CreateRepository, Msg: err.Error(), Err: err}
+	}
+	if err != nil {
+		return nil, err
+	}
+	r, err = repo.Open(ctx, store, repo.OpenOptions{Password: s.cfg.Password, CacheDir: s.cfg.CacheDir})
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.primary != nil { // another call won
+		_ = store.Close()
+		return s.primary, nil
+	}
+	s.primary = r
+	return r, nil
+}
+
+// Close releases the primary's storage.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.primary == nil {
+		return nil
+	}
+	err := s.primary.Store().Close()
+	s.primary = nil
+	return err
+}
+
+// switchPrimary makes replica (at url) the primary of this service.
+func (s *Service) switchPrimary(replica *repo.Repository, url string) {
+	s.mu.Lock()
+	old, from := s.primary, s.url
+	s.primary, s.url = replica, url
+	s.mu.Unlock()
+	if old != nil && old != replica {
+		_ = old.Store().Close()
+	}
+	if s.cfg.Hooks.Redirected != nil {
+		s.cfg.Hooks.Redirected(from, url)
+	}
+	s.changed()
+}
+
+func (s *Service) changed() {
+	if s.cfg.Hooks.Changed != nil {
+		s.cfg.Hooks.Changed()
+	}
+}
+
+// openTarget opens a target's repository: same id as the primary
+// (primary may be nil when it is gone).
+func (s *Service) openReplica(ctx context.Context, primary *repo.Repository, id, url string) (*repo.Repository, error) {
+	store, err := s.cfg.Open(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("target %s: %w", id, err)
+	}
+	var replica *repo.Repository
+	if primary != nil {
+		cfg, ok, err := repo.ReadConfig(ctx, store)
+		switch {
+		case err != nil:
+			err = fmt.Errorf("target %s: %w", id, err)
+		case !ok:
+			err = fmt.Errorf("target %s: %w", id, repo.ErrNotARepository.With(id, problem.Replicate))
+		case cfg.ID != primary.ID():
+			err = problem.Errorf(problem.Invalid, problem.NoRemedy, id, "target %s holds repository %s, the primary is %s", id, cfg.ID, primary.ID())
+		}
+		if err != nil {
+			_ = store.Close()
+			return nil, err
+		}
+		return primary.OnStore(store, s.cfg.CacheDir), nil
+	}
+	replica, err = repo.Open(ctx, store, repo.OpenOptions{Password: s.cfg.Password, CacheDir: s.cfg.CacheDir})
+	if err != nil {
+		_ = store.Close()
+		if errors.Is(err, repo.ErrNotARepository) {
+			err = repo.ErrNotARepository.With(id, problem.Replicate)
+		}
+		return nil, fmt.Errorf("target %s: %w", id, err)
+	}
+	return replica, nil
+}
