@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/graphkeep/graphkeep/core/backup"
-	"github.com/graphkeep/graphkeep/core/problem"
 )
 
 // Job states.
@@ -23,8 +22,6 @@ const (
 	JobFailed    = "failed"
 	JobCancelled = "cancelled"
 )
-
-var errNoSuchJob = problem.New(problem.NotFound, "not_found", "no such job")
 
 // Job is long work the API runs in the background: backup, restore,
 // cleanup, validation, failover. Jobs live in the instance that runs them.

@@ -76,7 +76,9 @@ func Start(t testing.TB) *Server {
 
 	c, err := tcminio.Run(ctx, Image(), tcminio.WithUsername(User), tcminio.WithPassword(Password),
 		// "localhost" may resolve to ::1, which Docker 20.10 does not forward.
-		testcontainers.WithWaitStrategy(wait.ForHTTP("/minio/health/live").WithPort("9000").
+		// "ready", not "live": a live server may still answer S3 calls with
+		// 503 XMinioServerNotInitialized while it loads its state.
+		testcontainers.WithWaitStrategy(wait.ForHTTP("/minio/health/ready").WithPort("9000").
 			WithForcedIPv4LocalHost().WithStartupTimeout(time.Minute)))
 	if c != nil {
 		t.Cleanup(func() { _ = testcontainers.TerminateContainer(c) })
@@ -103,8 +105,17 @@ func (s *Server) NewBucket(t testing.TB) string {
 	name := fmt.Sprintf("gk-%d-%s", bucketSeq.Add(1), hex.EncodeToString(r[:]))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := s.client.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
-		t.Fatalf("create bucket %s: %v", name, err)
+	for {
+		_, err := s.client.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(name)})
+		if err == nil {
+			break
+		}
+		// A server under load may still be initialising; anything else, or
+		// a server that never comes up within the deadline, fails the test.
+		if !strings.Contains(err.Error(), "XMinioServerNotInitialized") || ctx.Err() != nil {
+			t.Fatalf("create bucket %s: %v", name, err)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 	return name
 }
