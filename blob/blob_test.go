@@ -7,9 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 
@@ -96,43 +93,6 @@ func TestReadIntoReusesTheBuffer(t *testing.T) {
 		if _, err = blob.ReadInto(ctx, s, "missing", buf); !errors.Is(err, blob.ErrNotFound) {
 			t.Fatalf("%s: missing object: %v", url, err)
 		}
-	}
-}
-
-// A deferred write that vanishes before Sync fails that Sync (its caller
-// must not commit anything naming it), and only the keys a caller names are
-// synced: another caller's vanished write does not fail it.
-func TestSyncReportsAVanishedDeferredWrite(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	s, err := providers.Open(ctx, "file://"+dir+"?create=true", providers.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	deferred := &blob.PutOptions{DeferSync: true}
-	if err := blob.PutBytes(ctx, s, "chunks/aa/gone", []byte("x"), deferred); err != nil {
-		t.Fatal(err)
-	}
-	if err := blob.PutBytes(ctx, s, "chunks/aa/kept", []byte("y"), deferred); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(filepath.Join(dir, "chunks", "aa", "gone")); err != nil {
-		t.Fatal(err)
-	}
-	err = blob.Sync(ctx, s, []string{"chunks/aa/gone", "chunks/aa/kept"})
-	if err == nil || !strings.Contains(err.Error(), "gone") {
-		t.Fatalf("sync after a deferred write vanished: %v", err)
-	}
-	if err := blob.Sync(ctx, s, []string{"chunks/aa/kept"}); err != nil {
-		t.Fatalf("sync of the caller's own keys: %v", err)
-	}
-	// A key fileblob would escape is never deferred, so Sync skips it.
-	if err := blob.PutBytes(ctx, s, "odd//key", []byte("z"), deferred); err != nil {
-		t.Fatal(err)
-	}
-	if err := blob.Sync(ctx, s, []string{"odd//key"}); err != nil {
-		t.Fatalf("sync of a key written durably: %v", err)
 	}
 }
 

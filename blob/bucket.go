@@ -6,11 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"regexp"
-	"strings"
-	"syscall"
 	"time"
 
 	gcblob "gocloud.dev/blob"
@@ -24,15 +19,6 @@ type Options struct {
 	// Classify teaches the layer provider error codes gocloud leaves as
 	// Unknown. Optional.
 	Classify Classifier
-	// Local marks a bucket opened by gocloud's fileblob with temporary files
-	// next to their targets (no_tmp_dir) and no sidecar metadata. fileblob
-	// renames without fsync and checks-then-renames for IfNotExist, which is
-	// not atomic across processes; with Local set, Put fsyncs the data before
-	// it is published, and an IfAbsent Put publishes with a hard link, which
-	// the kernel creates atomically or refuses with EEXIST.
-	Local bool
-	// Root is the directory of a Local bucket.
-	Root string
 	// Release, when set, is called by Close instead of closing the gocloud
 	// bucket: for buckets shared between Stores (mem) or clients the
 	// provider owns (a GCS client made for an emulator endpoint).
@@ -40,7 +26,8 @@ type Options struct {
 }
 
 // Bucket is the Store over a gocloud *blob.Bucket. Providers open the
-// bucket; Bucket translates errors and closes the gaps some drivers leave.
+// bucket; Bucket translates errors. A provider whose driver leaves gaps
+// (fileblob) closes them in its own Store around a Bucket.
 type Bucket struct {
 	b    *gcblob.Bucket
 	opts Options
@@ -75,18 +62,7 @@ func (s *Bucket) put(ctx context.Context, key string, r io.Reader, opts *PutOpti
 	// Cancelling wctx before Close is how a gocloud write is abandoned.
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
-	var tmp *os.File
-	wopts := &gcblob.WriterOptions{ContentType: contentType, IfNotExist: opts.IfAbsent && !s.opts.Local}
-	if s.opts.Local {
-		wopts.BeforeWrite = func(as func(any) bool) error {
-			if !as(&tmp) {
-				return errors.New("the bucket is marked Local but its driver is not fileblob")
-			}
-			return nil
-		}
-	}
-	w, err := s.b.NewWriter(wctx, key, wopts)
+	w, err := s.b.NewWriter(wctx, key, &gcblob.WriterOptions{ContentType: contentType, IfNotExist: opts.IfAbsent})
 	if err != nil {
 		return err
 	}
@@ -95,162 +71,7 @@ func (s *Bucket) put(ctx context.Context, key string, r io.Reader, opts *PutOpti
 		_ = w.Close()
 		return err
 	}
-	_, plain := s.localPath(key)
-	deferSync := s.opts.Local && opts.DeferSync && !opts.IfAbsent && plain
-	if deferSync {
-		// Start putting the data on disk now; Sync waits for it.
-		StartWriteback(tmp, 0, 0)
-	}
-	if s.opts.Local && !deferSync {
-		if err := tmp.Sync(); err != nil {
-			cancel()
-			_ = w.Close()
-			return err
-		}
-		if opts.IfAbsent {
-			linkErr := publishByLink(tmp.Name())
-			// Abandon fileblob's own rename: it removes its temporary file.
-			cancel()
-			_ = w.Close()
-			return linkErr
-		}
-	}
 	return w.Close()
-}
-
-// Prepare implements Preparer: a Local bucket creates the directories
-// ahead, so that writers do not each create them (creating a directory
-// costs about as much as writing a chunk here).
-func (s *Bucket) Prepare(ctx context.Context, prefixes []string) error {
-	if !s.opts.Local || s.opts.Root == "" {
-		return nil
-	}
-	for _, p := range prefixes {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := os.MkdirAll(filepath.Join(s.opts.Root, filepath.FromSlash(p)), 0o755); err != nil {
-			return &Error{Op: "prepare", Location: s.opts.Location, Key: p, Err: err}
-		}
-	}
-	return nil
-}
-
-// Sync implements Syncer: it fsyncs the files of keys (written with
-// DeferSync), then their directories, which hold the renames.
-func (s *Bucket) Sync(ctx context.Context, keys []string) error {
-	if !s.opts.Local || len(keys) == 0 {
-		return nil
-	}
-	dirs := map[string]bool{}
-	paths := make([]string, 0, len(keys))
-	for _, k := range keys {
-		p, ok := s.localPath(k)
-		if !ok {
-			continue // Put did not defer it: durable already
-		}
-		paths = append(paths, p)
-		dirs[filepath.Dir(p)] = true
-	}
-	err := fsyncAll(ctx, paths, syncFile)
-	if err == nil {
-		dirList := make([]string, 0, len(dirs))
-		for d := range dirs {
-			dirList = append(dirList, d)
-		}
-		err = fsyncAll(ctx, dirList, syncDir)
-	}
-	if err != nil {
-		return &Error{Op: "sync", Location: s.opts.Location, Err: err}
-	}
-	return nil
-}
-
-// localPath is where a Local bucket keeps key, for keys fileblob stores
-// without escaping (no control characters, "../", "//" or trailing "/");
-// ok is false for others, which are then never deferred.
-func (s *Bucket) localPath(key string) (path string, ok bool) {
-	if !s.opts.Local || s.opts.Root == "" || key == "" || strings.HasSuffix(key, "/") ||
-		strings.Contains(key, "../") || strings.Contains(key, "//") {
-		return "", false
-	}
-	for _, c := range key {
-		if c < 32 || (os.PathSeparator != '/' && strings.ContainsRune(`\<>:"|?*`, c)) {
-			return "", false
-		}
-	}
-	return filepath.Join(s.opts.Root, filepath.FromSlash(key)), true
-}
-
-// fsyncAll runs sync over paths, a few at a time: the file system batches
-// concurrent flushes into one journal commit.
-func fsyncAll(ctx context.Context, paths []string, sync func(string) error) error {
-	const parallel = 8
-	errs := make(chan error, len(paths))
-	sem := make(chan struct{}, parallel)
-	for _, p := range paths {
-		if err := ctx.Err(); err != nil {
-			errs <- err
-			break
-		}
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem }()
-			if err := sync(p); err != nil {
-				errs <- err
-			}
-		}()
-	}
-	for range parallel {
-		sem <- struct{}{}
-	}
-	close(errs)
-	return <-errs // nil when none failed
-}
-
-func syncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("make %s durable: %w", filepath.Base(path), err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("make %s durable: %w", filepath.Base(path), err)
-	}
-	return nil
-}
-
-// fileblobTemp matches the temporary names fileblob (no_tmp_dir) gives a file
-// it is writing: "<final path>.<hex nanoseconds>.tmp".
-var fileblobTemp = regexp.MustCompile(`^(.+)\.[0-9a-f]+\.tmp$`)
-
-// publishByLink makes the fully written temporary file visible under its
-// final name, atomically, only when that name is free.
-func publishByLink(tmpPath string) error {
-	m := fileblobTemp.FindStringSubmatch(tmpPath)
-	if m == nil {
-		return fmt.Errorf("unexpected fileblob temporary file name %q; refusing a non-atomic create", tmpPath)
-	}
-	final := m[1]
-	if err := os.Link(tmpPath, final); err != nil {
-		if errors.Is(err, os.ErrExist) || errors.Is(err, syscall.EEXIST) {
-			return ErrExists
-		}
-		return err
-	}
-	return syncDir(filepath.Dir(final))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
-		return err
-	}
-	return nil
 }
 
 // Get implements Store.
@@ -308,20 +129,11 @@ func (s *Bucket) List(ctx context.Context, opts ListOptions) ([]Object, string, 
 		size = DefaultPageSize
 	}
 	page, next, err := s.b.ListPage(ctx, token, size, &gcblob.ListOptions{Prefix: opts.Prefix, Delimiter: opts.Delimiter})
-	// fileblob reads a directory, then stats each entry: a file renamed or
-	// removed in between (another process's write in progress) fails the
-	// whole page with NotFound. Listing again sees a settled directory.
-	for attempt := 0; s.opts.Local && attempt < 20 && err != nil && errors.Is(classify(err, nil), ErrNotFound); attempt++ {
-		page, next, err = s.b.ListPage(ctx, token, size, &gcblob.ListOptions{Prefix: opts.Prefix, Delimiter: opts.Delimiter})
-	}
 	if err != nil && err != io.EOF {
 		return nil, "", s.fail("list", opts.Prefix, err)
 	}
 	objects := make([]Object, 0, len(page))
 	for _, o := range page {
-		if s.opts.Local && !o.IsDir && fileblobTemp.MatchString(o.Key) {
-			continue // a write in progress, not an object yet
-		}
 		objects = append(objects, Object{Key: o.Key, Size: o.Size, ModTime: o.ModTime, IsDir: o.IsDir})
 	}
 	return objects, base64.RawURLEncoding.EncodeToString(next), nil
@@ -374,6 +186,10 @@ func (s *Bucket) Probe(ctx context.Context, timeout time.Duration) error {
 	}
 	return nil
 }
+
+// Wrap turns an error of the driver into the *Error callers test with
+// errors.Is; providers that call the driver themselves use it.
+func (s *Bucket) Wrap(op, key string, err error) error { return s.fail(op, key, err) }
 
 // fail wraps err into an *Error with its category.
 func (s *Bucket) fail(op, key string, err error) error {

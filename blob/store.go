@@ -1,7 +1,9 @@
-// Package blob is graphkeep's portable storage layer. It is the only code that
-// touches gocloud.dev/blob: a narrow Store interface, one implementation over
-// *blob.Bucket (Bucket), decorators that add retries (Retrying) and request
-// accounting (Counting), and free functions that work over any Store.
+// Package blob is graphkeep's portable storage layer: a narrow Store
+// interface, one implementation over a gocloud *blob.Bucket (Bucket),
+// decorators that add retries (Retrying) and request accounting (Counting),
+// and free functions that work over any Store. Nothing here knows one
+// provider from another: a provider whose driver needs more (a local
+// folder's fsync and atomic create) wraps Bucket in its own package.
 //
 // Every error a Store returns that matters to callers wraps one of the
 // sentinels in errors.go, so callers test with errors.Is and never look at a

@@ -27,15 +27,26 @@ import (
 	"github.com/graphkeep/graphkeep/providers/s3"
 )
 
-// Opener opens a parsed URL of its scheme.
-type Opener func(ctx context.Context, u *url.URL) (*blob.Bucket, error)
+// openURL opens a parsed URL of one scheme.
+type openURL func(ctx context.Context, u *url.URL) (blob.Store, error)
 
-var registry = map[string]Opener{
-	file.Scheme:  file.OpenURL,
-	mem.Scheme:   mem.OpenURL,
-	s3.Scheme:    s3.OpenURL,
-	gcs.Scheme:   gcs.OpenURL,
-	azure.Scheme: azure.OpenURL,
+var registry = map[string]openURL{
+	file.Scheme:  store(file.OpenURL),
+	mem.Scheme:   store(mem.OpenURL),
+	s3.Scheme:    store(s3.OpenURL),
+	gcs.Scheme:   store(gcs.OpenURL),
+	azure.Scheme: store(azure.OpenURL),
+}
+
+// store lets a provider's OpenURL return its own concrete Store type.
+func store[S blob.Store](open func(context.Context, *url.URL) (S, error)) openURL {
+	return func(ctx context.Context, u *url.URL) (blob.Store, error) {
+		s, err := open(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
 }
 
 // Schemes lists the URL schemes Open understands.
@@ -60,16 +71,16 @@ func Open(ctx context.Context, rawURL string, opts Options) (blob.Store, error) 
 	if err != nil {
 		return nil, err
 	}
-	bucket, err := registry[u.Scheme](ctx, u)
+	s, err := registry[u.Scheme](ctx, u)
 	if err != nil {
 		return nil, err
 	}
-	return Decorate(bucket, opts), nil
+	return Decorate(s, opts), nil
 }
 
-// Decorate adds what Open adds to a bucket a provider opened directly.
-func Decorate(bucket *blob.Bucket, opts Options) blob.Store {
-	return blob.NewRetrying(blob.NewCounting(bucket), opts.Retry)
+// Decorate adds what Open adds to a store a provider opened directly.
+func Decorate(s blob.Store, opts Options) blob.Store {
+	return blob.NewRetrying(blob.NewCounting(s), opts.Retry)
 }
 
 // Parse checks that rawURL is a repository URL of a known scheme. A bare

@@ -158,32 +158,80 @@ func testCreateIfAbsent(t *testing.T, open func(t *testing.T) blob.Store) {
 	}
 }
 
+// flushCounter is what a store that makes writes durable itself (a local
+// folder: fsync) reports, so that the suite can see durability paid for,
+// not only Sync returning nil.
+type flushCounter interface {
+	Flushes() int64
+}
+
 // testDeferSync: a write whose durability is deferred is visible whole at
 // once, Sync makes it durable (and succeeds with nothing owed), and
-// DeferSync never weakens IfAbsent.
+// DeferSync never weakens IfAbsent. A store that defers durability must
+// count its flushes: an acknowledged write has flushed its file and its
+// directory, a deferred one nothing until Sync flushes each file and
+// directory it names.
 func testDeferSync(t *testing.T, open func(t *testing.T) blob.Store) {
 	ctx := context.Background()
 	s := open(t)
+	flushes := func() int64 { return -1 }
+	if _, defers := blob.Find[blob.Syncer](s); defers {
+		fc, ok := blob.Find[flushCounter](s)
+		if !ok {
+			t.Fatalf("%T defers durability (blob.Syncer) but does not count its flushes (Flushes() int64)", s)
+		}
+		flushes = fc.Flushes
+	}
+	counted := flushes() >= 0
+	expectFlushes := func(what string, before int64, atLeast int) {
+		t.Helper()
+		if !counted {
+			return
+		}
+		if got := flushes() - before; got < int64(atLeast) {
+			t.Fatalf("%s flushed %d files or directories, want at least %d", what, got, atLeast)
+		}
+	}
+
+	before := flushes()
+	mustPut(t, s, "meta/plain", []byte("acknowledged"))
+	expectFlushes("an acknowledged put", before, 2)
+	before = flushes()
+	if err := blob.PutBytes(ctx, s, "manifests/once", []byte("created"), &blob.PutOptions{IfAbsent: true}); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	expectFlushes("an acknowledged create-if-absent", before, 2)
+
 	deferred := &blob.PutOptions{DeferSync: true}
 	data := randomBytes(300 << 10)
 	var keys []string
+	before = flushes()
 	for i := range 3 {
 		keys = append(keys, fmt.Sprintf("chunks/%02d/c", i))
 		if err := blob.PutBytes(ctx, s, keys[i], data, deferred); err != nil {
 			t.Fatalf("deferred put: %v", err)
 		}
 	}
+	if counted && flushes() != before {
+		t.Fatalf("deferred puts flushed %d times before Sync; deferring is what they are for", flushes()-before)
+	}
 	if got := mustGet(t, s, "chunks/01/c"); !bytes.Equal(got, data) {
 		t.Fatal("a deferred write reads back different bytes")
 	}
+	before = flushes()
 	if err := blob.Sync(ctx, s, keys); err != nil {
 		t.Fatalf("sync: %v", err)
 	}
+	expectFlushes("Sync of 3 files in 3 directories", before, 6)
 	if err := blob.Sync(ctx, s, keys[:1]); err != nil {
 		t.Fatalf("sync again: %v", err)
 	}
+	before = flushes()
 	if err := blob.Sync(ctx, s, nil); err != nil {
 		t.Fatalf("sync of nothing: %v", err)
+	}
+	if counted && flushes() != before {
+		t.Fatal("Sync of no keys flushed something")
 	}
 	both := &blob.PutOptions{DeferSync: true, IfAbsent: true}
 	if err := blob.PutBytes(ctx, s, "chunks/01/c", []byte("other"), both); !errors.Is(err, blob.ErrExists) {

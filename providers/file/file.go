@@ -1,5 +1,6 @@
 // Package file opens repositories in a local directory ("file:///abs/dir")
-// through gocloud's fileblob, with the atomicity gaps closed by blob.Local.
+// through gocloud's fileblob, with the gaps fileblob leaves in durability,
+// atomicity and listing closed by Store.
 package file
 
 import (
@@ -44,7 +45,7 @@ func ParseURL(u *url.URL) (Config, error) {
 }
 
 // Open opens the directory as a Store.
-func Open(ctx context.Context, cfg Config) (*blob.Bucket, error) {
+func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Dir == "" || !filepath.IsAbs(cfg.Dir) {
 		return nil, fmt.Errorf("file: repository directory %q is not an absolute path; use file:///absolute/path", cfg.Dir)
 	}
@@ -66,11 +67,11 @@ func Open(ctx context.Context, cfg Config) (*blob.Bucket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("file: open %s: %w", dir, err)
 	}
-	return blob.New(b, blob.Options{Location: Scheme + "://" + dir, Local: true, Root: dir}), nil
+	return newStore(b, dir), nil
 }
 
 // OpenURL parses u and opens it.
-func OpenURL(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
+func OpenURL(ctx context.Context, u *url.URL) (*Store, error) {
 	cfg, err := ParseURL(u)
 	if err != nil {
 		return nil, err
