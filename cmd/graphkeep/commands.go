@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/graphkeep/graphkeep/core/backup"
-	"github.com/graphkeep/graphkeep/core/lightrag"
 	"github.com/graphkeep/graphkeep/core/problem"
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/core/service"
@@ -133,7 +132,7 @@ func snapshotsCmd(g *globals) *cobra.Command {
 			for _, l := range lines {
 				st := l.LightRAG
 				if st == nil {
-					st = &lightrag.Stats{}
+					st = &repo.GraphCounts{}
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", l.Graph, l.ID, l.Time.Local().Format("2006-01-02 15:04:05"),
 					humanBytes(l.SizeBytes), l.Files, st.Nodes, st.Edges, st.Docs, st.Chunks, st.VectorRows, snapshotStatus(l))
@@ -227,11 +226,7 @@ func consistencyLine(c *repo.Consistency) string {
 	case c == nil:
 		return "consistency not recorded"
 	case c.MidIngestion:
-		var broken []string
-		for _, iv := range lightrag.Broken(c.Invariants) {
-			broken = append(broken, iv.String())
-		}
-		return fmt.Sprintf("MID-INGESTION (%s): %s", c.Reason, strings.Join(broken, "; "))
+		return fmt.Sprintf("MID-INGESTION (%s): %s", c.Reason, strings.Join(c.Broken(), "; "))
 	}
 	return fmt.Sprintf("consistent, quiet %s, waited %s, cut in %s (%d attempts)",
 		time.Duration(c.QuietMS)*time.Millisecond, time.Duration(c.WaitedMS)*time.Millisecond, time.Duration(c.CutMS)*time.Millisecond, c.Attempts)
@@ -243,11 +238,7 @@ func snapshotStatus(l repo.Summary) string {
 	case l.Flagged:
 		return "FLAGGED: " + strings.Join(l.LightRAG.Problems, "; ")
 	case l.MidIngestion:
-		var broken []string
-		for _, iv := range lightrag.Broken(l.Consistency.Invariants) {
-			broken = append(broken, iv.String())
-		}
-		return "MID-INGESTION: " + strings.Join(broken, "; ")
+		return "MID-INGESTION: " + strings.Join(l.Consistency.Broken(), "; ")
 	case l.Consistency != nil:
 		return "consistent"
 	}

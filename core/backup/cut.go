@@ -82,7 +82,7 @@ func (b *builder) take(start time.Time) (*cut, error) {
 		now := time.Now()
 		cons := &repo.Consistency{
 			SingleInstant: true,
-			Invariants:    lightrag.Check(c.validation),
+			Invariants:    invariants(lightrag.Check(c.validation)),
 			QuietMS:       quiet.Milliseconds(),
 			WaitedMS:      cutStart.Sub(start).Milliseconds(),
 			CutMS:         now.Sub(cutStart).Milliseconds(),
@@ -91,8 +91,7 @@ func (b *builder) take(start time.Time) (*cut, error) {
 			Pipeline:      pipeline,
 		}
 		c.consistency = cons
-		broken := lightrag.Broken(cons.Invariants)
-		cons.Consistent = len(broken) == 0
+		cons.Consistent = len(cons.Broken()) == 0
 		late := !now.Before(deadline)
 		if torn := recentProblem(c, now); torn != "" {
 			if late {
@@ -294,7 +293,7 @@ func (b *builder) cutOnce() (*cut, error) {
 			afterReadHook(filepath.Join(b.dir, filepath.FromSlash(e.Path)))
 		}
 		if lightrag.KindOf(e.Path) != "" {
-			c.validation[e.Path] = e.LightRAG
+			c.validation[e.Path] = b.validationOf(e)
 		}
 	}
 	// Written in place while it was read? A file modified within the
@@ -337,13 +336,29 @@ func (b *builder) file(e *repo.FileEntry, f *os.File) error {
 	return nil
 }
 
+// validationOf is what the validator knows of e's file: what this backup's
+// read of it found (with every name, so a broken invariant can say how many
+// each side lacks), else what an earlier backup recorded (fingerprints).
+func (b *builder) validationOf(e *repo.FileEntry) *lightrag.FileStats {
+	if v, ok := b.validated[e.Path]; ok && v.sha256 == e.SHA256 {
+		return v.stats
+	}
+	return fileStats(e.LightRAG)
+}
+
+// validated is one file this backup read and validated.
+type validated struct {
+	sha256 string
+	stats  *lightrag.FileStats
+}
+
 // reusable: an entry whose file did not parse is read again (it may have
 // been caught mid-write), as is one without the names the invariants need.
-func reusable(path string, st *lightrag.FileStats) bool {
-	if st != nil && st.Problem != "" {
+func reusable(path string, fc *repo.FileCounts) bool {
+	if fc != nil && fc.Problem != "" {
 		return false
 	}
-	return lightrag.HasNames(path, st)
+	return lightrag.HasNames(path, fileStats(fc))
 }
 
 // read chunks, hashes, validates and queues the upload of f's content.
@@ -399,7 +414,10 @@ func (b *builder) read(e *repo.FileEntry, f *os.File) error {
 	}
 	e.SHA256 = hex.EncodeToString(sum.Sum(nil))
 	e.Chunks = refs
-	e.LightRAG = st
+	e.LightRAG = fileCounts(st)
+	if st != nil {
+		b.validated[e.Path] = validated{sha256: e.SHA256, stats: st}
+	}
 	return nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/graphkeep/graphkeep/core/backup"
-	"github.com/graphkeep/graphkeep/core/lightrag"
 	"github.com/graphkeep/graphkeep/core/lightrag/fixture"
 	"github.com/graphkeep/graphkeep/core/repo"
 )
@@ -92,7 +91,7 @@ func TestLiveSnapshotsAreOneInstant(t *testing.T) {
 					t.Errorf("backup %d: snapshot flagged: %v", i, m.LightRAG.Problems)
 				}
 				if c.Consistent != st.AtRest {
-					t.Errorf("backup %d: consistent=%v, but the state (generation %d) at rest=%v: %v", i, c.Consistent, st.Seq, st.AtRest, lightrag.Broken(c.Invariants))
+					t.Errorf("backup %d: consistent=%v, but the state (generation %d) at rest=%v: %v", i, c.Consistent, st.Seq, st.AtRest, c.Broken())
 				}
 				if c.Consistent {
 					consistent++
@@ -163,7 +162,7 @@ func TestLatestPassesOverMidIngestion(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := torn.Manifest.Consistency
-	if !c.MidIngestion || c.Consistent || len(lightrag.Broken(c.Invariants)) == 0 || c.WaitedMS < 350 {
+	if !c.MidIngestion || c.Consistent || len(c.Broken()) == 0 || c.WaitedMS < 350 {
 		t.Fatalf("a workspace mid-ingestion: %+v, want it marked after the maximum wait", c)
 	}
 	refs, _ := r.ListSnapshots(ctx, "g1")

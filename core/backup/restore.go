@@ -52,11 +52,11 @@ type RestoreResult struct {
 	Previous string `json:"previous,omitempty"`
 	// Recovered says what was done first about an earlier restore into
 	// Dest that a crash interrupted ("" when nothing was).
-	Recovered string          `json:"recovered,omitempty"`
-	Files     int             `json:"files"`
-	Bytes     int64           `json:"bytes"`
-	LightRAG  *lightrag.Stats `json:"lightrag"`
-	Duration  time.Duration   `json:"-"`
+	Recovered string            `json:"recovered,omitempty"`
+	Files     int               `json:"files"`
+	Bytes     int64             `json:"bytes"`
+	LightRAG  *repo.GraphCounts `json:"lightrag"`
+	Duration  time.Duration     `json:"-"`
 	// DurationMS is Duration in milliseconds, as every result reports it.
 	DurationMS int64 `json:"duration_ms"`
 	// PassedOver lists the newer snapshots "latest" did not pick.
@@ -282,13 +282,14 @@ func writeTree(ctx context.Context, r *repo.Repository, m *repo.Manifest, dir st
 	if err := os.Chmod(dir, rootMode); err != nil {
 		return err
 	}
-	res.LightRAG = lightrag.Summarize(validation)
+	res.LightRAG = graphCounts(lightrag.Summarize(validation))
 	if !res.LightRAG.Equal(m.LightRAG) {
 		return fmt.Errorf("LightRAG counts of the restored graph (%v) differ from the snapshot's (%v)", res.LightRAG, m.LightRAG)
 	}
 	if m.Consistency != nil && m.Consistency.Consistent {
-		if broken := lightrag.Broken(lightrag.Check(validation)); len(broken) > 0 {
-			return fmt.Errorf("the restored graph's stores disagree (%v), though the snapshot recorded them consistent: %w", broken[0], repo.ErrCorrupt)
+		restored := &repo.Consistency{Invariants: invariants(lightrag.Check(validation))}
+		if broken := restored.Broken(); len(broken) > 0 {
+			return fmt.Errorf("the restored graph's stores disagree (%s), though the snapshot recorded them consistent: %w", broken[0], repo.ErrCorrupt)
 		}
 	}
 	return nil

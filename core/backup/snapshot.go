@@ -136,10 +136,11 @@ func Create(ctx context.Context, r *repo.Repository, src Source, opts Options) (
 
 	b := &builder{
 		ctx: ctx, repo: r, opts: opts, graph: src.Graph, dir: dir, pipeline: src.Pipeline,
-		known:    idx.Chunks,
-		inFlight: make(map[repo.ChunkID]bool),
-		parent:   indexEntries(parent),
-		seen:     map[string]repo.FileEntry{},
+		known:     idx.Chunks,
+		inFlight:  make(map[repo.ChunkID]bool),
+		parent:    indexEntries(parent),
+		seen:      map[string]repo.FileEntry{},
+		validated: map[string]validated{},
 	}
 	b.uploads = newUploader(ctx, r, opts.Uploads)
 	c, err := b.take(start)
@@ -157,7 +158,7 @@ func Create(ctx context.Context, r *repo.Repository, src Source, opts Options) (
 		Source:      dir,
 		RootMode:    uint32(rootInfo.Mode().Perm()),
 		Files:       c.entries,
-		LightRAG:    lightrag.Summarize(c.validation),
+		LightRAG:    graphCounts(lightrag.Summarize(c.validation)),
 		Consistency: c.consistency,
 	}
 	if parent != nil {
@@ -193,21 +194,22 @@ func Create(ctx context.Context, r *repo.Repository, src Source, opts Options) (
 
 // builder holds the state of one Create.
 type builder struct {
-	ctx      context.Context
-	repo     *repo.Repository
-	opts     Options
-	graph    string
-	dir      string
-	known    map[repo.ChunkID]int
-	inFlight map[repo.ChunkID]bool // chunks this backup stores
-	parent   map[string]repo.FileEntry
-	seen     map[string]repo.FileEntry // read by an earlier cut of this backup
-	pipeline *lightrag.Pipeline
-	uploads  *uploader
-	chunker  *chunker.Chunker
-	added    int64
-	reused   int
-	progress Progress
+	ctx       context.Context
+	repo      *repo.Repository
+	opts      Options
+	graph     string
+	dir       string
+	known     map[repo.ChunkID]int
+	inFlight  map[repo.ChunkID]bool // chunks this backup stores
+	parent    map[string]repo.FileEntry
+	seen      map[string]repo.FileEntry // read by an earlier cut of this backup
+	validated map[string]validated      // what this backup's reads of LightRAG files found
+	pipeline  *lightrag.Pipeline
+	uploads   *uploader
+	chunker   *chunker.Chunker
+	added     int64
+	reused    int
+	progress  Progress
 }
 
 func inode(info fs.FileInfo) uint64 {

@@ -1,10 +1,5 @@
 package lightrag
 
-import (
-	"fmt"
-	"strings"
-)
-
 // Invariant is one cross-file rule LightRAG's stores obey at rest, and what
 // a snapshot found.
 type Invariant struct {
@@ -23,23 +18,6 @@ type Invariant struct {
 	// Unchecked says why the rule could not be checked (a side does not
 	// parse); such a rule does not hold.
 	Unchecked string `json:"unchecked,omitempty"`
-}
-
-// String describes a broken invariant in one line.
-func (iv Invariant) String() string {
-	if iv.Unchecked != "" {
-		return fmt.Sprintf("%s: not checked: %s", iv.Name, iv.Unchecked)
-	}
-	s := fmt.Sprintf("%s: %s has %d, %s has %d", iv.Name, iv.Left, iv.LeftCount, iv.Right, iv.RightCount)
-	if iv.OnlyLeft != nil && iv.OnlyRight != nil {
-		s += fmt.Sprintf(" (%d only in %s, %d only in %s)", *iv.OnlyLeft, sideFile(iv.Left), *iv.OnlyRight, sideFile(iv.Right))
-	}
-	return s
-}
-
-func sideFile(side string) string {
-	name, _, _ := strings.Cut(side, " ")
-	return name
 }
 
 // rule is an invariant to check: the names of two files.

@@ -50,7 +50,7 @@ func TestFixtureAtRestKeepsEveryInvariant(t *testing.T) {
 	}
 	for _, iv := range ivs {
 		if !iv.Holds || iv.LeftCount == 0 {
-			t.Errorf("at rest: %s", iv)
+			t.Errorf("at rest: %+v", iv)
 		}
 	}
 	if got := files[lightrag.GraphFile].Keys.Count; got != files[lightrag.GraphFile].Nodes {
@@ -77,10 +77,10 @@ func TestTornGraphBreaksInvariants(t *testing.T) {
 	}
 	for _, iv := range broken {
 		if iv.OnlyLeft == nil || *iv.OnlyLeft != 0 || *iv.OnlyRight <= 0 {
-			t.Errorf("%s: want names only in the newer store", iv)
+			t.Errorf("%+v: want names only in the newer store", iv)
 		}
 		if iv.RightCount-iv.LeftCount != *iv.OnlyRight {
-			t.Errorf("%s: counts and difference disagree", iv)
+			t.Errorf("%+v: counts and difference disagree", iv)
 		}
 	}
 	// A side known only by its fingerprint still tells equal from not.
@@ -88,7 +88,7 @@ func TestTornGraphBreaksInvariants(t *testing.T) {
 	files[lightrag.VDBEntitiesFile].Keys = &lightrag.KeySet{Count: fp.Count, Sum: fp.Sum}
 	for _, iv := range lightrag.Broken(lightrag.Check(files)) {
 		if strings.Contains(iv.Right, lightrag.VDBEntitiesFile) && iv.OnlyLeft != nil {
-			t.Errorf("%s: a difference from a fingerprint", iv)
+			t.Errorf("%+v: a difference from a fingerprint", iv)
 		}
 	}
 }
@@ -128,7 +128,7 @@ func TestNamesAreComparedDecoded(t *testing.T) {
 	for _, iv := range lightrag.Check(files) {
 		if strings.Contains(iv.Right, "vdb_entities") || strings.Contains(iv.Right, "relation_chunks") {
 			if !iv.Holds {
-				t.Errorf("%s", iv)
+				t.Errorf("%+v", iv)
 			}
 		}
 	}

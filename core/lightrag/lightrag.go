@@ -6,7 +6,6 @@
 package lightrag
 
 import (
-	"fmt"
 	"path"
 	"sort"
 	"strings"
@@ -100,21 +99,6 @@ type Stats struct {
 
 // Valid reports whether no problem was found.
 func (s *Stats) Valid() bool { return s == nil || len(s.Problems) == 0 }
-
-// Equal compares the counts (not the problems).
-func (s *Stats) Equal(o *Stats) bool {
-	if s == nil || o == nil {
-		return s == o
-	}
-	return s.Nodes == o.Nodes && s.Edges == o.Edges && s.Docs == o.Docs && s.Chunks == o.Chunks && s.VectorRows == o.VectorRows
-}
-
-func (s *Stats) String() string {
-	if s == nil {
-		return "no LightRAG files"
-	}
-	return fmt.Sprintf("%d nodes, %d edges, %d docs, %d chunks, %d vector rows", s.Nodes, s.Edges, s.Docs, s.Chunks, s.VectorRows)
-}
 
 // KindOf returns the kind of a LightRAG file by its path relative to the
 // graph directory, or "" when validation does not apply. LightRAG keeps its

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/graphkeep/graphkeep/blob"
-	"github.com/graphkeep/graphkeep/core/lightrag"
 )
 
 // CheckpointPrefix is where recovery checkpoints live. A checkpoint names one
@@ -28,9 +27,9 @@ type Checkpoint struct {
 
 // CheckpointSnapshot is one graph's snapshot in a checkpoint.
 type CheckpointSnapshot struct {
-	Graph    string          `json:"graph"`
-	ID       string          `json:"id"`
-	LightRAG *lightrag.Stats `json:"lightrag,omitempty"`
+	Graph    string       `json:"graph"`
+	ID       string       `json:"id"`
+	LightRAG *GraphCounts `json:"lightrag,omitempty"`
 	// Note says why the checkpoint names an older snapshot than the one
 	// its backup took (that one was flagged or mid-ingestion).
 	Note string `json:"note,omitempty"`

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/graphkeep/graphkeep/core/lightrag"
 )
 
 // Consistency is how a snapshot's cut was taken and what the cross-file
@@ -23,9 +21,9 @@ type Consistency struct {
 	// MidIngestion: the stores disagree (LightRAG was ingesting when the
 	// maximum wait passed); LightRAG reprocesses unfinished documents when
 	// it starts on such a snapshot.
-	MidIngestion bool                 `json:"mid_ingestion"`
-	Reason       string               `json:"reason,omitempty"`
-	Invariants   []lightrag.Invariant `json:"invariants,omitempty"`
+	MidIngestion bool        `json:"mid_ingestion"`
+	Reason       string      `json:"reason,omitempty"`
+	Invariants   []Invariant `json:"invariants,omitempty"`
 	// QuietMS is how long nothing in the graph had been written at the
 	// cut; WaitedMS how long the backup waited for a quiet, consistent
 	// moment; CutMS how long taking the cut (open, check, read) took.
@@ -59,11 +57,7 @@ func (m *Manifest) NotGoodReason() string {
 	case m.Flagged():
 		return "flagged: " + strings.Join(m.LightRAG.Problems, "; ")
 	case m.MidIngestion():
-		var broken []string
-		for _, iv := range lightrag.Broken(m.Consistency.Invariants) {
-			broken = append(broken, iv.String())
-		}
-		return "mid-ingestion: " + strings.Join(broken, "; ")
+		return "mid-ingestion: " + strings.Join(m.Consistency.Broken(), "; ")
 	}
 	return ""
 }

@@ -2,8 +2,6 @@ package repo
 
 import (
 	"time"
-
-	"github.com/graphkeep/graphkeep/core/lightrag"
 )
 
 // Manifest describes one snapshot: every entry of the graph's directory and
@@ -24,7 +22,7 @@ type Manifest struct {
 	Totals Totals      `json:"totals"`
 	// LightRAG is what validation found; nil when the directory holds no
 	// LightRAG files.
-	LightRAG *lightrag.Stats `json:"lightrag,omitempty"`
+	LightRAG *GraphCounts `json:"lightrag,omitempty"`
 	// Consistency is how the cut was taken and whether LightRAG's stores
 	// agreed in it.
 	Consistency *Consistency `json:"consistency,omitempty"`
@@ -42,9 +40,9 @@ type Summary struct {
 	// MidIngestion: cut while LightRAG's stores disagreed.
 	MidIngestion bool `json:"mid_ingestion"`
 	// Good: neither flagged nor mid-ingestion ("latest" picks only these).
-	Good        bool            `json:"good"`
-	LightRAG    *lightrag.Stats `json:"lightrag"`
-	Consistency *Consistency    `json:"consistency,omitempty"`
+	Good        bool         `json:"good"`
+	LightRAG    *GraphCounts `json:"lightrag"`
+	Consistency *Consistency `json:"consistency,omitempty"`
 }
 
 // Summary returns the manifest's list entry.
@@ -77,7 +75,7 @@ type FileEntry struct {
 	// Target is a symlink's target, stored as is and never followed.
 	Target string `json:"target,omitempty"`
 	// LightRAG is the file's validation result, reused with the entry.
-	LightRAG *lightrag.FileStats `json:"lightrag,omitempty"`
+	LightRAG *FileCounts `json:"lightrag,omitempty"`
 }
 
 // ChunkRef is one chunk of a file, in order.

@@ -10,7 +10,6 @@ import (
 
 	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/backup"
-	"github.com/graphkeep/graphkeep/core/lightrag"
 	"github.com/graphkeep/graphkeep/core/problem"
 	"github.com/graphkeep/graphkeep/core/replication"
 	"github.com/graphkeep/graphkeep/core/repo"
@@ -35,7 +34,7 @@ type BackupResult struct {
 	Consistent   bool              `json:"consistent"`
 	MidIngestion bool              `json:"mid_ingestion"`
 	Consistency  *repo.Consistency `json:"consistency,omitempty"`
-	LightRAG     *lightrag.Stats   `json:"lightrag,omitempty"`
+	LightRAG     *repo.GraphCounts `json:"lightrag,omitempty"`
 	// Error is why this graph's backup failed (the others went on).
 	Error string `json:"error,omitempty"`
 }
