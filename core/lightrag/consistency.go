@@ -102,14 +102,3 @@ func (s side) set(st *FileStats, exists bool) (*KeySet, string) {
 	}
 	return set, ""
 }
-
-// Broken returns the invariants that do not hold.
-func Broken(ivs []Invariant) []Invariant {
-	var out []Invariant
-	for _, iv := range ivs {
-		if !iv.Holds {
-			out = append(out, iv)
-		}
-	}
-	return out
-}
