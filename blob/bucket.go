@@ -23,6 +23,9 @@ type Options struct {
 	// bucket: for buckets shared between Stores (mem) or clients the
 	// provider owns (a GCS client made for an emulator endpoint).
 	Release func() error
+	// Requests is how many requests to keep in flight against the bucket
+	// (see Parallel); 0 means LocalRequests.
+	Requests int
 }
 
 // Bucket is the Store over a gocloud *blob.Bucket. Providers open the
@@ -42,6 +45,9 @@ func New(b *gcblob.Bucket, opts Options) *Bucket {
 
 // Location implements Store.
 func (s *Bucket) Location() string { return s.opts.Location }
+
+// Requests implements Parallel.
+func (s *Bucket) Requests() int { return s.opts.Requests }
 
 // Put implements Store.
 func (s *Bucket) Put(ctx context.Context, key string, r io.Reader, opts *PutOptions) error {

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/graphkeep/graphkeep/blob"
@@ -71,11 +72,40 @@ func Open(ctx context.Context, rawURL string, opts Options) (blob.Store, error) 
 	if err != nil {
 		return nil, err
 	}
+	requests, err := takeRequests(u)
+	if err != nil {
+		return nil, err
+	}
 	s, err := registry[u.Scheme](ctx, u)
 	if err != nil {
 		return nil, err
 	}
+	if requests > 0 {
+		s = blob.WithRequests(s, requests)
+	}
 	return Decorate(s, opts), nil
+}
+
+// takeRequests removes the setting every scheme shares, requests=N (how
+// many requests to keep in flight against the store), from u's query and
+// returns it; 0 when absent.
+func takeRequests(u *url.URL) (int, error) {
+	q := u.Query()
+	v, ok := q["requests"]
+	if !ok {
+		return 0, nil
+	}
+	if len(v) > 1 {
+		return 0, fmt.Errorf("%s: setting \"requests\" is given %d times; give it once", u.Scheme, len(v))
+	}
+	n, err := strconv.Atoi(v[0])
+	if err != nil || n < 1 || n > blob.MaxRequests {
+		return 0, fmt.Errorf("%s: setting requests=%q is not a number from 1 to %d (how many requests to keep in flight; default %d for an object store, %d for a local folder)",
+			u.Scheme, v[0], blob.MaxRequests, blob.RemoteRequests, blob.LocalRequests)
+	}
+	q.Del("requests")
+	u.RawQuery = q.Encode()
+	return n, nil
 }
 
 // Decorate adds what Open adds to a store a provider opened directly.

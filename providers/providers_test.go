@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/providers"
 )
 
@@ -47,5 +48,38 @@ func TestBarePathIsAFileURL(t *testing.T) {
 	defer s.Close()
 	if got, want := s.Location(), "file://"+dir; got != want {
 		t.Fatalf("Location = %q, want %q", got, want)
+	}
+}
+
+func TestRequestsSetting(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, c := range []struct {
+		url  string
+		want int
+	}{
+		{"file://" + dir, blob.LocalRequests},
+		{"file://" + dir + "?requests=3", 3},
+		{"mem://requests?requests=64", 64},
+	} {
+		s, err := providers.Open(ctx, c.url, providers.Options{})
+		if err != nil {
+			t.Fatalf("Open(%q): %v", c.url, err)
+		}
+		if got := blob.RequestsOf(s); got != c.want {
+			t.Errorf("Open(%q): RequestsOf = %d, want %d", c.url, got, c.want)
+		}
+		_ = s.Close()
+	}
+	for _, bad := range []string{"requests=0", "requests=x", "requests=100000", "requests=2&requests=3"} {
+		_, err := providers.Open(ctx, "file://"+dir+"?"+bad, providers.Options{})
+		if err == nil || !strings.Contains(err.Error(), "requests") {
+			t.Errorf("Open with %s = %v, want an error about requests", bad, err)
+		}
+	}
+	// Unknown settings list requests among the known ones.
+	_, err := providers.Open(ctx, "file://"+dir+"?request=4", providers.Options{})
+	if err == nil || !strings.Contains(err.Error(), "known settings: create, requests") {
+		t.Errorf("a misspelt setting: %v, want the known settings listed with requests", err)
 	}
 }

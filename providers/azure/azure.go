@@ -127,7 +127,7 @@ func Open(ctx context.Context, cfg Config) (*blob.Bucket, error) {
 	if p := params.WithSlash(cfg.Prefix); p != "" {
 		b = gcblob.PrefixedBucket(b, p)
 	}
-	store := blob.New(b, blob.Options{Location: location(cfg), Classify: classify})
+	store := blob.New(b, blob.Options{Location: location(cfg), Classify: classify, Requests: blob.RemoteRequests})
 	if err := store.Probe(ctx, ProbeTimeout); err != nil {
 		_ = store.Close()
 		return nil, explain(cfg, err)

@@ -93,6 +93,7 @@ func Open(ctx context.Context, cfg Config) (*blob.Bucket, error) {
 	store := blob.New(b, blob.Options{
 		Location: location(cfg),
 		Classify: classify,
+		Requests: blob.RemoteRequests,
 		Release: func() error {
 			err := b.Close()
 			return errors.Join(err, client.Close())

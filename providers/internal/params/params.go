@@ -33,10 +33,8 @@ func Parse(u *url.URL, known ...string) (*Query, error) {
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		allowed := "none"
-		if len(known) > 0 {
-			allowed = strings.Join(known, ", ")
-		}
+		// requests=N is every provider's (see providers.Open).
+		allowed := strings.Join(append(slices.Clone(known), "requests"), ", ")
 		return nil, fmt.Errorf("%s: unknown setting(s) %s in the repository URL; known settings: %s",
 			u.Scheme, strings.Join(unknown, ", "), allowed)
 	}
