@@ -130,3 +130,39 @@ func TestCountingKeepsWriteTo(t *testing.T) {
 		t.Fatalf("counted %d bytes up, want 4196", st.BytesUp)
 	}
 }
+
+// Content in memory reaches the store as it is (so a provider can rewind
+// and send it without a copy) and is counted all the same.
+func TestCountingPassesInMemoryContentThrough(t *testing.T) {
+	ctx := context.Background()
+	var seen io.Reader
+	s, err := providers.Open(ctx, "mem://counting-passthrough", providers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spy := &spyStore{Store: s, put: func(r io.Reader) { seen = r }}
+	c := blob.NewCounting(spy)
+	body := bytes.NewReader(make([]byte, 700))
+	if err := c.Put(ctx, "k", body, nil); err != nil {
+		t.Fatal(err)
+	}
+	if seen != io.Reader(body) {
+		t.Fatalf("the store got a %T, want the caller's *bytes.Reader", seen)
+	}
+	if err := c.Put(ctx, "s", io.LimitReader(bytes.NewReader(make([]byte, 300)), 300), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.RequestStats(); got.Puts != 2 || got.BytesUp != 1000 {
+		t.Fatalf("counted %+v, want 2 puts and 1000 bytes up", got)
+	}
+}
+
+type spyStore struct {
+	blob.Store
+	put func(io.Reader)
+}
+
+func (s *spyStore) Put(ctx context.Context, key string, r io.Reader, opts *blob.PutOptions) error {
+	s.put(r)
+	return s.Store.Put(ctx, key, r, opts)
+}

@@ -100,7 +100,7 @@ func (c Config) Validate() error {
 
 // Open connects to the bucket and checks that it exists and the credentials
 // reach it, within ProbeTimeout.
-func Open(ctx context.Context, cfg Config) (*blob.Bucket, error) {
+func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -112,19 +112,20 @@ func Open(ctx context.Context, cfg Config) (*blob.Bucket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3: open bucket %q: %w", cfg.Bucket, err)
 	}
-	if p := params.WithSlash(cfg.Prefix); p != "" {
-		b = gcblob.PrefixedBucket(b, p)
+	prefix := params.WithSlash(cfg.Prefix)
+	if prefix != "" {
+		b = gcblob.PrefixedBucket(b, prefix)
 	}
-	store := blob.New(b, blob.Options{Location: location(cfg), Classify: classify})
-	if err := store.Probe(ctx, ProbeTimeout); err != nil {
-		_ = store.Close()
+	bucket := blob.New(b, blob.Options{Location: location(cfg), Classify: classify, Requests: blob.RemoteRequests})
+	if err := bucket.Probe(ctx, ProbeTimeout); err != nil {
+		_ = bucket.Close()
 		return nil, explain(cfg, err)
 	}
-	return store, nil
+	return &Store{Bucket: bucket, client: client, bucket: cfg.Bucket, prefix: prefix}, nil
 }
 
 // OpenURL parses u and opens it.
-func OpenURL(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
+func OpenURL(ctx context.Context, u *url.URL) (*Store, error) {
 	cfg, err := ParseURL(u)
 	if err != nil {
 		return nil, err
@@ -197,7 +198,8 @@ func classify(err error) error {
 		switch ae.ErrorCode() {
 		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken", "ExpiredToken", "AllAccessDisabled":
 			return blob.ErrPermission
-		case "SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "RequestTimeTooSkewed", "XMinioServerNotInitialized":
+		case "SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "RequestTimeTooSkewed", "XMinioServerNotInitialized",
+			"ConditionalRequestConflict": // a concurrent conditional write of the key: try again
 			return blob.ErrUnavailable
 		case "NoSuchBucket":
 			return blob.ErrNotFound
