@@ -56,7 +56,8 @@ func backupCmd(g *globals) *cobra.Command {
 			}
 			req.Graphs = args
 			bar := newProgress(g.json)
-			req.Progress = func(string) func(backup.Progress) { bar.done(); return bar.update("backup") }
+			update := bar.update("backup") // one line for the graphs backed up together
+			req.Progress = func(string) func(backup.Progress) { return update }
 			report, err := svc.Backup(ctx, req)
 			bar.done()
 			if report == nil {

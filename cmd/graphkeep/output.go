@@ -49,20 +49,34 @@ type progressBar struct {
 	mu      sync.Mutex
 	last    time.Time
 	drawn   bool
+	graphs  map[string]backup.Progress // the latest of each graph in flight
 }
 
 func newProgress(jsonOut bool) *progressBar {
 	return &progressBar{enabled: !jsonOut && term.IsTerminal(int(os.Stderr.Fd()))}
 }
 
-// update is a backup.Progress callback.
+// update is a backup.Progress callback. Graphs backed up or restored
+// together share one line, with their sums.
 func (p *progressBar) update(verb string) func(backup.Progress) {
-	return func(pr backup.Progress) {
+	return func(one backup.Progress) {
 		if !p.enabled {
 			return
 		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
+		if p.graphs == nil {
+			p.graphs = map[string]backup.Progress{}
+		}
+		p.graphs[one.Graph] = one
+		pr := backup.Progress{Graph: one.Graph}
+		if len(p.graphs) > 1 {
+			pr.Graph = fmt.Sprintf("%d graphs", len(p.graphs))
+		}
+		for _, g := range p.graphs {
+			pr.Files, pr.TotalFiles = pr.Files+g.Files, pr.TotalFiles+g.TotalFiles
+			pr.Bytes, pr.TotalBytes = pr.Bytes+g.Bytes, pr.TotalBytes+g.TotalBytes
+		}
 		if time.Since(p.last) < 100*time.Millisecond && pr.Bytes < pr.TotalBytes {
 			return
 		}
@@ -87,10 +101,11 @@ func (p *progressBar) update(verb string) func(backup.Progress) {
 	}
 }
 
-// done clears the line.
+// done clears the line and forgets the graphs shown.
 func (p *progressBar) done() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.graphs = nil
 	if p.drawn {
 		fmt.Fprint(os.Stderr, "\r\033[K")
 		p.drawn = false

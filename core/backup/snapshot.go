@@ -2,6 +2,7 @@ package backup
 
 import (
 	"github.com/graphkeep/graphkeep/core/problem"
+	"golang.org/x/sync/errgroup"
 
 	"context"
 	"errors"
@@ -9,8 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -24,9 +23,17 @@ import (
 
 // Options tune Create; zero fields take defaults.
 type Options struct {
-	// Uploads is exactly how many chunks are compressed, encrypted and
-	// uploaded at once. Default 8, or the CPU count when that is larger.
+	// Uploads is how many chunks are uploaded at once. Default: what the
+	// store serves best (blob.RequestsOf: 8 on a local folder, 32 on an
+	// object store, or the repository URL's requests=N). Chunks are
+	// compressed and encrypted by one worker per CPU.
 	Uploads int
+	// UploadBuffer bounds the bytes of encoded chunks waiting for or in an
+	// upload. Default DefaultUploadBuffer.
+	UploadBuffer int64
+	// Graphs is how many graphs CreateAll backs up at once. Default
+	// DefaultGraphs.
+	Graphs int
 	// Attempts is how many cuts are taken when files keep changing while
 	// they are read, before the snapshot is refused. Default 5.
 	Attempts int
@@ -49,8 +56,8 @@ type Options struct {
 }
 
 func (o *Options) applyDefaults() {
-	if o.Uploads <= 0 {
-		o.Uploads = max(8, runtime.GOMAXPROCS(0))
+	if o.Graphs <= 0 {
+		o.Graphs = DefaultGraphs
 	}
 	if o.Attempts <= 0 {
 		o.Attempts = 5
@@ -100,7 +107,78 @@ var ErrUnstable = problem.New(problem.Invalid, "unprocessable", "file kept chang
 // create-if-absent, after every chunk it names is stored: a snapshot exists
 // completely or not at all.
 func Create(ctx context.Context, r *repo.Repository, src Source, opts Options) (*Result, error) {
+	out := CreateAll(ctx, r, []Source{src}, opts)
+	return out[0].Result, out[0].Err
+}
+
+// Outcome is what CreateAll did for one graph: a Result or an error.
+type Outcome struct {
+	Graph  string
+	Result *Result
+	Err    error
+}
+
+// DefaultGraphs is how many graphs CreateAll backs up at once by default.
+const DefaultGraphs = 3
+
+// CreateAll snapshots several graphs, Options.Graphs at once, under one
+// shared lease and one read of the repository's snapshots, with one upload
+// pool for all of them: what costs a round trip per graph (taking the
+// lease, listing snapshots, committing) is paid once or overlapped, which
+// on a remote store is most of a small backup. Each graph commits on its
+// own, as in Create; one failing does not stop the others. Outcomes are in
+// the order of srcs.
+func CreateAll(ctx context.Context, r *repo.Repository, srcs []Source, opts Options) []Outcome {
 	opts.applyDefaults()
+	out := make([]Outcome, len(srcs))
+	for i, src := range srcs {
+		out[i].Graph = src.Graph
+	}
+	fail := func(err error) []Outcome {
+		for i := range out {
+			if out[i].Err == nil {
+				out[i].Err = err
+			}
+		}
+		return out
+	}
+	if len(srcs) == 0 {
+		return out
+	}
+	purpose := "backup " + srcs[0].Graph
+	if len(srcs) > 1 {
+		purpose = fmt.Sprintf("backup of %d graphs", len(srcs))
+	}
+	lease, err := r.AcquireLease(ctx, repo.Shared, purpose, opts.Lease)
+	if err != nil {
+		return fail(err)
+	}
+	defer lease.Release()
+
+	// Under the shared lease no prune runs, so every chunk a manifest names
+	// stays in the repository until these backups commit.
+	idx, err := r.Cache().Index(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("read the repository's snapshots: %w", err))
+	}
+	pool := newUploadPool(r, opts.Uploads, opts.UploadBuffer)
+	defer pool.close()
+
+	var g errgroup.Group
+	g.SetLimit(opts.Graphs)
+	for i, src := range srcs {
+		g.Go(func() error {
+			out[i].Result, out[i].Err = create(ctx, r, idx, lease, pool, src, opts)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return out
+}
+
+// create takes one graph's snapshot under lease, deduplicating against
+// idx.
+func create(ctx context.Context, r *repo.Repository, idx *repo.Index, lease *repo.Lease, pool *uploadPool, src Source, opts Options) (*Result, error) {
 	start := time.Now()
 	if err := repo.CheckGraphID(src.Graph); err != nil {
 		return nil, err
@@ -116,19 +194,6 @@ func Create(ctx context.Context, r *repo.Repository, src Source, opts Options) (
 	if err != nil || !rootInfo.IsDir() {
 		return nil, fmt.Errorf("graph %q: directory %s is not readable: %v", src.Graph, dir, errOr(err, "not a directory"))
 	}
-
-	lease, err := r.AcquireLease(ctx, repo.Shared, "backup "+src.Graph, opts.Lease)
-	if err != nil {
-		return nil, err
-	}
-	defer lease.Release()
-
-	// Under the shared lease no prune runs, so every chunk a manifest names
-	// stays in the repository until this backup commits.
-	idx, err := r.Cache().Index(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read the repository's snapshots: %w", err)
-	}
 	parent, err := latestManifest(ctx, r, idx, src.Graph)
 	if err != nil {
 		return nil, err
@@ -141,8 +206,8 @@ func Create(ctx context.Context, r *repo.Repository, src Source, opts Options) (
 		parent:    indexEntries(parent),
 		seen:      map[string]repo.FileEntry{},
 		validated: map[string]validated{},
+		uploads:   pool.start(ctx),
 	}
-	b.uploads = newUploader(ctx, r, opts.Uploads)
 	c, err := b.take(start)
 	if err != nil {
 		b.uploads.abort()
@@ -205,7 +270,7 @@ type builder struct {
 	seen      map[string]repo.FileEntry // read by an earlier cut of this backup
 	validated map[string]validated      // what this backup's reads of LightRAG files found
 	pipeline  *lightrag.Pipeline
-	uploads   *uploader
+	uploads   *uploads
 	chunker   *chunker.Chunker
 	added     int64
 	reused    int
@@ -263,104 +328,6 @@ func errOr(err error, msg string) any {
 		return err
 	}
 	return msg
-}
-
-// uploader compresses, encrypts and stores chunks with bounded parallelism
-// and bounded memory: put blocks while every worker is busy.
-type uploader struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-	repo   *repo.Repository
-	jobs   chan upload
-	wg     sync.WaitGroup
-	stored atomic.Int64
-	mu     sync.Mutex
-	err    error
-	ids    []repo.ChunkID // stored, to be synced before the commit
-}
-
-type upload struct {
-	id    repo.ChunkID
-	chunk *sharedChunk
-}
-
-func newUploader(ctx context.Context, r *repo.Repository, workers int) *uploader {
-	ctx, cancel := context.WithCancel(ctx)
-	u := &uploader{ctx: ctx, cancel: cancel, repo: r, jobs: make(chan upload)}
-	for range workers {
-		u.wg.Add(1)
-		go u.work()
-	}
-	return u
-}
-
-func (u *uploader) work() {
-	defer u.wg.Done()
-	var encoded []byte // this worker's buffer, reused chunk after chunk
-	for job := range u.jobs {
-		if u.ctx.Err() != nil {
-			job.chunk.release()
-			continue
-		}
-		encoded = u.repo.EncodeChunkTo(encoded, job.id, job.chunk.data)
-		job.chunk.release()
-		if err := u.repo.PutChunkDeferred(u.ctx, job.id, encoded); err != nil {
-			u.fail(fmt.Errorf("store chunk %s: %w", job.id, err))
-			continue
-		}
-		u.stored.Add(int64(len(encoded)))
-		u.mu.Lock()
-		u.ids = append(u.ids, job.id)
-		u.mu.Unlock()
-	}
-}
-
-func (u *uploader) fail(err error) {
-	u.mu.Lock()
-	if u.err == nil {
-		u.err = err
-	}
-	u.mu.Unlock()
-	u.cancel()
-}
-
-// put queues a chunk, which the uploader releases once encoded; it returns
-// the first upload error, if any.
-func (u *uploader) put(id repo.ChunkID, c *sharedChunk) error {
-	select {
-	case u.jobs <- upload{id: id, chunk: c}:
-		return nil
-	case <-u.ctx.Done():
-		c.release()
-		u.mu.Lock()
-		defer u.mu.Unlock()
-		if u.err != nil {
-			return u.err
-		}
-		return u.ctx.Err()
-	}
-}
-
-// wait finishes the uploads and returns the bytes stored.
-func (u *uploader) wait() (int64, error) {
-	close(u.jobs)
-	u.wg.Wait()
-	u.cancel()
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.stored.Load(), u.err
-}
-
-// storedIDs are the chunks this uploader stored (call after wait).
-func (u *uploader) storedIDs() []repo.ChunkID {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.ids
-}
-
-func (u *uploader) abort() {
-	u.cancel()
-	_, _ = u.wait()
 }
 
 // sharedChunk is a pooled copy of a chunk read by several consumers at once

@@ -83,18 +83,13 @@ func (s *Service) Backup(ctx context.Context, req BackupRequest) (*BackupReport,
 		return nil, err
 	}
 	out := &BackupReport{Skipped: skipped}
-	for _, src := range sources {
-		var progress func(backup.Progress)
-		if req.Progress != nil {
-			progress = req.Progress(src.Graph)
-		}
-		res, err := s.BackupSource(ctx, src, progress)
-		if err != nil {
+	for _, o := range s.backupAll(ctx, sources, req.Progress) {
+		if o.Err != nil {
 			out.Failed++
-			out.Results = append(out.Results, &BackupResult{Graph: src.Graph, Error: err.Error()})
+			out.Results = append(out.Results, &BackupResult{Graph: o.Graph, Error: o.Err.Error()})
 			continue
 		}
-		out.Results = append(out.Results, res)
+		out.Results = append(out.Results, backupResult(o.Result))
 	}
 	if req.Replicate && out.Failed < len(sources) {
 		res, err := s.Replicate(ctx, "", "")
@@ -120,21 +115,48 @@ func (s *Service) BackupSource(ctx context.Context, src backup.Source, progress 
 }
 
 func (s *Service) backupRaw(ctx context.Context, src backup.Source, progress func(backup.Progress)) (*backup.Result, error) {
+	var byGraph func(string) func(backup.Progress)
+	if progress != nil {
+		byGraph = func(string) func(backup.Progress) { return progress }
+	}
+	o := s.backupAll(ctx, []backup.Source{src}, byGraph)[0]
+	return o.Result, o.Err
+}
+
+// backupAll snapshots sources together (backup.CreateAll), reporting each
+// graph's progress to progress(graph) when set.
+func (s *Service) backupAll(ctx context.Context, sources []backup.Source, progress func(graph string) func(backup.Progress)) []backup.Outcome {
 	r, err := s.Primary(ctx)
 	if err != nil {
-		return nil, err
+		out := make([]backup.Outcome, len(sources))
+		for i, src := range sources {
+			out[i] = backup.Outcome{Graph: src.Graph, Err: err}
+		}
+		return out
 	}
 	opts := s.cfg.Backup
-	opts.Lease, opts.Progress = s.cfg.Lease, progress
-	res, err := backup.Create(ctx, r, src, opts)
-	if err != nil {
-		return nil, err
+	opts.Lease = s.cfg.Lease
+	if progress != nil {
+		perGraph := make(map[string]func(backup.Progress), len(sources))
+		for _, src := range sources {
+			if p := progress(src.Graph); p != nil {
+				perGraph[src.Graph] = p
+			}
+		}
+		opts.Progress = func(p backup.Progress) {
+			if f := perGraph[p.Graph]; f != nil {
+				f(p)
+			}
+		}
 	}
-	if s.cfg.Hooks.Snapshot != nil {
-		s.cfg.Hooks.Snapshot(res.Manifest, res.Duration)
+	out := backup.CreateAll(ctx, r, sources, opts)
+	for _, o := range out {
+		if o.Err == nil && s.cfg.Hooks.Snapshot != nil {
+			s.cfg.Hooks.Snapshot(o.Result.Manifest, o.Result.Duration)
+		}
 	}
 	s.changed()
-	return res, nil
+	return out
 }
 
 // Sources lists the graphs this machine knows.
