@@ -88,7 +88,9 @@ rclone:
 
 ## bench: Go micro-benchmarks; graphkeep against restic on ~550 MB of
 ## LightRAG-shaped data; replication against rclone copy (local folder and
-## MinIO on loopback); graphkeep alone on ~2.2 GB for memory scaling.
+## MinIO on loopback); graphkeep, restic and kopia on a local folder, MinIO
+## on loopback and MinIO behind a 15 ms-each-way toxiproxy; graphkeep alone
+## on ~2.2 GB for memory scaling.
 ## Needs about 8 GB of free disk under .cache/bench.
 bench: build $(RESTIC) $(KOPIA) $(MINIO_BIN) rclone
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./core/...

@@ -73,12 +73,20 @@ func main() {
 		jobsBench(dir)
 		return
 	}
+	if *serveSlow {
+		serveLatency(dir)
+		return
+	}
 	if *liveOnly {
 		liveBench(dir)
 		return
 	}
 	base, grown := filepath.Join(dir, "data-base"), filepath.Join(dir, "data-grown")
 	size := prepare(base, grown, int64(*sizeMB)<<20)
+	if *storesOnly {
+		storesBench(dir, base, size)
+		return
+	}
 	fmt.Printf("data set: %d graphs, %s (growth step: +%.0f%% documents per graph)\n", len(graphs), mb(size), *growPercent)
 
 	results := map[string]map[step][]measurement{"graphkeep": {}, "restic": {}}
@@ -91,6 +99,7 @@ func main() {
 		}
 	}
 	report(results, size)
+	storesBench(dir, base, size)
 	if *rcloneBin != "" {
 		replicationBench(dir)
 	}
@@ -149,6 +158,7 @@ func runRound(tool, dir, base, grown string) map[step]measurement {
 		must(os.RemoveAll(p))
 	}
 	copyTree(base, live)
+	atRest(live)
 	t := newTool(tool, dir, repoDir, live)
 	t.init()
 
@@ -158,6 +168,7 @@ func runRound(tool, dir, base, grown string) map[step]measurement {
 	for _, g := range graphs { // LightRAG's way: each file replaced by rename
 		replaceFiles(filepath.Join(grown, g), filepath.Join(live, g))
 	}
+	atRest(live)
 	out[stepGrowth] = t.measure(repoDir, t.backup())
 	out[stepRestore] = t.measure(repoDir, t.restore(restored))
 	for _, g := range graphs {
