@@ -43,14 +43,62 @@ type Index struct {
 	Chunks map[ChunkID]int
 }
 
-// Index lists the snapshots (all graphs), reads their manifests through
-// the cache, and drops cache entries of snapshots that are gone.
+// Index lists the snapshots (all graphs) and returns what their manifests
+// name. The result of the last call is kept on local disk (indexFile), so
+// only manifests new since then are read: a backup's cost does not grow with
+// the repository's history. When a snapshot it covered is gone (forgotten),
+// the index is rebuilt from every manifest, as Rebuild does.
 func (c *Cache) Index(ctx context.Context) (*Index, error) {
 	refs, err := c.repo.ListSnapshots(ctx, "")
 	if err != nil {
 		return nil, err
 	}
-	idx := &Index{Snapshots: refs, Chunks: make(map[ChunkID]int)}
+	kept, err := c.loadIndex()
+	if err != nil {
+		return c.rebuild(ctx, refs)
+	}
+	live := make(map[string]bool, len(refs))
+	for _, ref := range refs {
+		live[ref.Key()] = true
+	}
+	for key := range kept.covered {
+		if !live[key] {
+			return c.rebuild(ctx, refs)
+		}
+	}
+	added := false
+	for _, ref := range refs {
+		if kept.covered[ref.Key()] {
+			continue
+		}
+		m, err := c.Manifest(ctx, ref)
+		if errors.Is(err, ErrSnapshotMissing) {
+			continue // forgotten since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		kept.add(ref, m)
+		added = true
+	}
+	if added {
+		c.saveIndex(kept)
+	}
+	return kept.index(refs), nil
+}
+
+// Rebuild is Index reading every manifest (through the cache), whatever the
+// kept index says: for prune, which deletes what no manifest names.
+func (c *Cache) Rebuild(ctx context.Context) (*Index, error) {
+	refs, err := c.repo.ListSnapshots(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	return c.rebuild(ctx, refs)
+}
+
+func (c *Cache) rebuild(ctx context.Context, refs []SnapshotRef) (*Index, error) {
+	kept := newKeptIndex()
 	live := make(map[string]bool, len(refs))
 	for _, ref := range refs {
 		m, err := c.Manifest(ctx, ref)
@@ -61,12 +109,11 @@ func (c *Cache) Index(ctx context.Context) (*Index, error) {
 			return nil, err
 		}
 		live[c.path(ref)] = true
-		for id, size := range m.ChunkIDs() {
-			idx.Chunks[id] = size
-		}
+		kept.add(ref, m)
 	}
 	c.dropExcept(live)
-	return idx, nil
+	c.saveIndex(kept)
+	return kept.index(refs), nil
 }
 
 func (c *Cache) path(ref SnapshotRef) string {

@@ -48,7 +48,9 @@ func Prune(ctx context.Context, r *repo.Repository, opts PruneOptions) (*PruneRe
 	}
 	defer lease.Release()
 
-	idx, err := r.Cache().Index(ctx)
+	// From every manifest, not the kept index: what prune deletes must be
+	// named by no manifest at all.
+	idx, err := r.Cache().Rebuild(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("prune: read snapshots: %w", err)
 	}

@@ -1,0 +1,167 @@
+package repo
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// indexFile keeps, beside the cached manifests, the snapshots last indexed
+// and the chunks they name with their sizes, in a compact binary form:
+//
+//	"GKIDX1\\n" | uint32 snapshots | (uint8 len, graph, uint8 len, id)... |
+//	uint32 chunks | (32-byte id, uint32 size)... | SHA-256 of all before
+//
+// It is a cache: any damage makes Index rebuild it from the manifests.
+const indexFile = "index-v1.bin"
+
+var indexMagic = []byte("GKIDX1\n")
+
+// keptIndex is the content of indexFile.
+type keptIndex struct {
+	covered map[string]bool // SnapshotRef.Key()
+	chunks  map[ChunkID]int
+}
+
+func newKeptIndex() *keptIndex {
+	return &keptIndex{covered: map[string]bool{}, chunks: map[ChunkID]int{}}
+}
+
+func (k *keptIndex) add(ref SnapshotRef, m *Manifest) {
+	k.covered[ref.Key()] = true
+	for id, size := range m.ChunkIDs() {
+		k.chunks[id] = size
+	}
+}
+
+// index is the Index for refs (the listing; snapshots forgotten since it
+// are not in covered and name nothing here).
+func (k *keptIndex) index(refs []SnapshotRef) *Index {
+	return &Index{Snapshots: refs, Chunks: k.chunks}
+}
+
+func (c *Cache) indexPath() string { return filepath.Join(c.dir, indexFile) }
+
+func (c *Cache) loadIndex() (*keptIndex, error) {
+	data, err := os.ReadFile(c.indexPath())
+	if err != nil {
+		return nil, err
+	}
+	return decodeKeptIndex(data)
+}
+
+// saveIndex writes the index atomically; a cache that cannot be written
+// only costs speed.
+func (c *Cache) saveIndex(k *keptIndex) {
+	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(c.dir, ".tmp-index-*")
+	if err != nil {
+		return
+	}
+	_, werr := tmp.Write(k.encode())
+	cerr := tmp.Close()
+	if werr != nil || cerr != nil || os.Rename(tmp.Name(), c.indexPath()) != nil {
+		_ = os.Remove(tmp.Name())
+	}
+}
+
+func (k *keptIndex) encode() []byte {
+	var b bytes.Buffer
+	b.Write(indexMagic)
+	b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(k.covered))))
+	for key := range k.covered {
+		ref, _ := parseSnapshotKey(key)
+		b.WriteByte(byte(len(ref.Graph)))
+		b.WriteString(ref.Graph)
+		b.WriteByte(byte(len(ref.ID)))
+		b.WriteString(ref.ID)
+	}
+	b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(k.chunks))))
+	for id, size := range k.chunks {
+		b.Write(id[:])
+		b.Write(binary.BigEndian.AppendUint32(nil, uint32(size)))
+	}
+	sum := sha256.Sum256(b.Bytes())
+	b.Write(sum[:])
+	return b.Bytes()
+}
+
+var errBadIndex = errors.New("damaged index file")
+
+func decodeKeptIndex(data []byte) (*keptIndex, error) {
+	if len(data) < len(indexMagic)+sha256.Size || !bytes.HasPrefix(data, indexMagic) {
+		return nil, errBadIndex
+	}
+	body, sum := data[:len(data)-sha256.Size], data[len(data)-sha256.Size:]
+	if got := sha256.Sum256(body); !bytes.Equal(got[:], sum) {
+		return nil, errBadIndex
+	}
+	r := body[len(indexMagic):]
+	next := func(n int) ([]byte, error) {
+		if n > len(r) {
+			return nil, errBadIndex
+		}
+		out := r[:n]
+		r = r[n:]
+		return out, nil
+	}
+	count := func() (int, error) {
+		b, err := next(4)
+		if err != nil {
+			return 0, err
+		}
+		return int(binary.BigEndian.Uint32(b)), nil
+	}
+	str := func() (string, error) {
+		n, err := next(1)
+		if err != nil {
+			return "", err
+		}
+		b, err := next(int(n[0]))
+		return string(b), err
+	}
+	k := newKeptIndex()
+	refs, err := count()
+	if err != nil {
+		return nil, err
+	}
+	for range refs {
+		graph, err := str()
+		if err != nil {
+			return nil, err
+		}
+		id, err := str()
+		if err != nil {
+			return nil, err
+		}
+		if !ValidGraphID(graph) || !ValidSnapshotID(id) {
+			return nil, fmt.Errorf("%w: snapshot %q/%q", errBadIndex, graph, id)
+		}
+		k.covered[SnapshotRef{Graph: graph, ID: id}.Key()] = true
+	}
+	chunks, err := count()
+	if err != nil {
+		return nil, err
+	}
+	if chunks > len(r)/36 {
+		return nil, errBadIndex
+	}
+	k.chunks = make(map[ChunkID]int, chunks)
+	for range chunks {
+		b, err := next(36)
+		if err != nil {
+			return nil, err
+		}
+		k.chunks[ChunkID(b[:32])] = int(binary.BigEndian.Uint32(b[32:]))
+	}
+	if len(r) != 0 {
+		return nil, errBadIndex
+	}
+	return k, nil
+}
