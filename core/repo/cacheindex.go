@@ -75,12 +75,9 @@ func (k *keptIndex) encode() []byte {
 	var b bytes.Buffer
 	b.Write(indexMagic)
 	b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(k.covered))))
-	for key := range k.covered {
-		ref, _ := parseSnapshotKey(key)
-		b.WriteByte(byte(len(ref.Graph)))
-		b.WriteString(ref.Graph)
-		b.WriteByte(byte(len(ref.ID)))
-		b.WriteString(ref.ID)
+	for key := range k.covered { // "snapshots/<graph>/<id>": under 255 bytes
+		b.WriteByte(byte(len(key)))
+		b.WriteString(key)
 	}
 	b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(k.chunks))))
 	for id, size := range k.chunks {
@@ -118,32 +115,24 @@ func decodeKeptIndex(data []byte) (*keptIndex, error) {
 		}
 		return int(binary.BigEndian.Uint32(b)), nil
 	}
-	str := func() (string, error) {
-		n, err := next(1)
-		if err != nil {
-			return "", err
-		}
-		b, err := next(int(n[0]))
-		return string(b), err
-	}
 	k := newKeptIndex()
 	refs, err := count()
 	if err != nil {
 		return nil, err
 	}
 	for range refs {
-		graph, err := str()
+		n, err := next(1)
 		if err != nil {
 			return nil, err
 		}
-		id, err := str()
+		key, err := next(int(n[0]))
 		if err != nil {
 			return nil, err
 		}
-		if !ValidGraphID(graph) || !ValidSnapshotID(id) {
-			return nil, fmt.Errorf("%w: snapshot %q/%q", errBadIndex, graph, id)
+		if _, ok := parseSnapshotKey(string(key)); !ok {
+			return nil, fmt.Errorf("%w: snapshot key %q", errBadIndex, key)
 		}
-		k.covered[SnapshotRef{Graph: graph, ID: id}.Key()] = true
+		k.covered[string(key)] = true
 	}
 	chunks, err := count()
 	if err != nil {
