@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,4 +151,79 @@ func TestConcurrentBackupAndPrune(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.dir, "check-g1")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestKill9DuringPrune kills prune at random points of its run (listing,
+// publishing what it will delete, waiting for a running backup, deleting)
+// while backups go on: no committed snapshot ever loses a chunk, a backup
+// never waits for the dead prune, and the next prune cleans up after it.
+func TestKill9DuringPrune(t *testing.T) {
+	e := newEnv(t)
+	e.extra = []string{"GRAPHKEEP_LEASE_TTL=2s"}
+	dir := filepath.Join(e.root, "g1")
+	spec := fixture.Spec{Docs: 30, EmbeddingDim: 256, Seed: 11}
+	if err := fixture.Generate(dir, spec); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("init", "--avg-chunk-size", "16384")
+	rng := rand.New(rand.NewPCG(5, 5))
+	repoDir := strings.TrimPrefix(e.repo, "file://")
+	for round := 0; round < 6; round++ {
+		var err error
+		if spec, err = fixture.Grow(dir, spec, 3); err != nil {
+			t.Fatal(err)
+		}
+		e.ok("backup", "g1", "--quiet-window", "0")
+		e.ok("forget", "--keep-last", "1")
+
+		// A backup runs beside the prune the whole time (so the prune has
+		// a writer to wait for), and the prune dies at a random moment.
+		backupDone := make(chan error, 1)
+		go func() {
+			cmd := exec.Command(binary, "backup", "g1", "--quiet-window", "0")
+			cmd.Env = e.environ()
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				err = fmt.Errorf("%v: %s", err, out)
+			}
+			backupDone <- err
+		}()
+		prune := exec.Command(binary, "prune")
+		prune.Env = e.environ()
+		if err := prune.Start(); err != nil {
+			t.Fatal(err)
+		}
+		delay := time.Duration(rng.IntN(600)) * time.Millisecond
+		time.Sleep(delay)
+		_ = prune.Process.Signal(syscall.SIGKILL)
+		_ = prune.Wait()
+		records, _ := filepath.Glob(filepath.Join(repoDir, "gc", "*", "*"))
+		t.Logf("round %d: prune killed after %s, %d records left", round, delay, len(records))
+		if err := <-backupDone; err != nil {
+			t.Fatalf("round %d (prune killed after %s): backup beside it: %v", round, delay, err)
+		}
+		// A backup right after the kill does not wait out the dead prune.
+		start := time.Now()
+		e.ok("backup", "g1", "--quiet-window", "0")
+		if took := time.Since(start); took > 20*time.Second {
+			t.Fatalf("round %d: a backup after the killed prune took %s", round, took)
+		}
+		e.ok("verify")
+	}
+	time.Sleep(3 * time.Second) // the last dead prune's lease expires
+	e.ok("prune")
+	if left, _ := filepath.Glob(filepath.Join(repoDir, "gc", "*", "*")); len(left) != 0 {
+		t.Fatalf("records of dead prunes left after a prune: %v", left)
+	}
+	var dry struct {
+		Unreferenced int `json:"unreferenced_chunks"`
+	}
+	e.jsonOut(&dry, "prune", "--dry-run")
+	if dry.Unreferenced != 0 {
+		t.Fatalf("%d unreferenced chunks left after a full prune", dry.Unreferenced)
+	}
+	e.ok("verify", "--read-data")
+	to := filepath.Join(e.dir, "restored")
+	e.ok("restore", "g1", "latest", "--to", to)
+	sameTree(t, dir, to)
 }

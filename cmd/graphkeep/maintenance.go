@@ -109,6 +109,15 @@ func printPrune(res *retention.PruneResult) {
 		return
 	}
 	fmt.Printf("prune: deleted %d unreferenced chunks (%s); %d chunks referenced\n", res.Deleted, humanBytes(res.UnreferencedSz), res.Referenced)
+	if res.Rescued > 0 {
+		fmt.Printf("prune: kept %d chunks that snapshots committed during the prune named again\n", res.Rescued)
+	}
+	if res.Recent > 0 {
+		fmt.Printf("prune: left %d unreferenced chunks written since the oldest running backup began (it may still name them); a later prune decides\n", res.Recent)
+	}
+	if res.DeadSweeps > 0 {
+		fmt.Printf("prune: removed the records of %d prunes that died\n", res.DeadSweeps)
+	}
 }
 
 func statsCmd(g *globals) *cobra.Command {

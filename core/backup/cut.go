@@ -322,7 +322,7 @@ func (b *builder) file(e *repo.FileEntry, f *os.File) error {
 	for _, known := range []map[string]repo.FileEntry{b.seen, b.parent} {
 		p, ok := known[e.Path]
 		if ok && p.Type == repo.TypeFile && p.Size == e.Size && p.MTime.Equal(e.MTime) && p.Inode == e.Inode &&
-			p.Inode != 0 && p.Mode == e.Mode && reusable(e.Path, p.LightRAG) {
+			p.Inode != 0 && p.Mode == e.Mode && reusable(e.Path, p.LightRAG) && !b.namesCondemned(p.Chunks) {
 			e.SHA256, e.Chunks, e.LightRAG = p.SHA256, p.Chunks, p.LightRAG
 			b.reused++
 			b.advance(e.Size, 1)
@@ -334,6 +334,21 @@ func (b *builder) file(e *repo.FileEntry, f *os.File) error {
 	}
 	b.advance(0, 1)
 	return nil
+}
+
+// namesCondemned reports whether refs name a chunk a running prune may
+// delete and this backup has not stored itself: such a file is read again,
+// so the chunk is stored once the prune has ended.
+func (b *builder) namesCondemned(refs []repo.ChunkRef) bool {
+	if !b.condemned.Any() {
+		return false
+	}
+	for _, c := range refs {
+		if !b.inFlight[c.ID] && b.condemned.Has(c.ID) {
+			return true
+		}
+	}
+	return false
 }
 
 // validationOf is what the validator knows of e's file: what this backup's
@@ -389,6 +404,15 @@ func (b *builder) read(e *repo.FileEntry, f *os.File) error {
 		id := b.repo.HashChunk(data)
 		refs = append(refs, repo.ChunkRef{ID: id, Size: len(data)})
 		_, known := b.known[id]
+		if b.condemned.Any() && !b.inFlight[id] && b.condemned.Has(id) {
+			// A running prune may delete it: once the prune has ended,
+			// store it again.
+			if err := b.condemned.Wait(b.ctx); err != nil {
+				validate.Close()
+				return fmt.Errorf("wait for the running prune: %w", err)
+			}
+			known = false
+		}
 		upload := !known && !b.inFlight[id]
 		if upload || validate != nil {
 			// One copy (the chunker reuses its buffer), shared by the

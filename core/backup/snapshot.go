@@ -155,10 +155,24 @@ func CreateAll(ctx context.Context, r *repo.Repository, srcs []Source, opts Opti
 	}
 	defer lease.Release()
 
-	// Under the shared lease no prune runs, so every chunk a manifest names
-	// stays in the repository until these backups commit.
-	idx, err := r.Cache().Index(ctx)
-	if err != nil {
+	// A prune that started before this lease may delete chunks the index
+	// still names, or that are stored but named by no manifest: the
+	// condemned set says which (repo/sweep.go). Any prune that starts later
+	// waits for this lease and reads these backups' manifests.
+	var (
+		idx       *repo.Index
+		condemned *repo.Condemned
+	)
+	var reads errgroup.Group
+	reads.Go(func() (err error) {
+		condemned, err = r.Condemned(ctx, lease, opts.Lease)
+		return err
+	})
+	reads.Go(func() (err error) {
+		idx, err = r.Cache().Index(ctx)
+		return err
+	})
+	if err := reads.Wait(); err != nil {
 		return fail(fmt.Errorf("read the repository's snapshots: %w", err))
 	}
 	pool := newUploadPool(r, opts.Uploads, opts.UploadBuffer)
@@ -168,7 +182,7 @@ func CreateAll(ctx context.Context, r *repo.Repository, srcs []Source, opts Opti
 	g.SetLimit(opts.Graphs)
 	for i, src := range srcs {
 		g.Go(func() error {
-			out[i].Result, out[i].Err = create(ctx, r, idx, lease, pool, src, opts)
+			out[i].Result, out[i].Err = create(ctx, r, idx, condemned, lease, pool, src, opts)
 			return nil
 		})
 	}
@@ -178,7 +192,7 @@ func CreateAll(ctx context.Context, r *repo.Repository, srcs []Source, opts Opti
 
 // create takes one graph's snapshot under lease, deduplicating against
 // idx.
-func create(ctx context.Context, r *repo.Repository, idx *repo.Index, lease *repo.Lease, pool *uploadPool, src Source, opts Options) (*Result, error) {
+func create(ctx context.Context, r *repo.Repository, idx *repo.Index, condemned *repo.Condemned, lease *repo.Lease, pool *uploadPool, src Source, opts Options) (*Result, error) {
 	start := time.Now()
 	if err := repo.CheckGraphID(src.Graph); err != nil {
 		return nil, err
@@ -202,6 +216,7 @@ func create(ctx context.Context, r *repo.Repository, idx *repo.Index, lease *rep
 	b := &builder{
 		ctx: ctx, repo: r, opts: opts, graph: src.Graph, dir: dir, pipeline: src.Pipeline,
 		known:     idx.Chunks,
+		condemned: condemned,
 		inFlight:  make(map[repo.ChunkID]bool),
 		parent:    indexEntries(parent),
 		seen:      map[string]repo.FileEntry{},
@@ -265,6 +280,7 @@ type builder struct {
 	graph     string
 	dir       string
 	known     map[repo.ChunkID]int
+	condemned *repo.Condemned       // chunks a running prune may delete
 	inFlight  map[repo.ChunkID]bool // chunks this backup stores
 	parent    map[string]repo.FileEntry
 	seen      map[string]repo.FileEntry // read by an earlier cut of this backup

@@ -79,6 +79,17 @@ func Replicate(ctx context.Context, r *repo.Repository, t Target, dst blob.Store
 	// skip the HEAD before each copy.
 	c.fresh = fresh
 	view := r.OnStore(dst, opts.CacheDir)
+	// A prune may run on the target too (it is a repository): hold a shared
+	// lease there, and keep off the chunks a prune running there may delete
+	// (repo/sweep.go), as a backup does.
+	targetLease, err := view.AcquireLease(ctx, repo.Shared, "replicate from "+r.Store().Location(), opts.Lease)
+	if err != nil {
+		return res, fmt.Errorf("target %s: %w", t.ID, err)
+	}
+	defer targetLease.Release()
+	if c.condemned, err = view.Condemned(ctx, targetLease, opts.Lease); err != nil {
+		return res, fmt.Errorf("target %s: %w", t.ID, err)
+	}
 	have, err := view.ListSnapshots(ctx, "")
 	if err != nil {
 		return res, fmt.Errorf("target %s: %w", t.ID, err)
@@ -114,7 +125,7 @@ func Replicate(ctx context.Context, r *repo.Repository, t Target, dst blob.Store
 		}
 		var need []repo.ChunkID
 		for id := range m.ChunkIDs() {
-			if !targetChunks[id] {
+			if !targetChunks[id] || c.condemned.Has(id) {
 				need = append(need, id)
 			}
 		}
@@ -176,7 +187,9 @@ type copier struct {
 	opts     Options
 	res      *Result
 	fresh    bool // the target held no chunks when the run began
-	mu       sync.Mutex
+	// condemned are chunks a prune running on the target may delete.
+	condemned *repo.Condemned
+	mu        sync.Mutex
 }
 
 // object copies key; with ifAbsent an object already there is success.
@@ -202,7 +215,15 @@ func (c *copier) chunks(ctx context.Context, ids []repo.ChunkID) error {
 	for _, id := range ids {
 		key := repo.ChunkKey(id)
 		g.Go(func() error {
-			if !c.fresh {
+			condemned := c.condemned.Any() && c.condemned.Has(id)
+			if condemned {
+				// A prune running on the target may delete it: copy it
+				// again once that prune has ended.
+				if err := c.condemned.Wait(gctx); err != nil {
+					return fmt.Errorf("wait for the prune running on the target: %w", err)
+				}
+			}
+			if !c.fresh && !condemned {
 				sctx, cancel := context.WithTimeout(gctx, c.opts.ObjectTimeout)
 				there, err := blob.Exists(sctx, c.dst, key)
 				cancel()

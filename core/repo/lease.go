@@ -16,8 +16,11 @@ import (
 	"github.com/graphkeep/graphkeep/blob"
 )
 
-// Leases keep exclusive work (prune) and shared work (backup) apart across
-// processes and hosts. A lease is an object under leases/ with an expiry its
+// Leases keep work that must not overlap apart across processes and hosts:
+// one prune at a time, and exclusive work (none today but kept in the
+// format) apart from everything. Backups and replication take shared
+// leases, which a prune never blocks: it waits for them instead (see
+// sweep.go). A lease is an object under leases/ with an expiry its
 // holder renews; a holder that dies stops renewing, and its lease stops
 // counting after TTL (plus a margin for clock skew). Nothing else is needed
 // to recover from a crash.
@@ -31,7 +34,13 @@ const LeasePrefix = "leases/"
 
 // Lease kinds.
 const (
-	Shared    = "shared"
+	// Shared is held by work that writes manifests naming chunks (backup,
+	// replication). Shared leases never conflict with each other or with
+	// Prune.
+	Shared = "shared"
+	// Prune is held by a prune. Two prunes never run at once.
+	Prune = "prune"
+	// Exclusive conflicts with every other lease.
 	Exclusive = "exclusive"
 )
 
@@ -90,9 +99,10 @@ type Lease struct {
 	done        chan struct{}
 }
 
-// AcquireLease takes a lease of kind Shared or Exclusive for purpose
-// ("backup g1", "prune"). A shared lease waits while an exclusive one is
-// held; an exclusive one waits while any other is held.
+// AcquireLease takes a lease of kind Shared, Prune or Exclusive for
+// purpose ("backup g1", "prune"). A lease waits while a conflicting one is
+// held: an exclusive one conflicts with every lease, a prune with another
+// prune.
 func (r *Repository) AcquireLease(ctx context.Context, kind, purpose string, opts LeaseOptions) (*Lease, error) {
 	opts.applyDefaults()
 	host, _ := os.Hostname()
@@ -154,7 +164,7 @@ func (r *Repository) conflictingLease(ctx context.Context, l *Lease) (*LeaseInfo
 			_ = r.store.Delete(ctx, o.Key) // its holder is gone
 			return nil
 		}
-		if l.info.Kind == Exclusive || other.Kind == Exclusive {
+		if conflicts(l.info.Kind, other.Kind) {
 			blocker = other
 		}
 		return nil
@@ -165,13 +175,96 @@ func (r *Repository) conflictingLease(ctx context.Context, l *Lease) (*LeaseInfo
 	return blocker, nil
 }
 
+func conflicts(a, b string) bool {
+	return a == Exclusive || b == Exclusive || (a == Prune && b == Prune)
+}
+
+func knownLeaseKind(kind string) bool {
+	return kind == Shared || kind == Prune || kind == Exclusive
+}
+
+// HeldLease is a lease some process holds, as LiveLeases found it.
+type HeldLease struct {
+	Key string
+	LeaseInfo
+}
+
+// LiveLeases lists the leases whose holders are alive (renewed within TTL
+// plus skew).
+func (r *Repository) LiveLeases(ctx context.Context, opts LeaseOptions) ([]HeldLease, error) {
+	opts.applyDefaults()
+	var out []HeldLease
+	err := blob.Walk(ctx, r.store, LeasePrefix, func(o blob.Object) error {
+		info, err := r.readLease(ctx, o.Key)
+		if errors.Is(err, blob.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !time.Now().After(info.Expires.Add(opts.Skew)) {
+			out = append(out, HeldLease{Key: o.Key, LeaseInfo: *info})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list leases: %w", err)
+	}
+	return out, nil
+}
+
+// leaseAlive reports whether the lease at key is still held.
+func (r *Repository) leaseAlive(ctx context.Context, key string, opts LeaseOptions) (bool, error) {
+	opts.applyDefaults()
+	info, err := r.readLease(ctx, key)
+	if errors.Is(err, blob.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return !time.Now().After(info.Expires.Add(opts.Skew)), nil
+}
+
+// WaitLeases waits until none of the leases at keys is held any more
+// (released, or expired because its holder died), polling every
+// opts.Poll, for at most wait.
+func (r *Repository) WaitLeases(ctx context.Context, keys []string, wait time.Duration, opts LeaseOptions) error {
+	opts.applyDefaults()
+	deadline := time.Now().Add(wait)
+	for len(keys) > 0 {
+		alive, err := r.leaseAlive(ctx, keys[0], opts)
+		if err != nil {
+			return err
+		}
+		if !alive {
+			keys = keys[1:]
+			continue
+		}
+		if time.Now().After(deadline) {
+			info, _ := r.readLease(ctx, keys[0])
+			what := keys[0]
+			if info != nil {
+				what = fmt.Sprintf("%q (pid %d on %s, since %s)", info.Purpose, info.PID, info.Host, info.Created.Format(time.RFC3339))
+			}
+			return fmt.Errorf("%w: waited %s for %s to finish", ErrLeaseBusy, wait, what)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(opts.Poll):
+		}
+	}
+	return nil
+}
+
 func (r *Repository) readLease(ctx context.Context, key string) (*LeaseInfo, error) {
 	data, err := blob.ReadAll(ctx, r.store, key)
 	if err != nil {
 		return nil, err
 	}
 	var info LeaseInfo
-	if err := json.Unmarshal(data, &info); err != nil || (info.Kind != Shared && info.Kind != Exclusive) {
+	if err := json.Unmarshal(data, &info); err != nil || !knownLeaseKind(info.Kind) {
 		// Unreadable: treat it as exclusive until it ages out by mtime.
 		info = LeaseInfo{Kind: Exclusive, Purpose: "unreadable lease " + strings.TrimPrefix(key, LeasePrefix), Expires: time.Now().Add(time.Minute)}
 		if a, statErr := r.store.Stat(ctx, key); statErr == nil {
@@ -227,6 +320,9 @@ func (l *Lease) Check() error {
 	}
 	return nil
 }
+
+// Key is the lease's object key.
+func (l *Lease) Key() string { return l.key }
 
 // Release stops renewing and deletes the lease.
 func (l *Lease) Release() error {

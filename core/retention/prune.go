@@ -4,9 +4,11 @@ import (
 	"github.com/graphkeep/graphkeep/core/problem"
 
 	"context"
+	"errors"
 	"fmt"
 	"strings"
-	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -21,8 +23,13 @@ var ErrPinned = problem.New(problem.Conflict, "conflict", "pinned by a checkpoin
 type PruneOptions struct {
 	DryRun bool
 	Lease  repo.LeaseOptions
-	// Deletes is how many deletes run at once. Default 16.
+	// Deletes is how many deletes run at once. Default: what the store
+	// keeps in flight (blob.RequestsOf), at least 16.
 	Deletes int
+	// WaitWriters bounds how long Prune waits for the backups and
+	// replications that were running when it published what it will
+	// delete. Default 1 hour.
+	WaitWriters time.Duration
 }
 
 // PruneResult is what Prune found and did.
@@ -31,69 +38,179 @@ type PruneResult struct {
 	Stored         int   `json:"stored_chunks"`
 	Unreferenced   int   `json:"unreferenced_chunks"`
 	UnreferencedSz int64 `json:"unreferenced_bytes"`
-	Deleted        int   `json:"deleted_chunks"`
-	DryRun         bool  `json:"dry_run"`
+	// Recent are unreferenced chunks written since the oldest backup still
+	// running began: they may be its uploads, so a later prune decides.
+	Recent int `json:"recent_chunks_kept"`
+	// Rescued are chunks a snapshot committed while Prune waited named
+	// again: they stay.
+	Rescued int `json:"rescued_chunks"`
+	Deleted int `json:"deleted_chunks"`
+	// DeadSweeps are records of earlier prunes that died, removed.
+	DeadSweeps int  `json:"dead_prunes_cleaned"`
+	DryRun     bool `json:"dry_run"`
 }
 
-// Prune deletes the chunks that no snapshot names. It holds the exclusive
-// lease throughout: no backup runs meanwhile, so no backup can be relying on
-// a chunk Prune deletes. It is the one operation that lists chunks/.
+// Prune deletes the chunks that no snapshot names. Backups go on while it
+// runs: it takes a lease that excludes only another prune, publishes what
+// it means to delete, waits for the backups and replications that were
+// already running, reads every manifest again and deletes what is still
+// named by none (the protocol is in repo/sweep.go). It is the one
+// operation that lists chunks/.
 func Prune(ctx context.Context, r *repo.Repository, opts PruneOptions) (*PruneResult, error) {
 	if opts.Deletes <= 0 {
-		opts.Deletes = 16
+		opts.Deletes = max(16, blob.RequestsOf(r.Store()))
 	}
-	lease, err := r.AcquireLease(ctx, repo.Exclusive, "prune", opts.Lease)
+	if opts.WaitWriters <= 0 {
+		opts.WaitWriters = time.Hour
+	}
+	lease, err := r.AcquireLease(ctx, repo.Prune, "prune", opts.Lease)
 	if err != nil {
 		return nil, err
 	}
 	defer lease.Release()
+	res := &PruneResult{DryRun: opts.DryRun}
+	if !opts.DryRun {
+		if res.DeadSweeps, err = r.RemoveDeadSweeps(ctx, opts.Lease); err != nil {
+			return nil, fmt.Errorf("prune: remove the records of dead prunes: %w", err)
+		}
+	}
 
+	// A chunk written after the oldest running backup began may be one of
+	// its uploads, named by no manifest yet. Leave those to a later prune,
+	// so the backups that start now need not wait for this one. (Safety
+	// does not rest on this: see the wait below.)
+	cutoff, err := oldestWriter(ctx, r, lease, opts.Lease)
+	if err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
 	// From every manifest, not the kept index: what prune deletes must be
 	// named by no manifest at all.
 	idx, err := r.Cache().Rebuild(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("prune: read snapshots: %w", err)
 	}
-	res := &PruneResult{Referenced: len(idx.Chunks), DryRun: opts.DryRun}
-	var garbage []string
+	res.Referenced = len(idx.Chunks)
+	var (
+		garbage []repo.ChunkID
+		sizes   []int64 // of garbage, in the same order
+	)
 	err = blob.Walk(ctx, r.Store(), repo.ChunkPrefix, func(o blob.Object) error {
 		id, err := repo.ParseChunkID(o.Key[strings.LastIndex(o.Key, "/")+1:])
 		if err != nil {
 			return nil // not a chunk graphkeep wrote; leave it alone
 		}
 		res.Stored++
-		if _, ok := idx.Chunks[id]; !ok {
-			garbage = append(garbage, o.Key)
-			res.UnreferencedSz += o.Size
+		if _, ok := idx.Chunks[id]; ok {
+			return nil
 		}
+		if !o.ModTime.Before(cutoff) {
+			res.Recent++
+			return nil
+		}
+		garbage = append(garbage, id)
+		sizes = append(sizes, o.Size)
+		res.UnreferencedSz += o.Size
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("prune: list chunks: %w", err)
 	}
+	idx = nil
 	res.Unreferenced = len(garbage)
 	if opts.DryRun || len(garbage) == 0 {
 		return res, nil
 	}
-	var mu sync.Mutex
+
+	sweep, err := r.PublishSweep(ctx, lease, garbage)
+	if err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = r.EndSweep(ctx, sweep)
+	}()
+	// Writers that took their lease before the record was visible may rely
+	// on a chunk in it: wait for them to finish, then read the manifests
+	// again. Writers that come later see the record and keep off.
+	writers, err := r.LiveLeases(ctx, opts.Lease)
+	if err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	var waitFor []string
+	for _, l := range writers {
+		if l.Kind == repo.Shared {
+			waitFor = append(waitFor, l.Key)
+		}
+	}
+	if err := r.PublishSweepWaits(ctx, sweep, waitFor); err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	if err := r.WaitLeases(ctx, waitFor, opts.WaitWriters, opts.Lease); err != nil {
+		return nil, fmt.Errorf("prune: nothing deleted: %w; run prune again when it has finished", err)
+	}
+	idx, err = r.Cache().Rebuild(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("prune: read snapshots again: %w", err)
+	}
+	doomed := garbage[:0]
+	for i, id := range garbage {
+		if _, ok := idx.Chunks[id]; ok {
+			res.Rescued++
+			res.UnreferencedSz -= sizes[i]
+			continue
+		}
+		doomed = append(doomed, id)
+	}
+	res.Unreferenced -= res.Rescued
+	idx = nil
+
+	var deleted atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(opts.Deletes)
-	for _, key := range garbage {
+	for _, id := range doomed {
 		g.Go(func() error {
 			if err := lease.Check(); err != nil {
 				return fmt.Errorf("prune stopped: %w", err)
 			}
-			if err := r.Store().Delete(gctx, key); err != nil {
+			if err := r.Store().Delete(gctx, repo.ChunkKey(id)); err != nil && !errors.Is(err, blob.ErrNotFound) {
 				return err
 			}
-			mu.Lock()
-			res.Deleted++
-			mu.Unlock()
+			deleted.Add(1)
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return res, fmt.Errorf("prune: %w (deleted %d of %d unreferenced chunks; run prune again)", err, res.Deleted, len(garbage))
+	err = g.Wait()
+	res.Deleted = int(deleted.Load())
+	if err != nil {
+		return res, fmt.Errorf("prune: %w (deleted %d of %d unreferenced chunks; run prune again)", err, res.Deleted, len(doomed))
 	}
 	return res, nil
+}
+
+// oldestWriter returns when the oldest shared lease other than own was
+// taken, less the clock skew allowed, or now when there is none.
+func oldestWriter(ctx context.Context, r *repo.Repository, own *repo.Lease, opts repo.LeaseOptions) (time.Time, error) {
+	leases, err := r.LiveLeases(ctx, opts)
+	if err != nil {
+		return time.Time{}, err
+	}
+	// With no backup running, chunks written from now on are the uploads
+	// of backups that start during this prune.
+	oldest := time.Now()
+	skew := time.Duration(0)
+	for _, l := range leases {
+		if l.Key == own.Key() || l.Kind != repo.Shared {
+			continue
+		}
+		if l.Created.Before(oldest) {
+			oldest = l.Created
+			// The holder's clock, not ours: allow for skew.
+			skew = opts.Skew
+			if skew <= 0 {
+				skew = 30 * time.Second
+			}
+		}
+	}
+	return oldest.Add(-skew), nil
 }

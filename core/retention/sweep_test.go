@@ -1,0 +1,321 @@
+package retention_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/graphkeep/graphkeep/blob"
+	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/repo"
+	"github.com/graphkeep/graphkeep/core/retention"
+	"github.com/graphkeep/graphkeep/providers"
+)
+
+// quickLeases make waits in these tests a matter of milliseconds.
+var quickLeases = repo.LeaseOptions{TTL: 5 * time.Second, Skew: time.Millisecond, Wait: 10 * time.Second, Poll: 10 * time.Millisecond}
+
+func sweepRepo(t *testing.T) (*repo.Repository, blob.Store) {
+	t.Helper()
+	ctx := context.Background()
+	store, err := providers.Open(ctx, fmt.Sprintf("mem://sweep-%d", seq.Add(1)), providers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Init(ctx, store, repo.InitOptions{AvgChunkSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, store
+}
+
+// graphDir writes a directory whose one file holds content.
+func graphDir(t *testing.T, content []byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "kv_store_full_docs.bin"), content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func randomBytes(n int, seed uint64) []byte {
+	rng := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}
+
+func quickBackup(t *testing.T, r *repo.Repository, graph, dir string, progress func(backup.Progress)) (*repo.Manifest, error) {
+	t.Helper()
+	res, err := backup.Create(context.Background(), r, backup.Source{Graph: graph, Dir: dir},
+		backup.Options{Quiet: -1, Lease: quickLeases, Progress: progress})
+	if err != nil {
+		return nil, err
+	}
+	return res.Manifest, nil
+}
+
+// sweepWaiting waits until a prune has published whom it waits for.
+func sweepWaiting(t *testing.T, store blob.Store, prune <-chan error) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		for _, key := range keysUnder(t, store, repo.SweepPrefix) {
+			if strings.HasSuffix(key, "/waits") {
+				return
+			}
+		}
+		select {
+		case err := <-prune:
+			t.Fatalf("prune ended (%v) without waiting", err)
+		default:
+		}
+	}
+	t.Fatal("prune published nothing within 10s")
+}
+
+func keysUnder(t *testing.T, store blob.Store, prefix string) []string {
+	t.Helper()
+	var keys []string
+	if err := blob.Walk(context.Background(), store, prefix, func(o blob.Object) error {
+		keys = append(keys, o.Key)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+func allChunksThere(t *testing.T, store blob.Store, m *repo.Manifest) {
+	t.Helper()
+	for id := range m.ChunkIDs() {
+		if ok, err := blob.Exists(context.Background(), store, repo.ChunkKey(id)); err != nil || !ok {
+			t.Fatalf("snapshot %s names chunk %s, which is gone (%v)", m.ID, id, err)
+		}
+	}
+}
+
+func restoresTo(t *testing.T, r *repo.Repository, m *repo.Manifest, content []byte) {
+	t.Helper()
+	to := filepath.Join(t.TempDir(), "restored")
+	if _, err := backup.Restore(context.Background(), r, m.Ref(), to, backup.RestoreOptions{}); err != nil {
+		t.Fatalf("restore %s: %v", m.ID, err)
+	}
+	got, err := os.ReadFile(filepath.Join(to, "kv_store_full_docs.bin"))
+	if err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("restored content differs (%v)", err)
+	}
+}
+
+// A backup that began before the prune read, in its index, chunks of a
+// snapshot forgotten since: the prune must wait for it and keep what its
+// new snapshot names.
+func TestPruneWaitsForEarlierBackup(t *testing.T) {
+	ctx := context.Background()
+	r, store := sweepRepo(t)
+	content := randomBytes(600<<10, 1)
+	dir := graphDir(t, content)
+	first, err := quickBackup(t, r, "g", dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // the chunks are older than the next lease
+	// Same bytes, new mtime: read again, every chunk known from the index.
+	later := time.Now().Add(time.Second)
+	if err := os.Chtimes(filepath.Join(dir, "kv_store_full_docs.bin"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	reading, release := make(chan struct{}), make(chan struct{})
+	var once bool
+	type outcome struct {
+		m   *repo.Manifest
+		err error
+	}
+	second := make(chan outcome, 1)
+	go func() {
+		m, err := quickBackup(t, r, "g", dir, func(backup.Progress) {
+			if !once {
+				once = true
+				close(reading)
+				<-release
+			}
+		})
+		second <- outcome{m, err}
+	}()
+	<-reading
+	if err := retention.DeleteSnapshot(ctx, r, first.Ref()); err != nil {
+		t.Fatal(err)
+	}
+	pruned := make(chan error, 1)
+	var res *retention.PruneResult
+	go func() {
+		var err error
+		res, err = retention.Prune(ctx, r, retention.PruneOptions{Lease: quickLeases})
+		pruned <- err
+	}()
+	sweepWaiting(t, store, pruned)
+	close(release)
+	out := <-second
+	if out.err != nil {
+		t.Fatal(out.err)
+	}
+	if err := <-pruned; err != nil {
+		t.Fatal(err)
+	}
+	if res.Deleted != 0 || res.Rescued == 0 {
+		t.Fatalf("prune = %+v: want every condemned chunk rescued by the backup that committed meanwhile", res)
+	}
+	allChunksThere(t, store, out.m)
+	restoresTo(t, r, out.m, content)
+	if keys := keysUnder(t, store, repo.SweepPrefix); len(keys) != 0 {
+		t.Fatalf("prune left its records: %v", keys)
+	}
+}
+
+// A backup that begins while a prune is deleting must not rely on the
+// chunks the prune condemned, even when they are still stored: it waits
+// for the prune and stores them again. Without that, the backup's snapshot
+// names chunks the prune then deletes.
+func TestBackupDuringPruneStoresCondemnedChunksAgain(t *testing.T) {
+	ctx := context.Background()
+	r, store := sweepRepo(t)
+	content := randomBytes(600<<10, 2)
+	first, err := quickBackup(t, r, "g", graphDir(t, content), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := retention.DeleteSnapshot(ctx, r, first.Ref()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	// A long backup, running before the prune, holds the prune in its wait.
+	long, err := r.AcquireLease(ctx, repo.Shared, "long backup", quickLeases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pruned := make(chan error, 1)
+	var res *retention.PruneResult
+	go func() {
+		var err error
+		res, err = retention.Prune(ctx, r, retention.PruneOptions{Lease: quickLeases})
+		pruned <- err
+	}()
+	sweepWaiting(t, store, pruned)
+
+	type outcome struct {
+		m   *repo.Manifest
+		err error
+	}
+	again := make(chan outcome, 1)
+	go func() {
+		m, err := quickBackup(t, r, "g2", graphDir(t, content), nil)
+		again <- outcome{m, err}
+	}()
+	select {
+	case out := <-again:
+		t.Fatalf("the backup committed (%v) while the prune it must wait for still ran", out.err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := long.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-pruned; err != nil {
+		t.Fatal(err)
+	}
+	out := <-again
+	if out.err != nil {
+		t.Fatal(out.err)
+	}
+	if res.Deleted == 0 {
+		t.Fatalf("prune = %+v: want the forgotten snapshot's chunks deleted", res)
+	}
+	allChunksThere(t, store, out.m)
+	restoresTo(t, r, out.m, content)
+}
+
+// A prune killed mid-run leaves its records: backups ignore them once its
+// lease is gone, and the next prune removes them.
+func TestDeadPruneIsIgnoredAndCleaned(t *testing.T) {
+	ctx := context.Background()
+	r, store := sweepRepo(t)
+	content := randomBytes(300<<10, 3)
+	first, err := quickBackup(t, r, "g", graphDir(t, content), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, err := r.AcquireLease(ctx, repo.Prune, "prune", quickLeases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []repo.ChunkID
+	for id := range first.ChunkIDs() {
+		ids = append(ids, id)
+	}
+	sweep, err := r.PublishSweep(ctx, dead, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.PublishSweepWaits(ctx, sweep, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A live prune condemns them.
+	mine, err := r.AcquireLease(ctx, repo.Shared, "probe", quickLeases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.Condemned(ctx, mine, quickLeases)
+	if err != nil || !c.Any() || !c.Has(ids[0]) {
+		t.Fatalf("a running prune's chunks are not condemned: %v", err)
+	}
+	_ = mine.Release()
+	_ = dead.Release() // as kill -9 plus expiry would
+
+	m, err := quickBackup(t, r, "g", graphDir(t, content), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := retention.Prune(ctx, r, retention.PruneOptions{Lease: quickLeases})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.DeadSweeps != 1 {
+		t.Fatalf("prune = %+v: want the dead prune's record removed", res)
+	}
+	if keys := keysUnder(t, store, repo.SweepPrefix); len(keys) != 0 {
+		t.Fatalf("records left: %v", keys)
+	}
+	allChunksThere(t, store, m)
+}
+
+// Prunes exclude each other; backups and prunes do not.
+func TestPruneLeaseExcludesOnlyPrune(t *testing.T) {
+	ctx := context.Background()
+	r, _ := sweepRepo(t)
+	quick := repo.LeaseOptions{TTL: time.Second, Skew: time.Millisecond, Wait: 100 * time.Millisecond, Poll: 10 * time.Millisecond}
+	b, err := r.AcquireLease(ctx, repo.Shared, "backup", quick)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Release()
+	p, err := r.AcquireLease(ctx, repo.Prune, "prune", quick)
+	if err != nil {
+		t.Fatalf("a prune waits for a backup: %v", err)
+	}
+	defer p.Release()
+	b2, err := r.AcquireLease(ctx, repo.Shared, "backup 2", quick)
+	if err != nil {
+		t.Fatalf("a backup waits for a prune: %v", err)
+	}
+	defer b2.Release()
+	if _, err := r.AcquireLease(ctx, repo.Prune, "prune 2", quick); err == nil {
+		t.Fatal("two prunes at once")
+	}
+}
