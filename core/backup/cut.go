@@ -403,7 +403,7 @@ func (b *builder) read(e *repo.FileEntry, f *os.File) error {
 		sum.Write(data)
 		id := b.repo.HashChunk(data)
 		refs = append(refs, repo.ChunkRef{ID: id, Size: len(data)})
-		_, known := b.known[id]
+		known := b.known.Has(id)
 		if b.condemned.Any() && !b.inFlight[id] && b.condemned.Has(id) {
 			// A running prune may delete it: once the prune has ended,
 			// store it again.

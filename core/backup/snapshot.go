@@ -279,7 +279,7 @@ type builder struct {
 	opts      Options
 	graph     string
 	dir       string
-	known     map[repo.ChunkID]int
+	known     *repo.ChunkSet
 	condemned *repo.Condemned       // chunks a running prune may delete
 	inFlight  map[repo.ChunkID]bool // chunks this backup stores
 	parent    map[string]repo.FileEntry

@@ -47,8 +47,8 @@ func Stats(ctx context.Context, r *repo.Repository, list bool) (*RepoStats, erro
 		return nil, err
 	}
 	s := &RepoStats{Location: r.Store().Location(), ID: r.ID(), Encrypted: r.Encrypted(), Snapshots: len(idx.Snapshots),
-		UniqueChunks: len(idx.Chunks)}
-	for _, size := range idx.Chunks {
+		UniqueChunks: idx.Chunks.Len()}
+	for _, size := range idx.Chunks.All() {
 		s.UniqueBytes += int64(size)
 	}
 	graphs := map[string]*GraphStats{}

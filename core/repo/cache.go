@@ -39,8 +39,8 @@ func (c *Cache) Manifest(ctx context.Context, ref SnapshotRef) (*Manifest, error
 // Index is what a repository holds, as its manifests say.
 type Index struct {
 	Snapshots []SnapshotRef
-	// Chunks maps every chunk a manifest names to its plaintext size.
-	Chunks map[ChunkID]int
+	// Chunks holds every chunk a manifest names, with its plaintext size.
+	Chunks *ChunkSet
 }
 
 // Index lists the snapshots (all graphs) and returns what their manifests

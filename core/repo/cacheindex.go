@@ -14,7 +14,7 @@ import (
 // and the chunks they name with their sizes, in a compact binary form:
 //
 //	"GKIDX1\\n" | uint32 snapshots | (uint8 len, graph, uint8 len, id)... |
-//	uint32 chunks | (32-byte id, uint32 size)... | SHA-256 of all before
+//	uint32 chunks | (32-byte id, uint32 size)... in id order | SHA-256 of all before
 //
 // It is a cache: any damage makes Index rebuild it from the manifests.
 const indexFile = "index-v1.bin"
@@ -24,23 +24,22 @@ var indexMagic = []byte("GKIDX1\n")
 // keptIndex is the content of indexFile.
 type keptIndex struct {
 	covered map[string]bool // SnapshotRef.Key()
-	chunks  map[ChunkID]int
+	chunks  *ChunkSet
 }
 
 func newKeptIndex() *keptIndex {
-	return &keptIndex{covered: map[string]bool{}, chunks: map[ChunkID]int{}}
+	return &keptIndex{covered: map[string]bool{}, chunks: &ChunkSet{}}
 }
 
 func (k *keptIndex) add(ref SnapshotRef, m *Manifest) {
 	k.covered[ref.Key()] = true
-	for id, size := range m.ChunkIDs() {
-		k.chunks[id] = size
-	}
+	k.chunks.addManifest(m)
 }
 
 // index is the Index for refs (the listing; snapshots forgotten since it
 // are not in covered and name nothing here).
 func (k *keptIndex) index(refs []SnapshotRef) *Index {
+	k.chunks.seal()
 	return &Index{Snapshots: refs, Chunks: k.chunks}
 }
 
@@ -72,17 +71,21 @@ func (c *Cache) saveIndex(k *keptIndex) {
 }
 
 func (k *keptIndex) encode() []byte {
+	k.chunks.seal()
 	var b bytes.Buffer
+	b.Grow(len(indexMagic) + 8 + len(k.covered)*48 + k.chunks.Len()*36 + sha256.Size)
 	b.Write(indexMagic)
 	b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(k.covered))))
 	for key := range k.covered { // "snapshots/<graph>/<id>": under 255 bytes
 		b.WriteByte(byte(len(key)))
 		b.WriteString(key)
 	}
-	b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(k.chunks))))
-	for id, size := range k.chunks {
-		b.Write(id[:])
-		b.Write(binary.BigEndian.AppendUint32(nil, uint32(size)))
+	b.Write(binary.BigEndian.AppendUint32(nil, uint32(k.chunks.Len())))
+	var size [4]byte
+	for _, c := range k.chunks.sorted {
+		b.Write(c.id[:])
+		binary.BigEndian.PutUint32(size[:], c.size)
+		b.Write(size[:])
 	}
 	sum := sha256.Sum256(b.Bytes())
 	b.Write(sum[:])
@@ -141,13 +144,17 @@ func decodeKeptIndex(data []byte) (*keptIndex, error) {
 	if chunks > len(r)/36 {
 		return nil, errBadIndex
 	}
-	k.chunks = make(map[ChunkID]int, chunks)
-	for range chunks {
+	k.chunks.sorted = make([]sizedChunk, chunks)
+	for i := range chunks {
 		b, err := next(36)
 		if err != nil {
 			return nil, err
 		}
-		k.chunks[ChunkID(b[:32])] = int(binary.BigEndian.Uint32(b[32:]))
+		c := sizedChunk{ChunkID(b[:32]), binary.BigEndian.Uint32(b[32:])}
+		if i > 0 && compareSized(k.chunks.sorted[i-1], c) >= 0 {
+			return nil, fmt.Errorf("%w: chunks out of order", errBadIndex)
+		}
+		k.chunks.sorted[i] = c
 	}
 	if len(r) != 0 {
 		return nil, errBadIndex

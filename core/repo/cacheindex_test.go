@@ -50,8 +50,8 @@ func TestIndexReadsOnlyNewManifests(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !maps.Equal(idx.Chunks, want) {
-			t.Fatalf("%s: index names %d chunks, want %d", what, len(idx.Chunks), len(want))
+		if !maps.Equal(maps.Collect(idx.Chunks.All()), want) {
+			t.Fatalf("%s: index names %d chunks, want %d", what, idx.Chunks.Len(), len(want))
 		}
 	}
 	check("first index")
@@ -89,7 +89,7 @@ func TestIndexReadsOnlyNewManifests(t *testing.T) {
 	}
 	check("damaged index")
 	rebuilt, err := r.Cache().Rebuild(ctx)
-	if err != nil || !maps.Equal(rebuilt.Chunks, want) {
-		t.Fatalf("Rebuild: %v, %d chunks, want %d", err, len(rebuilt.Chunks), len(want))
+	if err != nil || !maps.Equal(maps.Collect(rebuilt.Chunks.All()), want) {
+		t.Fatalf("Rebuild: %v, %d chunks, want %d", err, rebuilt.Chunks.Len(), len(want))
 	}
 }

@@ -89,7 +89,7 @@ func Prune(ctx context.Context, r *repo.Repository, opts PruneOptions) (*PruneRe
 	if err != nil {
 		return nil, fmt.Errorf("prune: read snapshots: %w", err)
 	}
-	res.Referenced = len(idx.Chunks)
+	res.Referenced = idx.Chunks.Len()
 	var (
 		garbage []repo.ChunkID
 		sizes   []int64 // of garbage, in the same order
@@ -100,7 +100,7 @@ func Prune(ctx context.Context, r *repo.Repository, opts PruneOptions) (*PruneRe
 			return nil // not a chunk graphkeep wrote; leave it alone
 		}
 		res.Stored++
-		if _, ok := idx.Chunks[id]; ok {
+		if idx.Chunks.Has(id) {
 			return nil
 		}
 		if !o.ModTime.Before(cutoff) {
@@ -155,7 +155,7 @@ func Prune(ctx context.Context, r *repo.Repository, opts PruneOptions) (*PruneRe
 	}
 	doomed := garbage[:0]
 	for i, id := range garbage {
-		if _, ok := idx.Chunks[id]; ok {
+		if idx.Chunks.Has(id) {
 			res.Rescued++
 			res.UnreferencedSz -= sizes[i]
 			continue
