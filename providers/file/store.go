@@ -27,8 +27,9 @@ import (
 //     across processes: Store publishes a create-if-absent with a hard
 //     link, which the kernel makes atomically or refuses with EEXIST;
 //   - fileblob lists a directory, then stats each entry: a file renamed or
-//     removed in between fails the page; Store lists again, and hides the
-//     temporary files of writes in progress;
+//     removed in between fails the page; Store lists the tree itself
+//     (list.go), skipping what vanished, and hides the temporary files of
+//     writes in progress;
 //   - directories are made per write: Prepare makes them ahead.
 //
 // Get, Stat, Delete, Copy and Probe are the portable Bucket's.
@@ -167,6 +168,9 @@ func (s *Store) Sync(ctx context.Context, keys []string) error {
 
 // List implements blob.Store.
 func (s *Store) List(ctx context.Context, opts blob.ListOptions) ([]blob.Object, string, error) {
+	if objects, next, ok, err := s.listNative(ctx, opts); ok {
+		return objects, next, err
+	}
 	objects, next, err := s.Bucket.List(ctx, opts)
 	// A file another process renamed or removed between fileblob's reading
 	// of the directory and its stat fails the page: listing again sees a
