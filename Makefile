@@ -16,7 +16,7 @@ export GRAPHKEEP_MINIO_IMAGE := $(MINIO_IMAGE)
 # Tests never ask a cloud metadata service for credentials.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: all build test test-unit lint fuzz demo bench minio-image rclone clean
+.PHONY: all build test test-unit lint fuzz demo bench bench-scale minio-image rclone clean
 
 all: build
 
@@ -95,6 +95,15 @@ rclone:
 bench: build $(RESTIC) $(KOPIA) $(MINIO_BIN) rclone
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./core/...
 	$(GO) run ./integration/bench -graphkeep $(BIN) -restic $(RESTIC) -kopia $(KOPIA) -minio $(MINIO_BIN)
+
+## bench-scale: graphkeep at scale, on a local folder and on MinIO: 10 GB in
+## 3 graphs, 100 graphs, 10,000 snapshots, 1,000,000 chunks; time, peak RSS
+## and requests of backup, no-change backup, snapshots, restore, prune and
+## replicate. Not part of make test: it takes about an hour and needs about
+## 40 GB of free disk under .cache/bench. Smaller: make bench-scale
+## SCALE_FLAGS="-big-gb 2 -chunks 200000 -minio-chunks 50000".
+bench-scale: build $(MINIO_BIN)
+	$(GO) run ./integration/bench -scale -graphkeep $(BIN) -minio $(MINIO_BIN) $(SCALE_FLAGS)
 
 clean:
 	rm -rf bin $(CACHE)

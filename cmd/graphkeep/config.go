@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -159,7 +161,46 @@ func stateDir() string {
 
 // openStore opens a repository's or a target's storage.
 func openStore(ctx context.Context, url string) (blob.Store, error) {
-	return providers.Open(ctx, url, providers.Options{})
+	s, err := providers.Open(ctx, url, providers.Options{})
+	if err == nil {
+		openedMu.Lock()
+		opened = append(opened, s)
+		openedMu.Unlock()
+	}
+	return s, err
+}
+
+var (
+	openedMu sync.Mutex
+	opened   []blob.Store // every store this run opened, for writeRequestStats
+)
+
+// writeRequestStats writes, for GRAPHKEEP_REQUEST_STATS=FILE, the requests
+// this run sent to each store it opened, by location (JSON): what the
+// benchmarks report as a command's requests.
+func writeRequestStats(path string) error {
+	openedMu.Lock()
+	defer openedMu.Unlock()
+	out := map[string]blob.RequestStats{}
+	for _, s := range opened {
+		if st, ok := blob.StatsOf(s); ok {
+			sum := out[s.Location()]
+			sum.Puts += st.Puts
+			sum.Gets += st.Gets
+			sum.Stats += st.Stats
+			sum.Lists += st.Lists
+			sum.Deletes += st.Deletes
+			sum.Copies += st.Copies
+			sum.BytesUp += st.BytesUp
+			sum.BytesDown += st.BytesDown
+			out[s.Location()] = sum
+		}
+	}
+	data, _ := json.MarshalIndent(out, "", "  ")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return fmt.Errorf("GRAPHKEEP_REQUEST_STATS: %w", err)
+	}
+	return nil
 }
 
 // service builds the application layer from the flags, the environment and

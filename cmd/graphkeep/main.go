@@ -48,6 +48,13 @@ func run() int {
 			}
 		}, point == "moved-aside")
 	}
+	if path := os.Getenv("GRAPHKEEP_REQUEST_STATS"); path != "" {
+		defer func() {
+			if err := writeRequestStats(path); err != nil {
+				fmt.Fprintln(os.Stderr, "graphkeep:", err)
+			}
+		}()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root, g := newRoot()

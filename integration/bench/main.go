@@ -68,6 +68,14 @@ func main() {
 	dir, err := filepath.Abs(*workDir)
 	must(err)
 
+	if *synthesize != "" {
+		synthesizeInto(*synthesize)
+		return
+	}
+	if *scaleOnly {
+		scaleBench(dir)
+		return
+	}
 	if *apiOnly {
 		apiBench(dir)
 		jobsBench(dir)
