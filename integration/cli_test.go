@@ -340,6 +340,33 @@ func TestCLIForgetPruneAndStats(t *testing.T) {
 	if st.Repository.Snapshots != 1 || st.Repository.StoredChunks != st.Repository.UniqueChunks || st.Repository.StoredBytes <= 0 {
 		t.Fatalf("stats after prune: %+v", st.Repository)
 	}
+
+	// The month of a schedule, priced: hourly backups, cleanup daily.
+	config := filepath.Join(e.dir, "schedule.yaml")
+	if err := os.WriteFile(config, []byte("schedule:\n  backup_interval: 1h\n  cleanup_interval: 24h\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var priced struct {
+		Monthly struct {
+			Operations []struct {
+				Kind         string  `json:"kind"`
+				RunsPerMonth float64 `json:"runs_per_month"`
+			} `json:"operations"`
+			Bills []struct {
+				Provider string  `json:"provider"`
+				Total    float64 `json:"total_usd"`
+			} `json:"bills"`
+		} `json:"monthly_estimate"`
+	}
+	e.jsonOut(&priced, "--config", config, "stats")
+	m := priced.Monthly
+	if len(m.Operations) != 2 || m.Operations[0].Kind != "backup" || m.Operations[0].RunsPerMonth != 720 ||
+		m.Operations[1].Kind != "cleanup" || m.Operations[1].RunsPerMonth != 30 || len(m.Bills) != 3 || m.Bills[0].Total <= 0 {
+		t.Fatalf("monthly estimate: %+v", m)
+	}
+	if out := e.ok("--config", config, "stats"); !strings.Contains(out, "Estimated monthly cost") || !strings.Contains(out, "S3 Standard") {
+		t.Fatalf("stats does not show the estimate:\n%s", out)
+	}
 }
 
 // TestBackupReplicateWarnsOnOutage: with --replicate, a target that is

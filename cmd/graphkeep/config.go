@@ -227,7 +227,18 @@ func (g *globals) service() (*service.Service, error) {
 			graphRetention[id] = *gs.Retention
 		}
 	}
+	sched := service.Schedule{ReplicationInterval: g.file.Schedule.ReplicationInterval,
+		CleanupInterval: g.file.Schedule.CleanupInterval, CheckpointInterval: g.file.Schedule.CheckpointInterval}
+	for id, gs := range g.file.Schedule.Graphs {
+		if gs.BackupInterval > 0 {
+			if sched.GraphIntervals == nil {
+				sched.GraphIntervals = map[string]time.Duration{}
+			}
+			sched.GraphIntervals[id] = gs.BackupInterval
+		}
+	}
 	g.svc = service.New(service.Config{
+		Schedule:   sched,
 		PrimaryURL: url, Open: openStore, Password: pw, CacheDir: g.cache(), StateDir: stateDir(),
 		Lease: bopts.Lease, Backup: bopts, Sources: g.sources, GraphsRoot: g.graphsRootDir(),
 		BackupInterval: firstDuration(g.file.Schedule.BackupInterval, g.file.BackupInterval),

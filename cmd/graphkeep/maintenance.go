@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/graphkeep/graphkeep/core/cost"
 	"github.com/graphkeep/graphkeep/core/retention"
 	"github.com/graphkeep/graphkeep/core/service"
 )
@@ -146,11 +147,36 @@ func statsCmd(g *globals) *cobra.Command {
 			for _, gs := range s.Graphs {
 				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\n", gs.Graph, gs.Snapshots, gs.Latest, humanBytes(gs.LatestSize), gs.Flagged)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			printEstimate(st.Monthly)
+			return nil
 		}),
 	}
 	cmd.Flags().BoolVar(&noList, "no-list", false, "skip listing chunks/ (no stored size)")
 	return cmd
+}
+
+// printEstimate prints a month of the schedule: requests per operation
+// kind, and the bill at each provider's list prices.
+func printEstimate(e *cost.Estimate) {
+	if e == nil || len(e.Operations) == 0 {
+		return
+	}
+	fmt.Println("\nA month of the schedule (the config file's schedule:, else a backup of each graph every backup_interval):")
+	tw := newTable("OPERATION\tRUNS/MONTH\tWRITES+LISTS/RUN\tREADS/RUN\tDELETES/RUN\tREQUESTS/MONTH")
+	for _, op := range e.Operations {
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\n", op.Kind, op.RunsPerMonth, op.PerRun.Writes, op.PerRun.Reads, op.PerRun.Deletes,
+			op.PerMonth.Writes+op.PerMonth.Reads+op.PerMonth.Deletes)
+	}
+	_ = tw.Flush()
+	fmt.Printf("\nEstimated monthly cost at list prices (%s stored, replicas included):\n", humanBytes(e.StoredBytes))
+	tw = newTable("PROVIDER\tCLASS\tREQUESTS\tSTORAGE\tTOTAL")
+	for _, b := range e.Bills {
+		fmt.Fprintf(tw, "%s\t%s\t$%.2f\t$%.2f\t$%.2f\n", b.Provider, b.Class, b.Requests, b.Storage, b.Total)
+	}
+	_ = tw.Flush()
 }
 
 func checkCmd(g *globals) *cobra.Command {

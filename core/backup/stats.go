@@ -17,6 +17,10 @@ type GraphStats struct {
 	// LatestSize is the size of the newest snapshot's files.
 	LatestSize int64 `json:"latest_size_bytes"`
 	Flagged    int   `json:"flagged_snapshots"`
+	// AddedBytes is the plaintext a snapshot stored first, on average over
+	// the graph's last ten but its first: how much a backup of it adds.
+	AddedBytes int64 `json:"added_bytes_per_snapshot"`
+	recent     []int64
 }
 
 // RepoStats summarise a repository.
@@ -64,12 +68,25 @@ func Stats(ctx context.Context, r *repo.Repository, list bool) (*RepoStats, erro
 		}
 		g.Snapshots++
 		g.Latest, g.LatestSize = ref.ID, m.Totals.SizeBytes // refs are oldest first
+		if g.Snapshots > 1 { // the first stored the whole graph
+			if g.recent = append(g.recent, m.Totals.AddedBytes); len(g.recent) > 10 {
+				g.recent = g.recent[1:]
+			}
+		}
 		if !m.LightRAG.Valid() {
 			g.Flagged++
 		}
 		s.LogicalBytes += m.Totals.SizeBytes
 	}
 	for _, g := range graphs {
+		var sum int64
+		for _, b := range g.recent {
+			sum += b
+		}
+		if len(g.recent) > 0 {
+			g.AddedBytes = sum / int64(len(g.recent))
+		}
+		g.recent = nil
 		s.Graphs = append(s.Graphs, *g)
 	}
 	sort.Slice(s.Graphs, func(i, j int) bool { return s.Graphs[i].Graph < s.Graphs[j].Graph })

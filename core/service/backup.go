@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/cost"
 	"github.com/graphkeep/graphkeep/core/problem"
 	"github.com/graphkeep/graphkeep/core/replication"
 	"github.com/graphkeep/graphkeep/core/repo"
@@ -360,7 +362,11 @@ func (s *Service) Verify(ctx context.Context, req VerifyRequest) (*backup.Verify
 // made to its storage.
 type StatsResult struct {
 	Repository *backup.RepoStats `json:"repository"`
-	Requests   blob.RequestStats `json:"requests"`
+	// Requests are what this process has sent to the repository's store.
+	Requests blob.RequestStats `json:"requests"`
+	// Monthly prices the schedule: requests per operation kind and a month
+	// of them, with storage, at S3, GCS and Azure list prices.
+	Monthly *cost.Estimate `json:"monthly_estimate"`
 }
 
 // Stats reports the repository; list also lists chunks/ for the stored
@@ -374,8 +380,35 @@ func (s *Service) Stats(ctx context.Context, list bool) (*StatsResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	targets, err := replication.ListTargets(ctx, r)
+	if err != nil {
+		return nil, err
+	}
 	requests, _ := blob.StatsOf(r.Store())
-	return &StatsResult{Repository: st, Requests: requests}, nil
+	return &StatsResult{Repository: st, Requests: requests, Monthly: cost.Compute(s.costShape(st, len(targets)), cost.ListPrices)}, nil
+}
+
+// costShape is what the cost estimate needs of the repository and the
+// schedule.
+func (s *Service) costShape(st *backup.RepoStats, targets int) cost.Shape {
+	sh := cost.Shape{Targets: targets, Snapshots: st.Snapshots, StoredChunks: int64(st.UniqueChunks), StoredBytes: st.UniqueBytes,
+		ReplicationInterval: s.cfg.Schedule.ReplicationInterval, CleanupInterval: s.cfg.Schedule.CleanupInterval,
+		CheckpointInterval: s.cfg.Schedule.CheckpointInterval}
+	if st.StoredChunks != nil {
+		sh.StoredChunks, sh.StoredBytes = int64(*st.StoredChunks), *st.StoredBytes
+	}
+	chunkSize := 1.0
+	if st.UniqueChunks > 0 {
+		chunkSize = float64(st.UniqueBytes) / float64(st.UniqueChunks)
+	}
+	for _, g := range st.Graphs {
+		every := s.cfg.BackupInterval
+		if d, ok := s.cfg.Schedule.GraphIntervals[g.Graph]; ok {
+			every = d
+		}
+		sh.Graphs = append(sh.Graphs, cost.Graph{Name: g.Graph, BackupInterval: every, NewChunks: math.Ceil(float64(g.AddedBytes) / chunkSize)})
+	}
+	return sh
 }
 
 // InitOptions are the parameters of a new repository.

@@ -56,6 +56,10 @@ type Config struct {
 	// BackupInterval is the default schedule (health calls a graph stale
 	// after two); 24h when zero.
 	BackupInterval time.Duration
+	// Schedule is what the server runs by itself, for the cost estimate of
+	// Stats (BackupInterval is every graph's interval unless GraphIntervals
+	// says otherwise; a zero interval is a task that does not run).
+	Schedule Schedule
 	// Retention is the default policy of a cleanup.
 	Retention retention.Policy
 	// GraphRetention overrides Retention for single graphs (scheduled
@@ -65,6 +69,14 @@ type Config struct {
 	Redact func(url string) string
 	// Hooks let a front end observe what happened (metrics, caches).
 	Hooks Hooks
+}
+
+// Schedule is the scheduled work Stats prices.
+type Schedule struct {
+	GraphIntervals      map[string]time.Duration
+	ReplicationInterval time.Duration
+	CleanupInterval     time.Duration
+	CheckpointInterval  time.Duration
 }
 
 // Hooks are called after the events they name; any may be nil.
