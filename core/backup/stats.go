@@ -68,7 +68,8 @@ func Stats(ctx context.Context, r *repo.Repository, list bool) (*RepoStats, erro
 		}
 		g.Snapshots++
 		g.Latest, g.LatestSize = ref.ID, m.Totals.SizeBytes // refs are oldest first
-		if g.Snapshots > 1 { // the first stored the whole graph
+		// The first snapshot stored the whole graph: not a backup's usual addition.
+		if g.Snapshots > 1 {
 			if g.recent = append(g.recent, m.Totals.AddedBytes); len(g.recent) > 10 {
 				g.recent = g.recent[1:]
 			}
