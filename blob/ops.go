@@ -11,7 +11,16 @@ import (
 // Walk calls fn for every object under prefix, page by page, in key order.
 // It stops at the first error fn returns and returns it.
 func Walk(ctx context.Context, s Store, prefix string, fn func(Object) error) error {
-	opts := ListOptions{Prefix: prefix}
+	return walk(ctx, s, ListOptions{Prefix: prefix}, fn)
+}
+
+// WalkKeys is Walk for callers that need only the keys (ListOptions.KeysOnly):
+// fn's Object may lack its size and time.
+func WalkKeys(ctx context.Context, s Store, prefix string, fn func(Object) error) error {
+	return walk(ctx, s, ListOptions{Prefix: prefix, KeysOnly: true}, fn)
+}
+
+func walk(ctx context.Context, s Store, opts ListOptions, fn func(Object) error) error {
 	for {
 		objs, next, err := s.List(ctx, opts)
 		if err != nil {

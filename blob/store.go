@@ -91,6 +91,10 @@ type ListOptions struct {
 	PageSize int
 	// Token continues a listing; "" starts it.
 	Token string
+	// KeysOnly says the caller needs only the keys: a store for which size
+	// and time cost extra (a local folder stats each file) may leave them
+	// zero. Stores that have them for free fill them anyway.
+	KeysOnly bool
 }
 
 // DefaultPageSize is the page size List uses when ListOptions.PageSize is 0.

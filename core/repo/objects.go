@@ -325,7 +325,7 @@ func (r *Repository) ListSnapshots(ctx context.Context, graph string) ([]Snapsho
 		prefix += graph + "/"
 	}
 	var refs []SnapshotRef
-	err := blob.Walk(ctx, r.store, prefix, func(o blob.Object) error {
+	err := blob.WalkKeys(ctx, r.store, prefix, func(o blob.Object) error {
 		if ref, ok := parseSnapshotKey(o.Key); ok {
 			refs = append(refs, ref)
 		}

@@ -20,6 +20,7 @@ import (
 //
 //   - fileblob tries to open an attribute sidecar for every file; there
 //     are none (MetadataDontWrite), and listNative does not look;
+//   - with ListOptions.KeysOnly it does not stat files at all;
 //   - fileblob walks the whole tree from the start for every page and
 //     skips what sorts before the token; listNative descends only into the
 //     directories that can hold keys after it, so listing n keys costs
@@ -47,7 +48,7 @@ func (s *Store) listNative(ctx context.Context, opts blob.ListOptions) (objects 
 	if size <= 0 {
 		size = blob.DefaultPageSize
 	}
-	l := &lister{ctx: ctx, prefix: opts.Prefix, delimited: opts.Delimiter != "", after: after, size: size}
+	l := &lister{ctx: ctx, prefix: opts.Prefix, delimited: opts.Delimiter != "", after: after, size: size, keysOnly: opts.KeysOnly}
 	dir := ""
 	if i := strings.LastIndexByte(opts.Prefix, '/'); i >= 0 {
 		dir = opts.Prefix[:i+1]
@@ -78,6 +79,7 @@ type lister struct {
 	delimited bool
 	after     string // the last key of the previous page
 	size      int
+	keysOnly  bool // no stat per file (ListOptions.KeysOnly)
 	out       []blob.Object
 }
 
@@ -125,6 +127,12 @@ func (l *lister) walk(path, keyDir string) error {
 	for _, e := range entries {
 		if !e.entry.IsDir() {
 			if l.after != "" && e.sortKey <= l.after {
+				continue
+			}
+			if l.keysOnly && e.entry.Type().IsRegular() {
+				if err := l.add(blob.Object{Key: e.sortKey}); err != nil {
+					return err
+				}
 				continue
 			}
 			info, err := e.entry.Info()

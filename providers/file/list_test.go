@@ -97,6 +97,40 @@ func TestListOrderAndPages(t *testing.T) {
 	}
 }
 
+// TestListKeysOnly: a keys-only listing names the same keys, page by page.
+func TestListKeysOnly(t *testing.T) {
+	ctx := context.Background()
+	s, err := file.Open(ctx, file.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"s/g-x/1", "s/g/1", "s/g/2", "s/g.y/3", "t/1"} {
+		if err := blob.PutBytes(ctx, s, k, []byte(k), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, page := range []int{1, 2, 1000} {
+		var got []string
+		opts := blob.ListOptions{Prefix: "s/", PageSize: page, KeysOnly: true}
+		for {
+			objs, next, err := s.List(ctx, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range objs {
+				got = append(got, o.Key)
+			}
+			if next == "" {
+				break
+			}
+			opts.Token = next
+		}
+		if want := []string{"s/g-x/1", "s/g.y/3", "s/g/1", "s/g/2"}; !slices.Equal(got, want) {
+			t.Fatalf("page %d: %q, want %q", page, got, want)
+		}
+	}
+}
+
 // TestListFindsEveryGraph: with more snapshots of graph "g" than a page
 // holds, the snapshots of graph "g-x" (whose keys sort before "g/") are
 // still listed. fileblob's listing lost them, and a prune that does not
