@@ -9,17 +9,19 @@ import (
 	"github.com/graphkeep/graphkeep/core/repo"
 )
 
-// fetcher downloads a file's chunks in order, a bounded window ahead.
+// fetcher downloads a file's chunks in order, a bounded window ahead: at
+// most window chunks, and at most budget bytes of them (but always one).
 type fetcher struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	repo   *repo.Repository
 	window int
+	budget int
 }
 
-func newFetcher(ctx context.Context, r *repo.Repository, window int) *fetcher {
+func newFetcher(ctx context.Context, r *repo.Repository, window, budget int) *fetcher {
 	ctx, cancel := context.WithCancel(ctx)
-	return &fetcher{ctx: ctx, cancel: cancel, repo: r, window: window}
+	return &fetcher{ctx: ctx, cancel: cancel, repo: r, window: window, budget: budget}
 }
 
 func (f *fetcher) stop() { f.cancel() }
@@ -59,15 +61,22 @@ func (f *fetcher) chunks(refs []repo.ChunkRef, consumers int) iter.Seq2[*sharedC
 				ch <- fetched{c, err}
 			}()
 		}
-		for i := 0; i < min(f.window, len(refs)); i++ {
-			launch(i)
+		// refs[done:launched] are in flight or fetched, ahead bytes of them.
+		launched, ahead := 0, 0
+		fill := func(done int) {
+			for launched < len(refs) && launched-done < f.window &&
+				(launched == done || ahead+refs[launched].Size <= f.budget) {
+				ahead += refs[launched].Size
+				launch(launched)
+				launched++
+			}
 		}
+		fill(0)
 		for i := range refs {
 			res := <-results[i]
 			results[i] = nil
-			if next := i + f.window; next < len(refs) {
-				launch(next)
-			}
+			ahead -= refs[i].Size
+			fill(i + 1)
 			if !yield(res.chunk, res.err) || res.err != nil {
 				return
 			}

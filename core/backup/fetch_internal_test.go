@@ -1,0 +1,76 @@
+package backup
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/graphkeep/graphkeep/blob"
+	"github.com/graphkeep/graphkeep/core/repo"
+	"github.com/graphkeep/graphkeep/providers"
+)
+
+// gets counts the reads in flight and their peak.
+type gets struct {
+	blob.Store
+	now, peak atomic.Int32
+}
+
+func (g *gets) Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	n := g.now.Add(1)
+	defer g.now.Add(-1)
+	for p := g.peak.Load(); n > p && !g.peak.CompareAndSwap(p, n); p = g.peak.Load() {
+	}
+	time.Sleep(5 * time.Millisecond) // a round trip, so fetches overlap
+	return g.Store.Get(ctx, key, offset, length)
+}
+
+// The fetcher keeps at most its byte budget of chunks ahead, whatever its
+// window: restore's memory does not grow with the store's parallelism.
+func TestFetcherKeepsToItsBudget(t *testing.T) {
+	ctx := context.Background()
+	mem, err := providers.Open(ctx, fmt.Sprintf("mem://fetch-%d", time.Now().UnixNano()), providers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &gets{Store: mem}
+	r, err := repo.Init(ctx, store, repo.InitOptions{Compression: "none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refs []repo.ChunkRef
+	for i := range 20 {
+		data := make([]byte, 1<<20)
+		data[0] = byte(i)
+		id := r.HashChunk(data)
+		if err := r.PutChunk(ctx, id, r.EncodeChunk(id, data)); err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, repo.ChunkRef{ID: id, Size: len(data)})
+	}
+	for _, c := range []struct{ window, budget, want int }{{16, 3 << 20, 3}, {2, 64 << 20, 2}, {16, 1, 1}} {
+		store.peak.Store(0)
+		f := newFetcher(ctx, r, c.window, c.budget)
+		n := 0
+		for chunk, err := range f.chunks(refs, 1) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if chunk.data[0] != byte(n) {
+				t.Fatalf("chunk %d out of order", n)
+			}
+			chunk.release()
+			n++
+		}
+		f.stop()
+		if n != len(refs) {
+			t.Fatalf("window %d budget %d: %d chunks, want %d", c.window, c.budget, n, len(refs))
+		}
+		if peak := int(store.peak.Load()); peak > c.want || peak < 1 {
+			t.Fatalf("window %d budget %d: %d reads at once, want at most %d", c.window, c.budget, peak, c.want)
+		}
+	}
+}
