@@ -81,12 +81,7 @@ func (k *keptIndex) encode() []byte {
 		b.WriteString(key)
 	}
 	b.Write(binary.BigEndian.AppendUint32(nil, uint32(k.chunks.Len())))
-	var size [4]byte
-	for _, c := range k.chunks.sorted {
-		b.Write(c.id[:])
-		binary.BigEndian.PutUint32(size[:], c.size)
-		b.Write(size[:])
-	}
+	b.Write(k.chunks.records)
 	sum := sha256.Sum256(b.Bytes())
 	b.Write(sum[:])
 	return b.Bytes()
@@ -144,17 +139,12 @@ func decodeKeptIndex(data []byte) (*keptIndex, error) {
 	if chunks > len(r)/36 {
 		return nil, errBadIndex
 	}
-	k.chunks.sorted = make([]sizedChunk, chunks)
-	for i := range chunks {
-		b, err := next(36)
-		if err != nil {
-			return nil, err
-		}
-		c := sizedChunk{ChunkID(b[:32]), binary.BigEndian.Uint32(b[32:])}
-		if i > 0 && compareSized(k.chunks.sorted[i-1], c) >= 0 {
-			return nil, fmt.Errorf("%w: chunks out of order", errBadIndex)
-		}
-		k.chunks.sorted[i] = c
+	records, err := next(chunks * chunkRecord)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.chunks.setRecords(records); err != nil {
+		return nil, fmt.Errorf("%w: %v", errBadIndex, err)
 	}
 	if len(r) != 0 {
 		return nil, errBadIndex
