@@ -64,6 +64,17 @@ func quickBackup(t *testing.T, r *repo.Repository, graph, dir string, progress f
 	return res.Manifest, nil
 }
 
+// pruneAsync runs a prune; its error comes first, then its result.
+func pruneAsync(r *repo.Repository) (<-chan *retention.PruneResult, <-chan error) {
+	result, pruned := make(chan *retention.PruneResult, 1), make(chan error, 1)
+	go func() {
+		res, err := retention.Prune(context.Background(), r, retention.PruneOptions{Lease: quickLeases})
+		pruned <- err
+		result <- res
+	}()
+	return result, pruned
+}
+
 // sweepWaiting waits until a prune has published whom it waits for.
 func sweepWaiting(t *testing.T, store blob.Store, prune <-chan error) {
 	t.Helper()
@@ -154,13 +165,7 @@ func TestPruneWaitsForEarlierBackup(t *testing.T) {
 	if err := retention.DeleteSnapshot(ctx, r, first.Ref()); err != nil {
 		t.Fatal(err)
 	}
-	pruned := make(chan error, 1)
-	var res *retention.PruneResult
-	go func() {
-		var err error
-		res, err = retention.Prune(ctx, r, retention.PruneOptions{Lease: quickLeases})
-		pruned <- err
-	}()
+	result, pruned := pruneAsync(r)
 	sweepWaiting(t, store, pruned)
 	close(release)
 	out := <-second
@@ -170,6 +175,7 @@ func TestPruneWaitsForEarlierBackup(t *testing.T) {
 	if err := <-pruned; err != nil {
 		t.Fatal(err)
 	}
+	res := <-result
 	if res.Deleted != 0 || res.Rescued == 0 {
 		t.Fatalf("prune = %+v: want every condemned chunk rescued by the backup that committed meanwhile", res)
 	}
@@ -201,13 +207,7 @@ func TestBackupDuringPruneStoresCondemnedChunksAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pruned := make(chan error, 1)
-	var res *retention.PruneResult
-	go func() {
-		var err error
-		res, err = retention.Prune(ctx, r, retention.PruneOptions{Lease: quickLeases})
-		pruned <- err
-	}()
+	result, pruned := pruneAsync(r)
 	sweepWaiting(t, store, pruned)
 
 	type outcome struct {
@@ -230,6 +230,7 @@ func TestBackupDuringPruneStoresCondemnedChunksAgain(t *testing.T) {
 	if err := <-pruned; err != nil {
 		t.Fatal(err)
 	}
+	res := <-result
 	out := <-again
 	if out.err != nil {
 		t.Fatal(out.err)
