@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // indexFile keeps, beside the cached manifests, the snapshots last indexed
@@ -59,6 +60,7 @@ func (c *Cache) saveIndex(k *keptIndex) {
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return
 	}
+	c.removeStaleTemps()
 	tmp, err := os.CreateTemp(c.dir, ".tmp-index-*")
 	if err != nil {
 		return
@@ -67,6 +69,17 @@ func (c *Cache) saveIndex(k *keptIndex) {
 	cerr := tmp.Close()
 	if werr != nil || cerr != nil || os.Rename(tmp.Name(), c.indexPath()) != nil {
 		_ = os.Remove(tmp.Name())
+	}
+}
+
+// removeStaleTemps removes the temporary files of index writes that a
+// killed process left (an hour old: no live write takes that long).
+func (c *Cache) removeStaleTemps() {
+	old, _ := filepath.Glob(filepath.Join(c.dir, ".tmp-index-*"))
+	for _, p := range old {
+		if info, err := os.Stat(p); err == nil && time.Since(info.ModTime()) > time.Hour {
+			_ = os.Remove(p)
+		}
 	}
 }
 

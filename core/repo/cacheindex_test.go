@@ -88,8 +88,25 @@ func TestIndexReadsOnlyNewManifests(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("damaged index")
+	// A killed write's temporary file goes once it is old; a fresh one
+	// (another process writing now) stays.
+	stale, fresh := filepath.Join(r.Cache().Dir(), ".tmp-index-1"), filepath.Join(r.Cache().Dir(), ".tmp-index-2")
+	for _, p := range []string{stale, fresh} {
+		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chtimes(stale, time.Now().Add(-2*time.Hour), time.Now().Add(-2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	rebuilt, err := r.Cache().Rebuild(ctx)
 	if err != nil || !maps.Equal(maps.Collect(rebuilt.Chunks.All()), want) {
 		t.Fatalf("Rebuild: %v, %d chunks, want %d", err, rebuilt.Chunks.Len(), len(want))
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("a killed write's index file is left: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Fatalf("a write in progress lost its file: %v", err)
 	}
 }
