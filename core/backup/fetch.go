@@ -4,24 +4,52 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"sync"
 
 	"github.com/graphkeep/graphkeep/core/internal/bufpool"
 	"github.com/graphkeep/graphkeep/core/repo"
 )
 
-// fetcher downloads a file's chunks in order, a bounded window ahead: at
-// most window chunks, and at most budget bytes of them (but always one).
+// fetcher downloads files' chunks in order, a bounded window ahead. Its
+// limits hold across every file read through it at once: at most window
+// reads in flight, and at most budget bytes fetched and not yet consumed,
+// except that the chunk a file needs next is always fetched (so a file
+// never waits for another's read-ahead to drain). One big file alone uses
+// the whole window; several share it.
 type fetcher struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	repo   *repo.Repository
 	window int
 	budget int
+	reads  chan struct{} // a slot per read in flight
+
+	mu    sync.Mutex
+	ahead int // bytes launched and not yet consumed, over all files
 }
 
 func newFetcher(ctx context.Context, r *repo.Repository, window, budget int) *fetcher {
 	ctx, cancel := context.WithCancel(ctx)
-	return &fetcher{ctx: ctx, cancel: cancel, repo: r, window: window, budget: budget}
+	window = max(1, window)
+	return &fetcher{ctx: ctx, cancel: cancel, repo: r, window: window, budget: budget, reads: make(chan struct{}, window)}
+}
+
+// reserve accounts size bytes ahead: always when must, else only within
+// the budget.
+func (f *fetcher) reserve(size int, must bool) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !must && f.ahead+size > f.budget {
+		return false
+	}
+	f.ahead += size
+	return true
+}
+
+func (f *fetcher) unreserve(size int) {
+	f.mu.Lock()
+	f.ahead -= size
+	f.mu.Unlock()
 }
 
 func (f *fetcher) stop() { f.cancel() }
@@ -42,10 +70,11 @@ func (f *fetcher) chunks(refs []repo.ChunkRef, consumers int) iter.Seq2[*sharedC
 		defer func() {
 			// Recycle what was fetched ahead and not consumed.
 			cancel()
-			for _, ch := range results {
+			for i, ch := range results {
 				if ch == nil {
 					continue
 				}
+				f.unreserve(refs[i].Size)
 				if res := <-ch; res.chunk != nil {
 					for range consumers {
 						res.chunk.release()
@@ -57,16 +86,23 @@ func (f *fetcher) chunks(refs []repo.ChunkRef, consumers int) iter.Seq2[*sharedC
 			ch := make(chan fetched, 1)
 			results[i] = ch
 			go func() {
-				c, err := f.fetch(ctx, refs[i], consumers)
+				var c *sharedChunk
+				var err error
+				select {
+				case f.reads <- struct{}{}:
+					c, err = f.fetch(ctx, refs[i], consumers)
+					<-f.reads
+				case <-ctx.Done():
+					err = ctx.Err()
+				}
 				ch <- fetched{c, err}
 			}()
 		}
-		// refs[done:launched] are in flight or fetched, ahead bytes of them.
-		launched, ahead := 0, 0
+		// refs[done:launched] are in flight or fetched, reserved in f.ahead.
+		launched := 0
 		fill := func(done int) {
 			for launched < len(refs) && launched-done < f.window &&
-				(launched == done || ahead+refs[launched].Size <= f.budget) {
-				ahead += refs[launched].Size
+				f.reserve(refs[launched].Size, launched == done) {
 				launch(launched)
 				launched++
 			}
@@ -75,7 +111,7 @@ func (f *fetcher) chunks(refs []repo.ChunkRef, consumers int) iter.Seq2[*sharedC
 		for i := range refs {
 			res := <-results[i]
 			results[i] = nil
-			ahead -= refs[i].Size
+			f.unreserve(refs[i].Size)
 			fill(i + 1)
 			if !yield(res.chunk, res.err) || res.err != nil {
 				return

@@ -74,3 +74,79 @@ func TestFetcherKeepsToItsBudget(t *testing.T) {
 		}
 	}
 }
+
+// Files read at once share the fetcher's window and budget: the reads in
+// flight never pass the window, and one file alone may use all of it.
+func TestFetcherSharesItsWindow(t *testing.T) {
+	ctx := context.Background()
+	mem, err := providers.Open(ctx, fmt.Sprintf("mem://share-%d", time.Now().UnixNano()), providers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &gets{Store: mem}
+	r, err := repo.Init(ctx, store, repo.InitOptions{Compression: "none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := make([][]repo.ChunkRef, 3)
+	for i := range 60 {
+		data := make([]byte, 64<<10)
+		data[0], data[1] = byte(i), byte(i%3)
+		id := r.HashChunk(data)
+		if err := r.PutChunk(ctx, id, r.EncodeChunk(id, data)); err != nil {
+			t.Fatal(err)
+		}
+		files[i%3] = append(files[i%3], repo.ChunkRef{ID: id, Size: len(data)})
+	}
+	read := func(f *fetcher, refs []repo.ChunkRef) error {
+		n := 0
+		for chunk, err := range f.chunks(refs, 1) {
+			if err != nil {
+				return err
+			}
+			if chunk.data[0] != byte(n*3+int(chunk.data[1])) { // chunk i went to file i%3
+				return fmt.Errorf("chunk %d out of order", n)
+			}
+			chunk.release()
+			n++
+		}
+		if n != len(refs) {
+			return fmt.Errorf("%d chunks, want %d", n, len(refs))
+		}
+		return nil
+	}
+
+	// One file alone: the whole window.
+	f := newFetcher(ctx, r, 12, 64<<20)
+	if err := read(f, files[0]); err != nil {
+		t.Fatal(err)
+	}
+	f.stop()
+	if peak := store.peak.Load(); peak != 12 {
+		t.Fatalf("one file: %d reads at once, want the whole window of 12", peak)
+	}
+
+	// Three at once: still the window, and nothing left reserved.
+	store.peak.Store(0)
+	f = newFetcher(ctx, r, 12, 64<<20)
+	errs := make(chan error, 3)
+	for _, refs := range files {
+		go func() { errs <- read(f, refs) }()
+	}
+	for range files {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if peak := store.peak.Load(); peak > 12 {
+		t.Fatalf("three files: %d reads at once, want at most 12", peak)
+	}
+	// A reader that stops early gives back what it had reserved.
+	for range f.chunks(files[1], 1) {
+		break
+	}
+	f.stop()
+	if f.ahead != 0 {
+		t.Fatalf("%d bytes still reserved after the files were read", f.ahead)
+	}
+}

@@ -69,9 +69,10 @@ type RestoreResult struct {
 // start putting it on disk.
 const writebackEvery = 8 << 20
 
-// restoreBuffer bounds the plaintext a restore holds fetched ahead (each
-// chunk also needs its stored form while it is decoded): with 1 MiB chunks,
-// 30 of them in flight, enough to hide a 30 ms round trip.
+// restoreBuffer bounds the plaintext a restore holds fetched ahead over all
+// the files it writes at once (each chunk also needs its stored form while
+// it is decoded): with 1 MiB chunks, 30 of them in flight, enough to hide a
+// 30 ms round trip. One big file may use all of it.
 const restoreBuffer = 32 << 20
 
 // parallelFiles is how many files a restore writes at once.
@@ -205,7 +206,7 @@ func writeTree(ctx context.Context, r *repo.Repository, m *repo.Manifest, dir st
 		return err
 	}
 	defer root.Close()
-	fetch := newFetcher(ctx, r, max(1, opts.Fetches/parallelFiles), restoreBuffer/parallelFiles)
+	fetch := newFetcher(ctx, r, opts.Fetches, restoreBuffer)
 	defer fetch.stop()
 	validation := map[string]*lightrag.FileStats{}
 	prog := Progress{Graph: m.Graph, TotalFiles: m.Totals.Files, TotalBytes: m.Totals.SizeBytes}
