@@ -16,7 +16,7 @@ export GRAPHKEEP_MINIO_IMAGE := $(MINIO_IMAGE)
 # Tests never ask a cloud metadata service for credentials.
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: all build test test-unit lint fuzz demo bench bench-scale minio-image rclone clean
+.PHONY: all build test test-tools test-unit lint fuzz demo bench bench-scale minio-image rclone clean
 
 all: build
 
@@ -26,7 +26,7 @@ build:
 ## test: every test, the MinIO and fake-GCS suites included, then a short
 ## run of each fuzz target (seeds are in the tests; FUZZTIME=1m for longer).
 FUZZTIME ?= 5s
-test: minio-image lint
+test: minio-image test-tools lint
 	$(GO) test -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory fuzz
 
@@ -35,6 +35,19 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./core/repo/
 	$(GO) test -run '^$$' -fuzz '^FuzzConfig$$' -fuzztime $(FUZZTIME) ./core/repo/
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestBodies$$' -fuzztime $(FUZZTIME) ./api/
+
+## test-tools: Debian's chromium (the dashboard's browser test) and
+## prometheus (promtool, for the alerting rules' tests), installed when
+## missing.
+test-tools:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing (apt-get)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 ## test-unit: the tests that need no Docker.
 test-unit:

@@ -362,9 +362,8 @@ func TestCancelJob(t *testing.T) {
 // token.
 func TestAuthMatrix(t *testing.T) {
 	f := newServer(t, true)
-	open := map[string]bool{"/healthz": true, "/readyz": true, "/openapi.json": true}
 	for _, op := range api.Operations() {
-		path := strings.NewReplacer("{graph}", "g1", "{snapshot}", "20991231T000000Z-aaaaaa", "{checkpoint}", "20991231T000000Z-aaaaaa",
+		path := strings.NewReplacer("{asset}", "app.js", "{graph}", "g1", "{snapshot}", "20991231T000000Z-aaaaaa", "{checkpoint}", "20991231T000000Z-aaaaaa",
 			"{target}", "none", "{job}", "none").Replace(op.Path)
 		for _, who := range []struct {
 			name, token string
@@ -372,7 +371,7 @@ func TestAuthMatrix(t *testing.T) {
 			code := f.do(op.Method, path, who.token, "", nil)
 			var want string
 			switch {
-			case open[op.Path]:
+			case op.Open:
 				want = "allowed"
 			case who.name == "none" || who.name == "wrong":
 				want = "401"
@@ -620,5 +619,38 @@ func TestClientMistakesAre4xx(t *testing.T) {
 	status, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil || !strings.Contains(status, "408") {
 		t.Fatalf("a trickled body: %q, %v; want 408 after the body timeout", status, err)
+	}
+}
+
+// TestSessionAndDashboard: the page and its files are served with a strict
+// policy and no token; /session says what the token sent may do.
+func TestSessionAndDashboard(t *testing.T) {
+	f := newServer(t, true)
+	for _, c := range []struct{ token, role string }{{"", ""}, {"wrong-token-0123456789abcdef", ""}, {readToken, "read"}, {adminToken, "admin"}} {
+		var s api.Session
+		if code := f.do("GET", "/session", c.token, "", &s); code != 200 || s.Role != c.role || !s.Tokens {
+			t.Errorf("session with %q: %d %+v, want role %q", c.token, code, s, c.role)
+		}
+	}
+	loopback := newServer(t, false)
+	var s api.Session
+	if code := loopback.do("GET", "/session", "", "", &s); code != 200 || s.Role != "admin" || s.Tokens {
+		t.Errorf("session without tokens: %d %+v", code, s)
+	}
+	for path, typ := range map[string]string{"/": "text/html", "/ui/app.js": "text/javascript", "/ui/app.css": "text/css", "/ui/icon.svg": "image/svg+xml"} {
+		req := httptest.NewRequest("GET", path, nil)
+		rec := httptest.NewRecorder()
+		f.s.Handler().ServeHTTP(rec, req)
+		if rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), typ) {
+			t.Errorf("%s: %d %q", path, rec.Code, rec.Header().Get("Content-Type"))
+		}
+		if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "script-src 'self'") {
+			t.Errorf("%s: policy %q", path, csp)
+		}
+	}
+	for _, path := range []string{"/ui/index.html", "/ui/nothing.js", "/ui/..%2fdashboard.go"} {
+		if code := f.do("GET", path, "", "", nil); code != 404 {
+			t.Errorf("%s: %d, want 404", path, code)
+		}
 	}
 }

@@ -38,12 +38,18 @@ type Job struct {
 	Finished *time.Time  `json:"finished,omitempty"`
 }
 
-// JobProgress is how far a job is.
+// JobProgress is how far a job is. While it runs, the rate is its bytes
+// over the time since it started, and the ETA what is left at that rate
+// (absent until there is a rate).
 type JobProgress struct {
 	Bytes      int64 `json:"bytes"`
 	TotalBytes int64 `json:"total_bytes"`
 	Files      int   `json:"files"`
 	TotalFiles int   `json:"total_files"`
+	// BytesPerSecond since the job started; absent before any byte.
+	BytesPerSecond float64 `json:"bytes_per_second,omitempty"`
+	// ETASeconds is the time left at that rate, while the job runs.
+	ETASeconds *float64 `json:"eta_seconds,omitempty"`
 }
 
 type job struct {
@@ -56,7 +62,29 @@ type job struct {
 func (j *job) snapshot() Job {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.Job
+	out := j.Job
+	out.Progress.rate(out.Started, out.Finished, time.Now())
+	return out
+}
+
+// rate fills BytesPerSecond and, while running, ETASeconds.
+func (p *JobProgress) rate(started, finished *time.Time, now time.Time) {
+	if started == nil || p.Bytes <= 0 {
+		return
+	}
+	end := now
+	if finished != nil {
+		end = *finished
+	}
+	elapsed := end.Sub(*started).Seconds()
+	if elapsed <= 0 {
+		return
+	}
+	p.BytesPerSecond = float64(p.Bytes) / elapsed
+	if finished == nil && p.TotalBytes >= p.Bytes {
+		eta := float64(p.TotalBytes-p.Bytes) / p.BytesPerSecond
+		p.ETASeconds = &eta
+	}
 }
 
 // Work is a job's body; progress may be called from any goroutine.

@@ -71,6 +71,9 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	r.Get("/openapi.json", s.openapiDoc)
+	r.Get("/", s.dashboard)
+	r.Get("/ui/{asset}", s.dashboardAsset)
+	r.Get("/session", s.session)
 	r.Group(func(r chi.Router) {
 		if !s.deps.OpenMetrics {
 			r.Use(s.auth.require(roleRead))

@@ -23,6 +23,9 @@ type HealthOptions struct {
 	// whose last good snapshot is older than two intervals is stale.
 	// Default 24h.
 	BackupInterval time.Duration
+	// GraphIntervals override BackupInterval for single graphs (zero or
+	// absent: BackupInterval).
+	GraphIntervals map[string]time.Duration
 	// Graphs are the graphs that should have backups (known from the graphs
 	// root); a graph with none is a reason.
 	Graphs []string
@@ -72,6 +75,17 @@ type GraphHealth struct {
 	// LastGood is the snapshot "latest" restores, and its age.
 	LastGood           string   `json:"last_good,omitempty"`
 	LastGoodAgeSeconds *float64 `json:"last_good_age_seconds,omitempty"`
+	// ScheduleSeconds is the graph's backup interval: it is stale once its
+	// last snapshot is older than two.
+	ScheduleSeconds float64 `json:"schedule_seconds"`
+}
+
+// intervalOf is graph's backup interval.
+func (o HealthOptions) intervalOf(graph string) time.Duration {
+	if d := o.GraphIntervals[graph]; d > 0 {
+		return d
+	}
+	return o.BackupInterval
 }
 
 // CheckpointHealth is the latest checkpoint's age and where it restores.
@@ -165,7 +179,8 @@ func SystemHealth(ctx context.Context, r *repo.Repository, open replication.Open
 	}
 	sort.Strings(names)
 	for _, g := range names {
-		gh := GraphHealth{Graph: g}
+		every := opts.intervalOf(g)
+		gh := GraphHealth{Graph: g, ScheduleSeconds: every.Seconds()}
 		ref, ok := latest[g]
 		if !ok {
 			gh.Stale = true
@@ -181,7 +196,7 @@ func SystemHealth(ctx context.Context, r *repo.Repository, open replication.Open
 		age := now.Sub(m.Time).Seconds()
 		gh.LastSnapshot, gh.AgeSeconds = ref.ID, &age
 		gh.Flagged, gh.MidIngestion, gh.Consistency = m.Flagged(), m.MidIngestion(), m.Consistency
-		gh.Stale = now.Sub(m.Time) > 2*opts.BackupInterval
+		gh.Stale = now.Sub(m.Time) > 2*every
 		if c, _, err := r.LatestGood(ctx, g, refs); err == nil {
 			gm, err := r.Cache().Manifest(ctx, c.Ref)
 			if err != nil {
@@ -197,7 +212,7 @@ func SystemHealth(ctx context.Context, r *repo.Repository, open replication.Open
 			h.add(StateDegraded, "graph %s: the latest snapshot was cut mid-ingestion (%s); restores use %s", g, m.Consistency.Reason, orNone(gh.LastGood))
 		}
 		if gh.Stale {
-			h.add(StateDegraded, "graph %s: last snapshot is %s old, more than twice the %s schedule", g, now.Sub(m.Time).Round(time.Minute), opts.BackupInterval)
+			h.add(StateDegraded, "graph %s: last snapshot is %s old, more than twice the %s schedule", g, now.Sub(m.Time).Round(time.Minute), every)
 		}
 		if gh.Flagged {
 			h.add(StateDegraded, "graph %s: the latest snapshot is flagged by LightRAG validation: %v", g, m.LightRAG.Problems)

@@ -341,7 +341,7 @@ func (s *Service) Health(ctx context.Context) (*recovery.Health, error) {
 			graphs = append(graphs, src.Graph)
 		}
 	}
-	return recovery.SystemHealth(ctx, r, s.cfg.Open, recovery.HealthOptions{BackupInterval: s.cfg.BackupInterval, Graphs: graphs})
+	return recovery.SystemHealth(ctx, r, s.cfg.Open, recovery.HealthOptions{BackupInterval: s.cfg.BackupInterval, GraphIntervals: s.cfg.Schedule.GraphIntervals, Graphs: graphs})
 }
 
 // RecoveryStatus is the latest checkpoint, the achievable RPO at each

@@ -1,0 +1,318 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/graphkeep/graphkeep/integration/miniotest"
+)
+
+// chromium finds the browser: GRAPHKEEP_CHROMIUM, else chromium on PATH.
+// Under CI=true a missing browser fails with the fix; elsewhere it skips.
+func chromium(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: the browser tests need chromium; run them with make test")
+	}
+	if p := os.Getenv("GRAPHKEEP_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	msg := "no chromium for the browser tests: install it (apt-get install chromium; make test does) or set GRAPHKEEP_CHROMIUM"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// artifacts is where the browser test writes its screenshots:
+// GRAPHKEEP_ARTIFACTS/browser, else .cache/artifacts/browser in the checkout.
+func artifacts(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join("..", ".cache", "artifacts", "browser")
+	if a := os.Getenv("GRAPHKEEP_ARTIFACTS"); a != "" {
+		dir = filepath.Join(a, "browser")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// browser is one headless Chromium tab that records every console error,
+// uncaught exception, policy violation and failed request of the page.
+type browser struct {
+	t    *testing.T
+	ctx  context.Context
+	dir  string
+	base string
+
+	mu       sync.Mutex
+	problems []string
+}
+
+func newBrowser(t *testing.T, base string) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.NoSandbox, // tests may run as root
+		chromedp.Flag("no-proxy-server", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelTab(); cancelAlloc() })
+	b := &browser{t: t, ctx: ctx, dir: artifacts(t), base: base}
+	chromedp.ListenTarget(ctx, func(ev any) {
+		switch ev := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.APITypeError || ev.Type == runtime.APITypeAssert {
+				var args []string
+				for _, a := range ev.Args {
+					args = append(args, string(a.Value)+a.Description)
+				}
+				b.problem("console %s: %s", ev.Type, strings.Join(args, " "))
+			}
+		case *runtime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			text := d.Text
+			if d.Exception != nil {
+				text += " " + d.Exception.Description
+			}
+			b.problem("uncaught exception: %s", text)
+		case *log.EventEntryAdded:
+			if ev.Entry.Level == log.LevelError {
+				b.problem("browser log: %s %s", ev.Entry.Text, ev.Entry.URL)
+			}
+		case *network.EventLoadingFailed:
+			b.problem("request failed: %s (%s)", ev.ErrorText, ev.RequestID)
+		case *network.EventResponseReceived:
+			if ev.Response.Status >= 400 {
+				b.problem("request %s answered %d", ev.Response.URL, ev.Response.Status)
+			}
+		}
+	})
+	// The first run starts the browser and must not carry a deadline: the
+	// browser lives as long as that run's context.
+	if err := chromedp.Run(ctx, network.Enable(), log.Enable(), runtime.Enable()); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return b
+}
+
+func (b *browser) problem(format string, args ...any) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.problems = append(b.problems, fmt.Sprintf(format, args...))
+}
+
+// run runs actions with a deadline, failing the test with what was asked.
+func (b *browser) run(what string, actions ...chromedp.Action) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 90*time.Second)
+	defer cancel()
+	if err := chromedp.Run(ctx, actions...); err != nil {
+		b.fail(what, err)
+	}
+}
+
+// fail ends the test with a screenshot, the page's text and its problems.
+func (b *browser) fail(what string, err error) {
+	b.t.Helper()
+	b.shot("failed-" + strings.ReplaceAll(what, " ", "-"))
+	var page string
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	_ = chromedp.Run(ctx, chromedp.Evaluate(`document.body.innerText`, &page))
+	b.mu.Lock()
+	problems := strings.Join(b.problems, "\n")
+	b.mu.Unlock()
+	b.t.Fatalf("browser: %s: %v\npage:\n%s\nproblems:\n%s", what, err, page, problems)
+}
+
+// open goes to a page of the dashboard (a hash route) and waits for sel.
+func (b *browser) open(route, sel string) {
+	b.t.Helper()
+	b.run("open "+route, chromedp.Navigate(b.base+"/#"+route), chromedp.WaitVisible(sel, chromedp.ByQuery))
+}
+
+// text is the text of the first element matching sel.
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	var s string
+	b.run("read "+sel, chromedp.Text(sel, &s, chromedp.ByQuery))
+	return s
+}
+
+// eventually waits until the JavaScript expression is true.
+func (b *browser) eventually(what, expr string, within time.Duration) {
+	b.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var ok bool
+		b.run(what, chromedp.Evaluate(expr, &ok))
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.fail(what, fmt.Errorf("not within %s", within))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// shot saves a screenshot of the whole page as name.png.
+func (b *browser) shot(name string) {
+	var png []byte
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
+		b.t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(b.dir, name+".png"), png, 0o644); err != nil {
+		b.t.Logf("screenshot %s: %v", name, err)
+	}
+}
+
+// signIn types token into the sign-in form and waits for the overview.
+func (b *browser) signIn(token string) {
+	b.t.Helper()
+	b.run("sign in", chromedp.WaitVisible("#signin", chromedp.ByQuery),
+		chromedp.SendKeys("#token", token, chromedp.ByQuery),
+		chromedp.Click("#signin-submit", chromedp.ByQuery),
+		chromedp.WaitVisible("#overall", chromedp.ByQuery))
+}
+
+func (b *browser) checkClean() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.problems {
+		b.t.Errorf("page problem: %s", p)
+	}
+}
+
+// TestDashboardInBrowser drives the dashboard in headless Chromium against
+// the real binary: sign in, three graphs, a backup watched to its new
+// snapshot, that snapshot's page, a failover dry run's plan, a target on a
+// MinIO that stops turning UNREACHABLE, and a read token that cannot act.
+// Any console error, exception or failed request fails it; each page is
+// saved as a screenshot.
+func TestDashboardInBrowser(t *testing.T) {
+	chromium(t)
+	srv := miniotest.Start(t)
+	e := newEnv(t)
+	e.extra = []string{"AWS_ACCESS_KEY_ID=" + miniotest.User, "AWS_SECRET_ACCESS_KEY=" + miniotest.Password,
+		"AWS_EC2_METADATA_DISABLED=true", "GRAPHKEEP_PASSWORD=browser test",
+		"GRAPHKEEP_ADMIN_TOKEN=" + testAdminToken, "GRAPHKEEP_READ_TOKEN=" + testReadToken}
+	e.ok("fixture", "generate", e.root, "--graphs", "alpha,beta,gamma", "--size", "6000000")
+	e.ok("init")
+	e.ok("backup", "--all")
+	e.ok("targets", "add", "dr", "s3://"+srv.NewBucket(t)+"/replica?endpoint="+srv.Endpoint+"&use_path_style=true")
+	e.ok("checkpoint", "create")
+	e.ok("replicate")
+	s := e.startServer(t, "")
+	b := newBrowser(t, s.url)
+
+	// Sign in with the admin token; the overview shows the three graphs.
+	b.run("open", chromedp.Navigate(s.url+"/"), chromedp.WaitVisible("#signin", chromedp.ByQuery))
+	b.shot("01-sign-in")
+	b.signIn(testAdminToken)
+	b.eventually("three graphs on the overview", `document.querySelectorAll("tr[data-graph]").length === 3`, 30*time.Second)
+	for _, g := range []string{"alpha", "beta", "gamma"} {
+		if !strings.Contains(b.text(`tr[data-graph="`+g+`"]`), g) {
+			t.Fatalf("overview lacks graph %s", g)
+		}
+	}
+	b.shot("02-overview")
+	b.open("/graphs", `tr[data-graph="gamma"]`)
+	b.shot("03-graphs")
+
+	// Back up alpha from its page and follow the job to the new snapshot.
+	e.ok("fixture", "grow", e.root, "alpha", "--percent", "30")
+	var before []struct{ ID string }
+	s.must(200, "GET", "/backup/graphs/alpha/snapshots", "", &before)
+	b.open("/graphs/alpha", "#backup-now")
+	b.run("back up now", chromedp.Click("#backup-now", chromedp.ByQuery),
+		chromedp.WaitVisible(`#job .job`, chromedp.ByQuery))
+	b.eventually("the backup to finish", `!!document.querySelector('#job .job[data-state="succeeded"]')`, 2*time.Minute)
+	id := b.text("#job .notice a")
+	var snaps []struct{ ID string }
+	s.must(200, "GET", "/backup/graphs/alpha/snapshots", "", &snaps)
+	if len(snaps) != len(before)+1 || snaps[len(snaps)-1].ID != id {
+		t.Fatalf("the page names snapshot %q; the API lists %+v", id, snaps)
+	}
+	b.eventually("the new snapshot in the list", `!!document.querySelector('tr[data-snapshot="`+id+`"]')`, 30*time.Second)
+	b.shot("04-graph")
+	b.run("open the snapshot", chromedp.Click("#job .notice a", chromedp.ByQuery), chromedp.WaitVisible("#files", chromedp.ByQuery))
+	if page := b.text("main"); !strings.Contains(page, "vdb_entities.json") || !strings.Contains(page, id) {
+		t.Fatalf("snapshot page: %s", page)
+	}
+	b.shot("05-snapshot")
+	b.open("/jobs", `tr[data-job]`)
+	b.shot("06-jobs")
+
+	// A failover dry run: the plan says what would be lost and changes nothing.
+	b.open("/actions", "#failover-plan")
+	b.run("plan a failover", chromedp.Click("#failover-plan", chromedp.ByQuery), chromedp.WaitVisible(".plan", chromedp.ByQuery))
+	if plan := b.text(".plan"); !strings.Contains(plan, "Data that would be lost") || !strings.Contains(plan, "target dr") {
+		t.Fatalf("failover plan: %s", plan)
+	}
+	b.shot("07-failover-plan")
+	var status struct {
+		Failovers []any `json:"failovers"`
+	}
+	s.must(200, "GET", "/recovery/status", "", &status)
+	if len(status.Failovers) != 0 {
+		t.Fatalf("a dry run failed over: %+v", status)
+	}
+
+	// The target's MinIO stops: the overview shows it UNREACHABLE.
+	timeout := 10 * time.Second
+	if err := srv.Container.Stop(context.Background(), &timeout); err != nil {
+		t.Fatal(err)
+	}
+	b.open("/", `tr[data-target="dr"]`)
+	b.eventually("target dr UNREACHABLE", `document.querySelector('tr[data-target="dr"]').textContent.includes("UNREACHABLE")`, 90*time.Second)
+	b.shot("08-target-unreachable")
+
+	// A phone-sized window still reads.
+	b.run("phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)), chromedp.WaitVisible("#overall", chromedp.ByQuery))
+	b.shot("09-overview-phone")
+	b.run("laptop", chromedp.EmulateViewport(1280, 900))
+
+	// A read token sees everything and is offered no action.
+	b.run("sign out", chromedp.Click("#signout", chromedp.ByQuery))
+	b.signIn(testReadToken)
+	b.open("/graphs/alpha", `tr[data-snapshot="`+id+`"]`)
+	var offered bool
+	b.run("look for actions", chromedp.Evaluate(`!!document.querySelector("#backup-now")`, &offered))
+	if offered {
+		t.Fatal("a read token is offered 'Back up now'")
+	}
+	b.open("/actions", "#read-only")
+	b.shot("10-read-only")
+	if code := s.callAs(testReadToken, "POST", "/backup/graphs/alpha/snapshots", "", nil); code != 403 {
+		t.Fatalf("read token backing up: %d, want 403", code)
+	}
+	b.checkClean()
+}
