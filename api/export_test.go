@@ -8,3 +8,6 @@ func SetBodyTimeout(d time.Duration) (restore func()) {
 	bodyTimeout = d
 	return func() { bodyTimeout = old }
 }
+
+// MetricsOf returns the metrics a server exports (tests).
+func MetricsOf(s *Server) *Metrics { return s.m }

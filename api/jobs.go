@@ -242,13 +242,16 @@ func (js *Jobs) run(ctx context.Context, j *job, work Work) {
 	default:
 		j.Job.State, j.Job.Result = JobSucceeded, result
 	}
-	state, kind := j.Job.State, j.Job.Kind
+	state, kind, target := j.Job.State, j.Job.Kind, j.Job.Target
 	j.mu.Unlock()
 	js.mu.Lock()
 	js.forgetOld()
 	js.mu.Unlock()
 	js.m.jobs.WithLabelValues(kind, JobRunning).Dec()
 	js.m.jobsDone.WithLabelValues(kind, state).Inc()
+	if kind == "backup" && state == JobFailed && target != "" {
+		js.m.ObserveBackupFailure(target, time.Now())
+	}
 }
 
 func (js *Jobs) get(id string) (*job, error) {

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/graphkeep/graphkeep/core/recovery"
+	"github.com/graphkeep/graphkeep/core/replication"
 	"github.com/graphkeep/graphkeep/core/repo"
 )
 
@@ -33,6 +35,22 @@ type Metrics struct {
 	quiet          *prometheus.GaugeVec
 	cutAttempts    *prometheus.GaugeVec
 	rpo            *prometheus.HistogramVec
+
+	// From the health view (refreshed every 10 s); absent when unknown.
+	status            *prometheus.GaugeVec
+	primaryReachable  prometheus.Gauge
+	graphLast         *prometheus.GaugeVec
+	graphLastGood     *prometheus.GaugeVec
+	graphSchedule     *prometheus.GaugeVec
+	graphFlagged      *prometheus.GaugeVec
+	graphMid          *prometheus.GaugeVec
+	targetRPO         *prometheus.GaugeVec
+	targets           prometheus.Gauge
+	checkpointTargets *prometheus.GaugeVec
+	failovers         *prometheus.GaugeVec
+	lastFailover      *prometheus.GaugeVec
+	// backupFailed is the time of each graph's last failed backup job.
+	backupFailed *prometheus.GaugeVec
 }
 
 // NewMetrics registers the metrics.
@@ -60,8 +78,26 @@ func NewMetrics() *Metrics {
 	m.cutAttempts = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_snapshot_cut_attempts", Help: "Cuts the last backup of each graph took before it kept one."}, []string{"graph"})
 	m.rpo = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "graphkeep_watch_rpo_seconds", Help: "Continuous protection: time from LightRAG's last write of a settled state to its snapshot being committed.",
 		Buckets: []float64{0.5, 1, 2, 3, 5, 10, 20, 30, 60, 120, 300}}, []string{"graph"})
+	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+	}
+	m.status = gauge("graphkeep_health_status", "1 for the overall state (HEALTHY, DEGRADED, CRITICAL), as GET /recovery/health says.", "state")
+	m.primaryReachable = prometheus.NewGauge(prometheus.GaugeOpts{Name: "graphkeep_primary_reachable", Help: "1 when the primary repository answers, 0 when it does not."})
+	m.graphLast = gauge("graphkeep_graph_last_snapshot_timestamp_seconds", "Time of each graph's newest snapshot in the repository (absent when it has none).", "graph")
+	m.graphLastGood = gauge("graphkeep_graph_last_good_snapshot_timestamp_seconds", "Time of each graph's newest snapshot that is neither flagged nor mid-ingestion (absent when none).", "graph")
+	m.graphSchedule = gauge("graphkeep_graph_schedule_seconds", "Each graph's backup interval: it is stale past two.", "graph")
+	m.graphFlagged = gauge("graphkeep_graph_latest_flagged", "1 when each graph's newest snapshot is flagged (LightRAG may not load it).", "graph")
+	m.graphMid = gauge("graphkeep_graph_latest_mid_ingestion", "1 when each graph's newest snapshot was cut while LightRAG's stores disagreed.", "graph")
+	m.targetRPO = gauge("graphkeep_replication_rpo_seconds", "Age of the oldest snapshot each target lacks (0 when it holds all; absent while unknown).", "target")
+	m.targets = prometheus.NewGauge(prometheus.GaugeOpts{Name: "graphkeep_replication_targets", Help: "Replication targets configured."})
+	m.checkpointTargets = gauge("graphkeep_checkpoint_restorable_targets", "Targets where the latest checkpoint was restorable when last validated (absent without a validated checkpoint).")
+	m.failovers = gauge("graphkeep_failovers", "Failovers recorded in the primary's history.")
+	m.lastFailover = gauge("graphkeep_last_failover_timestamp_seconds", "Time of the newest recorded failover (absent when none).")
+	m.backupFailed = gauge("graphkeep_backup_last_failure_timestamp_seconds", "Time of each graph's last failed backup job in this server.", "graph")
 	for _, c := range []prometheus.Collector{m.requests, m.latency, m.jobs, m.jobsDone, m.backupDuration, m.backupBytes, m.dedupRatio,
 		m.lastSuccess, m.lagSnapshots, m.lagBytes, m.targetHealth, m.checkpointAge, m.consistent, m.quiet, m.cutAttempts, m.rpo,
+		m.status, m.primaryReachable, m.graphLast, m.graphLastGood, m.graphSchedule, m.graphFlagged, m.graphMid, m.targetRPO,
+		m.targets, m.checkpointTargets, m.failovers, m.lastFailover, m.backupFailed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -106,6 +142,77 @@ func (m *Metrics) ObserveBackup(man *repo.Manifest, took time.Duration) {
 		m.quiet.WithLabelValues(g).Set(float64(c.QuietMS) / 1000)
 		m.cutAttempts.WithLabelValues(g).Set(float64(c.Attempts))
 	}
+}
+
+// ObserveHealth sets the gauges the health view feeds. What is unknown is
+// left absent (a target's lag while unreachable, a checkpoint never
+// validated), so that "no value" can be alerted on.
+func (m *Metrics) ObserveHealth(h *recovery.Health) {
+	for _, st := range []string{recovery.StateHealthy, recovery.StateDegraded, recovery.StateCritical} {
+		m.status.WithLabelValues(st).Set(float64(btoi(h.Status == st)))
+	}
+	m.primaryReachable.Set(float64(btoi(h.Primary.Reachable)))
+	if !h.Primary.Reachable {
+		return // the rest was not read; keep what was last known
+	}
+	for _, v := range []*prometheus.GaugeVec{m.graphLast, m.graphLastGood, m.graphSchedule, m.graphFlagged, m.graphMid,
+		m.lagSnapshots, m.lagBytes, m.targetRPO, m.targetHealth, m.checkpointAge, m.checkpointTargets, m.lastFailover} {
+		v.Reset()
+	}
+	now := time.Now()
+	at := func(age *float64) float64 {
+		return float64(now.Add(-time.Duration(*age * float64(time.Second))).Unix())
+	}
+	for _, g := range h.Graphs {
+		m.graphSchedule.WithLabelValues(g.Graph).Set(g.ScheduleSeconds)
+		if g.AgeSeconds == nil {
+			continue
+		}
+		m.graphLast.WithLabelValues(g.Graph).Set(at(g.AgeSeconds))
+		if g.LastGoodAgeSeconds != nil {
+			m.graphLastGood.WithLabelValues(g.Graph).Set(at(g.LastGoodAgeSeconds))
+		}
+		m.graphFlagged.WithLabelValues(g.Graph).Set(float64(btoi(g.Flagged)))
+		m.graphMid.WithLabelValues(g.Graph).Set(float64(btoi(g.MidIngestion)))
+	}
+	m.targets.Set(float64(len(h.Targets)))
+	for _, t := range h.Targets {
+		for _, st := range []string{replication.Healthy, replication.Degraded, replication.Unreachable, replication.Unknown} {
+			m.targetHealth.WithLabelValues(t.ID, st).Set(float64(btoi(st == t.Status)))
+		}
+		if t.LagSnapshots >= 0 && t.Status != replication.Unreachable && t.Status != replication.Unknown {
+			m.lagSnapshots.WithLabelValues(t.ID).Set(float64(t.LagSnapshots))
+			m.lagBytes.WithLabelValues(t.ID).Set(float64(t.LagBytes))
+			m.targetRPO.WithLabelValues(t.ID).Set(t.RPOSeconds)
+		}
+	}
+	if cp := h.Checkpoint; cp != nil {
+		m.checkpointAge.WithLabelValues().Set(cp.AgeSeconds)
+		if !cp.ValidatedAt.IsZero() {
+			n := 0
+			for _, loc := range cp.RestorableAt {
+				if loc != recovery.PrimaryName {
+					n++
+				}
+			}
+			m.checkpointTargets.WithLabelValues().Set(float64(n))
+		}
+	}
+	m.failovers.WithLabelValues().Set(float64(len(h.Failovers)))
+	var last time.Time
+	for _, sw := range h.Failovers {
+		if sw.Time.After(last) {
+			last = sw.Time
+		}
+	}
+	if !last.IsZero() {
+		m.lastFailover.WithLabelValues().Set(float64(last.Unix()))
+	}
+}
+
+// ObserveBackupFailure records a failed backup job of graph.
+func (m *Metrics) ObserveBackupFailure(graph string, at time.Time) {
+	m.backupFailed.WithLabelValues(graph).Set(float64(at.Unix()))
 }
 
 // ObserveRPO records the RPO continuous protection achieved for a graph.

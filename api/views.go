@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/graphkeep/graphkeep/core/recovery"
-	"github.com/graphkeep/graphkeep/core/replication"
 	"github.com/graphkeep/graphkeep/core/repo"
 )
 
@@ -108,21 +107,7 @@ func (v *views) computeHealth(ctx context.Context) (*recovery.Health, error) {
 	v.health, v.healthAt, v.healthErr = h, time.Now(), err
 	v.mu.Unlock()
 	if h != nil {
-		v.s.m.checkpointAge.Reset()
-		if h.Checkpoint != nil {
-			v.s.m.checkpointAge.WithLabelValues().Set(h.Checkpoint.AgeSeconds)
-		}
-		for _, t := range h.Targets {
-			v.s.m.lagSnapshots.WithLabelValues(t.ID).Set(float64(max(t.LagSnapshots, 0)))
-			v.s.m.lagBytes.WithLabelValues(t.ID).Set(float64(t.LagBytes))
-			for _, st := range []string{replication.Healthy, replication.Degraded, replication.Unreachable, replication.Unknown} {
-				val := 0.0
-				if st == t.Status {
-					val = 1
-				}
-				v.s.m.targetHealth.WithLabelValues(t.ID, st).Set(val)
-			}
-		}
+		v.s.m.ObserveHealth(h)
 	}
 	return h, err
 }

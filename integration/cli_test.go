@@ -532,3 +532,20 @@ func TestCLIRestoreKilledMidSwap(t *testing.T) {
 		})
 	}
 }
+
+// A command that only groups others refuses a missing or unknown
+// subcommand (before: it printed its help and exited 0); monitoring prints
+// the rules and the dashboard.
+func TestGroupCommandsNeedASubcommand(t *testing.T) {
+	e := newEnv(t)
+	e.fails("needs a subcommand: one of add, health, list, remove", "targets")
+	e.fails(`has no subcommand "bogus": use one of grafana, rules`, "monitoring", "bogus")
+	if rules := e.ok("monitoring", "rules"); !strings.Contains(rules, "alert: GraphkeepBackupStale") {
+		t.Fatalf("monitoring rules:\n%s", rules)
+	}
+	var dash struct{ Panels []any }
+	e.jsonOut(&dash, "monitoring", "grafana")
+	if len(dash.Panels) < 10 {
+		t.Fatalf("monitoring grafana: %d panels", len(dash.Panels))
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -121,7 +122,33 @@ Repository URLs: file:///abs/dir, mem://name,
 		initCmd(g), backupCmd(g), watchCmd(g), snapshotsCmd(g), restoreCmd(g), previousCmd(g), verifyCmd(g),
 		forgetCmd(g), pruneCmd(g), statsCmd(g), checkCmd(g), fixtureCmd(),
 		targetsCmd(g), replicateCmd(g), replicationStatusCmd(g),
-		checkpointCmd(g), failoverCmd(g), healthCmd(g), recoveryStatusCmd(g), serveCmd(g),
+		checkpointCmd(g), failoverCmd(g), healthCmd(g), recoveryStatusCmd(g), serveCmd(g), monitoringCmd(),
 	)
+	requireSubcommands(root)
 	return root, g
+}
+
+// requireSubcommands makes a command that only groups others ("targets",
+// "monitoring") refuse a missing or unknown subcommand with an error that
+// names the ones it has, instead of printing its help and succeeding.
+func requireSubcommands(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		requireSubcommands(c)
+		if !c.HasSubCommands() || c.Run != nil || c.RunE != nil {
+			continue
+		}
+		var names []string
+		for _, sub := range c.Commands() {
+			if sub.IsAvailableCommand() {
+				names = append(names, sub.Name())
+			}
+		}
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("%s has no subcommand %q: use one of %s", cmd.CommandPath(), args[0], strings.Join(names, ", "))
+			}
+			return fmt.Errorf("%s needs a subcommand: one of %s (%s --help explains them)", cmd.CommandPath(), strings.Join(names, ", "), cmd.CommandPath())
+		}
+	}
 }
