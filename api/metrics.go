@@ -38,14 +38,14 @@ type Metrics struct {
 
 	// From the health view (refreshed every 10 s); absent when unknown.
 	status            *prometheus.GaugeVec
-	primaryReachable  prometheus.Gauge
+	primaryReachable  *prometheus.GaugeVec
 	graphLast         *prometheus.GaugeVec
 	graphLastGood     *prometheus.GaugeVec
 	graphSchedule     *prometheus.GaugeVec
 	graphFlagged      *prometheus.GaugeVec
 	graphMid          *prometheus.GaugeVec
 	targetRPO         *prometheus.GaugeVec
-	targets           prometheus.Gauge
+	targets           *prometheus.GaugeVec
 	checkpointTargets *prometheus.GaugeVec
 	failovers         *prometheus.GaugeVec
 	lastFailover      *prometheus.GaugeVec
@@ -82,14 +82,14 @@ func NewMetrics() *Metrics {
 		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
 	}
 	m.status = gauge("graphkeep_health_status", "1 for the overall state (HEALTHY, DEGRADED, CRITICAL), as GET /recovery/health says.", "state")
-	m.primaryReachable = prometheus.NewGauge(prometheus.GaugeOpts{Name: "graphkeep_primary_reachable", Help: "1 when the primary repository answers, 0 when it does not."})
+	m.primaryReachable = gauge("graphkeep_primary_reachable", "1 when the primary repository answers, 0 when it does not (absent until first checked).")
 	m.graphLast = gauge("graphkeep_graph_last_snapshot_timestamp_seconds", "Time of each graph's newest snapshot in the repository (absent when it has none).", "graph")
 	m.graphLastGood = gauge("graphkeep_graph_last_good_snapshot_timestamp_seconds", "Time of each graph's newest snapshot that is neither flagged nor mid-ingestion (absent when none).", "graph")
 	m.graphSchedule = gauge("graphkeep_graph_schedule_seconds", "Each graph's backup interval: it is stale past two.", "graph")
 	m.graphFlagged = gauge("graphkeep_graph_latest_flagged", "1 when each graph's newest snapshot is flagged (LightRAG may not load it).", "graph")
 	m.graphMid = gauge("graphkeep_graph_latest_mid_ingestion", "1 when each graph's newest snapshot was cut while LightRAG's stores disagreed.", "graph")
 	m.targetRPO = gauge("graphkeep_replication_rpo_seconds", "Age of the oldest snapshot each target lacks (0 when it holds all; absent while unknown).", "target")
-	m.targets = prometheus.NewGauge(prometheus.GaugeOpts{Name: "graphkeep_replication_targets", Help: "Replication targets configured."})
+	m.targets = gauge("graphkeep_replication_targets", "Replication targets configured (absent until first checked).")
 	m.checkpointTargets = gauge("graphkeep_checkpoint_restorable_targets", "Targets where the latest checkpoint was restorable when last validated (absent without a validated checkpoint).")
 	m.failovers = gauge("graphkeep_failovers", "Failovers recorded in the primary's history.")
 	m.lastFailover = gauge("graphkeep_last_failover_timestamp_seconds", "Time of the newest recorded failover (absent when none).")
@@ -151,7 +151,7 @@ func (m *Metrics) ObserveHealth(h *recovery.Health) {
 	for _, st := range []string{recovery.StateHealthy, recovery.StateDegraded, recovery.StateCritical} {
 		m.status.WithLabelValues(st).Set(float64(btoi(h.Status == st)))
 	}
-	m.primaryReachable.Set(float64(btoi(h.Primary.Reachable)))
+	m.primaryReachable.WithLabelValues().Set(float64(btoi(h.Primary.Reachable)))
 	if !h.Primary.Reachable {
 		return // the rest was not read; keep what was last known
 	}
@@ -175,7 +175,7 @@ func (m *Metrics) ObserveHealth(h *recovery.Health) {
 		m.graphFlagged.WithLabelValues(g.Graph).Set(float64(btoi(g.Flagged)))
 		m.graphMid.WithLabelValues(g.Graph).Set(float64(btoi(g.MidIngestion)))
 	}
-	m.targets.Set(float64(len(h.Targets)))
+	m.targets.WithLabelValues().Set(float64(len(h.Targets)))
 	for _, t := range h.Targets {
 		for _, st := range []string{replication.Healthy, replication.Degraded, replication.Unreachable, replication.Unknown} {
 			m.targetHealth.WithLabelValues(t.ID, st).Set(float64(btoi(st == t.Status)))

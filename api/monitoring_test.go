@@ -177,10 +177,22 @@ func TestMonitoringNamesRealSeries(t *testing.T) {
 	}
 }
 
-// What is unknown is absent: an unreachable target's lag and RPO, a
-// checkpoint never validated, a graph never backed up.
+// What is unknown is absent: everything the health view feeds before it
+// first ran; then an unreachable target's lag and RPO, a checkpoint never
+// validated, a graph never backed up.
 func TestUnknownSeriesAreAbsent(t *testing.T) {
 	f := newServer(t, false)
+	resp, err := http.Get(f.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for name := range parseScrape(t, string(body)) {
+		if strings.HasPrefix(name, "graphkeep_") && !strings.HasPrefix(name, "graphkeep_http_") {
+			t.Errorf("%s is exported before anything was measured", name)
+		}
+	}
 	m := api.MetricsOf(f.s)
 	m.ObserveHealth(&recovery.Health{
 		Status:     recovery.StateCritical,
@@ -189,12 +201,12 @@ func TestUnknownSeriesAreAbsent(t *testing.T) {
 		Graphs:     []recovery.GraphHealth{{Graph: "g1", ScheduleSeconds: 60}},
 		Checkpoint: &recovery.CheckpointHealth{ID: "c", AgeSeconds: 5},
 	})
-	resp, err := http.Get(f.url + "/metrics")
+	resp, err = http.Get(f.url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	body, _ = io.ReadAll(resp.Body)
 	got := parseScrape(t, string(body))
 	for _, absent := range []string{"graphkeep_replication_lag_snapshots", "graphkeep_replication_lag_bytes", "graphkeep_replication_rpo_seconds",
 		"graphkeep_checkpoint_restorable_targets", "graphkeep_graph_last_snapshot_timestamp_seconds", "graphkeep_graph_last_good_snapshot_timestamp_seconds",
