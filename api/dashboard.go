@@ -17,7 +17,7 @@ import (
 // routes as any API client, with the token the user signs in with (kept in
 // the tab's session storage and sent as a bearer header).
 //
-//go:embed ui
+//go:embed ui/*.html ui/*.js ui/*.css ui/*.svg
 var uiFiles embed.FS
 
 // dashboardPolicy lets the page load only its own script, style and API;
