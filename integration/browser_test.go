@@ -277,6 +277,19 @@ func TestDashboardInBrowser(t *testing.T) {
 	if plan := b.text(".plan"); !strings.Contains(plan, "Data that would be lost") || !strings.Contains(plan, "target dr") {
 		t.Fatalf("failover plan: %s", plan)
 	}
+	if loss := b.text("#failover-loss"); !strings.Contains(loss, "Failing over to dr loses") {
+		t.Fatalf("the run box does not say what would be lost: %q", loss)
+	}
+	var disabled bool
+	b.run("run stays locked", chromedp.Evaluate(`document.querySelector("#failover-run").disabled`, &disabled))
+	if !disabled {
+		t.Fatal("failover can run before its target's id is typed")
+	}
+	b.run("type the target", chromedp.SendKeys("#failover-confirm", "dr", chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelector("#failover-run").disabled`, &disabled))
+	if disabled {
+		t.Fatal("failover stays locked after its plan and the typed confirmation")
+	}
 	b.shot("07-failover-plan")
 	var status struct {
 		Failovers []any `json:"failovers"`

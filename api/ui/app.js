@@ -496,9 +496,23 @@ async function actionsPage(main) {
   const foConfirm = h("input", { type: "text", id: "failover-confirm", autocomplete: "off" });
   const foRun = h("button", { class: "danger", type: "button", id: "failover-run", disabled: true }, "Fail over");
   const confirmLabel = h("span", { text: "Type the target's id to confirm" });
-  const sync = () => { foRun.disabled = !foTarget.value || foConfirm.value !== foTarget.value; };
+  const loss = h("p", { id: "failover-loss", class: "muted", text: "Plan a failover first: running one needs its plan." });
+  // The run needs a plan for the same checkpoint and target, and the
+  // target's id typed: the plan says what data the run would lose.
+  let planned = "";
+  const choice = () => foCp.value + "/" + foTarget.value;
+  const sync = () => { foRun.disabled = !foTarget.value || planned !== choice() || foConfirm.value !== foTarget.value; };
   foConfirm.addEventListener("input", sync);
-  foTarget.addEventListener("change", sync);
+  for (const el of [foTarget, foCp]) el.addEventListener("change", () => { planned = ""; replace(loss, "Plan a failover first: running one needs its plan."); sync(); });
+  const onPlan = (job) => {
+    const plan = job.result && job.result.plan;
+    if (!plan) return;
+    const l = plan.data_loss || {};
+    planned = choice();
+    replace(loss, h("strong", { text: l.lag_snapshots ? `Failing over to ${plan.target} loses ${l.lag_snapshots} snapshots (${bytes(l.lag_bytes)}), up to ${duration(l.rpo_seconds)} of backups.` : `Failing over to ${plan.target} loses no snapshot.` }),
+      plan.blockers && plan.blockers.length ? " It has blockers: it runs only with “go ahead despite blockers”." : "");
+    sync();
+  };
   const failoverBody = (dry) => ({ target: foTarget.value, restore: foRestore.checked, dry_run: dry, force: foForce.checked });
   foRun.addEventListener("click", () => startJob("POST", `/recovery/checkpoints/${foCp.value}/failover`, failoverBody(false), runBox));
 
@@ -517,13 +531,13 @@ async function actionsPage(main) {
     validateBox,
     h("h2", { text: "Failover" }),
     targets.length ? [
-      h("form", { class: "card action", onsubmit: (e) => { e.preventDefault(); startJob("POST", `/recovery/checkpoints/${foCp.value}/failover`, failoverBody(true), planBox); } },
+      h("form", { class: "card action", onsubmit: (e) => { e.preventDefault(); startJob("POST", `/recovery/checkpoints/${foCp.value}/failover`, failoverBody(true), planBox, onPlan); } },
         h("label", {}, "Checkpoint", foCp), h("label", {}, "Target to promote", foTarget),
         h("label", { class: "check" }, foRestore, "restore the graphs from it"),
         h("button", { class: "primary", type: "submit", id: "failover-plan" }, "Plan (dry run)")),
       planBox,
       h("div", { class: "card action" },
-        h("p", { text: "Running the failover makes the target the primary. Read the plan first: it says what data would be lost." }),
+        h("p", { text: "Running the failover makes the target the primary." }), loss,
         h("label", { class: "check" }, foForce, "go ahead despite blockers (loses the data the plan names)"),
         h("label", {}, confirmLabel, foConfirm), foRun),
       runBox] : h("div", { class: "empty", text: "No replication targets: add one to be able to fail over." }));
