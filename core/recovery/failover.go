@@ -96,7 +96,7 @@ func PlanFailover(ctx context.Context, primary, replica *repo.Repository, t repl
 			p.Loss = lag
 			if lag.Snapshots > 0 {
 				p.Blockers = append(p.Blockers, fmt.Sprintf("target %s is %d snapshots (%d bytes) behind the primary: failing over loses up to %s of backups; replicate first, or force the failover",
-					t.ID, lag.Snapshots, lag.Bytes, (time.Duration(lag.RPOSeconds)*time.Second).String()))
+					t.ID, lag.Snapshots, lag.Bytes, seconds(lag.RPOSeconds)))
 			}
 		}
 	}

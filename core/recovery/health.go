@@ -154,7 +154,7 @@ func SystemHealth(ctx context.Context, r *repo.Repository, open replication.Open
 		case th.Status != replication.Healthy && th.Status != replication.Unknown:
 			h.add(StateDegraded, "target %s is %s", t.ID, th.Status)
 		case th.LagSnapshots > 0:
-			h.add(StateDegraded, "target %s is %d snapshots behind (RPO %s)", t.ID, th.LagSnapshots, (time.Duration(th.RPOSeconds) * time.Second).String())
+			h.add(StateDegraded, "target %s is %d snapshots behind (RPO %s)", t.ID, th.LagSnapshots, seconds(th.RPOSeconds))
 		}
 	}
 
@@ -255,4 +255,15 @@ func orNone(id string) string {
 		return "none"
 	}
 	return id
+}
+
+// seconds shows a duration given in seconds as people read it: whole
+// seconds from one second up, milliseconds below (a lag of 0.97 s is not
+// "0s").
+func seconds(s float64) string {
+	d := time.Duration(s * float64(time.Second))
+	if d >= time.Second {
+		return d.Round(time.Second).String()
+	}
+	return d.Round(time.Millisecond).String()
 }
