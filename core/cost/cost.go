@@ -123,10 +123,11 @@ func backupRun(g Graph) Requests {
 
 // A replication to one target after backups that stored newChunks chunks
 // and newSnapshots manifests: leases on both sides, the listings of both
-// repositories' snapshots, checkpoints and metadata, and for each new
-// object a HEAD on the target, a GET from the primary and a PUT.
+// repositories' snapshots, checkpoints, keys and metadata, both configs
+// compared, and for each new object a HEAD on the target, a GET from the
+// primary and a PUT.
 func replicationRun(newChunks, newSnapshots float64, snapshots int) Requests {
-	fixed := Requests{Writes: 2*(1+1) + 1 + pages(float64(snapshots))*2 + 1 + 2, Deletes: 2}
+	fixed := Requests{Writes: 2*(1+1) + 1 + pages(float64(snapshots))*2 + 1 + 2 + 2, Reads: 2, Deletes: 2}
 	perObject := Requests{Writes: 1, Reads: 2}
 	return fixed.add(perObject, newChunks+newSnapshots)
 }

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -144,6 +145,9 @@ func Replicate(ctx context.Context, r *repo.Repository, t Target, dst blob.Store
 	if err := c.checkpoints(ctx, r, onTarget); err != nil {
 		return res, fmt.Errorf("target %s: %w", t.ID, err)
 	}
+	if err := c.passwords(ctx); err != nil {
+		return res, fmt.Errorf("target %s: %w", t.ID, err)
+	}
 	if err := c.meta(ctx); err != nil {
 		return res, fmt.Errorf("target %s: %w", t.ID, err)
 	}
@@ -171,7 +175,9 @@ func ensureConfig(ctx context.Context, r *repo.Repository, c *copier) (fresh boo
 	case ok && cfg.ID != r.ID():
 		return false, fmt.Errorf("%s: %w (id %s, this repository is %s)", c.dst.Location(), ErrForeignTarget, cfg.ID, r.ID())
 	case ok:
-		return false, nil
+		// Same repository: a password changed on the primary (its config
+		// rewrapped) must change on the target too.
+		return false, c.sameObject(ctx, repo.ConfigKey)
 	}
 	empty := true
 	if objs, _, err := c.dst.List(ctx, blob.ListOptions{Prefix: repo.ChunkPrefix, PageSize: 1}); err != nil || len(objs) > 0 {
@@ -279,6 +285,45 @@ func (c *copier) checkpoints(ctx context.Context, r *repo.Repository, onTarget m
 		c.res.Checkpoints++
 	}
 	return nil
+}
+
+// sameObject copies key when the target's copy differs from the source's.
+func (c *copier) sameObject(ctx context.Context, key string) error {
+	src, err := blob.ReadAll(ctx, c.src, key)
+	if err != nil {
+		return err
+	}
+	dst, err := blob.ReadAll(ctx, c.dst, key)
+	if err == nil && bytes.Equal(src, dst) {
+		return nil
+	}
+	return c.object(ctx, key, false)
+}
+
+// passwords makes the target's keys/ what the primary's is: a password
+// added there opens the target, and one removed (say, leaked) no longer
+// does.
+func (c *copier) passwords(ctx context.Context) error {
+	want := map[string]bool{}
+	err := blob.Walk(ctx, c.src, repo.KeyPrefix, func(o blob.Object) error {
+		want[o.Key] = true
+		if _, err := c.dst.Stat(ctx, o.Key); err == nil {
+			return nil // a key object never changes once written
+		}
+		return c.object(ctx, o.Key, false)
+	})
+	if err != nil {
+		return fmt.Errorf("copy keys: %w", err)
+	}
+	return blob.Walk(ctx, c.dst, repo.KeyPrefix, func(o blob.Object) error {
+		if want[o.Key] {
+			return nil
+		}
+		if err := c.dst.Delete(ctx, o.Key); err != nil && !errors.Is(err, blob.ErrNotFound) {
+			return fmt.Errorf("remove key %s: %w", o.Key, err)
+		}
+		return nil
+	})
 }
 
 // meta copies the shared documents (targets, failover record) that differ,

@@ -273,3 +273,51 @@ func TestHysteresis(t *testing.T) {
 		t.Fatalf("a slow probe leaves the target %s, want DEGRADED", s.State)
 	}
 }
+
+// Passwords follow the primary: one added there opens the target after a
+// replication, one changed or removed there (say, leaked) stops opening it.
+func TestPasswordsFollowThePrimary(t *testing.T) {
+	ctx := context.Background()
+	r, _ := primary(t)
+	dst, err := open(ctx, memURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt := replication.Target{ID: "t", URL: dst.Location()}
+	replicate := func() {
+		t.Helper()
+		if _, err := replication.Replicate(ctx, r, tgt, dst, replication.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opens := func(password string) bool {
+		t.Helper()
+		_, err := repo.Open(ctx, dst, repo.OpenOptions{Password: password, CacheDir: t.TempDir()})
+		if err != nil && !errors.Is(err, repo.ErrWrongPassword) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	replicate()
+	added, err := r.AddKey(ctx, "second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicate()
+	if !opens("second") {
+		t.Fatal("a password added on the primary does not open the target")
+	}
+	if _, err := r.ChangePassword(ctx, "pw, changed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RemoveKey(ctx, added.ID); err != nil {
+		t.Fatal(err)
+	}
+	replicate()
+	if opens("pw") || opens("second") {
+		t.Fatal("a password changed or removed on the primary still opens the target")
+	}
+	if !opens("pw, changed") {
+		t.Fatal("the changed password does not open the target")
+	}
+}

@@ -101,6 +101,7 @@ type Repository struct {
 	codec  *codec
 	params chunker.Params
 	cache  *Cache
+	keyID  string // the key whose password opened it (ConfigKeyID, an id under keys/, or "")
 }
 
 // Init creates a repository in store. It fails with ErrAlreadyExists when
@@ -176,7 +177,11 @@ func Init(ctx context.Context, store blob.Store, opts InitOptions) (*Repository,
 		}
 		return nil, fmt.Errorf("write %s: %w", ConfigKey, err)
 	}
-	return newRepository(store, cfg, keys, "")
+	r, err := newRepository(store, cfg, keys, "")
+	if err == nil && keys != nil {
+		r.keyID = ConfigKeyID
+	}
+	return r, err
 }
 
 // Open reads the config of the repository in store and unlocks its keys.
@@ -216,11 +221,21 @@ func Open(ctx context.Context, store blob.Store, opts OpenOptions) (*Repository,
 		return nil, fmt.Errorf("%s: %w: %v", store.Location(), ErrUnsupported, err)
 	}
 	var keys *Keys
+	keyID := ""
 	if cfg.Encryption != nil {
 		if opts.Password == "" {
 			return nil, fmt.Errorf("%s: %w", store.Location(), ErrPasswordNeeded)
 		}
-		if keys, err = unwrapKeys(cfg.Encryption, opts.Password); err != nil {
+		keyID = ConfigKeyID
+		keys, err = unwrapKeys(cfg.Encryption, opts.Password)
+		if errors.Is(err, ErrWrongPassword) {
+			// Another password may open it (keys/).
+			keys, keyID, err = unlockWithKeys(ctx, store, opts.Password)
+			if err != nil && !errors.Is(err, ErrWrongPassword) {
+				return nil, fmt.Errorf("%s: %w", store.Location(), err)
+			}
+		}
+		if err != nil {
 			if errors.Is(err, ErrWrongPassword) {
 				return nil, fmt.Errorf("%s: %w", store.Location(), err)
 			}
@@ -228,7 +243,12 @@ func Open(ctx context.Context, store blob.Store, opts OpenOptions) (*Repository,
 				ConfigKey, store.Location(), err, ErrCorrupt, ConfigKey)
 		}
 	}
-	return newRepository(store, cfg, keys, opts.CacheDir)
+	r, err := newRepository(store, cfg, keys, opts.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	r.keyID = keyID
+	return r, nil
 }
 
 func validRepoID(id string) bool {
