@@ -45,9 +45,9 @@ var (
 // keyFile is one object under keys/: a wrapped copy of the master keys and
 // who added it when (stored in the clear: it says nothing secret).
 type keyFile struct {
-	Version int       `json:"version"`
-	Created time.Time `json:"created"`
-	Host    string    `json:"host"`
+	Version int               `json:"version"`
+	Created time.Time         `json:"created"`
+	Host    string            `json:"host"`
 	Wrap    *EncryptionConfig `json:"wrap"`
 }
 
