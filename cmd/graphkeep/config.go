@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -34,8 +35,10 @@ type fileConfig struct {
 	GraphsRoot   string            `yaml:"graphs_root"`
 	Graphs       map[string]string `yaml:"graphs"`
 	PasswordFile string            `yaml:"password_file"`
-	CacheDir     string            `yaml:"cache_dir"`
-	Retention    retention.Policy  `yaml:"retention"`
+	// PasswordCommand prints the password on its standard output.
+	PasswordCommand string           `yaml:"password_command"`
+	CacheDir        string           `yaml:"cache_dir"`
+	Retention       retention.Policy `yaml:"retention"`
 	// Consistency tunes how a backup waits for a quiet, consistent moment.
 	Consistency consistencyConfig `yaml:"consistency"`
 	// LightRAG names the LightRAG servers writing the graphs.
@@ -68,16 +71,17 @@ type lightragGraph struct {
 
 // globals are the flags every command takes.
 type globals struct {
-	repo         string
-	graphsRoot   string
-	graphs       []string // ID=DIR
-	configFile   string
-	passwordFile string
-	cacheDir     string
-	json         bool
-	quietWindow  string
-	maxWait      string
-	lightragURL  string
+	repo            string
+	graphsRoot      string
+	graphs          []string // ID=DIR
+	configFile      string
+	passwordFile    string
+	passwordCommand string
+	cacheDir        string
+	json            bool
+	quietWindow     string
+	maxWait         string
+	lightragURL     string
 
 	file fileConfig
 	svc  *service.Service
@@ -116,27 +120,64 @@ func (g *globals) repoURL() (string, error) {
 	return u, nil
 }
 
-// password: --password-file, then GRAPHKEEP_PASSWORD, then
-// GRAPHKEEP_PASSWORD_FILE, then password_file in the config file (flags
-// win over the environment, which wins over the file).
+// password: --password-file or --password-command, then GRAPHKEEP_PASSWORD,
+// GRAPHKEEP_PASSWORD_COMMAND, GRAPHKEEP_PASSWORD_FILE, then password_command
+// or password_file in the config file (flags win over the environment,
+// which wins over the file).
 func (g *globals) password() (string, error) {
-	path := g.passwordFile
-	if path == "" {
-		if p := os.Getenv("GRAPHKEEP_PASSWORD"); p != "" {
-			return p, nil
-		}
-		path = firstNonEmpty(os.Getenv("GRAPHKEEP_PASSWORD_FILE"), g.file.PasswordFile)
+	if g.passwordFile != "" && g.passwordCommand != "" {
+		return "", fmt.Errorf("give the password one way: --password-file or --password-command, not both")
 	}
-	if path == "" {
-		return "", nil
+	switch {
+	case g.passwordFile != "":
+		return readSecretFile("password file", g.passwordFile)
+	case g.passwordCommand != "":
+		return runSecretCommand("password command", g.passwordCommand)
 	}
+	if p := os.Getenv("GRAPHKEEP_PASSWORD"); p != "" {
+		return p, nil
+	}
+	if c := os.Getenv("GRAPHKEEP_PASSWORD_COMMAND"); c != "" {
+		return runSecretCommand("GRAPHKEEP_PASSWORD_COMMAND", c)
+	}
+	if f := os.Getenv("GRAPHKEEP_PASSWORD_FILE"); f != "" {
+		return readSecretFile("password file", f)
+	}
+	if g.file.PasswordCommand != "" {
+		return runSecretCommand("password_command", g.file.PasswordCommand)
+	}
+	if g.file.PasswordFile != "" {
+		return readSecretFile("password file", g.file.PasswordFile)
+	}
+	return "", nil
+}
+
+// readSecretFile reads a password from path (one trailing newline dropped).
+func readSecretFile(what, path string) (string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("password file: %w", err)
+		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	p := strings.TrimRight(string(data), "\r\n")
 	if p == "" {
-		return "", fmt.Errorf("password file %s is empty", path)
+		return "", fmt.Errorf("%s %s is empty", what, path)
+	}
+	return p, nil
+}
+
+// runSecretCommand runs command with sh -c and takes its standard output
+// (one trailing newline dropped) as the password, as restic does. Its
+// standard error goes to ours, so a prompt or an error shows.
+func runSecretCommand(what, command string) (string, error) {
+	cmd := exec.Command("sh", "-c", command)
+	cmd.Stdin, cmd.Stderr = os.Stdin, os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("%s %q failed: %w", what, command, err)
+	}
+	p := strings.TrimRight(string(out), "\r\n")
+	if p == "" {
+		return "", fmt.Errorf("%s %q printed no password", what, command)
 	}
 	return p, nil
 }

@@ -112,6 +112,7 @@ Repository URLs: file:///abs/dir, mem://name,
 	f.StringArrayVar(&g.graphs, "graph", nil, "a graph outside the root, as ID=DIR (repeatable)")
 	f.StringVar(&g.configFile, "config", "", "YAML configuration file (env GRAPHKEEP_CONFIG)")
 	f.StringVar(&g.passwordFile, "password-file", "", "file holding the repository password (or env GRAPHKEEP_PASSWORD)")
+	f.StringVar(&g.passwordCommand, "password-command", "", "command printing the repository password, run with sh -c (env GRAPHKEEP_PASSWORD_COMMAND)")
 	f.StringVar(&g.cacheDir, "cache-dir", "", "local manifest cache (env GRAPHKEEP_CACHE_DIR; default: the user cache dir)")
 	f.BoolVar(&g.json, "json", false, "print JSON")
 	f.StringVar(&g.quietWindow, "quiet-window", "", "how long a graph must go unwritten before a backup cuts it (env GRAPHKEEP_QUIET_WINDOW; default 2s; 0: at once)")
@@ -122,7 +123,7 @@ Repository URLs: file:///abs/dir, mem://name,
 		initCmd(g), backupCmd(g), watchCmd(g), snapshotsCmd(g), restoreCmd(g), previousCmd(g), verifyCmd(g),
 		forgetCmd(g), pruneCmd(g), statsCmd(g), checkCmd(g), fixtureCmd(),
 		targetsCmd(g), replicateCmd(g), replicationStatusCmd(g),
-		checkpointCmd(g), failoverCmd(g), healthCmd(g), recoveryStatusCmd(g), serveCmd(g), monitoringCmd(),
+		checkpointCmd(g), failoverCmd(g), healthCmd(g), recoveryStatusCmd(g), serveCmd(g), monitoringCmd(), keyCmd(g),
 	)
 	requireSubcommands(root)
 	return root, g

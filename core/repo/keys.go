@@ -172,10 +172,10 @@ func (r *Repository) RemoveKey(ctx context.Context, id string) error {
 		return ErrNotEncrypted
 	}
 	switch {
+	case id == ConfigKeyID:
+		return fmt.Errorf("%w: key %q is the config's own and cannot be removed (so the last password never goes); open the repository with its password and change it", ErrKeyInUse, id)
 	case id == r.keyID:
 		return fmt.Errorf("key %s opened the repository: %w; open it with another password to remove this one, or change this one's password", id, ErrKeyInUse)
-	case id == ConfigKeyID:
-		return fmt.Errorf("%w: key %q is the config's own and cannot be removed; open the repository with its password and change it", ErrKeyInUse, id)
 	case !validKeyID(id):
 		return fmt.Errorf("%w: %q", ErrNoSuchKey, id)
 	}

@@ -280,3 +280,39 @@ func (s *Service) openReplica(ctx context.Context, primary *repo.Repository, id,
 	}
 	return replica, nil
 }
+
+// Keys lists the primary's passwords (see repo.ListKeys).
+func (s *Service) Keys(ctx context.Context) ([]repo.KeyInfo, error) {
+	r, err := s.Primary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.ListKeys(ctx)
+}
+
+// AddKey adds a password to the primary.
+func (s *Service) AddKey(ctx context.Context, password string) (repo.KeyInfo, error) {
+	r, err := s.Primary(ctx)
+	if err != nil {
+		return repo.KeyInfo{}, err
+	}
+	return r.AddKey(ctx, password)
+}
+
+// RemoveKey removes one of the primary's passwords.
+func (s *Service) RemoveKey(ctx context.Context, id string) error {
+	r, err := s.Primary(ctx)
+	if err != nil {
+		return err
+	}
+	return r.RemoveKey(ctx, id)
+}
+
+// ChangePassword changes the password that opened the primary.
+func (s *Service) ChangePassword(ctx context.Context, password string) (repo.KeyInfo, error) {
+	r, err := s.Primary(ctx)
+	if err != nil {
+		return repo.KeyInfo{}, err
+	}
+	return r.ChangePassword(ctx, password)
+}
