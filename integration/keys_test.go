@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -143,4 +145,66 @@ func TestKill9DuringPasswordChange(t *testing.T) {
 		t.Fatalf("restore: %s", errOut)
 	}
 	sameTree(t, g1, restored)
+}
+
+// TestLeasesOfADeadProcess: a prune killed with -9 leaves its lease; on
+// the same host it shows as dead at once and another prune runs without
+// waiting for it to expire; a live lease of another host is only broken by
+// force.
+func TestLeasesOfADeadProcess(t *testing.T) {
+	e := newEnv(t)
+	e.ok("fixture", "generate", e.root, "--graphs", "g1", "--size", "2000000")
+	e.ok("init")
+	e.ok("backup", "g1", "--quiet-window", "0")
+	e.ok("fixture", "grow", e.root, "g1", "--percent", "20")
+	e.ok("backup", "g1", "--quiet-window", "0")
+	e.ok("forget", "--keep-last", "1") // the prune has chunks to delete, so it waits for writers
+	repoDir := strings.TrimPrefix(e.repo, "file://")
+	// The chunks are old: a prune condemns the unnamed ones and then waits
+	// for the backups running when it began.
+	old := time.Now().Add(-2 * time.Hour)
+	_ = filepath.WalkDir(filepath.Join(repoDir, "chunks"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			err = os.Chtimes(p, old, old)
+		}
+		return err
+	})
+	// A backup on another host holds a shared lease: the prune waits for it.
+	remote := fmt.Sprintf(`{"kind":"shared","purpose":"backup g9","host":"elsewhere","pid":4242,"created":%q,"expires":%q}`,
+		time.Now().UTC().Format(time.RFC3339), time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	if err := os.WriteFile(filepath.Join(repoDir, "leases", "shared-remote"), []byte(remote), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prune := exec.Command(binary, "prune")
+	prune.Env = e.environ()
+	if err := prune.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if held, _ := filepath.Glob(filepath.Join(repoDir, "leases", "prune-*")); len(held) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("prune never took its lease")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = prune.Process.Signal(syscall.SIGKILL)
+	_ = prune.Wait()
+
+	out := e.ok("leases", "list")
+	if !strings.Contains(out, fmt.Sprintf("dead: process %d is gone", prune.Process.Pid)) || !strings.Contains(out, "elsewhere") {
+		t.Fatalf("leases list:\n%s", out)
+	}
+	e.fails("add --force", "leases", "break", "shared-remote")
+	e.ok("leases", "break", "shared-remote", "--force")
+	start := time.Now()
+	e.ok("prune") // the dead prune's lease (2 minutes to expire) does not stop it
+	if took := time.Since(start); took > time.Minute {
+		t.Fatalf("prune waited %s", took)
+	}
+	if out := e.ok("leases", "list"); !strings.Contains(out, "no leases") {
+		t.Fatalf("leases left after prune:\n%s", out)
+	}
 }

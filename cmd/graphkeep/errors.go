@@ -47,7 +47,7 @@ func remedyHint(r problem.Remedy, object string) string {
 	case problem.AllowNotGood:
 		return fmt.Sprintf("to restore such a snapshot anyway, name its id and add --allow-flagged; 'graphkeep snapshots %s' lists them", or(object, "GRAPH"))
 	case problem.GivePassword:
-		return "set GRAPHKEEP_PASSWORD or use --password-file"
+		return "set GRAPHKEEP_PASSWORD, or use --password-file or --password-command"
 	case problem.AddRetentionRule:
 		return "give at least one --keep-* rule, or set retention: in the config file"
 	case problem.ListSnapshots:

@@ -144,7 +144,7 @@ func (r *Repository) AddKey(ctx context.Context, password string) (KeyInfo, erro
 		return KeyInfo{}, ErrNotEncrypted
 	}
 	if password == "" {
-		return KeyInfo{}, problem.Errorf(problem.Invalid, "empty_password", "", "the new password is empty")
+		return KeyInfo{}, problem.Errorf(problem.Invalid, problem.NoRemedy, "", "the new password is empty")
 	}
 	wrap, err := wrapKeys(r.keys, password, r.cfg.Encryption.KDFParams)
 	if err != nil {
@@ -197,7 +197,7 @@ func (r *Repository) ChangePassword(ctx context.Context, password string) (KeyIn
 		return KeyInfo{}, ErrNotEncrypted
 	}
 	if password == "" {
-		return KeyInfo{}, problem.Errorf(problem.Invalid, "empty_password", "", "the new password is empty")
+		return KeyInfo{}, problem.Errorf(problem.Invalid, problem.NoRemedy, "", "the new password is empty")
 	}
 	if r.keyID != ConfigKeyID {
 		added, err := r.AddKey(ctx, password)

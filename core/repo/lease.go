@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -80,7 +81,48 @@ type LeaseInfo struct {
 	PID     int       `json:"pid"`
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
+	// Boot and PIDNS identify the holder's kernel boot and pid namespace,
+	// so a process on the same host can tell that the holder is gone
+	// without waiting for the lease to expire.
+	Boot  string `json:"boot,omitempty"`
+	PIDNS string `json:"pid_ns,omitempty"`
 }
+
+// dead reports whether the lease no longer counts: expired (with skew), or
+// held by a process of this host, boot and pid namespace that is gone.
+func (info *LeaseInfo) dead(skew time.Duration) (bool, string) {
+	if time.Now().After(info.Expires.Add(skew)) {
+		return true, "expired"
+	}
+	me := localHolder()
+	// Only a holder certainly of this kernel and pid namespace can be
+	// looked up; anywhere else (another machine that happens to share the
+	// host name, another container, a boot before) the lease counts until
+	// it expires.
+	switch {
+	case info.Host == "" || info.Host != me.host || info.Boot == "" || info.Boot != me.boot:
+		return false, ""
+	case info.PIDNS == "" || info.PIDNS != me.pidns || info.PID <= 0:
+		return false, ""
+	case !processExists(info.PID):
+		return true, fmt.Sprintf("process %d is gone", info.PID)
+	}
+	return false, ""
+}
+
+type holder struct{ host, boot, pidns string }
+
+// localHolder is this process's host, boot id and pid namespace ("" where
+// the system does not say).
+var localHolder = sync.OnceValue(func() holder {
+	h := holder{}
+	h.host, _ = os.Hostname()
+	if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
+		h.boot = strings.TrimSpace(string(b))
+	}
+	h.pidns, _ = os.Readlink("/proc/self/ns/pid")
+	return h
+})
 
 // ErrLeaseBusy: conflicting work held the repository for the whole wait.
 var ErrLeaseBusy = problem.New(problem.Conflict, "conflict", "the repository is busy")
@@ -112,7 +154,8 @@ func (r *Repository) AcquireLease(ctx context.Context, kind, purpose string, opt
 		l := &Lease{
 			repo: r,
 			key:  LeasePrefix + kind + "-" + now.Format("20060102T150405Z") + "-" + randomHex(6),
-			info: LeaseInfo{Kind: kind, Purpose: purpose, Host: host, PID: os.Getpid(), Created: now, Expires: now.Add(opts.TTL)},
+			info: LeaseInfo{Kind: kind, Purpose: purpose, Host: host, PID: os.Getpid(), Created: now, Expires: now.Add(opts.TTL),
+				Boot: localHolder().boot, PIDNS: localHolder().pidns},
 			opts: opts,
 		}
 		if err := l.write(ctx); err != nil {
@@ -160,7 +203,7 @@ func (r *Repository) conflictingLease(ctx context.Context, l *Lease) (*LeaseInfo
 		if err != nil {
 			return err
 		}
-		if time.Now().After(other.Expires.Add(l.opts.Skew)) {
+		if dead, _ := other.dead(l.opts.Skew); dead {
 			_ = r.store.Delete(ctx, o.Key) // its holder is gone
 			return nil
 		}
@@ -202,7 +245,7 @@ func (r *Repository) LiveLeases(ctx context.Context, opts LeaseOptions) ([]HeldL
 		if err != nil {
 			return err
 		}
-		if !time.Now().After(info.Expires.Add(opts.Skew)) {
+		if dead, _ := info.dead(opts.Skew); !dead {
 			out = append(out, HeldLease{Key: o.Key, LeaseInfo: *info})
 		}
 		return nil
@@ -223,7 +266,8 @@ func (r *Repository) leaseAlive(ctx context.Context, key string, opts LeaseOptio
 	if err != nil {
 		return false, err
 	}
-	return !time.Now().After(info.Expires.Add(opts.Skew)), nil
+	dead, _ := info.dead(opts.Skew)
+	return !dead, nil
 }
 
 // WaitLeases waits until none of the leases at keys is held any more
@@ -332,4 +376,67 @@ func (l *Lease) Release() error {
 		l.stop = nil
 	}
 	return l.delete()
+}
+
+// LeaseState is one lease object and whether it still counts.
+type LeaseState struct {
+	ID string `json:"id"`
+	LeaseInfo
+	Alive bool `json:"alive"`
+	// Why names why a lease no longer counts.
+	Why string `json:"why,omitempty"`
+}
+
+// ErrLeaseAlive: breaking a lease whose holder still renews it.
+var ErrLeaseAlive = &problem.Error{Kind: problem.NeedsForce, Code: "lease_alive", Msg: "the lease is held", Remedy: problem.Force}
+
+// Leases lists every lease object, oldest first, with whether it counts.
+func (r *Repository) Leases(ctx context.Context, opts LeaseOptions) ([]LeaseState, error) {
+	opts.applyDefaults()
+	var out []LeaseState
+	err := blob.Walk(ctx, r.store, LeasePrefix, func(o blob.Object) error {
+		info, err := r.readLease(ctx, o.Key)
+		if errors.Is(err, blob.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		dead, why := info.dead(opts.Skew)
+		out = append(out, LeaseState{ID: strings.TrimPrefix(o.Key, LeasePrefix), LeaseInfo: *info, Alive: !dead, Why: why})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list leases: %w", err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out, nil
+}
+
+// BreakLease deletes lease id. A lease that still counts is refused unless
+// force: its holder may be working (and, if alive, writes it again at its
+// next renewal).
+func (r *Repository) BreakLease(ctx context.Context, id string, force bool, opts LeaseOptions) (LeaseState, error) {
+	opts.applyDefaults()
+	if id == "" || strings.ContainsAny(id, "/\\") {
+		return LeaseState{}, problem.Errorf(problem.Invalid, problem.NoRemedy, "", "%q is not a lease id", id)
+	}
+	key := LeasePrefix + id
+	info, err := r.readLease(ctx, key)
+	if errors.Is(err, blob.ErrNotFound) {
+		return LeaseState{}, problem.Errorf(problem.NotFound, problem.NoRemedy, "", "no lease %q", id)
+	}
+	if err != nil {
+		return LeaseState{}, err
+	}
+	dead, why := info.dead(opts.Skew)
+	st := LeaseState{ID: id, LeaseInfo: *info, Alive: !dead, Why: why}
+	if !dead && !force {
+		return st, fmt.Errorf("lease %s (%s, %q) is held by pid %d on %s, renewed until %s: %w; stop that process; if it is gone for good, break the lease anyway",
+			id, info.Kind, info.Purpose, info.PID, info.Host, info.Expires.Format(time.RFC3339), ErrLeaseAlive)
+	}
+	if err := r.store.Delete(ctx, key); err != nil && !errors.Is(err, blob.ErrNotFound) {
+		return st, err
+	}
+	return st, nil
 }

@@ -316,3 +316,21 @@ func (s *Service) ChangePassword(ctx context.Context, password string) (repo.Key
 	}
 	return r.ChangePassword(ctx, password)
 }
+
+// Leases lists the primary's leases with whether each still counts.
+func (s *Service) Leases(ctx context.Context) ([]repo.LeaseState, error) {
+	r, err := s.Primary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Leases(ctx, s.cfg.Lease)
+}
+
+// BreakLease deletes a lease of the primary (a live one only with force).
+func (s *Service) BreakLease(ctx context.Context, id string, force bool) (repo.LeaseState, error) {
+	r, err := s.Primary(ctx)
+	if err != nil {
+		return repo.LeaseState{}, err
+	}
+	return r.BreakLease(ctx, id, force, s.cfg.Lease)
+}
