@@ -33,8 +33,9 @@ import (
 )
 
 const (
-	adminToken = "admin-token-0123456789abcdef"
-	readToken  = "read-token-0123456789abcdefgh"
+	adminToken  = "admin-token-0123456789abcdef"
+	readToken   = "read-token-0123456789abcdefgh"
+	backupToken = "backup-token-0123456789abcdef"
 )
 
 var seq atomic.Int64
@@ -53,6 +54,12 @@ type fixtureServer struct {
 
 func newServer(t testing.TB, tokens bool) *fixtureServer {
 	t.Helper()
+	return newServerWith(t, tokens, false)
+}
+
+// newServerWith is newServer, append-only when asked.
+func newServerWith(t testing.TB, tokens, appendOnly bool) *fixtureServer {
+	t.Helper()
 	ctx := context.Background()
 	url := fmt.Sprintf("mem://api-%d", seq.Add(1))
 	root := t.TempDir()
@@ -68,9 +75,10 @@ func newServer(t testing.TB, tokens bool) *fixtureServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close() })
-	deps := api.Deps{Service: svc}
+	deps := api.Deps{Service: svc, AppendOnly: appendOnly}
 	if tokens {
-		deps.Tokens = []api.Token{{Name: "a", Token: adminToken, Role: "admin"}, {Name: "r", Token: readToken, Role: "read"}}
+		deps.Tokens = []api.Token{{Name: "a", Token: adminToken, Role: "admin"}, {Name: "r", Token: readToken, Role: "read"},
+			{Name: "b", Token: backupToken, Role: "backup"}}
 	}
 	deps.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	s := api.New(deps)
@@ -358,36 +366,69 @@ func TestCancelJob(t *testing.T) {
 	}
 }
 
-// TestAuthMatrix: every route, with no token, a read token and an admin
-// token.
+// TestAuthMatrix: every route, with no token, a read, backup and admin
+// token, on a normal and an append-only server.
 func TestAuthMatrix(t *testing.T) {
-	f := newServer(t, true)
-	for _, op := range api.Operations() {
-		path := strings.NewReplacer("{asset}", "app.js", "{graph}", "g1", "{snapshot}", "20991231T000000Z-aaaaaa", "{checkpoint}", "20991231T000000Z-aaaaaa",
-			"{target}", "none", "{job}", "none").Replace(op.Path)
-		for _, who := range []struct {
-			name, token string
-		}{{"none", ""}, {"read", readToken}, {"admin", adminToken}, {"wrong", "wrong-token-0123456789abcdef"}} {
-			code := f.do(op.Method, path, who.token, "", nil)
-			var want string
-			switch {
-			case op.Open:
-				want = "allowed"
-			case who.name == "none" || who.name == "wrong":
-				want = "401"
-			case who.name == "read" && op.Admin:
-				want = "403"
-			default:
-				want = "allowed"
-			}
-			got := "allowed"
-			if code == 401 || code == 403 {
-				got = fmt.Sprint(code)
-			}
-			if got != want {
-				t.Errorf("%s %s as %s: %d, want %s", op.Method, op.Path, who.name, code, want)
+	for _, appendOnly := range []bool{false, true} {
+		f := newServerWith(t, true, appendOnly)
+		for _, op := range api.Operations() {
+			path := strings.NewReplacer("{asset}", "app.js", "{graph}", "g1", "{snapshot}", "20991231T000000Z-aaaaaa", "{checkpoint}", "20991231T000000Z-aaaaaa",
+				"{target}", "none", "{job}", "none").Replace(op.Path)
+			for _, who := range []struct {
+				name, token string
+			}{{"none", ""}, {"read", readToken}, {"backup", backupToken}, {"admin", adminToken}, {"wrong", "wrong-token-0123456789abcdef"}} {
+				code := f.do(op.Method, path, who.token, "", nil)
+				var want string
+				switch {
+				case op.Open:
+					want = "allowed"
+				case who.name == "none" || who.name == "wrong":
+					want = "401"
+				case who.name == "read" && op.Role != "":
+					want = "403"
+				case who.name == "backup" && op.Role == "admin":
+					want = "403"
+				case appendOnly && op.Destructive:
+					want = "403"
+				default:
+					want = "allowed"
+				}
+				got := "allowed"
+				if code == 401 || code == 403 {
+					got = fmt.Sprint(code)
+				}
+				if got != want {
+					t.Errorf("append-only %v: %s %s as %s: %d, want %s", appendOnly, op.Method, op.Path, who.name, code, want)
+				}
 			}
 		}
+	}
+}
+
+// An append-only server refuses to take data away and says why; a backup
+// token adds snapshots but cannot forget them.
+func TestAppendOnlyAndBackupRole(t *testing.T) {
+	f := newServerWith(t, true, true)
+	var j job
+	if code := f.do("POST", "/backup/graphs/g1/snapshots?wait=true", backupToken, "", &j); code != 201 {
+		t.Fatalf("backup token backing up: %d", code)
+	}
+	var e struct {
+		Error struct{ Code, Message string }
+	}
+	if code := f.do("DELETE", "/backup/graphs/g1/snapshots/latest", adminToken, "", &e); code != 403 || e.Error.Code != "append_only" || !strings.Contains(e.Error.Message, "append-only") {
+		t.Fatalf("append-only forget as admin: %d %+v", code, e)
+	}
+	if code := f.do("POST", "/backup/cleanup", adminToken, `{"policy":{"keep_last":1}}`, &e); code != 403 || e.Error.Code != "append_only" {
+		t.Fatalf("append-only cleanup as admin: %d %+v", code, e)
+	}
+	normal := newServerWith(t, true, false)
+	if code := normal.do("DELETE", "/backup/graphs/g1/snapshots/latest", backupToken, "", &e); code != 403 || !strings.Contains(e.Error.Message, "admin") {
+		t.Fatalf("backup token forgetting: %d %+v", code, e)
+	}
+	var s api.Session
+	if code := normal.do("GET", "/session", backupToken, "", &s); code != 200 || s.Role != "backup" {
+		t.Fatalf("session of a backup token: %d %+v", code, s)
 	}
 }
 

@@ -7,11 +7,25 @@ import (
 	"strings"
 )
 
-// Roles: read sees everything; admin may also change things.
+// Roles: read sees everything; backup may also add (snapshots,
+// checkpoints, replication, verification) but never take away; admin may
+// do everything.
 const (
-	roleRead  = "read"
-	roleAdmin = "admin"
+	roleRead   = "read"
+	roleBackup = "backup"
+	roleAdmin  = "admin"
 )
+
+// allows reports whether a token of role may use a route that needs need.
+func allows(role, need string) bool {
+	switch need {
+	case roleRead:
+		return role == roleRead || role == roleBackup || role == roleAdmin
+	case roleBackup:
+		return role == roleBackup || role == roleAdmin
+	}
+	return role == roleAdmin
+}
 
 // Token is one bearer token and its role. Tokens are never logged.
 type Token struct {
@@ -71,8 +85,12 @@ func (a *authenticator) require(need string) func(http.Handler) http.Handler {
 			case role == "":
 				w.Header().Set("WWW-Authenticate", `Bearer realm="graphkeep"`)
 				writeError(w, r, &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "send Authorization: Bearer <token>"})
-			case need == roleAdmin && role != roleAdmin:
-				writeError(w, r, &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "this needs an admin token"})
+			case !allows(role, need):
+				msg := "this needs an admin token"
+				if need == roleBackup {
+					msg = "this needs a backup or admin token"
+				}
+				writeError(w, r, &Error{Status: http.StatusForbidden, Code: "forbidden", Message: msg})
 			default:
 				next.ServeHTTP(w, r)
 			}

@@ -10,7 +10,12 @@ import (
 // the OpenAPI document; a test checks it against the router both ways.
 type Operation struct {
 	Method, Path, Summary string
-	Admin                 bool
+	// Role is the least role the route needs: "" (read), "backup" or
+	// "admin".
+	Role string
+	// Destructive routes take data away; an append-only server refuses
+	// them whatever the token.
+	Destructive bool
 	Body                  map[string]string // field -> JSON type
 	Job                   bool              // answers 202 with a job (201 with ?wait=true)
 	Success               int
@@ -21,27 +26,27 @@ type Operation struct {
 func Operations() []Operation { return append([]Operation(nil), operations...) }
 
 var operations = []Operation{
-	{Method: "POST", Path: "/backup/graphs/{graph}/snapshots", Summary: "Back up a graph", Admin: true, Job: true},
+	{Method: "POST", Path: "/backup/graphs/{graph}/snapshots", Summary: "Back up a graph", Role: "backup", Job: true},
 	{Method: "GET", Path: "/backup/graphs/{graph}/snapshots", Summary: "List a graph's snapshots", Success: 200},
 	{Method: "GET", Path: "/backup/graphs/{graph}/snapshots/{snapshot}", Summary: "A snapshot: summary, totals, files, LightRAG counts", Success: 200},
-	{Method: "DELETE", Path: "/backup/graphs/{graph}/snapshots/{snapshot}", Summary: "Forget a snapshot (409 when a checkpoint pins it)", Admin: true, Success: 204},
-	{Method: "POST", Path: "/backup/graphs/{graph}/snapshots/{snapshot}/restore", Summary: "Restore a snapshot (into the graph's directory, or \"to\" inside the graphs or restore root)", Admin: true, Job: true, Body: map[string]string{"to": "string"}},
-	{Method: "POST", Path: "/backup/graphs/{graph}/snapshots/{snapshot}/verify", Summary: "Verify a snapshot's chunks", Admin: true, Job: true, Body: map[string]string{"read_data": "boolean"}},
-	{Method: "POST", Path: "/backup/cleanup", Summary: "Apply retention, then prune unreferenced chunks", Admin: true, Job: true,
+	{Method: "DELETE", Path: "/backup/graphs/{graph}/snapshots/{snapshot}", Summary: "Forget a snapshot (409 when a checkpoint pins it)", Role: "admin", Destructive: true, Success: 204},
+	{Method: "POST", Path: "/backup/graphs/{graph}/snapshots/{snapshot}/restore", Summary: "Restore a snapshot (into the graph's directory, or \"to\" inside the graphs or restore root)", Role: "admin", Job: true, Body: map[string]string{"to": "string"}},
+	{Method: "POST", Path: "/backup/graphs/{graph}/snapshots/{snapshot}/verify", Summary: "Verify a snapshot's chunks", Role: "backup", Job: true, Body: map[string]string{"read_data": "boolean"}},
+	{Method: "POST", Path: "/backup/cleanup", Summary: "Apply retention, then prune unreferenced chunks", Role: "admin", Destructive: true, Job: true,
 		Body: map[string]string{"policy": "object", "graph": "string", "dry_run": "boolean", "prune": "boolean"}},
 	{Method: "GET", Path: "/backup/stats", Summary: "Repository statistics (?list=true lists chunks for the stored size)", Success: 200},
-	{Method: "POST", Path: "/replication/targets", Summary: "Register a replication target", Admin: true, Success: 201,
+	{Method: "POST", Path: "/replication/targets", Summary: "Register a replication target", Role: "admin", Success: 201,
 		Body: map[string]string{"id": "string", "url": "string", "graphs": "array", "mirror_deletes": "boolean"}},
 	{Method: "GET", Path: "/replication/targets", Summary: "List targets with status and lag", Success: 200},
 	{Method: "GET", Path: "/replication/targets/{target}/health", Summary: "Probe a target now and show its health", Success: 200},
-	{Method: "DELETE", Path: "/replication/targets/{target}", Summary: "Remove a target (its bucket is left as it is)", Admin: true, Success: 204},
+	{Method: "DELETE", Path: "/replication/targets/{target}", Summary: "Remove a target (its bucket is left as it is)", Role: "admin", Destructive: true, Success: 204},
 	{Method: "GET", Path: "/replication/graphs/{graph}/status", Summary: "Which targets hold the graph's latest snapshot", Success: 200},
-	{Method: "POST", Path: "/replication/sync", Summary: "Replicate now", Admin: true, Job: true, Body: map[string]string{"target": "string", "graph": "string"}},
-	{Method: "POST", Path: "/recovery/checkpoints", Summary: "Snapshot graphs and write a checkpoint", Admin: true, Job: true, Body: map[string]string{"graphs": "array", "note": "string"}},
+	{Method: "POST", Path: "/replication/sync", Summary: "Replicate now", Role: "backup", Job: true, Body: map[string]string{"target": "string", "graph": "string"}},
+	{Method: "POST", Path: "/recovery/checkpoints", Summary: "Snapshot graphs and write a checkpoint", Role: "backup", Job: true, Body: map[string]string{"graphs": "array", "note": "string"}},
 	{Method: "GET", Path: "/recovery/checkpoints", Summary: "List checkpoints with their last validation", Success: 200},
 	{Method: "GET", Path: "/recovery/checkpoints/{checkpoint}", Summary: "A checkpoint (id or latest)", Success: 200},
-	{Method: "POST", Path: "/recovery/checkpoints/{checkpoint}/validate", Summary: "Validate a checkpoint on the primary and every target", Admin: true, Job: true, Body: map[string]string{"read_data": "boolean"}},
-	{Method: "POST", Path: "/recovery/checkpoints/{checkpoint}/failover", Summary: "Promote a target to primary with this checkpoint", Admin: true, Job: true,
+	{Method: "POST", Path: "/recovery/checkpoints/{checkpoint}/validate", Summary: "Validate a checkpoint on the primary and every target", Role: "backup", Job: true, Body: map[string]string{"read_data": "boolean"}},
+	{Method: "POST", Path: "/recovery/checkpoints/{checkpoint}/failover", Summary: "Promote a target to primary with this checkpoint", Role: "admin", Destructive: true, Job: true,
 		Body: map[string]string{"target": "string", "restore": "boolean", "dry_run": "boolean", "force": "boolean"}},
 	{Method: "GET", Path: "/recovery/health", Summary: "HEALTHY / DEGRADED / CRITICAL with reasons (cached 10s; ?refresh=true)", Success: 200},
 	{Method: "GET", Path: "/recovery/status", Summary: "Latest checkpoint, RPO per location, failover history", Success: 200},
@@ -49,7 +54,7 @@ var operations = []Operation{
 	{Method: "GET", Path: "/graphs/{graph}", Summary: "One graph", Success: 200},
 	{Method: "GET", Path: "/jobs", Summary: "This instance's jobs, newest first", Success: 200},
 	{Method: "GET", Path: "/jobs/{job}", Summary: "A job: state, progress, result or error", Success: 200},
-	{Method: "DELETE", Path: "/jobs/{job}", Summary: "Cancel a job", Admin: true, Success: 202},
+	{Method: "DELETE", Path: "/jobs/{job}", Summary: "Cancel a job", Role: "admin", Success: 202},
 	{Method: "GET", Path: "/session", Summary: "Whether the server wants a token, and the role of the one sent (\"\" when none or not accepted)", Success: 200, Open: true},
 	{Method: "GET", Path: "/", Summary: "The dashboard (a page; it signs in with a token and calls these routes)", Success: 200, Open: true},
 	{Method: "GET", Path: "/ui/{asset}", Summary: "The dashboard's script and style sheet", Success: 200, Open: true},
@@ -87,8 +92,13 @@ func openapi() map[string]any {
 		if op.Open {
 			o["security"] = []any{}
 		}
-		if op.Admin {
+		switch {
+		case op.Role == roleAdmin && op.Destructive:
+			o["description"] = "Needs an admin token; refused by an append-only server."
+		case op.Role == roleAdmin:
 			o["description"] = "Needs an admin token."
+		case op.Role == roleBackup:
+			o["description"] = "Needs a backup or admin token."
 		}
 		if op.Body != nil {
 			props := map[string]any{}

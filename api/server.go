@@ -22,6 +22,9 @@ type Deps struct {
 	Tokens []Token
 	// OpenMetrics serves /metrics without a token.
 	OpenMetrics bool
+	// AppendOnly refuses every destructive route (forget, cleanup, target
+	// removal, failover), whatever the token.
+	AppendOnly bool
 	// Jobs bounds the jobs running and queued.
 	Jobs    JobLimits
 	Logger  *slog.Logger
@@ -93,40 +96,65 @@ func (s *Server) Handler() http.Handler {
 	return r
 }
 
-// routes registers every authenticated route. Mutations need admin. Path
-// parameters are checked (validParams) once the route is matched.
+// routes registers every authenticated route with what its entry in the
+// operations table says: the role it needs (read by default) and, on an
+// append-only server, the refusal of destructive routes whatever the
+// token. Path parameters are checked (validParams) once the route is
+// matched.
 func (s *Server) routes(r chi.Router) {
-	admin := s.auth.require(roleAdmin)
-	read := r.With(s.validParams)
-	write := r.With(s.validParams, admin)
+	handlers := map[string]http.HandlerFunc{
+		"GET /backup/graphs/{graph}/snapshots":                     s.listSnapshots,
+		"POST /backup/graphs/{graph}/snapshots":                    s.createSnapshot,
+		"GET /backup/graphs/{graph}/snapshots/{snapshot}":          s.getSnapshot,
+		"DELETE /backup/graphs/{graph}/snapshots/{snapshot}":       s.deleteSnapshot,
+		"POST /backup/graphs/{graph}/snapshots/{snapshot}/restore": s.restoreSnapshot,
+		"POST /backup/graphs/{graph}/snapshots/{snapshot}/verify":  s.verifySnapshot,
+		"POST /backup/cleanup":                                     s.cleanup,
+		"GET /backup/stats":                                        s.stats,
+		"GET /replication/targets":                                 s.listTargets,
+		"POST /replication/targets":                                s.addTarget,
+		"GET /replication/targets/{target}/health":                 s.targetHealth,
+		"DELETE /replication/targets/{target}":                     s.removeTarget,
+		"GET /replication/graphs/{graph}/status":                   s.graphReplication,
+		"POST /replication/sync":                                   s.sync,
+		"GET /recovery/checkpoints":                                s.listCheckpoints,
+		"POST /recovery/checkpoints":                               s.createCheckpoint,
+		"GET /recovery/checkpoints/{checkpoint}":                   s.getCheckpoint,
+		"POST /recovery/checkpoints/{checkpoint}/validate":         s.validateCheckpoint,
+		"POST /recovery/checkpoints/{checkpoint}/failover":         s.failover,
+		"GET /recovery/health":                                     s.health,
+		"GET /recovery/status":                                     s.recoveryStatus,
+		"GET /graphs":                                              s.listGraphs,
+		"GET /graphs/{graph}":                                      s.getGraph,
+		"GET /jobs":                                                s.listJobs,
+		"GET /jobs/{job}":                                          s.getJob,
+		"DELETE /jobs/{job}":                                       s.cancelJob,
+	}
+	for _, op := range operations {
+		h, ok := handlers[op.Method+" "+op.Path]
+		if !ok {
+			continue // served outside the authenticated group
+		}
+		delete(handlers, op.Method+" "+op.Path)
+		guards := []func(http.Handler) http.Handler{s.validParams}
+		if op.Role != "" {
+			guards = append(guards, s.auth.require(op.Role))
+		}
+		if op.Destructive && s.deps.AppendOnly {
+			guards = append(guards, refuseAppendOnly)
+		}
+		r.With(guards...).Method(op.Method, op.Path, h)
+	}
+	for route := range handlers {
+		panic("api: route " + route + " is not in the operations table")
+	}
+}
 
-	read.Get("/backup/graphs/{graph}/snapshots", s.listSnapshots)
-	write.Post("/backup/graphs/{graph}/snapshots", s.createSnapshot)
-	read.Get("/backup/graphs/{graph}/snapshots/{snapshot}", s.getSnapshot)
-	write.Delete("/backup/graphs/{graph}/snapshots/{snapshot}", s.deleteSnapshot)
-	write.Post("/backup/graphs/{graph}/snapshots/{snapshot}/restore", s.restoreSnapshot)
-	write.Post("/backup/graphs/{graph}/snapshots/{snapshot}/verify", s.verifySnapshot)
-	write.Post("/backup/cleanup", s.cleanup)
-	read.Get("/backup/stats", s.stats)
-
-	read.Get("/replication/targets", s.listTargets)
-	write.Post("/replication/targets", s.addTarget)
-	read.Get("/replication/targets/{target}/health", s.targetHealth)
-	write.Delete("/replication/targets/{target}", s.removeTarget)
-	read.Get("/replication/graphs/{graph}/status", s.graphReplication)
-	write.Post("/replication/sync", s.sync)
-
-	read.Get("/recovery/checkpoints", s.listCheckpoints)
-	write.Post("/recovery/checkpoints", s.createCheckpoint)
-	read.Get("/recovery/checkpoints/{checkpoint}", s.getCheckpoint)
-	write.Post("/recovery/checkpoints/{checkpoint}/validate", s.validateCheckpoint)
-	write.Post("/recovery/checkpoints/{checkpoint}/failover", s.failover)
-	read.Get("/recovery/health", s.health)
-	read.Get("/recovery/status", s.recoveryStatus)
-
-	read.Get("/graphs", s.listGraphs)
-	read.Get("/graphs/{graph}", s.getGraph)
-	read.Get("/jobs", s.listJobs)
-	read.Get("/jobs/{job}", s.getJob)
-	write.Delete("/jobs/{job}", s.cancelJob)
+// refuseAppendOnly answers 403 on an append-only server: nothing served
+// there takes data away, whoever asks.
+func refuseAppendOnly(http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, &Error{Status: http.StatusForbidden, Code: "append_only",
+			Message: "this server is append-only: it never forgets, prunes, removes targets or fails over; do that on a server started without --append-only, with an admin token"})
+	})
 }

@@ -158,6 +158,8 @@ async function api(method, path, body) {
 }
 
 const isAdmin = () => session.role === "admin";
+// A backup token adds (backs up, checkpoints, verifies) and never takes away.
+const canBackup = () => session.role === "admin" || session.role === "backup";
 
 // ---- jobs: start one, then watch it to its end ----
 
@@ -376,7 +378,7 @@ async function graphPage(main, graph) {
   const jobBox = h("div", { id: "job" });
   const list = h("div");
   append(main, h("h1", {}, h("a", { href: "#/graphs", text: "Graphs" }), " / ", graph),
-    isAdmin() ? h("p", {}, h("button", { class: "primary", type: "button", id: "backup-now",
+    canBackup() ? h("p", {}, h("button", { class: "primary", type: "button", id: "backup-now",
       onclick: () => startJob("POST", `/backup/graphs/${graph}/snapshots`, undefined, jobBox, () => list.dispatchEvent(new Event("refresh"))) }, "Back up now")) : null,
     jobBox, list);
   const fill = async (el) => {
@@ -396,7 +398,7 @@ async function graphPage(main, graph) {
           h("td", { class: "num", text: bytes(s.size_bytes) }), h("td", { class: "num", text: count(s.files) }),
           h("td", { class: "num", text: count(l.nodes) }), h("td", { class: "num", text: count(l.edges) }),
           h("td", {}, snapshotBadges(s)));
-      }), "No snapshots yet." + (isAdmin() ? " Back up now to take the first." : "")));
+      }), "No snapshots yet." + (canBackup() ? " Back up now to take the first." : "")));
   };
   list.addEventListener("refresh", () => fill(list).catch((e) => replace(list, errorBox(e))));
   live(list, fill);
@@ -426,7 +428,7 @@ async function snapshotPage(main, graph, id) {
     table(["Path", "Size#", "Chunks#"], (m.files || []).map((f) =>
       h("tr", {}, h("td", { text: f.path + (f.type !== "file" ? ` (${f.type})` : "") }), h("td", { class: "num", text: f.type === "file" ? bytes(f.size) : "" }),
         h("td", { class: "num", text: f.type === "file" ? count(f.chunks) : "" }))), "No files."),
-    isAdmin() ? snapshotActions(graph, s.id) : null);
+    canBackup() ? snapshotActions(graph, s.id) : null);
 }
 
 function snapshotActions(graph, id) {
@@ -442,7 +444,7 @@ function snapshotActions(graph, id) {
       h("label", { class: "check" }, readData, "read every chunk's data"),
       h("button", { class: "primary", type: "submit", id: "verify" }, "Verify")),
     verifyBox,
-    h("form", { class: "card action", onsubmit: (e) => { e.preventDefault(); startJob("POST", `/backup/graphs/${graph}/snapshots/${id}/restore`, to.value ? { to: to.value } : {}, restoreBox); } },
+    !isAdmin() ? null : h("form", { class: "card action", onsubmit: (e) => { e.preventDefault(); startJob("POST", `/backup/graphs/${graph}/snapshots/${id}/restore`, to.value ? { to: to.value } : {}, restoreBox); } },
       h("label", {}, "Restore to (inside the graphs root; empty: the graph's own directory, kept as an undo copy)", to),
       h("label", {}, `Type ${graph} to confirm`, confirm),
       restore),
@@ -476,8 +478,8 @@ function outcome(j) {
 
 async function actionsPage(main) {
   append(main, h("h1", { text: "Actions" }));
-  if (!isAdmin()) {
-    append(main, h("div", { class: "notice", id: "read-only", text: "This token can read everything and change nothing: actions need an admin token." }));
+  if (!canBackup()) {
+    append(main, h("div", { class: "notice", id: "read-only", text: "This token can read everything and change nothing: actions need a backup or admin token." }));
     return;
   }
   const [graphs, targets, checkpoints] = await Promise.all([api("GET", "/graphs"), api("GET", "/replication/targets"), api("GET", "/recovery/checkpoints")]);
@@ -530,6 +532,7 @@ async function actionsPage(main) {
       h("button", { class: "primary", type: "submit", id: "checkpoint-validate" }, "Validate")),
     validateBox,
     h("h2", { text: "Failover" }),
+    !isAdmin() ? h("div", { class: "notice", id: "failover-admin-only", text: "Failing over needs an admin token." }) :
     targets.length ? [
       h("form", { class: "card action", onsubmit: (e) => { e.preventDefault(); startJob("POST", `/recovery/checkpoints/${foCp.value}/failover`, failoverBody(true), planBox, onPlan); } },
         h("label", {}, "Checkpoint", foCp), h("label", {}, "Target to promote", foTarget),

@@ -24,6 +24,9 @@ type serverConfig struct {
 	TLSCert     string      `yaml:"tls_cert"`
 	TLSKey      string      `yaml:"tls_key"`
 	MetricsOpen bool        `yaml:"metrics_open"`
+	// AppendOnly refuses every route that takes data away, whatever the
+	// token (also --append-only).
+	AppendOnly bool `yaml:"append_only"`
 	RestoreRoot string      `yaml:"restore_root"`
 	// Jobs: max_running_jobs, max_queued_jobs, kept_jobs.
 	Jobs api.JobLimits `yaml:",inline"`
@@ -31,6 +34,7 @@ type serverConfig struct {
 
 func serveCmd(g *globals) *cobra.Command {
 	var listen string
+	var appendOnly bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the REST API, the scheduler and the metrics endpoint",
@@ -38,12 +42,21 @@ func serveCmd(g *globals) *cobra.Command {
 embedded default: a file repository under ./.graphkeep/repo (created), graphs
 root ./graphs (created), listening on 127.0.0.1:8080 without tokens. Listening on
 anything but loopback needs at least one token (GRAPHKEEP_ADMIN_TOKEN,
-GRAPHKEEP_READ_TOKEN, or server.tokens in the config).`,
+GRAPHKEEP_BACKUP_TOKEN, GRAPHKEEP_READ_TOKEN, or server.tokens in the config).
+Roles: read sees everything; backup also backs up, checkpoints, verifies and
+replicates, and never forgets, prunes, restores, removes targets or fails over;
+admin does everything. --append-only (server.append_only) refuses forget, cleanup,
+target removal and failover whatever the token, and refuses to start with a
+scheduled cleanup or automatic failover configured.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if appendOnly {
+				g.file.Server.AppendOnly = true
+			}
 			return serve(cmd.Context(), g, listen)
 		},
 	}
+	cmd.Flags().BoolVar(&appendOnly, "append-only", false, "refuse every route that takes data away (forget, cleanup, target removal, failover), whatever the token")
 	cmd.Flags().StringVar(&listen, "listen", "", "address to listen on (env GRAPHKEEP_LISTEN; default 127.0.0.1:8080)")
 	return cmd
 }
@@ -57,6 +70,9 @@ func serve(ctx context.Context, g *globals, listen string) error {
 		return err
 	}
 	if err := checkExposure(listen, tokens); err != nil {
+		return err
+	}
+	if err := checkAppendOnly(sc.AppendOnly, g.file.Schedule, g.file.AutoFailover != nil); err != nil {
 		return err
 	}
 	if err := g.embeddedDefault(ctx, log); err != nil {
@@ -83,7 +99,10 @@ func serve(ctx context.Context, g *globals, listen string) error {
 		return err
 	}
 	location, _, _ := svc.PrimaryURL()
-	s := api.New(api.Deps{Service: svc, Tokens: tokens, OpenMetrics: sc.MetricsOpen, Jobs: sc.Jobs, Logger: log})
+	s := api.New(api.Deps{Service: svc, Tokens: tokens, OpenMetrics: sc.MetricsOpen, AppendOnly: sc.AppendOnly, Jobs: sc.Jobs, Logger: log})
+	if sc.AppendOnly {
+		log.Info("append-only: forget, cleanup, target removal and failover are refused whatever the token")
+	}
 	bg, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
 	go s.RefreshLoop(bg)
@@ -141,18 +160,36 @@ func serverTokens(cfg []api.Token) ([]api.Token, error) {
 	if t := os.Getenv("GRAPHKEEP_ADMIN_TOKEN"); t != "" {
 		tokens = append(tokens, api.Token{Name: "env-admin", Token: t, Role: "admin"})
 	}
+	if t := os.Getenv("GRAPHKEEP_BACKUP_TOKEN"); t != "" {
+		tokens = append(tokens, api.Token{Name: "env-backup", Token: t, Role: "backup"})
+	}
 	if t := os.Getenv("GRAPHKEEP_READ_TOKEN"); t != "" {
 		tokens = append(tokens, api.Token{Name: "env-read", Token: t, Role: "read"})
 	}
 	for i, t := range tokens {
-		if t.Role != "admin" && t.Role != "read" {
-			return nil, fmt.Errorf("token %d (%q): role must be admin or read, not %q", i+1, t.Name, t.Role)
+		if t.Role != "admin" && t.Role != "backup" && t.Role != "read" {
+			return nil, fmt.Errorf("token %d (%q): role must be admin, backup or read, not %q", i+1, t.Name, t.Role)
 		}
 		if len(t.Token) < 16 {
 			return nil, fmt.Errorf("token %d (%q) is shorter than 16 characters: use a long random string (openssl rand -hex 32)", i+1, t.Name)
 		}
 	}
 	return tokens, nil
+}
+
+// checkAppendOnly refuses an append-only server whose own schedule would
+// take data away: it would be refused every time, silently.
+func checkAppendOnly(appendOnly bool, sched api.Schedule, autoFailover bool) error {
+	if !appendOnly {
+		return nil
+	}
+	if sched.CleanupInterval > 0 {
+		return fmt.Errorf("append-only server with schedule.cleanup_interval %s: an append-only server never forgets or prunes; remove cleanup_interval and run cleanup where deleting is allowed (graphkeep forget --prune with the repository's credentials)", sched.CleanupInterval)
+	}
+	if autoFailover {
+		return fmt.Errorf("append-only server with auto_failover: an append-only server never fails over; remove auto_failover or drop --append-only")
+	}
+	return nil
 }
 
 // checkExposure refuses to listen beyond loopback without a token.

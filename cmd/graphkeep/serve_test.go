@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/graphkeep/graphkeep/api"
 )
@@ -47,5 +48,30 @@ func TestServerTokens(t *testing.T) {
 		if err == nil || strings.Contains(err.Error(), bad.Token) {
 			t.Errorf("token %+v: err = %v (must refuse without echoing the token)", bad, err)
 		}
+	}
+}
+
+// An append-only server will not start with a schedule that deletes, and a
+// backup token is a role of its own.
+func TestAppendOnlyChecksAndBackupTokens(t *testing.T) {
+	if err := checkAppendOnly(true, api.Schedule{CleanupInterval: time.Hour}, false); err == nil || !strings.Contains(err.Error(), "remove cleanup_interval") {
+		t.Fatalf("append-only with cleanup: %v", err)
+	}
+	if err := checkAppendOnly(true, api.Schedule{}, true); err == nil || !strings.Contains(err.Error(), "auto_failover") {
+		t.Fatalf("append-only with auto failover: %v", err)
+	}
+	if err := checkAppendOnly(true, api.Schedule{BackupInterval: time.Hour}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkAppendOnly(false, api.Schedule{CleanupInterval: time.Hour}, true); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GRAPHKEEP_BACKUP_TOKEN", "backup-token-0123456789")
+	tokens, err := serverTokens([]api.Token{{Name: "x", Token: "0123456789abcdef0", Role: "backup"}})
+	if err != nil || len(tokens) != 2 || tokens[1].Role != "backup" {
+		t.Fatalf("backup tokens: %+v %v", tokens, err)
+	}
+	if _, err := serverTokens([]api.Token{{Name: "x", Token: "0123456789abcdef0", Role: "root"}}); err == nil || !strings.Contains(err.Error(), "admin, backup or read") {
+		t.Fatalf("unknown role: %v", err)
 	}
 }
