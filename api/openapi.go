@@ -16,10 +16,10 @@ type Operation struct {
 	// Destructive routes take data away; an append-only server refuses
 	// them whatever the token.
 	Destructive bool
-	Body                  map[string]string // field -> JSON type
-	Job                   bool              // answers 202 with a job (201 with ?wait=true)
-	Success               int
-	Open                  bool // no token needed
+	Body        map[string]string // field -> JSON type
+	Job         bool              // answers 202 with a job (201 with ?wait=true)
+	Success     int
+	Open        bool // no token needed
 }
 
 // Operations lists every route the API serves.

@@ -26,8 +26,8 @@ type serverConfig struct {
 	MetricsOpen bool        `yaml:"metrics_open"`
 	// AppendOnly refuses every route that takes data away, whatever the
 	// token (also --append-only).
-	AppendOnly bool `yaml:"append_only"`
-	RestoreRoot string      `yaml:"restore_root"`
+	AppendOnly  bool   `yaml:"append_only"`
+	RestoreRoot string `yaml:"restore_root"`
 	// Jobs: max_running_jobs, max_queued_jobs, kept_jobs.
 	Jobs api.JobLimits `yaml:",inline"`
 }
