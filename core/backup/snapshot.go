@@ -49,6 +49,10 @@ type Options struct {
 	MaxWait time.Duration
 	// Lease tunes the shared lease a backup holds against prune.
 	Lease repo.LeaseOptions
+	// Held is a shared lease the caller already holds (repo.OpenLeased
+	// takes one while the key is derived): CreateAll then takes none and
+	// leaves releasing it to the caller.
+	Held *repo.Lease
 	// Progress, when set, is called as bytes are read.
 	Progress func(Progress)
 	// Host is recorded in the manifest; default os.Hostname.
@@ -149,11 +153,14 @@ func CreateAll(ctx context.Context, r *repo.Repository, srcs []Source, opts Opti
 	if len(srcs) > 1 {
 		purpose = fmt.Sprintf("backup of %d graphs", len(srcs))
 	}
-	lease, err := r.AcquireLease(ctx, repo.Shared, purpose, opts.Lease)
-	if err != nil {
-		return fail(err)
+	lease := opts.Held
+	if lease == nil {
+		var err error
+		if lease, err = r.AcquireLease(ctx, repo.Shared, purpose, opts.Lease); err != nil {
+			return fail(err)
+		}
+		defer lease.Release()
 	}
-	defer lease.Release()
 
 	// A prune that started before this lease may delete chunks the index
 	// still names, or that are stored but named by no manifest: the

@@ -103,3 +103,33 @@ func TestKeysNeedEncryption(t *testing.T) {
 		t.Fatalf("list keys of an unencrypted repository: %v", err)
 	}
 }
+
+// OpenLeased opens and holds a lease; with a wrong password it fails as
+// Open does and leaves no lease behind.
+func TestOpenLeased(t *testing.T) {
+	ctx := context.Background()
+	r, err := repo.Init(ctx, newStore(t), repo.InitOptions{Password: "pw", KDF: cheapKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := repo.OpenLeased(ctx, r.Store(), repo.OpenOptions{Password: "wrong", CacheDir: t.TempDir()}, repo.Shared, "backup", repo.LeaseOptions{}); !errors.Is(err, repo.ErrWrongPassword) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if states, err := r.Leases(ctx, repo.LeaseOptions{}); err != nil || len(states) != 0 {
+		t.Fatalf("a failed open left leases: %+v %v", states, err)
+	}
+	opened, lease, err := repo.OpenLeased(ctx, r.Store(), repo.OpenOptions{Password: "pw", CacheDir: t.TempDir()}, repo.Shared, "backup", repo.LeaseOptions{})
+	if err != nil || opened.ID() != r.ID() || opened.KeyID() != repo.ConfigKeyID {
+		t.Fatalf("open: %v", err)
+	}
+	states, _ := r.Leases(ctx, repo.LeaseOptions{})
+	if len(states) != 1 || !states[0].Alive || states[0].Purpose != "backup" || lease.Check() != nil {
+		t.Fatalf("lease while open: %+v", states)
+	}
+	if err := lease.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if states, _ := r.Leases(ctx, repo.LeaseOptions{}); len(states) != 0 {
+		t.Fatalf("leases after release: %+v", states)
+	}
+}

@@ -186,69 +186,130 @@ func Init(ctx context.Context, store blob.Store, opts InitOptions) (*Repository,
 
 // Open reads the config of the repository in store and unlocks its keys.
 func Open(ctx context.Context, store blob.Store, opts OpenOptions) (*Repository, error) {
-	data, err := blob.ReadAll(ctx, store, ConfigKey)
-	if errors.Is(err, blob.ErrNotFound) {
-		if held, herr := holdsData(ctx, store); herr == nil && held != "" {
-			return nil, fmt.Errorf("%s holds repository data (%s) but its %s is missing: %w; copy %s from a replica of this repository into place, or promote a replica",
-				store.Location(), held, ConfigKey, ErrConfigLost, ConfigKey)
-		}
-		return nil, fmt.Errorf("%s: %w (no %s)", store.Location(), ErrNotARepository, ConfigKey)
-	}
+	cfg, err := readValidConfig(ctx, store)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", ConfigKey, err)
+		return nil, err
 	}
-	var cfg Config
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return nil, fmt.Errorf("%s in %s: %w: %v", ConfigKey, store.Location(), ErrCorrupt, err)
+	keys, keyID, err := unlock(ctx, store, cfg, opts.Password)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Checksum != "" && cfg.Checksum != configChecksum(cfg) {
-		return nil, fmt.Errorf("%s in %s: %w: its checksum does not match its content (a flipped bit?); copy %s from a replica of this repository",
-			ConfigKey, store.Location(), ErrCorrupt, ConfigKey)
+	return openWith(store, cfg, keys, keyID, opts.CacheDir)
+}
+
+// OpenLeased opens the repository and takes a lease of kind for purpose at
+// the same time: deriving the key from the password (CPU, a tenth of a
+// second) overlaps the lease's round trips, which a cloud store makes as
+// long. A wrong password releases the lease and fails as Open does.
+func OpenLeased(ctx context.Context, store blob.Store, opts OpenOptions, kind, purpose string, lopts LeaseOptions) (*Repository, *Lease, error) {
+	cfg, err := readValidConfig(ctx, store)
+	if err != nil {
+		return nil, nil, err
 	}
-	if cfg.Version != FormatVersion {
-		return nil, fmt.Errorf("%s: %w: version %d, this release reads version %d",
-			store.Location(), ErrUnsupported, cfg.Version, FormatVersion)
+	type unlocked struct {
+		keys  *Keys
+		keyID string
+		err   error
 	}
-	if !validRepoID(cfg.ID) {
-		// The id names the local cache directory: it must not be a path.
-		return nil, fmt.Errorf("%s in %s: %w: repository id %q is not 32 hex digits; copy %s from a replica of this repository",
-			ConfigKey, store.Location(), ErrCorrupt, cfg.ID, ConfigKey)
-	}
-	if cfg.Chunker.Algorithm != "fastcdc" {
-		return nil, fmt.Errorf("%s: %w: chunker %q", store.Location(), ErrUnsupported, cfg.Chunker.Algorithm)
-	}
-	if err := cfg.Compression.validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w: %v", store.Location(), ErrUnsupported, err)
-	}
-	var keys *Keys
-	keyID := ""
-	if cfg.Encryption != nil {
-		if opts.Password == "" {
-			return nil, fmt.Errorf("%s: %w", store.Location(), ErrPasswordNeeded)
+	done := make(chan unlocked, 1)
+	go func() {
+		k, id, err := unlock(ctx, store, cfg, opts.Password)
+		done <- unlocked{k, id, err}
+	}()
+	// Leases are plain objects: taking one needs the store, not the keys.
+	lease, leaseErr := (&Repository{store: store, cfg: cfg}).AcquireLease(ctx, kind, purpose, lopts)
+	u := <-done
+	if u.err != nil || leaseErr != nil {
+		if lease != nil {
+			_ = lease.Release()
 		}
-		keyID = ConfigKeyID
-		keys, err = unwrapKeys(cfg.Encryption, opts.Password)
-		if errors.Is(err, ErrWrongPassword) {
-			// Another password may open it (keys/).
-			keys, keyID, err = unlockWithKeys(ctx, store, opts.Password)
-			if err != nil && !errors.Is(err, ErrWrongPassword) {
-				return nil, fmt.Errorf("%s: %w", store.Location(), err)
-			}
+		if u.err != nil {
+			return nil, nil, u.err
 		}
-		if err != nil {
-			if errors.Is(err, ErrWrongPassword) {
-				return nil, fmt.Errorf("%s: %w", store.Location(), err)
-			}
-			return nil, fmt.Errorf("%s in %s: its encryption parameters are unusable (%v): %w; copy %s from a replica of this repository",
-				ConfigKey, store.Location(), err, ErrCorrupt, ConfigKey)
-		}
+		return nil, nil, leaseErr
 	}
-	r, err := newRepository(store, cfg, keys, opts.CacheDir)
+	r, err := openWith(store, cfg, u.keys, u.keyID, opts.CacheDir)
+	if err != nil {
+		_ = lease.Release()
+		return nil, nil, err
+	}
+	return r, lease, nil
+}
+
+func openWith(store blob.Store, cfg Config, keys *Keys, keyID, cacheDir string) (*Repository, error) {
+	r, err := newRepository(store, cfg, keys, cacheDir)
 	if err != nil {
 		return nil, err
 	}
 	r.keyID = keyID
 	return r, nil
+}
+
+// readValidConfig reads and checks the config of the repository in store.
+func readValidConfig(ctx context.Context, store blob.Store) (Config, error) {
+	data, err := blob.ReadAll(ctx, store, ConfigKey)
+	if errors.Is(err, blob.ErrNotFound) {
+		if held, herr := holdsData(ctx, store); herr == nil && held != "" {
+			return Config{}, fmt.Errorf("%s holds repository data (%s) but its %s is missing: %w; copy %s from a replica of this repository into place, or promote a replica",
+				store.Location(), held, ConfigKey, ErrConfigLost, ConfigKey)
+		}
+		return Config{}, fmt.Errorf("%s: %w (no %s)", store.Location(), ErrNotARepository, ConfigKey)
+	}
+	if err != nil {
+		return Config{}, fmt.Errorf("read %s: %w", ConfigKey, err)
+	}
+	var cfg Config
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return Config{}, fmt.Errorf("%s in %s: %w: %v", ConfigKey, store.Location(), ErrCorrupt, err)
+	}
+	if cfg.Checksum != "" && cfg.Checksum != configChecksum(cfg) {
+		return Config{}, fmt.Errorf("%s in %s: %w: its checksum does not match its content (a flipped bit?); copy %s from a replica of this repository",
+			ConfigKey, store.Location(), ErrCorrupt, ConfigKey)
+	}
+	if cfg.Version != FormatVersion {
+		return Config{}, fmt.Errorf("%s: %w: version %d, this release reads version %d",
+			store.Location(), ErrUnsupported, cfg.Version, FormatVersion)
+	}
+	if !validRepoID(cfg.ID) {
+		// The id names the local cache directory: it must not be a path.
+		return Config{}, fmt.Errorf("%s in %s: %w: repository id %q is not 32 hex digits; copy %s from a replica of this repository",
+			ConfigKey, store.Location(), ErrCorrupt, cfg.ID, ConfigKey)
+	}
+	if cfg.Chunker.Algorithm != "fastcdc" {
+		return Config{}, fmt.Errorf("%s: %w: chunker %q", store.Location(), ErrUnsupported, cfg.Chunker.Algorithm)
+	}
+	if err := cfg.Compression.validate(); err != nil {
+		return Config{}, fmt.Errorf("%s: %w: %v", store.Location(), ErrUnsupported, err)
+	}
+	return cfg, nil
+}
+
+// unlock derives the key from password and unwraps the master keys: from
+// the config's key, else from one under keys/.
+func unlock(ctx context.Context, store blob.Store, cfg Config, password string) (*Keys, string, error) {
+	if cfg.Encryption == nil {
+		return nil, "", nil
+	}
+	if password == "" {
+		return nil, "", fmt.Errorf("%s: %w", store.Location(), ErrPasswordNeeded)
+	}
+	keyID := ConfigKeyID
+	keys, err := unwrapKeys(cfg.Encryption, password)
+	if errors.Is(err, ErrWrongPassword) {
+		// Another password may open it (keys/).
+		keys, keyID, err = unlockWithKeys(ctx, store, password)
+		if err != nil && !errors.Is(err, ErrWrongPassword) {
+			return nil, "", fmt.Errorf("%s: %w", store.Location(), err)
+		}
+	}
+	if err != nil {
+		if errors.Is(err, ErrWrongPassword) {
+			return nil, "", fmt.Errorf("%s: %w", store.Location(), err)
+		}
+		return nil, "", fmt.Errorf("%s in %s: its encryption parameters are unusable (%v): %w; copy %s from a replica of this repository",
+			ConfigKey, store.Location(), err, ErrCorrupt, ConfigKey)
+	}
+	return keys, keyID, nil
 }
 
 func validRepoID(id string) bool {

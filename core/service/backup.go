@@ -77,15 +77,22 @@ func (s *Service) Backup(ctx context.Context, req BackupRequest) (*BackupReport,
 	if req.All == (len(req.Graphs) > 0) {
 		return nil, problem.Errorf(problem.Invalid, problem.NoRemedy, "", "name the graphs to back up, or all of them")
 	}
-	if _, err := s.Primary(ctx); err != nil {
+	// Opening the primary here (a CLI backup) takes the backup's lease
+	// while the key is derived; an open primary (the server) takes it in
+	// the backup.
+	held, err := s.openLeased(ctx, "backup")
+	if err != nil {
 		return nil, err
+	}
+	if held != nil {
+		defer held.Release()
 	}
 	sources, skipped, err := s.pick(req.Graphs, req.All, "back up")
 	if err != nil {
 		return nil, err
 	}
 	out := &BackupReport{Skipped: skipped}
-	for _, o := range s.backupAll(ctx, sources, req.Progress) {
+	for _, o := range s.backupAll(ctx, sources, req.Progress, held) {
 		if o.Err != nil {
 			out.Failed++
 			out.Results = append(out.Results, &BackupResult{Graph: o.Graph, Error: o.Err.Error()})
@@ -121,13 +128,14 @@ func (s *Service) backupRaw(ctx context.Context, src backup.Source, progress fun
 	if progress != nil {
 		byGraph = func(string) func(backup.Progress) { return progress }
 	}
-	o := s.backupAll(ctx, []backup.Source{src}, byGraph)[0]
+	o := s.backupAll(ctx, []backup.Source{src}, byGraph, nil)[0]
 	return o.Result, o.Err
 }
 
 // backupAll snapshots sources together (backup.CreateAll), reporting each
-// graph's progress to progress(graph) when set.
-func (s *Service) backupAll(ctx context.Context, sources []backup.Source, progress func(graph string) func(backup.Progress)) []backup.Outcome {
+// graph's progress to progress(graph) when set, under held when set (else a
+// lease of its own).
+func (s *Service) backupAll(ctx context.Context, sources []backup.Source, progress func(graph string) func(backup.Progress), held *repo.Lease) []backup.Outcome {
 	r, err := s.Primary(ctx)
 	if err != nil {
 		out := make([]backup.Outcome, len(sources))
@@ -137,7 +145,7 @@ func (s *Service) backupAll(ctx context.Context, sources []backup.Source, progre
 		return out
 	}
 	opts := s.cfg.Backup
-	opts.Lease = s.cfg.Lease
+	opts.Lease, opts.Held = s.cfg.Lease, held
 	if progress != nil {
 		perGraph := make(map[string]func(backup.Progress), len(sources))
 		for _, src := range sources {

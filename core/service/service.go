@@ -213,6 +213,44 @@ func (s *Service) Primary(ctx context.Context) (*repo.Repository, error) {
 	return r, nil
 }
 
+// openLeased opens the primary when it is not open yet, taking a shared
+// lease for purpose while the key is derived (repo.OpenLeased); it returns
+// that lease, or nil when the primary was already open (the caller's work
+// then takes its own).
+func (s *Service) openLeased(ctx context.Context, purpose string) (*repo.Lease, error) {
+	s.mu.RLock()
+	open := s.primary != nil
+	s.mu.RUnlock()
+	if open {
+		return nil, nil
+	}
+	url, _, err := s.PrimaryURL()
+	if err != nil {
+		return nil, err
+	}
+	store, err := s.cfg.Open(ctx, url)
+	if errors.Is(err, blob.ErrNotFound) {
+		return nil, &problem.Error{Kind: problem.NotFound, Code: "not_found", Remedy: problem.CreateRepository, Msg: err.Error(), Err: err}
+	}
+	if err != nil {
+		return nil, err
+	}
+	r, lease, err := repo.OpenLeased(ctx, store, repo.OpenOptions{Password: s.cfg.Password, CacheDir: s.cfg.CacheDir}, repo.Shared, purpose, s.cfg.Lease)
+	if err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.primary != nil { // another call won: use its repository, and its own lease
+		_ = lease.Release()
+		_ = store.Close()
+		return nil, nil
+	}
+	s.primary = r
+	return lease, nil
+}
+
 // Close releases the primary's storage.
 func (s *Service) Close() error {
 	s.mu.Lock()
