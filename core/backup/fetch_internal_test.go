@@ -28,19 +28,27 @@ func (g *gets) Get(ctx context.Context, key string, offset, length int64) (io.Re
 	return g.Store.Get(ctx, key, offset, length)
 }
 
-// The fetcher keeps at most its byte budget of chunks ahead, whatever its
-// window: restore's memory does not grow with the store's parallelism.
-func TestFetcherKeepsToItsBudget(t *testing.T) {
-	ctx := context.Background()
-	mem, err := providers.Open(ctx, fmt.Sprintf("mem://fetch-%d", time.Now().UnixNano()), providers.Options{})
+// countedRepo is an uncompressed repository in memory whose reads are
+// counted (and take a round trip).
+func countedRepo(t *testing.T) (*repo.Repository, *gets) {
+	t.Helper()
+	mem, err := providers.Open(context.Background(), fmt.Sprintf("mem://fetch-%d", time.Now().UnixNano()), providers.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	store := &gets{Store: mem}
-	r, err := repo.Init(ctx, store, repo.InitOptions{Compression: "none"})
+	r, err := repo.Init(context.Background(), store, repo.InitOptions{Compression: "none"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r, store
+}
+
+// The fetcher keeps at most its byte budget of chunks ahead, whatever its
+// window: restore's memory does not grow with the store's parallelism.
+func TestFetcherKeepsToItsBudget(t *testing.T) {
+	ctx := context.Background()
+	r, store := countedRepo(t)
 	var refs []repo.ChunkRef
 	for i := range 20 {
 		data := make([]byte, 1<<20)
@@ -79,15 +87,7 @@ func TestFetcherKeepsToItsBudget(t *testing.T) {
 // flight never pass the window, and one file alone may use all of it.
 func TestFetcherSharesItsWindow(t *testing.T) {
 	ctx := context.Background()
-	mem, err := providers.Open(ctx, fmt.Sprintf("mem://share-%d", time.Now().UnixNano()), providers.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := &gets{Store: mem}
-	r, err := repo.Init(ctx, store, repo.InitOptions{Compression: "none"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, store := countedRepo(t)
 	files := make([][]repo.ChunkRef, 3)
 	for i := range 60 {
 		data := make([]byte, 64<<10)

@@ -233,25 +233,17 @@ type HeldLease struct {
 }
 
 // LiveLeases lists the leases whose holders are alive (renewed within TTL
-// plus skew).
+// plus skew, and not a gone process of this host).
 func (r *Repository) LiveLeases(ctx context.Context, opts LeaseOptions) ([]HeldLease, error) {
-	opts.applyDefaults()
-	var out []HeldLease
-	err := blob.Walk(ctx, r.store, LeasePrefix, func(o blob.Object) error {
-		info, err := r.readLease(ctx, o.Key)
-		if errors.Is(err, blob.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if dead, _ := info.dead(opts.Skew); !dead {
-			out = append(out, HeldLease{Key: o.Key, LeaseInfo: *info})
-		}
-		return nil
-	})
+	all, err := r.Leases(ctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("list leases: %w", err)
+		return nil, err
+	}
+	var out []HeldLease
+	for _, l := range all {
+		if l.Alive {
+			out = append(out, HeldLease{Key: LeasePrefix + l.ID, LeaseInfo: l.LeaseInfo})
+		}
 	}
 	return out, nil
 }

@@ -180,37 +180,8 @@ func (s *Service) PrimaryURL() (string, *recovery.Redirect, error) {
 
 // Primary returns the open primary repository, opening it on first use.
 func (s *Service) Primary(ctx context.Context) (*repo.Repository, error) {
-	s.mu.RLock()
-	r := s.primary
-	s.mu.RUnlock()
-	if r != nil {
-		return r, nil
-	}
-	url, _, err := s.PrimaryURL()
-	if err != nil {
-		return nil, err
-	}
-	store, err := s.cfg.Open(ctx, url)
-	if errors.Is(err, blob.ErrNotFound) {
-		// The location itself is missing: a new repository, or a lost one.
-		return nil, &problem.Error{Kind: problem.NotFound, Code: "not_found", Remedy: problem.CreateRepository, Msg: err.Error(), Err: err}
-	}
-	if err != nil {
-		return nil, err
-	}
-	r, err = repo.Open(ctx, store, repo.OpenOptions{Password: s.cfg.Password, CacheDir: s.cfg.CacheDir})
-	if err != nil {
-		_ = store.Close()
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.primary != nil { // another call won
-		_ = store.Close()
-		return s.primary, nil
-	}
-	s.primary = r
-	return r, nil
+	r, _, err := s.openPrimary(ctx, "")
+	return r, err
 }
 
 // openLeased opens the primary when it is not open yet, taking a shared
@@ -218,37 +189,54 @@ func (s *Service) Primary(ctx context.Context) (*repo.Repository, error) {
 // that lease, or nil when the primary was already open (the caller's work
 // then takes its own).
 func (s *Service) openLeased(ctx context.Context, purpose string) (*repo.Lease, error) {
+	_, lease, err := s.openPrimary(ctx, purpose)
+	return lease, err
+}
+
+// openPrimary returns the open primary, opening it on first use; with a
+// purpose, an opening also takes a shared lease for it (nil when the
+// primary was open already).
+func (s *Service) openPrimary(ctx context.Context, purpose string) (*repo.Repository, *repo.Lease, error) {
 	s.mu.RLock()
-	open := s.primary != nil
+	r := s.primary
 	s.mu.RUnlock()
-	if open {
-		return nil, nil
+	if r != nil {
+		return r, nil, nil
 	}
 	url, _, err := s.PrimaryURL()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	store, err := s.cfg.Open(ctx, url)
 	if errors.Is(err, blob.ErrNotFound) {
-		return nil, &problem.Error{Kind: problem.NotFound, Code: "not_found", Remedy: problem.CreateRepository, Msg: err.Error(), Err: err}
+		// The location itself is missing: a new repository, or a lost one.
+		return nil, nil, &problem.Error{Kind: problem.NotFound, Code: "not_found", Remedy: problem.CreateRepository, Msg: err.Error(), Err: err}
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	r, lease, err := repo.OpenLeased(ctx, store, repo.OpenOptions{Password: s.cfg.Password, CacheDir: s.cfg.CacheDir}, repo.Shared, purpose, s.cfg.Lease)
+	opts := repo.OpenOptions{Password: s.cfg.Password, CacheDir: s.cfg.CacheDir}
+	var lease *repo.Lease
+	if purpose != "" {
+		r, lease, err = repo.OpenLeased(ctx, store, opts, repo.Shared, purpose, s.cfg.Lease)
+	} else {
+		r, err = repo.Open(ctx, store, opts)
+	}
 	if err != nil {
 		_ = store.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.primary != nil { // another call won: use its repository, and its own lease
-		_ = lease.Release()
+	if s.primary != nil { // another call won: use its repository
+		if lease != nil {
+			_ = lease.Release()
+		}
 		_ = store.Close()
-		return nil, nil
+		return s.primary, nil, nil
 	}
 	s.primary = r
-	return lease, nil
+	return r, lease, nil
 }
 
 // Close releases the primary's storage.
