@@ -1,7 +1,6 @@
 package repo
 
 import (
-	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"slices"
@@ -136,7 +135,7 @@ func unpackBase64To(dst, in []byte) ([]byte, error) {
 		packed := in[4 : 4+groups*3]
 		at := len(out)
 		out = slices.Grow(out, int(groups)*4)[:at+int(groups)*4]
-		base64.StdEncoding.Encode(out[at:], packed)
+		encodeBase64Groups(out[at:], packed)
 		in = in[4+groups*3:]
 	}
 	return out, nil
