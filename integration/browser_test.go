@@ -329,3 +329,28 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	b.checkClean()
 }
+
+// TestDashboardWithoutTokens: a token-less server (loopback only) shows the
+// overview at once, with no sign-in and no sign-out.
+func TestDashboardWithoutTokens(t *testing.T) {
+	chromium(t)
+	e := newEnv(t)
+	e.ok("fixture", "generate", e.root, "--graphs", "alpha", "--size", "2000000")
+	e.ok("init")
+	e.ok("backup", "--all")
+	s := e.startServer(t, "")
+	b := newBrowser(t, s.url)
+	b.run("open", chromedp.Navigate(s.url+"/"), chromedp.WaitVisible("#overall", chromedp.ByQuery))
+	b.eventually("graph alpha listed", `!!document.querySelector('tr[data-graph="alpha"]')`, 30*time.Second)
+	var signOutShown bool
+	b.run("sign-out hidden", chromedp.Evaluate(`!document.querySelector("#signout").hidden`, &signOutShown))
+	if signOutShown {
+		t.Fatal("a token-less server offers to sign out")
+	}
+	if who := b.text("#who"); !strings.Contains(who, "no sign-in") {
+		t.Fatalf("header says %q", who)
+	}
+	b.open("/graphs/alpha", "#backup-now")
+	b.shot("11-no-tokens")
+	b.checkClean()
+}
