@@ -76,12 +76,18 @@ step "13. A recovery checkpoint: one consistent set of snapshots of every graph"
 "$GK" checkpoint validate latest
 "$GK" health
 
-step "14. Disaster: the primary repository is destroyed"
+step "14. A second password for the on-call engineer; the replicas learn it too"
+GRAPHKEEP_NEW_PASSWORD="on-call password" "$GK" key add
+"$GK" replicate >/dev/null
+GRAPHKEEP_PASSWORD="on-call password" "$GK" key list
+GRAPHKEEP_REPO="file://$DEMO_DIR/replica-east" GRAPHKEEP_PASSWORD="on-call password" "$GK" snapshots alpha | tail -1
+
+step "15. Disaster: the primary repository is destroyed"
 rm -rf "$DEMO_DIR/repo"
 "$GK" health || true
 rm -rf "$GRAPHKEEP_GRAPHS_ROOT"/alpha "$GRAPHKEEP_GRAPHS_ROOT"/beta "$GRAPHKEEP_GRAPHS_ROOT"/gamma
 
-step "15. Fail over to east and restore every graph of the checkpoint"
+step "16. Fail over to east and restore every graph of the checkpoint"
 "$GK" failover --target east --dry-run
 time "$GK" failover --target east --restore
 "$GK" recovery status
@@ -89,6 +95,8 @@ time "$GK" failover --target east --restore
 
 step "Summary"
 "$GK" stats
+echo
+echo "Monitoring: 'graphkeep monitoring rules' prints $("$GK" monitoring rules | grep -c 'alert:') Prometheus alerts; 'graphkeep serve' serves the dashboard at http://127.0.0.1:8080/"
 echo
 echo "The primary is now file://$DEMO_DIR/replica-east (password: \"$GRAPHKEEP_PASSWORD\")"
 echo "Try: GRAPHKEEP_REPO=file://$DEMO_DIR/replica-east GRAPHKEEP_PASSWORD='demo password' $GK snapshots"
