@@ -333,7 +333,7 @@ async function graphsPage(main) {
         h("dt", { text: "Unique after deduplication" }), h("dd", { text: bytes(repo.unique_bytes) }),
         repo.stored_bytes !== undefined ? [h("dt", { text: "Stored" }), h("dd", { text: bytes(repo.stored_bytes) })] : null,
         h("dt", { text: "Deduplication" }), h("dd", { text: repo.dedup_ratio ? repo.dedup_ratio.toFixed(1) + "×" : "–" }))),
-      table(["Graph", "Snapshots#", "Last good", "Schedule", "Size#", "Added per backup#", "Nodes#", "Edges#", "Docs#"], graphs.map((g) => {
+      table(["Graph", "Snapshots#", "Last good", "Schedule", "Size#", "Stored#", "Dedup#", "Added per backup#", "Nodes#", "Edges#", "Docs#"], graphs.map((g) => {
         const hg = byName[g.id] || {};
         const st = perGraph[g.id] || {};
         const l = (g.latest && g.latest.lightrag) || {};
@@ -343,6 +343,8 @@ async function graphsPage(main) {
           h("td", {}, hg.last_good ? ago(hg.last_good_age_seconds) : "none", " ", hg.stale ? badge("stale", "warn") : null),
           h("td", { text: hg.schedule_seconds ? "every " + duration(hg.schedule_seconds) : "–" }),
           h("td", { class: "num", text: g.latest ? bytes(g.latest.size_bytes) : "–" }),
+          h("td", { class: "num", text: bytes(st.stored_bytes) }),
+          h("td", { class: "num", text: st.dedup_ratio ? st.dedup_ratio.toFixed(1) + "×" : "–" }),
           h("td", { class: "num", text: bytes(st.added_bytes_per_snapshot) }),
           h("td", { class: "num", text: count(l.nodes) }), h("td", { class: "num", text: count(l.edges) }), h("td", { class: "num", text: count(l.docs) }));
       }), "No graphs yet."));

@@ -143,9 +143,10 @@ func statsCmd(g *globals) *cobra.Command {
 				fmt.Printf("; %s stored in %d chunk objects", humanBytes(*s.StoredBytes), *s.StoredChunks)
 			}
 			fmt.Printf("; %.1fx smaller than full copies\n", s.DedupRatio)
-			tw := newTable("GRAPH\tSNAPSHOTS\tLATEST\tSIZE\tFLAGGED")
+			tw := newTable("GRAPH\tSNAPSHOTS\tLATEST\tSIZE\tSTORED BY ITS BACKUPS\tDEDUP\tFLAGGED")
 			for _, gs := range s.Graphs {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\n", gs.Graph, gs.Snapshots, gs.Latest, humanBytes(gs.LatestSize), gs.Flagged)
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%.1fx\t%d\n", gs.Graph, gs.Snapshots, gs.Latest, humanBytes(gs.LatestSize),
+					humanBytes(gs.StoredBytes), gs.DedupRatio, gs.Flagged)
 			}
 			if err := tw.Flush(); err != nil {
 				return err

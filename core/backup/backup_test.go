@@ -669,3 +669,39 @@ func TestAFailedBackupsChunksDoNotFailTheNext(t *testing.T) {
 		t.Fatalf("the next backup failed over the first one's chunks: %v", err)
 	}
 }
+
+// Stats gives each graph what its snapshots hold, what its backups stored
+// and the ratio: a graph backed up twice unchanged dedups two to one
+// against what it stored.
+func TestStatsPerGraph(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, "pw")
+	a, b := graphDir(t, 4), graphDir(t, 6)
+	for range 2 {
+		for g, dir := range map[string]string{"a": a, "b": b} {
+			if _, err := backup.Create(ctx, r, backup.Source{Graph: g, Dir: dir}, backup.Options{Quiet: -1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	st, err := backup.Stats(ctx, r, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Graphs) != 2 {
+		t.Fatalf("graphs: %+v", st.Graphs)
+	}
+	var logical int64
+	for _, g := range st.Graphs {
+		logical += g.LogicalBytes
+		if g.Snapshots != 2 || g.LogicalBytes != 2*g.LatestSize || g.StoredBytes <= 0 || g.StoredBytes >= g.LatestSize {
+			t.Fatalf("graph %s: %+v", g.Graph, g)
+		}
+		if want := float64(g.LogicalBytes) / float64(g.StoredBytes); g.DedupRatio != want || g.DedupRatio < 2 {
+			t.Fatalf("graph %s dedup %v, want %v (at least 2)", g.Graph, g.DedupRatio, want)
+		}
+	}
+	if logical != st.LogicalBytes {
+		t.Fatalf("graphs' logical bytes add up to %d, the repository says %d", logical, st.LogicalBytes)
+	}
+}

@@ -20,7 +20,14 @@ type GraphStats struct {
 	// AddedBytes is the plaintext a snapshot stored first, on average over
 	// the graph's last ten but its first: how much a backup of it adds.
 	AddedBytes int64 `json:"added_bytes_per_snapshot"`
-	recent     []int64
+	// LogicalBytes adds up the file sizes of the graph's snapshots;
+	// StoredBytes what its backups wrote to storage (compressed, encrypted;
+	// a chunk two graphs share counts for the one that stored it first, and
+	// chunks pruned since still count); DedupRatio the one over the other.
+	LogicalBytes int64   `json:"logical_bytes"`
+	StoredBytes  int64   `json:"stored_bytes"`
+	DedupRatio   float64 `json:"dedup_ratio"`
+	recent       []int64
 }
 
 // RepoStats summarise a repository.
@@ -77,6 +84,8 @@ func Stats(ctx context.Context, r *repo.Repository, list bool) (*RepoStats, erro
 		if !m.LightRAG.Valid() {
 			g.Flagged++
 		}
+		g.LogicalBytes += m.Totals.SizeBytes
+		g.StoredBytes += m.Totals.StoredBytes
 		s.LogicalBytes += m.Totals.SizeBytes
 	}
 	for _, g := range graphs {
@@ -88,6 +97,9 @@ func Stats(ctx context.Context, r *repo.Repository, list bool) (*RepoStats, erro
 			g.AddedBytes = sum / int64(len(g.recent))
 		}
 		g.recent = nil
+		if g.StoredBytes > 0 {
+			g.DedupRatio = float64(g.LogicalBytes) / float64(g.StoredBytes)
+		}
 		s.Graphs = append(s.Graphs, *g)
 	}
 	sort.Slice(s.Graphs, func(i, j int) bool { return s.Graphs[i].Graph < s.Graphs[j].Graph })
