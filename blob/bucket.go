@@ -61,6 +61,9 @@ func (s *Bucket) Put(ctx context.Context, key string, r io.Reader, opts *PutOpti
 }
 
 func (s *Bucket) put(ctx context.Context, key string, r io.Reader, opts *PutOptions) error {
+	if opts.Retain != nil {
+		return fmt.Errorf("%w: locking objects (retention)", ErrUnsupported)
+	}
 	contentType := opts.ContentType
 	if contentType == "" {
 		contentType = "application/octet-stream"

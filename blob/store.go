@@ -70,6 +70,9 @@ type PutOptions struct {
 	// writes are durable when acknowledged (object stores) ignore it, as do
 	// IfAbsent writes.
 	DeferSync bool
+	// Retain locks the object until Retain.Until (see Retention); stores
+	// that cannot lock fail with ErrUnsupported.
+	Retain *Retention
 }
 
 // Attributes describe a stored object.

@@ -50,6 +50,7 @@ func RunConformance(t *testing.T, h Harness) {
 		{"Transfer", testTransfer},
 		{"CancelMidUpload", testCancelMidUpload},
 		{"ErrorShape", testErrorShape},
+		{"RetainOnlyWhereLocked", testRetainOnlyWhereLocked},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -482,6 +483,30 @@ func testErrorShape(t *testing.T, open func(t *testing.T) blob.Store) {
 	}
 	if msg := err.Error(); !bytes.Contains([]byte(msg), []byte("missing/object")) {
 		t.Fatalf("error message %q does not name the key", msg)
+	}
+}
+
+// testRetainOnlyWhereLocked: a write asking for a lock on a store (or
+// bucket) that cannot lock fails and leaves nothing, so a repository never
+// believes unlocked objects locked.
+func testRetainOnlyWhereLocked(t *testing.T, open func(t *testing.T) blob.Store) {
+	ctx := context.Background()
+	s := open(t)
+	if lk, ok := blob.LockerOf(s); ok {
+		if on, err := lk.LockEnabled(ctx); err != nil || on {
+			t.Skipf("a locking location (enabled %v, %v): the provider's own lock tests cover it", on, err)
+		}
+	}
+	r := &blob.Retention{Mode: blob.Compliance, Until: time.Now().Add(time.Hour)}
+	err := s.Put(ctx, "locked", bytes.NewReader([]byte("x")), &blob.PutOptions{Retain: r})
+	if err == nil {
+		t.Fatal("a locked write succeeded where nothing can be locked")
+	}
+	if _, err := s.Stat(ctx, "locked"); !errors.Is(err, blob.ErrNotFound) {
+		t.Fatalf("the refused locked write left an object: %v", err)
+	}
+	if _, ok := blob.LockerOf(s); !ok && !errors.Is(err, blob.ErrUnsupported) {
+		t.Fatalf("a store that cannot lock: %v, want ErrUnsupported", err)
 	}
 }
 

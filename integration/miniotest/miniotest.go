@@ -100,13 +100,25 @@ var bucketSeq atomic.Int64
 // NewBucket creates a fresh, uniquely named bucket and returns its name.
 func (s *Server) NewBucket(t testing.TB) string {
 	t.Helper()
+	return s.newBucket(t, false)
+}
+
+// NewLockedBucket creates a fresh bucket with object lock enabled (and so
+// versioning), as an immutable repository needs.
+func (s *Server) NewLockedBucket(t testing.TB) string {
+	t.Helper()
+	return s.newBucket(t, true)
+}
+
+func (s *Server) newBucket(t testing.TB, locked bool) string {
+	t.Helper()
 	var r [4]byte
 	_, _ = rand.Read(r[:])
 	name := fmt.Sprintf("gk-%d-%s", bucketSeq.Add(1), hex.EncodeToString(r[:]))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {
-		_, err := s.client.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(name)})
+		_, err := s.client.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(name), ObjectLockEnabledForBucket: aws.Bool(locked)})
 		if err == nil {
 			break
 		}

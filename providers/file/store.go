@@ -71,6 +71,9 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts *blob.Put
 }
 
 func (s *Store) put(ctx context.Context, key string, r io.Reader, opts *blob.PutOptions) error {
+	if opts.Retain != nil {
+		return fmt.Errorf("%w: a local folder cannot lock files against deletion", blob.ErrUnsupported)
+	}
 	contentType := opts.ContentType
 	if contentType == "" {
 		contentType = "application/octet-stream"

@@ -1,14 +1,18 @@
 package s3
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/graphkeep/graphkeep/blob"
@@ -30,12 +34,21 @@ type Store struct {
 
 // Put implements blob.Store.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts *blob.PutOptions) error {
-	body, ok := r.(io.ReadSeeker)
-	if !ok {
-		return s.Bucket.Put(ctx, key, r, opts)
-	}
 	if opts == nil {
 		opts = &blob.PutOptions{}
+	}
+	body, ok := r.(io.ReadSeeker)
+	if !ok && opts.Retain != nil {
+		// A locked object goes through PutObject, which needs the whole
+		// body to sign and checksum it.
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return s.Wrap("put", key, err)
+		}
+		body, ok = bytes.NewReader(data), true
+	}
+	if !ok {
+		return s.Bucket.Put(ctx, key, r, opts)
 	}
 	contentType := opts.ContentType
 	if contentType == "" {
@@ -49,6 +62,16 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts *blob.Put
 	}
 	if opts.IfAbsent {
 		in.IfNoneMatch = aws.String("*")
+	}
+	if rt := opts.Retain; rt != nil {
+		if err := rt.Validate(time.Now()); err != nil {
+			return s.Wrap("put", key, err)
+		}
+		mode, err := lockMode(rt.Mode)
+		if err != nil {
+			return s.Wrap("put", key, err)
+		}
+		in.ObjectLockMode, in.ObjectLockRetainUntilDate = types.ObjectLockMode(mode), aws.Time(rt.Until)
 	}
 	// The body is not hashed for the signature (a second SHA-256 pass over
 	// every byte backed up): the SDK's CRC32 checksum, which S3 verifies,
@@ -69,4 +92,69 @@ func (s *Store) Unwrap() blob.Store { return s.Bucket }
 func preconditionFailed(err error) bool {
 	var ae smithy.APIError
 	return errors.As(err, &ae) && ae.ErrorCode() == "PreconditionFailed"
+}
+
+// lockMode maps a blob retention mode to S3's.
+func lockMode(mode string) (types.ObjectLockRetentionMode, error) {
+	switch mode {
+	case blob.Governance:
+		return types.ObjectLockRetentionModeGovernance, nil
+	case blob.Compliance:
+		return types.ObjectLockRetentionModeCompliance, nil
+	}
+	return "", fmt.Errorf("%w: retention mode %q", blob.ErrInvalid, mode)
+}
+
+// LockEnabled implements blob.Locker: the bucket was created with object
+// lock enabled.
+func (s *Store) LockEnabled(ctx context.Context) (bool, error) {
+	out, err := s.client.GetObjectLockConfiguration(ctx, &awss3.GetObjectLockConfigurationInput{Bucket: aws.String(s.bucket)})
+	if err != nil {
+		if code(err) == "ObjectLockConfigurationNotFoundError" {
+			return false, nil
+		}
+		return false, s.Wrap("lock configuration", "", err)
+	}
+	return out.ObjectLockConfiguration != nil && out.ObjectLockConfiguration.ObjectLockEnabled == types.ObjectLockEnabledEnabled, nil
+}
+
+// Retention implements blob.Locker.
+func (s *Store) Retention(ctx context.Context, key string) (blob.Retention, error) {
+	out, err := s.client.GetObjectRetention(ctx, &awss3.GetObjectRetentionInput{Bucket: aws.String(s.bucket), Key: aws.String(s.prefix + key)})
+	if err != nil {
+		if c := code(err); c == "NoSuchObjectLockConfiguration" || c == "ObjectLockConfigurationNotFoundError" {
+			return blob.Retention{}, nil
+		}
+		return blob.Retention{}, s.Wrap("retention", key, err)
+	}
+	if out.Retention == nil || out.Retention.RetainUntilDate == nil {
+		return blob.Retention{}, nil
+	}
+	return blob.Retention{Mode: strings.ToLower(string(out.Retention.Mode)), Until: *out.Retention.RetainUntilDate}, nil
+}
+
+// Retain implements blob.Locker.
+func (s *Store) Retain(ctx context.Context, key string, r blob.Retention) error {
+	if err := r.Validate(time.Now()); err != nil {
+		return s.Wrap("retain", key, err)
+	}
+	mode, err := lockMode(r.Mode)
+	if err != nil {
+		return s.Wrap("retain", key, err)
+	}
+	_, err = s.client.PutObjectRetention(ctx, &awss3.PutObjectRetentionInput{Bucket: aws.String(s.bucket), Key: aws.String(s.prefix + key),
+		Retention: &types.ObjectLockRetention{Mode: mode, RetainUntilDate: aws.Time(r.Until)}})
+	if err != nil {
+		return s.Wrap("retain", key, err)
+	}
+	return nil
+}
+
+// code is the S3 error code of err, or "".
+func code(err error) string {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		return api.ErrorCode()
+	}
+	return ""
 }
