@@ -75,3 +75,18 @@ func TestAppendOnlyChecksAndBackupTokens(t *testing.T) {
 		t.Fatalf("unknown role: %v", err)
 	}
 }
+
+func TestParseSince(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	if got, err := parseSince("36h", now); err != nil || !got.Equal(now.Add(-36*time.Hour)) {
+		t.Fatalf("36h: %v %v", got, err)
+	}
+	if got, err := parseSince("2026-12-05T00:00:00Z", now); err != nil || !got.Equal(time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("a time: %v %v", got, err)
+	}
+	for _, bad := range []string{"yesterday", "-3h", "0s"} {
+		if _, err := parseSince(bad, now); err == nil || !strings.Contains(err.Error(), "duration ago") {
+			t.Fatalf("%q: %v", bad, err)
+		}
+	}
+}

@@ -133,3 +133,14 @@ func TestOpenLeased(t *testing.T) {
 		t.Fatalf("leases after release: %+v", states)
 	}
 }
+
+// Undelete needs a store that keeps versions, and says so.
+func TestUndeleteNeedsVersions(t *testing.T) {
+	r, err := repo.Init(context.Background(), newStore(t), repo.InitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Undelete(context.Background(), r.Store(), repo.UndeleteOptions{}); !errors.Is(err, repo.ErrNotVersioned) {
+		t.Fatalf("undelete on a store without versions: %v", err)
+	}
+}

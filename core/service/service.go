@@ -360,3 +360,23 @@ func (s *Service) BreakLease(ctx context.Context, id string, force bool) (repo.L
 	}
 	return r.BreakLease(ctx, id, force, s.cfg.Lease)
 }
+
+// Undelete brings back the primary's objects deleted or overwritten since
+// opts.Since, in a versioned bucket (repo.Undelete). It opens the storage,
+// not the repository: the config itself may be what was hidden.
+func (s *Service) Undelete(ctx context.Context, since time.Time, dryRun bool) (*repo.UndeleteResult, error) {
+	url, _, err := s.PrimaryURL()
+	if err != nil {
+		return nil, err
+	}
+	store, err := s.cfg.Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	res, err := repo.Undelete(ctx, store, repo.UndeleteOptions{Password: s.cfg.Password, Since: since, DryRun: dryRun})
+	if err == nil && !dryRun {
+		s.changed()
+	}
+	return res, err
+}

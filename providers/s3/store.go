@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -157,4 +159,87 @@ func code(err error) string {
 		return api.ErrorCode()
 	}
 	return ""
+}
+
+// Versioned implements blob.Versioner.
+func (s *Store) Versioned(ctx context.Context) (bool, error) {
+	out, err := s.client.GetBucketVersioning(ctx, &awss3.GetBucketVersioningInput{Bucket: aws.String(s.bucket)})
+	if err != nil {
+		return false, s.Wrap("versioning", "", err)
+	}
+	return out.Status == types.BucketVersioningStatusEnabled, nil
+}
+
+// Versions implements blob.Versioner.
+func (s *Store) Versions(ctx context.Context, prefix string, fn func(blob.ObjectVersion) error) error {
+	p := awss3.NewListObjectVersionsPaginator(s.client, &awss3.ListObjectVersionsInput{Bucket: aws.String(s.bucket), Prefix: aws.String(s.prefix + prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return s.Wrap("list versions", prefix, err)
+		}
+		// A page holds versions and delete markers apart: merge them back
+		// into key order, newest first within a key.
+		var all []blob.ObjectVersion
+		for _, v := range page.Versions {
+			all = append(all, blob.ObjectVersion{Key: strings.TrimPrefix(aws.ToString(v.Key), s.prefix), ID: aws.ToString(v.VersionId),
+				Latest: aws.ToBool(v.IsLatest), ModTime: aws.ToTime(v.LastModified), Size: aws.ToInt64(v.Size)})
+		}
+		for _, m := range page.DeleteMarkers {
+			all = append(all, blob.ObjectVersion{Key: strings.TrimPrefix(aws.ToString(m.Key), s.prefix), ID: aws.ToString(m.VersionId),
+				DeleteMarker: true, Latest: aws.ToBool(m.IsLatest), ModTime: aws.ToTime(m.LastModified)})
+		}
+		sort.SliceStable(all, func(i, j int) bool {
+			if all[i].Key != all[j].Key {
+				return all[i].Key < all[j].Key
+			}
+			if all[i].Latest != all[j].Latest {
+				return all[i].Latest
+			}
+			return all[i].ModTime.After(all[j].ModTime)
+		})
+		for _, v := range all {
+			if err := fn(v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// GetVersion implements blob.Versioner.
+func (s *Store) GetVersion(ctx context.Context, key, id string) ([]byte, error) {
+	out, err := s.client.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.prefix + key), VersionId: aws.String(id)})
+	if err != nil {
+		return nil, s.Wrap("get version", key, err)
+	}
+	defer out.Body.Close()
+	data, err := io.ReadAll(out.Body)
+	if err != nil {
+		return nil, s.Wrap("get version", key, err)
+	}
+	return data, nil
+}
+
+// DeleteVersion implements blob.Versioner.
+func (s *Store) DeleteVersion(ctx context.Context, key, id string) error {
+	_, err := s.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.prefix + key), VersionId: aws.String(id)})
+	if err != nil {
+		return s.Wrap("delete version", key, err)
+	}
+	return nil
+}
+
+// PromoteVersion implements blob.Versioner.
+func (s *Store) PromoteVersion(ctx context.Context, key, id string) error {
+	segments := strings.Split(s.prefix+key, "/")
+	for i, seg := range segments {
+		segments[i] = url.PathEscape(seg)
+	}
+	src := s.bucket + "/" + strings.Join(segments, "/") + "?versionId=" + url.QueryEscape(id)
+	_, err := s.client.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.prefix + key), CopySource: aws.String(src)})
+	if err != nil {
+		return s.Wrap("promote version", key, err)
+	}
+	return nil
 }
