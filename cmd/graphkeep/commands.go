@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,11 +20,19 @@ import (
 
 func initCmd(g *globals) *cobra.Command {
 	var opts service.InitOptions
+	var lockMode, lockRetention string
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a repository (encrypted when a password is given)",
 		Args:  cobra.NoArgs,
 		RunE: g.run(func(ctx context.Context, svc *service.Service, _ []string) error {
+			if lockMode != "" || lockRetention != "" {
+				p, err := lockPolicy(lockMode, lockRetention)
+				if err != nil {
+					return err
+				}
+				opts.Lock = p
+			}
 			res, err := svc.Init(ctx, opts)
 			if err != nil {
 				return err
@@ -36,13 +45,48 @@ func initCmd(g *globals) *cobra.Command {
 				enc = "encrypted: keep the password safe, the data cannot be read without it"
 			}
 			fmt.Printf("created repository %s at %s, %s\n", res.ID, res.Location, enc)
+			if opts.Lock != nil {
+				fmt.Printf("object lock: every object is written locked (%s) for %s; run 'graphkeep lock extend' at least every %s so what is still needed stays locked\n",
+					opts.Lock.Mode, humanDuration(opts.Lock.Retention()), humanDuration(opts.Lock.Retention()/3))
+			}
 			return nil
 		}),
 	}
 	cmd.Flags().IntVar(&opts.AvgChunkSize, "avg-chunk-size", 1<<20, "average chunk size in bytes (a power of two, 4 KiB to 64 MiB)")
 	cmd.Flags().StringVar(&opts.Compression, "compression", "zstd", "zstd or none")
 	cmd.Flags().StringVar(&opts.CompressionLevel, "compression-level", "fastest", "fastest, default or better")
+	cmd.Flags().StringVar(&lockMode, "object-lock", "", "make the repository immutable on an S3 bucket created with object lock: governance or compliance")
+	cmd.Flags().StringVar(&lockRetention, "retention", "", "with --object-lock: how long each object stays locked, such as 30d or 720h")
 	return cmd
+}
+
+// lockPolicy reads --object-lock and --retention.
+func lockPolicy(mode, retention string) (*repo.LockPolicy, error) {
+	if mode == "" || retention == "" {
+		return nil, fmt.Errorf("give both --object-lock governance|compliance and --retention DURATION (such as 30d)")
+	}
+	d, err := parseDays(retention)
+	if err != nil {
+		return nil, fmt.Errorf("--retention %q: %w", retention, err)
+	}
+	p := &repo.LockPolicy{Mode: strings.ToLower(mode), RetentionSeconds: int64(d / time.Second)}
+	return p, p.Validate()
+}
+
+// parseDays reads a Go duration, or a number of days ("30d").
+func parseDays(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days <= 0 {
+			return 0, fmt.Errorf("give a positive number of days, such as 30d")
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("give a positive duration, such as 30d or 720h")
+	}
+	return d, nil
 }
 
 func backupCmd(g *globals) *cobra.Command {

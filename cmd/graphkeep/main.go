@@ -123,7 +123,7 @@ Repository URLs: file:///abs/dir, mem://name,
 		initCmd(g), backupCmd(g), watchCmd(g), snapshotsCmd(g), restoreCmd(g), previousCmd(g), verifyCmd(g),
 		forgetCmd(g), pruneCmd(g), statsCmd(g), checkCmd(g), fixtureCmd(),
 		targetsCmd(g), replicateCmd(g), replicationStatusCmd(g),
-		checkpointCmd(g), failoverCmd(g), healthCmd(g), recoveryStatusCmd(g), serveCmd(g), monitoringCmd(), keyCmd(g), leasesCmd(g), undeleteCmd(g),
+		checkpointCmd(g), failoverCmd(g), healthCmd(g), recoveryStatusCmd(g), serveCmd(g), monitoringCmd(), keyCmd(g), leasesCmd(g), undeleteCmd(g), lockCmd(g),
 	)
 	requireSubcommands(root)
 	return root, g

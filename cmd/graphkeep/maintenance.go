@@ -59,6 +59,9 @@ Add --prune to delete the chunks no snapshot names any more.`,
 				used = p
 			}
 			fmt.Printf("policy: %s; %d snapshots forgotten%s\n", used, res.Removed, map[bool]string{true: " (dry run)"}[dryRun])
+			if res.Locked > 0 {
+				fmt.Printf("%d more snapshots the policy drops are kept by the object lock until it lapses (see their lines)\n", res.Locked)
+			}
 			if out.Prune != nil {
 				printPrune(out.Prune)
 			}
@@ -115,6 +118,9 @@ func printPrune(res *retention.PruneResult) {
 	}
 	if res.Recent > 0 {
 		fmt.Printf("prune: left %d unreferenced chunks written since the oldest running backup began (it may still name them); a later prune decides\n", res.Recent)
+	}
+	if res.Locked > 0 {
+		fmt.Printf("prune: %d unreferenced chunks are still locked (the first lapses %s): a later prune deletes them\n", res.Locked, res.LockedUntil.Local().Format(time.DateTime))
 	}
 	if res.DeadSweeps > 0 {
 		fmt.Printf("prune: removed the records of %d prunes that died\n", res.DeadSweeps)

@@ -120,3 +120,11 @@ func errorCode(err error) string {
 	}
 	return "error"
 }
+
+// humanDuration shows whole days as "30d", anything else as Go does.
+func humanDuration(d time.Duration) string {
+	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.Round(time.Second).String()
+}

@@ -90,3 +90,21 @@ func TestParseSince(t *testing.T) {
 		}
 	}
 }
+
+func TestLockFlags(t *testing.T) {
+	p, err := lockPolicy("Compliance", "30d")
+	if err != nil || p.Mode != "compliance" || p.Retention() != 30*24*time.Hour {
+		t.Fatalf("30d compliance: %+v %v", p, err)
+	}
+	if p, err := lockPolicy("governance", "36h"); err != nil || p.Retention() != 36*time.Hour {
+		t.Fatalf("36h governance: %+v %v", p, err)
+	}
+	for _, c := range [][2]string{{"compliance", ""}, {"", "30d"}, {"compliance", "-1d"}, {"compliance", "soon"}, {"sometimes", "1d"}} {
+		if _, err := lockPolicy(c[0], c[1]); err == nil {
+			t.Errorf("--object-lock %q --retention %q was accepted", c[0], c[1])
+		}
+	}
+	if got := humanDuration(30 * 24 * time.Hour); got != "30d" {
+		t.Errorf("humanDuration(30 days) = %q", got)
+	}
+}

@@ -45,7 +45,7 @@ func (r *Repository) SaveCheckpoint(ctx context.Context, c *Checkpoint) error {
 		return err
 	}
 	key := CheckpointPrefix + c.ID
-	if err := blob.PutBytes(ctx, r.store, key, r.sealObject(plain, key), &blob.PutOptions{IfAbsent: true}); err != nil {
+	if err := blob.PutBytes(ctx, r.store, key, r.sealObject(plain, key), &blob.PutOptions{IfAbsent: true, Retain: r.retain()}); err != nil {
 		return fmt.Errorf("write checkpoint %s: %w", c.ID, err)
 	}
 	return nil

@@ -159,7 +159,7 @@ func (r *Repository) AddKey(ctx context.Context, password string) (KeyInfo, erro
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
-	if err := blob.PutBytes(ctx, r.store, KeyPrefix+id, data, &blob.PutOptions{IfAbsent: true, ContentType: "application/json"}); err != nil {
+	if err := blob.PutBytes(ctx, r.store, KeyPrefix+id, data, &blob.PutOptions{IfAbsent: true, ContentType: "application/json", Retain: r.retain()}); err != nil {
 		return KeyInfo{}, fmt.Errorf("write key %s: %w", id, err)
 	}
 	return KeyInfo{ID: id, Created: kf.Created, Host: host}, nil
@@ -223,7 +223,7 @@ func (r *Repository) ChangePassword(ctx context.Context, password string) (KeyIn
 	if err != nil {
 		return KeyInfo{}, err
 	}
-	if err := blob.PutBytes(ctx, r.store, ConfigKey, data, &blob.PutOptions{ContentType: "application/json"}); err != nil {
+	if err := blob.PutBytes(ctx, r.store, ConfigKey, data, &blob.PutOptions{ContentType: "application/json", Retain: r.retain()}); err != nil {
 		return KeyInfo{}, fmt.Errorf("write %s: %w", ConfigKey, err)
 	}
 	r.cfg = cfg

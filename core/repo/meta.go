@@ -26,7 +26,7 @@ func (r *Repository) PutMeta(ctx context.Context, name string, v any) error {
 		return err
 	}
 	key := MetaPrefix + name
-	if err := blob.PutBytes(ctx, r.store, key, r.sealObject(plain, key), nil); err != nil {
+	if err := blob.PutBytes(ctx, r.store, key, r.sealObject(plain, key), &blob.PutOptions{Retain: r.retain()}); err != nil {
 		return fmt.Errorf("write %s: %w", key, err)
 	}
 	return nil

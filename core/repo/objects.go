@@ -87,7 +87,7 @@ func (r *Repository) EncodeChunkTo(dst []byte, id ChunkID, data []byte) []byte {
 // PutChunk stores an encoded chunk. Chunks are content-addressed, so writing
 // one twice stores the same bytes.
 func (r *Repository) PutChunk(ctx context.Context, id ChunkID, encoded []byte) error {
-	return r.store.Put(ctx, ChunkKey(id), bytes.NewReader(encoded), nil)
+	return r.store.Put(ctx, ChunkKey(id), bytes.NewReader(encoded), &blob.PutOptions{Retain: r.retain()})
 }
 
 // ReadChunk fetches, decodes and verifies a chunk: a read is a verification.
@@ -103,7 +103,7 @@ func (r *Repository) ReadChunk(ctx context.Context, id ChunkID) ([]byte, error) 
 // SyncChunks returns for it: a backup stores its chunks this way and syncs
 // them all before it writes the manifest that names them.
 func (r *Repository) PutChunkDeferred(ctx context.Context, id ChunkID, encoded []byte) error {
-	return r.store.Put(ctx, ChunkKey(id), bytes.NewReader(encoded), &blob.PutOptions{DeferSync: true})
+	return r.store.Put(ctx, ChunkKey(id), bytes.NewReader(encoded), &blob.PutOptions{DeferSync: true, Retain: r.retain()})
 }
 
 // SyncChunks makes the chunks ids, stored with PutChunkDeferred, durable.
@@ -270,7 +270,7 @@ func (r *Repository) SaveManifest(ctx context.Context, m *Manifest) error {
 		return err
 	}
 	ref := m.Ref()
-	if err := blob.PutBytes(ctx, r.store, ref.Key(), r.sealObject(plain, ref.Key()), &blob.PutOptions{IfAbsent: true}); err != nil {
+	if err := blob.PutBytes(ctx, r.store, ref.Key(), r.sealObject(plain, ref.Key()), &blob.PutOptions{IfAbsent: true, Retain: r.retain()}); err != nil {
 		return fmt.Errorf("write manifest of snapshot %s/%s: %w", m.Graph, m.ID, err)
 	}
 	r.cache.store(ref, plain)
@@ -307,6 +307,14 @@ func parseManifest(plain []byte, ref SnapshotRef) (*Manifest, error) {
 
 // DeleteSnapshot removes a snapshot's manifest. Its chunks stay until prune.
 func (r *Repository) DeleteSnapshot(ctx context.Context, ref SnapshotRef) error {
+	until, err := r.LockedUntil(ctx, ref.Key())
+	if err != nil {
+		return fmt.Errorf("snapshot %s/%s: %w", ref.Graph, ref.ID, err)
+	}
+	if !until.IsZero() {
+		return fmt.Errorf("snapshot %s/%s is locked until %s (%s object lock): %w; it can be forgotten from then on",
+			ref.Graph, ref.ID, until.UTC().Format(time.RFC3339), r.cfg.Lock.Mode, ErrLocked)
+	}
 	if err := r.store.Delete(ctx, ref.Key()); err != nil {
 		return fmt.Errorf("delete snapshot %s/%s: %w", ref.Graph, ref.ID, err)
 	}

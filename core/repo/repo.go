@@ -51,6 +51,9 @@ type Config struct {
 	Chunker     ChunkerConfig     `json:"chunker"`
 	Compression CompressionConfig `json:"compression"`
 	Encryption  *EncryptionConfig `json:"encryption,omitempty"`
+	// Lock is the object lock policy every durable write follows (nil:
+	// none).
+	Lock *LockPolicy `json:"lock,omitempty"`
 	// Checksum is this config's own (see configChecksum); configs written
 	// before it existed have none.
 	Checksum string `json:"checksum,omitempty"`
@@ -84,6 +87,9 @@ type InitOptions struct {
 	CompressionLevel string
 	// KDF overrides the key-derivation cost (tests use a cheap one).
 	KDF *KDFParams
+	// Lock makes the repository immutable for a time (object lock; S3
+	// buckets created with it only).
+	Lock *LockPolicy
 }
 
 // OpenOptions say how to open a repository.
@@ -134,6 +140,15 @@ func Init(ctx context.Context, store blob.Store, opts InitOptions) (*Repository,
 		Chunker:     ChunkerConfig{Algorithm: "fastcdc", MinSize: params.MinSize, AvgSize: params.AvgSize, MaxSize: params.MaxSize},
 		Compression: comp,
 	}
+	if opts.Lock != nil {
+		// Before anything is written: a lock the store cannot keep would
+		// be a promise broken by the first write.
+		if err := checkLockable(ctx, store, opts.Lock); err != nil {
+			return nil, err
+		}
+		lock := *opts.Lock
+		cfg.Lock = &lock
+	}
 	var keys *Keys
 	if opts.Password != "" {
 		kdf := DefaultKDF()
@@ -171,7 +186,7 @@ func Init(ctx context.Context, store blob.Store, opts InitOptions) (*Repository,
 	if err := blob.Prepare(ctx, store, chunkDirs()); err != nil {
 		return nil, fmt.Errorf("create the chunk directories: %w", err)
 	}
-	if err := blob.PutBytes(ctx, store, ConfigKey, data, &blob.PutOptions{IfAbsent: true, ContentType: "application/json"}); err != nil {
+	if err := blob.PutBytes(ctx, store, ConfigKey, data, &blob.PutOptions{IfAbsent: true, ContentType: "application/json", Retain: retentionFrom(cfg.Lock, time.Now())}); err != nil {
 		if errors.Is(err, blob.ErrExists) {
 			return nil, fmt.Errorf("%s: %w", store.Location(), ErrAlreadyExists)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/graphkeep/graphkeep/core/repo"
 )
@@ -12,7 +13,10 @@ import (
 type ForgetResult struct {
 	Decisions []Decision `json:"decisions"`
 	Removed   int        `json:"removed"`
-	DryRun    bool       `json:"dry_run"`
+	// Locked counts the snapshots the policy drops that the object lock
+	// keeps for now (their decisions say until when).
+	Locked int  `json:"locked"`
+	DryRun bool `json:"dry_run"`
 }
 
 // Forget applies p to graph's snapshots ("" for every graph, each on its
@@ -50,6 +54,17 @@ func Forget(ctx context.Context, r *repo.Repository, graph string, p Policy, dry
 		for _, d := range Apply(byGraph[g], p, pins) {
 			if !d.Keep && err == nil && d.Snapshot.ID == good.ID {
 				d.Keep, d.Reasons = true, []string{"newest good snapshot"}
+			}
+			if !d.Keep {
+				// A locked snapshot is kept, not a reason to stop half-way.
+				until, lerr := r.LockedUntil(ctx, d.Snapshot.Key())
+				if lerr != nil {
+					return res, fmt.Errorf("forget: %w", lerr)
+				}
+				if !until.IsZero() {
+					d.Keep, d.Reasons = true, []string{"locked until " + until.UTC().Format(time.RFC3339)}
+					res.Locked++
+				}
 			}
 			res.Decisions = append(res.Decisions, d)
 			if d.Keep {

@@ -1,6 +1,8 @@
 package retention
 
 import (
+	"sync"
+
 	"github.com/graphkeep/graphkeep/core/problem"
 
 	"context"
@@ -45,6 +47,10 @@ type PruneResult struct {
 	// again: they stay.
 	Rescued int `json:"rescued_chunks"`
 	Deleted int `json:"deleted_chunks"`
+	// Locked are unreferenced chunks the object lock keeps for now; a
+	// prune after LockedUntil (the earliest) can delete them.
+	Locked      int       `json:"locked_chunks_kept"`
+	LockedUntil time.Time `json:"locked_until,omitzero"`
 	// DeadSweeps are records of earlier prunes that died, removed.
 	DeadSweeps int  `json:"dead_prunes_cleaned"`
 	DryRun     bool `json:"dry_run"`
@@ -166,12 +172,29 @@ func Prune(ctx context.Context, r *repo.Repository, opts PruneOptions) (*PruneRe
 	idx = nil
 
 	var deleted atomic.Int64
+	var lockMu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(opts.Deletes)
 	for _, id := range doomed {
 		g.Go(func() error {
 			if err := lease.Check(); err != nil {
 				return fmt.Errorf("prune stopped: %w", err)
+			}
+			// Under object lock a chunk may not be deletable yet: leave it
+			// for a later prune instead of failing (or, on a versioned
+			// bucket, hiding it under a delete marker while it stays).
+			until, err := r.LockedUntil(gctx, repo.ChunkKey(id))
+			if err != nil && !errors.Is(err, blob.ErrNotFound) {
+				return err
+			}
+			if !until.IsZero() {
+				lockMu.Lock()
+				res.Locked++
+				if res.LockedUntil.IsZero() || until.Before(res.LockedUntil) {
+					res.LockedUntil = until
+				}
+				lockMu.Unlock()
+				return nil
 			}
 			if err := r.Store().Delete(gctx, repo.ChunkKey(id)); err != nil && !errors.Is(err, blob.ErrNotFound) {
 				return err

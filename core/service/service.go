@@ -380,3 +380,13 @@ func (s *Service) Undelete(ctx context.Context, since time.Time, dryRun bool) (*
 	}
 	return res, err
 }
+
+// ExtendLocks extends the primary's object locks that would lapse within
+// window (repo.ExtendLocks).
+func (s *Service) ExtendLocks(ctx context.Context, window time.Duration) (*repo.ExtendResult, error) {
+	r, err := s.Primary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.ExtendLocks(ctx, window, blob.RequestsOf(r.Store()))
+}
