@@ -52,6 +52,9 @@ type Locker interface {
 	// LockEnabled reports whether the bucket can lock objects at all (S3:
 	// created with object lock enabled).
 	LockEnabled(ctx context.Context) (bool, error)
+	// DefaultRetention is the lock the bucket puts on every new object by
+	// itself (mode "" when none).
+	DefaultRetention(ctx context.Context) (mode string, d time.Duration, err error)
 	// Retention returns key's retention; a zero Retention when it has none.
 	Retention(ctx context.Context, key string) (Retention, error)
 	// Retain sets key's retention to r: it extends a lock, and a store

@@ -34,7 +34,9 @@ func TestUndeleteAfterAnAttack(t *testing.T) {
 	e.extra = []string{"AWS_ACCESS_KEY_ID=" + miniotest.User, "AWS_SECRET_ACCESS_KEY=" + miniotest.Password,
 		"AWS_EC2_METADATA_DISABLED=true", "GRAPHKEEP_PASSWORD=undelete test"}
 	e.ok("fixture", "generate", e.root, "--graphs", "alpha,beta", "--size", "3000000")
-	e.ok("init")
+	if out := e.ok("init"); !strings.Contains(out, "object lock (the bucket's default retention): every object is written locked (compliance) for 1d") {
+		t.Fatalf("init on a bucket that locks by default:\n%s", out)
+	}
 	e.ok("backup", "--all", "--quiet-window", "0")
 
 	// The attack: garbage over a manifest and a chunk, then every object

@@ -45,9 +45,13 @@ func initCmd(g *globals) *cobra.Command {
 				enc = "encrypted: keep the password safe, the data cannot be read without it"
 			}
 			fmt.Printf("created repository %s at %s, %s\n", res.ID, res.Location, enc)
-			if opts.Lock != nil {
-				fmt.Printf("object lock: every object is written locked (%s) for %s; run 'graphkeep lock extend' at least every %s so what is still needed stays locked\n",
-					opts.Lock.Mode, humanDuration(opts.Lock.Retention()), humanDuration(opts.Lock.Retention()/3))
+			if l := res.Lock; l != nil {
+				from := ""
+				if opts.Lock == nil {
+					from = " (the bucket's default retention)"
+				}
+				fmt.Printf("object lock%s: every object is written locked (%s) for %s; run 'graphkeep lock extend' at least every %s so what is still needed stays locked\n",
+					from, l.Mode, humanDuration(l.Retention()), humanDuration(l.Retention()/3))
 			}
 			return nil
 		}),

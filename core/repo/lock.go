@@ -86,6 +86,23 @@ func checkLockable(ctx context.Context, store blob.Store, p *LockPolicy) error {
 	return nil
 }
 
+// bucketDefaultLock is the policy of a bucket that locks every new object
+// by default, nil for any other store.
+func bucketDefaultLock(ctx context.Context, store blob.Store) (*LockPolicy, error) {
+	lk, ok := blob.LockerOf(store)
+	if !ok {
+		return nil, nil
+	}
+	if on, err := lk.LockEnabled(ctx); err != nil || !on {
+		return nil, err
+	}
+	mode, d, err := lk.DefaultRetention(ctx)
+	if err != nil || mode == "" {
+		return nil, err
+	}
+	return &LockPolicy{Mode: mode, RetentionSeconds: int64(d / time.Second)}, nil
+}
+
 // LockedUntil says until when key's current version is locked (zero when
 // it is not, or the repository has no lock policy).
 func (r *Repository) LockedUntil(ctx context.Context, key string) (time.Time, error) {

@@ -148,6 +148,10 @@ func Init(ctx context.Context, store blob.Store, opts InitOptions) (*Repository,
 		}
 		lock := *opts.Lock
 		cfg.Lock = &lock
+	} else if p, err := bucketDefaultLock(ctx, store); err != nil {
+		return nil, err
+	} else {
+		cfg.Lock = p // a bucket that locks by default: follow its policy
 	}
 	var keys *Keys
 	if opts.Password != "" {

@@ -427,6 +427,8 @@ type InitResult struct {
 	ID        string `json:"id"`
 	Location  string `json:"location"`
 	Encrypted bool   `json:"encrypted"`
+	// Lock is the object lock policy (asked for, or the bucket's default).
+	Lock *repo.LockPolicy `json:"lock,omitempty"`
 }
 
 // Init creates the repository at the primary URL (a local folder is
@@ -458,7 +460,7 @@ func (s *Service) Init(ctx context.Context, opts InitOptions) (*InitResult, erro
 		defer store.Close()
 	}
 	s.mu.Unlock()
-	return &InitResult{ID: r.ID(), Location: store.Location(), Encrypted: r.Encrypted()}, nil
+	return &InitResult{ID: r.ID(), Location: store.Location(), Encrypted: r.Encrypted(), Lock: r.Lock()}, nil
 }
 
 // EnsureRepository creates the repository when the primary location holds

@@ -120,6 +120,27 @@ func (s *Store) LockEnabled(ctx context.Context) (bool, error) {
 	return out.ObjectLockConfiguration != nil && out.ObjectLockConfiguration.ObjectLockEnabled == types.ObjectLockEnabledEnabled, nil
 }
 
+// DefaultRetention implements blob.Locker: the bucket's default rule.
+func (s *Store) DefaultRetention(ctx context.Context) (string, time.Duration, error) {
+	out, err := s.client.GetObjectLockConfiguration(ctx, &awss3.GetObjectLockConfigurationInput{Bucket: aws.String(s.bucket)})
+	if err != nil {
+		if code(err) == "ObjectLockConfigurationNotFoundError" {
+			return "", 0, nil
+		}
+		return "", 0, s.Wrap("lock configuration", "", err)
+	}
+	c := out.ObjectLockConfiguration
+	if c == nil || c.Rule == nil || c.Rule.DefaultRetention == nil {
+		return "", 0, nil
+	}
+	r := c.Rule.DefaultRetention
+	d := time.Duration(aws.ToInt32(r.Days))*24*time.Hour + time.Duration(aws.ToInt32(r.Years))*365*24*time.Hour
+	if d <= 0 {
+		return "", 0, nil
+	}
+	return strings.ToLower(string(r.Mode)), d, nil
+}
+
 // Retention implements blob.Locker.
 func (s *Store) Retention(ctx context.Context, key string) (blob.Retention, error) {
 	out, err := s.client.GetObjectRetention(ctx, &awss3.GetObjectRetentionInput{Bucket: aws.String(s.bucket), Key: aws.String(s.prefix + key)})
