@@ -36,7 +36,7 @@ var operations = []Operation{
 		Body: map[string]string{"policy": "object", "graph": "string", "dry_run": "boolean", "prune": "boolean"}},
 	{Method: "GET", Path: "/backup/stats", Summary: "Repository statistics (?list=true lists chunks for the stored size)", Success: 200},
 	{Method: "POST", Path: "/replication/targets", Summary: "Register a replication target", Role: "admin", Success: 201,
-		Body: map[string]string{"id": "string", "url": "string", "graphs": "array", "mirror_deletes": "boolean"}},
+		Body: map[string]string{"id": "string", "url": "string", "graphs": "array", "mirror_deletes": "boolean", "lock": "object"}},
 	{Method: "GET", Path: "/replication/targets", Summary: "List targets with status and lag", Success: 200},
 	{Method: "GET", Path: "/replication/targets/{target}/health", Summary: "Probe a target now and show its health", Success: 200},
 	{Method: "DELETE", Path: "/replication/targets/{target}", Summary: "Remove a target (its bucket is left as it is)", Role: "admin", Destructive: true, Success: 204},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/replication"
+	"github.com/graphkeep/graphkeep/core/repo"
 )
 
 func (s *Server) listTargets(w http.ResponseWriter, r *http.Request) {
@@ -21,10 +22,11 @@ func (s *Server) listTargets(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) addTarget(w http.ResponseWriter, r *http.Request) {
 	var body struct {
-		ID            string   `json:"id"`
-		URL           string   `json:"url"`
-		Graphs        []string `json:"graphs"`
-		MirrorDeletes bool     `json:"mirror_deletes"`
+		ID            string           `json:"id"`
+		URL           string           `json:"url"`
+		Graphs        []string         `json:"graphs"`
+		MirrorDeletes bool             `json:"mirror_deletes"`
+		Lock          *repo.LockPolicy `json:"lock"`
 	}
 	if err := decode(w, r, &body); err != nil {
 		writeError(w, r, err)
@@ -42,7 +44,7 @@ func (s *Server) addTarget(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	st, err := s.svc.AddTarget(r.Context(), replication.Target{ID: body.ID, URL: body.URL, Graphs: body.Graphs, MirrorDeletes: body.MirrorDeletes})
+	st, err := s.svc.AddTarget(r.Context(), replication.Target{ID: body.ID, URL: body.URL, Graphs: body.Graphs, MirrorDeletes: body.MirrorDeletes, Lock: body.Lock})
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -108,3 +108,55 @@ func TestObjectLockedRepository(t *testing.T) {
 	}
 	e.ok("verify", "--read-data")
 }
+
+// TestLockedReplicationTarget: a primary in a local folder replicates to a
+// MinIO bucket with a lock policy of its own; everything there is locked,
+// the target's locks extend on their own, and a target without object lock
+// is refused that policy.
+func TestLockedReplicationTarget(t *testing.T) {
+	srv := miniotest.Start(t)
+	ctx := context.Background()
+	e := newEnv(t)
+	e.extra = []string{"AWS_ACCESS_KEY_ID=" + miniotest.User, "AWS_SECRET_ACCESS_KEY=" + miniotest.Password, "AWS_EC2_METADATA_DISABLED=true", "GRAPHKEEP_PASSWORD=target lock"}
+	e.ok("fixture", "generate", e.root, "--graphs", "alpha", "--size", "2000000")
+	e.ok("init")
+	e.ok("backup", "--all", "--quiet-window", "0")
+	url := func(b string) string {
+		return "s3://" + b + "/replica?endpoint=" + srv.Endpoint + "&use_path_style=true"
+	}
+	e.fails("created without object lock", "targets", "add", "plain", url(srv.NewBucket(t)), "--object-lock", "compliance", "--retention", "1d")
+	bucket := srv.NewLockedBucket(t)
+	e.ok("targets", "add", "vault", url(bucket), "--object-lock", "compliance", "--retention", "1h")
+	e.ok("replicate", "--target", "vault")
+
+	raw := srv.Client()
+	p, err := raw.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String("replica/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	locked := 0
+	for _, o := range p.Contents {
+		key := aws.ToString(o.Key)
+		if strings.Contains(key, "/leases/") || strings.Contains(key, "/health/") {
+			continue
+		}
+		out, err := raw.GetObjectRetention(ctx, &awss3.GetObjectRetentionInput{Bucket: aws.String(bucket), Key: o.Key})
+		if err != nil || out.Retention.Mode != types.ObjectLockRetentionModeCompliance {
+			t.Fatalf("%s on the target is not locked: %v", key, err)
+		}
+		locked++
+	}
+	if locked < 5 {
+		t.Fatalf("only %d objects on the target", locked)
+	}
+	time.Sleep(2 * time.Second) // the locks now lapse within the hour-long window
+	if out := e.ok("lock", "extend", "--target", "vault", "--window", "1h"); !strings.Contains(out, "locks extended") || strings.Contains(out, " 0 locks extended") {
+		t.Fatalf("lock extend --target:\n%s", out)
+	}
+	e.fails("has no object lock policy", "lock", "extend")
+	env := e.repo
+	e.repo = url(bucket)
+	e.ok("restore", "alpha", "latest", "--to", filepath.Join(e.dir, "alpha-from-vault"))
+	e.repo = env
+	sameTree(t, filepath.Join(e.root, "alpha"), filepath.Join(e.dir, "alpha-from-vault"))
+}

@@ -16,9 +16,9 @@ func lockCmd(g *globals) *cobra.Command {
 		Use:   "lock",
 		Short: "The repository's object lock (init --object-lock): keep what is still needed locked",
 	}
-	var window string
+	var window, target string
 	extend := &cobra.Command{
-		Use:   "extend [--window D]",
+		Use:   "extend [--window D] [--target ID]",
 		Short: "Extend the lock of every object still needed that would lapse within the window (default: a third of the retention)",
 		Long: `Objects are locked for the retention from when they were written. extend pushes the
 lock of everything the repository still needs (config, keys, manifests, checkpoints,
@@ -36,7 +36,7 @@ cannot lapse that soon. Run it more often than the window (for example daily wit
 				}
 				w = d
 			}
-			res, err := svc.ExtendLocks(ctx, w)
+			res, err := svc.ExtendLocks(ctx, w, target)
 			if err != nil {
 				return err
 			}
@@ -49,6 +49,7 @@ cannot lapse that soon. Run it more often than the window (for example daily wit
 		}),
 	}
 	extend.Flags().StringVar(&window, "window", "", "extend locks that lapse within this (such as 10d)")
+	extend.Flags().StringVar(&target, "target", "", "extend the locks of this replication target (by its own policy) instead of the primary's")
 	cmd.AddCommand(extend)
 	return cmd
 }

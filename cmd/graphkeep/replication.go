@@ -17,7 +17,7 @@ import (
 
 func targetsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "targets", Short: "Manage replication targets"}
-	var graphs string
+	var graphs, lockMode, lockRetention string
 	var mirror bool
 	add := &cobra.Command{
 		Use:   "add ID URL",
@@ -28,6 +28,13 @@ func targetsCmd(g *globals) *cobra.Command {
 			if graphs != "" {
 				t.Graphs = strings.Split(graphs, ",")
 			}
+			if lockMode != "" || lockRetention != "" {
+				p, err := lockPolicy(lockMode, lockRetention)
+				if err != nil {
+					return err
+				}
+				t.Lock = p
+			}
 			if _, err := svc.AddTarget(ctx, t); err != nil {
 				return err
 			}
@@ -37,6 +44,8 @@ func targetsCmd(g *globals) *cobra.Command {
 	}
 	add.Flags().StringVar(&graphs, "graphs", "", "replicate only these graphs (comma separated; default all)")
 	add.Flags().BoolVar(&mirror, "mirror-deletes", false, "also remove from the target the snapshots forgotten on the primary")
+	add.Flags().StringVar(&lockMode, "object-lock", "", "lock everything replicated there (an S3 bucket created with object lock): governance or compliance")
+	add.Flags().StringVar(&lockRetention, "retention", "", "with --object-lock: how long each replicated object stays locked, such as 90d")
 
 	list := &cobra.Command{
 		Use:   "list",

@@ -44,13 +44,16 @@ func (o *Options) applyDefaults() {
 
 // Result is what one run moved.
 type Result struct {
-	Target      string        `json:"target"`
-	Snapshots   int           `json:"snapshots_copied"`
-	Chunks      int           `json:"chunks_copied"`
-	Bytes       int64         `json:"bytes_copied"`
-	Checkpoints int           `json:"checkpoints_copied"`
-	Deleted     int           `json:"snapshots_deleted"`
-	Duration    time.Duration `json:"duration_ns"`
+	Target      string `json:"target"`
+	Snapshots   int    `json:"snapshots_copied"`
+	Chunks      int    `json:"chunks_copied"`
+	Bytes       int64  `json:"bytes_copied"`
+	Checkpoints int    `json:"checkpoints_copied"`
+	Deleted     int    `json:"snapshots_deleted"`
+	// LockedKept are snapshots forgotten on the primary that the target's
+	// lock keeps for now (mirror deletes).
+	LockedKept int           `json:"snapshots_locked_kept,omitempty"`
+	Duration   time.Duration `json:"duration_ns"`
 }
 
 // Replicate brings target t (storage dst) up to date with r. The order
@@ -71,7 +74,8 @@ func Replicate(ctx context.Context, r *repo.Repository, t Target, dst blob.Store
 	}
 	defer lease.Release()
 
-	c := &copier{src: r.Store(), dst: dst, opts: opts, res: res}
+	// A target with a lock policy of its own gets every object locked.
+	c := &copier{src: r.Store(), dst: dst, opts: opts, res: res, retain: repo.RetentionFor(t.Lock, start)}
 	fresh, err := ensureConfig(ctx, r, c)
 	if err != nil {
 		return res, err
@@ -79,7 +83,7 @@ func Replicate(ctx context.Context, r *repo.Repository, t Target, dst blob.Store
 	// A target that held nothing when this run began has no chunk to find:
 	// skip the HEAD before each copy.
 	c.fresh = fresh
-	view := r.OnStore(dst, opts.CacheDir)
+	view := r.OnStore(dst, opts.CacheDir).WithLock(t.Lock)
 	// A prune may run on the target too (it is a repository): hold a shared
 	// lease there, and keep off the chunks a prune running there may delete
 	// (repo/sweep.go), as a backup does.
@@ -154,7 +158,12 @@ func Replicate(ctx context.Context, r *repo.Repository, t Target, dst blob.Store
 	if t.MirrorDeletes && opts.Graph == "" {
 		for _, ref := range have {
 			if t.Includes(ref.Graph) && !onPrimary[ref.Key()] {
-				if err := view.DeleteSnapshot(ctx, ref); err != nil {
+				err := view.DeleteSnapshot(ctx, ref)
+				if errors.Is(err, repo.ErrLocked) {
+					res.LockedKept++ // the target's lock keeps it for now
+					continue
+				}
+				if err != nil {
 					return res, fmt.Errorf("target %s: %w", t.ID, err)
 				}
 				res.Deleted++
@@ -195,14 +204,16 @@ type copier struct {
 	fresh    bool // the target held no chunks when the run began
 	// condemned are chunks a prune running on the target may delete.
 	condemned *repo.Condemned
-	mu        sync.Mutex
+	// retain locks what is written (the target's lock policy), or nil.
+	retain *blob.Retention
+	mu     sync.Mutex
 }
 
 // object copies key; with ifAbsent an object already there is success.
 func (c *copier) object(ctx context.Context, key string, ifAbsent bool) error {
 	octx, cancel := context.WithTimeout(ctx, c.opts.ObjectTimeout)
 	defer cancel()
-	n, err := blob.Transfer(octx, c.dst, key, c.src, key, &blob.PutOptions{IfAbsent: ifAbsent}, blob.RetryPolicy{Attempts: 3})
+	n, err := blob.Transfer(octx, c.dst, key, c.src, key, &blob.PutOptions{IfAbsent: ifAbsent, Retain: c.retain}, blob.RetryPolicy{Attempts: 3})
 	if ifAbsent && errors.Is(err, blob.ErrExists) {
 		return nil
 	}

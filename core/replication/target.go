@@ -33,6 +33,9 @@ type Target struct {
 	// primary. Off by default: a target keeps what it received.
 	MirrorDeletes bool      `json:"mirror_deletes"`
 	Added         time.Time `json:"added"`
+	// Lock is the target's own object lock policy: everything replicated
+	// there is written locked by it (the classic immutable off-site copy).
+	Lock *repo.LockPolicy `json:"lock,omitempty"`
 }
 
 // Includes reports whether graph is replicated to t.
@@ -78,6 +81,11 @@ func AddTarget(ctx context.Context, r *repo.Repository, open Opener, t Target) e
 	}
 	if _, err := Probe(ctx, store, 10*time.Second); err != nil {
 		return fmt.Errorf("target %q does not accept writes: %w: %w", t.ID, ErrTargetNotReady, err)
+	}
+	if t.Lock != nil {
+		if err := repo.CheckLockable(ctx, store, t.Lock); err != nil {
+			return fmt.Errorf("target %q: %w", t.ID, err)
+		}
 	}
 	if t.Added.IsZero() {
 		t.Added = time.Now().UTC()

@@ -67,6 +67,15 @@ func retentionFrom(p *LockPolicy, now time.Time) *blob.Retention {
 	return &blob.Retention{Mode: p.Mode, Until: now.Add(p.Retention()).Truncate(time.Second).Add(time.Second)}
 }
 
+// CheckLockable makes sure store can honour p before anything is written.
+func CheckLockable(ctx context.Context, store blob.Store, p *LockPolicy) error {
+	return checkLockable(ctx, store, p)
+}
+
+// RetentionFor is the retention p gives an object written at now (nil
+// without a policy).
+func RetentionFor(p *LockPolicy, now time.Time) *blob.Retention { return retentionFrom(p, now) }
+
 // checkLockable makes sure store can honour p before anything is written.
 func checkLockable(ctx context.Context, store blob.Store, p *LockPolicy) error {
 	if err := p.Validate(); err != nil {

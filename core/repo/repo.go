@@ -444,6 +444,15 @@ func (r *Repository) OnStore(store blob.Store, cacheDir string) *Repository {
 	return view
 }
 
+// WithLock is r following lock policy p instead of its config's (a
+// replication target with a lock policy of its own; nil: none).
+func (r *Repository) WithLock(p *LockPolicy) *Repository {
+	view := *r
+	view.cfg.Lock = p
+	view.cache = &Cache{dir: r.cache.dir, repo: &view}
+	return &view
+}
+
 // ReadConfig reads the config object of the repository in store, if any;
 // ok is false when store holds none.
 func ReadConfig(ctx context.Context, store blob.Store) (cfg Config, ok bool, err error) {

@@ -381,12 +381,28 @@ func (s *Service) Undelete(ctx context.Context, since time.Time, dryRun bool) (*
 	return res, err
 }
 
-// ExtendLocks extends the primary's object locks that would lapse within
-// window (repo.ExtendLocks).
-func (s *Service) ExtendLocks(ctx context.Context, window time.Duration) (*repo.ExtendResult, error) {
+// ExtendLocks extends the object locks that would lapse within window
+// (repo.ExtendLocks): the primary's, or target's (by its own policy).
+func (s *Service) ExtendLocks(ctx context.Context, window time.Duration, target string) (*repo.ExtendResult, error) {
 	r, err := s.Primary(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return r.ExtendLocks(ctx, window, blob.RequestsOf(r.Store()))
+	if target == "" {
+		return r.ExtendLocks(ctx, window, blob.RequestsOf(r.Store()))
+	}
+	t, err := replication.GetTarget(ctx, r, target)
+	if err != nil {
+		return nil, err
+	}
+	if t.Lock == nil {
+		return nil, problem.Errorf(problem.Invalid, problem.NoRemedy, target, "target %s has no lock policy of its own: register it with one to have its objects locked", target)
+	}
+	dst, err := s.cfg.Open(ctx, t.URL)
+	if err != nil {
+		return nil, fmt.Errorf("target %s: %w", target, err)
+	}
+	defer dst.Close()
+	view := r.OnStore(dst, s.cfg.CacheDir).WithLock(t.Lock)
+	return view.ExtendLocks(ctx, window, blob.RequestsOf(dst))
 }
