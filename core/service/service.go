@@ -203,15 +203,7 @@ func (s *Service) openPrimary(ctx context.Context, purpose string) (*repo.Reposi
 	if r != nil {
 		return r, nil, nil
 	}
-	url, _, err := s.PrimaryURL()
-	if err != nil {
-		return nil, nil, err
-	}
-	store, err := s.cfg.Open(ctx, url)
-	if errors.Is(err, blob.ErrNotFound) {
-		// The location itself is missing: a new repository, or a lost one.
-		return nil, nil, &problem.Error{Kind: problem.NotFound, Code: "not_found", Remedy: problem.CreateRepository, Msg: err.Error(), Err: err}
-	}
+	store, err := s.primaryStore(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -361,15 +353,25 @@ func (s *Service) BreakLease(ctx context.Context, id string, force bool) (repo.L
 	return r.BreakLease(ctx, id, force, s.cfg.Lease)
 }
 
-// Undelete brings back the primary's objects deleted or overwritten since
-// opts.Since, in a versioned bucket (repo.Undelete). It opens the storage,
-// not the repository: the config itself may be what was hidden.
-func (s *Service) Undelete(ctx context.Context, since time.Time, dryRun bool) (*repo.UndeleteResult, error) {
+// primaryStore opens the primary's storage (not the repository in it).
+func (s *Service) primaryStore(ctx context.Context) (blob.Store, error) {
 	url, _, err := s.PrimaryURL()
 	if err != nil {
 		return nil, err
 	}
 	store, err := s.cfg.Open(ctx, url)
+	if errors.Is(err, blob.ErrNotFound) {
+		// The location itself is missing: a new repository, or a lost one.
+		return nil, &problem.Error{Kind: problem.NotFound, Code: "not_found", Remedy: problem.CreateRepository, Msg: err.Error(), Err: err}
+	}
+	return store, err
+}
+
+// Undelete brings back the primary's objects deleted or overwritten since
+// opts.Since, in a versioned bucket (repo.Undelete). It opens the storage,
+// not the repository: the config itself may be what was hidden.
+func (s *Service) Undelete(ctx context.Context, since time.Time, dryRun bool) (*repo.UndeleteResult, error) {
+	store, err := s.primaryStore(ctx)
 	if err != nil {
 		return nil, err
 	}
