@@ -25,6 +25,9 @@ type Schedule struct {
 	ReplicationInterval time.Duration            `yaml:"replication_interval"`
 	CleanupInterval     time.Duration            `yaml:"cleanup_interval"`
 	CheckpointInterval  time.Duration            `yaml:"checkpoint_interval"`
+	// LockExtendInterval runs lock extend (primary and locked targets);
+	// keep it well under a third of the retention.
+	LockExtendInterval time.Duration `yaml:"lock_extend_interval"`
 	// Continuous turns on continuous protection (core/watch) for every
 	// graph: each settled state is backed up, at most once per
 	// ContinuousMinInterval (default 10s) a graph.
@@ -92,6 +95,11 @@ func (sc *Scheduler) Tick(ctx context.Context, now time.Time) {
 	sc.maybe(ctx, now, "cleanup", sc.sched.CleanupInterval, func() {
 		sc.submit("cleanup", "", func(ctx context.Context, _ func(backup.Progress)) (any, error) {
 			return svc.ScheduledCleanup(ctx)
+		})
+	})
+	sc.maybe(ctx, now, "lock-extend", sc.sched.LockExtendInterval, func() {
+		sc.submit("lock-extend", "", func(ctx context.Context, _ func(backup.Progress)) (any, error) {
+			return svc.ExtendAllLocks(ctx)
 		})
 	})
 	sc.maybe(ctx, now, "checkpoint", sc.sched.CheckpointInterval, func() {

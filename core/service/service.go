@@ -353,6 +353,34 @@ func (s *Service) BreakLease(ctx context.Context, id string, force bool) (repo.L
 	return r.BreakLease(ctx, id, force, s.cfg.Lease)
 }
 
+// ExtendAllLocks extends the locks of the primary (when it has a lock
+// policy) and of every target with one of its own: the scheduled task.
+func (s *Service) ExtendAllLocks(ctx context.Context) (map[string]*repo.ExtendResult, error) {
+	r, err := s.Primary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*repo.ExtendResult{}
+	if r.Lock() != nil {
+		if out["primary"], err = s.ExtendLocks(ctx, 0, ""); err != nil {
+			return out, err
+		}
+	}
+	targets, err := replication.ListTargets(ctx, r)
+	if err != nil {
+		return out, err
+	}
+	for _, t := range targets {
+		if t.Lock == nil {
+			continue
+		}
+		if out[t.ID], err = s.ExtendLocks(ctx, 0, t.ID); err != nil {
+			return out, fmt.Errorf("target %s: %w", t.ID, err)
+		}
+	}
+	return out, nil
+}
+
 // primaryStore opens the primary's storage (not the repository in it).
 func (s *Service) primaryStore(ctx context.Context) (blob.Store, error) {
 	url, _, err := s.PrimaryURL()

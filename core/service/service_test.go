@@ -134,3 +134,18 @@ func TestBackupWithoutRepositorySaysSo(t *testing.T) {
 		t.Fatalf("backup without a repository: %v", err)
 	}
 }
+
+// The scheduled lock extension does nothing, and fails on nothing, for a
+// repository and targets without lock policies; asking to extend an
+// unlocked repository's locks says it has none.
+func TestExtendAllLocksWithoutPolicies(t *testing.T) {
+	ctx := context.Background()
+	svc, _ := newService(t, t.TempDir())
+	out, err := svc.ExtendAllLocks(ctx)
+	if err != nil || len(out) != 0 {
+		t.Fatalf("extend all without policies: %v %v", out, err)
+	}
+	if _, err := svc.ExtendLocks(ctx, 0, ""); !errors.Is(err, repo.ErrLockUnavailable) {
+		t.Fatalf("extend an unlocked primary: %v", err)
+	}
+}
