@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"cloud.google.com/go/storage"
@@ -74,7 +75,7 @@ func (c Config) Validate() error {
 
 // Open connects to the bucket and checks that it exists and the credentials
 // reach it, within ProbeTimeout.
-func Open(ctx context.Context, cfg Config) (*blob.Bucket, error) {
+func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -103,11 +104,13 @@ func Open(ctx context.Context, cfg Config) (*blob.Bucket, error) {
 		_ = store.Close()
 		return nil, explain(cfg, err)
 	}
-	return store, nil
+	st := &Store{Bucket: store, client: client, bucket: cfg.Bucket, prefix: params.WithSlash(cfg.Prefix)}
+	st.lockable = sync.OnceValues(func() (bool, error) { return st.LockEnabled(context.Background()) })
+	return st, nil
 }
 
 // OpenURL parses u and opens it.
-func OpenURL(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
+func OpenURL(ctx context.Context, u *url.URL) (*Store, error) {
 	cfg, err := ParseURL(u)
 	if err != nil {
 		return nil, err
