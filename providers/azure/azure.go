@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -112,7 +113,7 @@ func (c Config) ContainerURL() string {
 
 // Open connects to the container and checks that it exists and the
 // credentials reach it, within ProbeTimeout.
-func Open(ctx context.Context, cfg Config) (*blob.Bucket, error) {
+func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -132,11 +133,13 @@ func Open(ctx context.Context, cfg Config) (*blob.Bucket, error) {
 		_ = store.Close()
 		return nil, explain(cfg, err)
 	}
-	return store, nil
+	st := &Store{Bucket: store, client: client, prefix: params.WithSlash(cfg.Prefix)}
+	st.lockable = sync.OnceValues(func() (bool, error) { return st.LockEnabled(context.Background()) })
+	return st, nil
 }
 
 // OpenURL parses u and opens it.
-func OpenURL(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
+func OpenURL(ctx context.Context, u *url.URL) (*Store, error) {
 	cfg, err := ParseURL(u)
 	if err != nil {
 		return nil, err

@@ -106,3 +106,39 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatalf("unknown setting: err = %v", err)
 	}
 }
+
+// TestObjectRetentionOnAzure runs against a real container with
+// version-level immutability support when GRAPHKEEP_AZURE_LOCK_URL names
+// one (azblob://container/prefix, credentials from the environment): a
+// locked blob cannot be deleted, and its policy reads back. No emulator
+// here supports immutability, so it is skipped otherwise.
+func TestObjectRetentionOnAzure(t *testing.T) {
+	url := os.Getenv("GRAPHKEEP_AZURE_LOCK_URL")
+	if url == "" {
+		t.Skip("GRAPHKEEP_AZURE_LOCK_URL is not set: no Azure container with immutability support to test against")
+	}
+	ctx := context.Background()
+	s, err := providers.Open(ctx, url, providers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	lk, ok := blob.LockerOf(s)
+	if !ok {
+		t.Fatal("the Azure store is not a Locker")
+	}
+	if on, err := lk.LockEnabled(ctx); err != nil || !on {
+		t.Fatalf("immutability support: %v %v", on, err)
+	}
+	key := fmt.Sprintf("locktest-%d", time.Now().UnixNano())
+	until := time.Now().Add(2 * time.Minute).Truncate(time.Second)
+	if err := s.Put(ctx, key, strings.NewReader("locked"), &blob.PutOptions{Retain: &blob.Retention{Mode: blob.Governance, Until: until}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, key); err == nil {
+		t.Fatal("deleted a locked blob")
+	}
+	if r, err := lk.Retention(ctx, key); err != nil || r.Mode != blob.Governance || !r.Until.Equal(until) {
+		t.Fatalf("retention: %+v %v", r, err)
+	}
+}
