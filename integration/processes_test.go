@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -212,7 +213,12 @@ func TestKill9DuringPrune(t *testing.T) {
 	}
 	time.Sleep(3 * time.Second) // the last dead prune's lease expires
 	e.ok("prune")
-	if left, _ := filepath.Glob(filepath.Join(repoDir, "gc", "*", "*")); len(left) != 0 {
+	left, _ := filepath.Glob(filepath.Join(repoDir, "gc", "*", "*"))
+	// A prune killed while writing a record leaves the local folder's
+	// temporary file (name.<random>.tmp): no reader sees it, it is not a
+	// record.
+	left = slices.DeleteFunc(left, func(p string) bool { return strings.HasSuffix(p, ".tmp") })
+	if len(left) != 0 {
 		t.Fatalf("records of dead prunes left after a prune: %v", left)
 	}
 	var dry struct {
