@@ -167,3 +167,13 @@ func Find[T any](s Store) (T, bool) {
 	var zero T
 	return zero, false
 }
+
+// TempSweeper is a Store whose interrupted writes can leave temporary files
+// behind (a local folder: a process killed mid-write leaves its temporary
+// file, which no reader sees and nothing else removes).
+type TempSweeper interface {
+	// RemoveStaleTemps removes, under prefix, the temporary files of writes
+	// begun more than olderThan ago (their writers are gone), and says how
+	// many it removed.
+	RemoveStaleTemps(ctx context.Context, prefix string, olderThan time.Duration) (int, error)
+}

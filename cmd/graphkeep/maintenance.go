@@ -122,6 +122,9 @@ func printPrune(res *retention.PruneResult) {
 	if res.Locked > 0 {
 		fmt.Printf("prune: %d unreferenced chunks are still locked (the first lapses %s): a later prune deletes them\n", res.Locked, res.LockedUntil.Local().Format(time.DateTime))
 	}
+	if res.StaleTemps > 0 {
+		fmt.Printf("prune: removed %d temporary files that writes killed over an hour ago left\n", res.StaleTemps)
+	}
 	if res.DeadSweeps > 0 {
 		fmt.Printf("prune: removed the records of %d prunes that died\n", res.DeadSweeps)
 	}

@@ -52,7 +52,10 @@ type PruneResult struct {
 	Locked      int       `json:"locked_chunks_kept"`
 	LockedUntil time.Time `json:"locked_until,omitzero"`
 	// DeadSweeps are records of earlier prunes that died, removed.
-	DeadSweeps int  `json:"dead_prunes_cleaned"`
+	DeadSweeps int `json:"dead_prunes_cleaned"`
+	// StaleTemps are temporary files of writes killed over an hour ago
+	// (a local folder), removed.
+	StaleTemps int  `json:"stale_temporaries_removed,omitempty"`
 	DryRun     bool `json:"dry_run"`
 }
 
@@ -123,7 +126,11 @@ func Prune(ctx context.Context, r *repo.Repository, opts PruneOptions) (*PruneRe
 	}
 	idx = nil
 	res.Unreferenced = len(garbage)
-	if opts.DryRun || len(garbage) == 0 {
+	if opts.DryRun {
+		return res, nil
+	}
+	if len(garbage) == 0 {
+		res.StaleTemps = removeStaleTemps(ctx, r)
 		return res, nil
 	}
 
@@ -208,6 +215,7 @@ func Prune(ctx context.Context, r *repo.Repository, opts PruneOptions) (*PruneRe
 	if err != nil {
 		return res, fmt.Errorf("prune: %w (deleted %d of %d unreferenced chunks; run prune again)", err, res.Deleted, len(doomed))
 	}
+	res.StaleTemps = removeStaleTemps(ctx, r)
 	return res, nil
 }
 
@@ -236,4 +244,19 @@ func oldestWriter(ctx context.Context, r *repo.Repository, own *repo.Lease, opts
 		}
 	}
 	return oldest.Add(-skew), nil
+}
+
+// staleTempAge: a write that began this long ago and left its temporary
+// file has certainly been killed.
+const staleTempAge = time.Hour
+
+// removeStaleTemps clears the temporary files killed writes left where the
+// store keeps them (a local folder); a failure only leaves them for later.
+func removeStaleTemps(ctx context.Context, r *repo.Repository) int {
+	sw, ok := blob.Find[blob.TempSweeper](r.Store())
+	if !ok {
+		return 0
+	}
+	n, _ := sw.RemoveStaleTemps(ctx, "", staleTempAge)
+	return n
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/blob/blobtest"
@@ -191,5 +192,49 @@ func TestSyncReportsAVanishedDeferredWrite(t *testing.T) {
 	}
 	if err := blob.Sync(ctx, s, []string{"odd//key"}); err != nil {
 		t.Fatalf("sync of a key written durably: %v", err)
+	}
+}
+
+// The temporary file a killed write left is removed once it is over the
+// age given; a younger one (a write that may still run) and every object
+// stay.
+func TestRemoveStaleTemps(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := providers.Open(ctx, "file://"+dir+"?create=true", providers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := blob.PutBytes(ctx, s, "gc/p1/chunks", []byte("record"), nil); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, "gc", "p1", "waits.18ee8cad6045de61.tmp")
+	fresh := filepath.Join(dir, "gc", "p1", "chunks.18ee8cad6045de62.tmp")
+	for _, p := range []string{stale, fresh} {
+		if err := os.WriteFile(p, []byte("half"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	sw, ok := blob.Find[blob.TempSweeper](s)
+	if !ok {
+		t.Fatal("a local folder is not a TempSweeper")
+	}
+	n, err := sw.RemoveStaleTemps(ctx, "", time.Hour)
+	if err != nil || n != 1 {
+		t.Fatalf("removed %d, %v; want 1", n, err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("the stale temporary is still there: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Fatalf("a fresh temporary was removed: %v", err)
+	}
+	if data, err := blob.ReadAll(ctx, s, "gc/p1/chunks"); err != nil || string(data) != "record" {
+		t.Fatalf("the object: %q %v", data, err)
 	}
 }

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	gcblob "gocloud.dev/blob"
 
@@ -283,4 +285,38 @@ func fsyncAll(ctx context.Context, paths []string, sync func(string) error) erro
 	}
 	close(errs)
 	return <-errs // nil when none failed
+}
+
+// RemoveStaleTemps implements blob.TempSweeper: fileblob's temporary files
+// under prefix last written more than olderThan ago.
+func (s *Store) RemoveStaleTemps(ctx context.Context, prefix string, olderThan time.Duration) (int, error) {
+	dir := filepath.Join(s.root, filepath.FromSlash(prefix))
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 && !strings.HasSuffix(prefix, "/") {
+		dir = filepath.Join(s.root, filepath.FromSlash(prefix[:i]))
+	}
+	cutoff := time.Now().Add(-olderThan)
+	removed := 0
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if d.IsDir() || !fileblobTemp.MatchString(d.Name()) {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil || info.ModTime().After(cutoff) {
+			return nil // gone meanwhile, or a write that may still be going
+		}
+		if err := os.Remove(p); err == nil {
+			removed++
+		}
+		return nil
+	})
+	return removed, err
 }
