@@ -166,3 +166,30 @@ func (s *spyStore) Put(ctx context.Context, key string, r io.Reader, opts *blob.
 	s.put(r)
 	return s.Store.Put(ctx, key, r, opts)
 }
+
+// LockProbe asks until it gets an answer, then keeps it; a failure is not
+// kept (a transient error must not refuse every later locked write).
+func TestLockProbeKeepsAnswersNotFailures(t *testing.T) {
+	var p blob.LockProbe
+	asked := 0
+	fail := true
+	ask := func(context.Context) (bool, error) {
+		asked++
+		if fail {
+			return false, blob.ErrUnavailable
+		}
+		return true, nil
+	}
+	if _, err := p.Enabled(context.Background(), ask); err == nil {
+		t.Fatal("the failure was not returned")
+	}
+	fail = false
+	for range 3 {
+		if on, err := p.Enabled(context.Background(), ask); err != nil || !on {
+			t.Fatalf("after the failure: %v %v", on, err)
+		}
+	}
+	if asked != 2 {
+		t.Fatalf("asked %d times, want 2 (once failing, once answering)", asked)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -65,3 +66,25 @@ type Locker interface {
 
 // LockerOf finds the Locker under s's decorators.
 func LockerOf(s Store) (Locker, bool) { return Find[Locker](s) }
+
+// LockProbe remembers whether a location can lock objects, so a store asks
+// once, not before every locked write. A failed question is not
+// remembered: the next write asks again.
+type LockProbe struct {
+	mu        sync.Mutex
+	known, on bool
+}
+
+// Enabled returns the remembered answer, or asks with ask.
+func (p *LockProbe) Enabled(ctx context.Context, ask func(context.Context) (bool, error)) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.known {
+		on, err := ask(ctx)
+		if err != nil {
+			return false, err
+		}
+		p.known, p.on = true, on
+	}
+	return p.on, nil
+}

@@ -221,9 +221,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	chromium(t)
 	srv := miniotest.Start(t)
 	e := newEnv(t)
-	e.extra = []string{"AWS_ACCESS_KEY_ID=" + miniotest.User, "AWS_SECRET_ACCESS_KEY=" + miniotest.Password,
-		"AWS_EC2_METADATA_DISABLED=true", "GRAPHKEEP_PASSWORD=browser test",
-		"GRAPHKEEP_ADMIN_TOKEN=" + testAdminToken, "GRAPHKEEP_READ_TOKEN=" + testReadToken}
+	e.extra = minioEnv("browser test", "GRAPHKEEP_ADMIN_TOKEN="+testAdminToken, "GRAPHKEEP_READ_TOKEN="+testReadToken)
 	e.ok("fixture", "generate", e.root, "--graphs", "alpha,beta,gamma", "--size", "6000000")
 	e.ok("init")
 	e.ok("backup", "--all")

@@ -25,8 +25,7 @@ func TestObjectLockedRepository(t *testing.T) {
 	bucket := srv.NewLockedBucket(t)
 	raw := srv.Client()
 	e := newEnv(t)
-	creds := []string{"AWS_ACCESS_KEY_ID=" + miniotest.User, "AWS_SECRET_ACCESS_KEY=" + miniotest.Password, "AWS_EC2_METADATA_DISABLED=true", "GRAPHKEEP_PASSWORD=lock test"}
-	e.extra = creds
+	e.extra = minioEnv("lock test")
 	url := func(b string) string {
 		return "s3://" + b + "/graphkeep?endpoint=" + srv.Endpoint + "&use_path_style=true"
 	}
@@ -120,7 +119,7 @@ func TestLockedReplicationTarget(t *testing.T) {
 	srv := miniotest.Start(t)
 	ctx := context.Background()
 	e := newEnv(t)
-	e.extra = []string{"AWS_ACCESS_KEY_ID=" + miniotest.User, "AWS_SECRET_ACCESS_KEY=" + miniotest.Password, "AWS_EC2_METADATA_DISABLED=true", "GRAPHKEEP_PASSWORD=target lock"}
+	e.extra = minioEnv("target lock")
 	e.ok("fixture", "generate", e.root, "--graphs", "alpha", "--size", "2000000")
 	e.ok("init")
 	e.ok("backup", "--all", "--quiet-window", "0")

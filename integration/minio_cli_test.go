@@ -13,8 +13,7 @@ func TestCLIOnMinIO(t *testing.T) {
 	bucket := srv.NewBucket(t)
 	e := newEnv(t)
 	e.repo = "s3://" + bucket + "/graphkeep?endpoint=" + srv.Endpoint + "&use_path_style=true"
-	e.extra = []string{"AWS_ACCESS_KEY_ID=" + miniotest.User, "AWS_SECRET_ACCESS_KEY=" + miniotest.Password,
-		"AWS_EC2_METADATA_DISABLED=true", "GRAPHKEEP_PASSWORD=minio test password"}
+	e.extra = minioEnv("minio test password")
 	g := e.graph("g1", 10)
 	e.ok("check")
 	e.ok("init")
@@ -37,4 +36,11 @@ func TestCLIOnMinIO(t *testing.T) {
 	wrong := *e
 	wrong.extra = []string{"AWS_ACCESS_KEY_ID=" + miniotest.User, "AWS_SECRET_ACCESS_KEY=wrong", "AWS_EC2_METADATA_DISABLED=true"}
 	wrong.fails("denied: check the credentials", "snapshots")
+}
+
+// minioEnv is the environment of graphkeep run against the test MinIO with
+// the repository password, plus more.
+func minioEnv(password string, more ...string) []string {
+	return append([]string{"AWS_ACCESS_KEY_ID=" + miniotest.User, "AWS_SECRET_ACCESS_KEY=" + miniotest.Password,
+		"AWS_EC2_METADATA_DISABLED=true", "GRAPHKEEP_PASSWORD=" + password}, more...)
 }

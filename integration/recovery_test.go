@@ -29,8 +29,7 @@ func TestDisasterRecoveryOnMinIO(t *testing.T) {
 	}
 	primaryBucket, eastBucket, westBucket := srv.NewBucket(t), srv.NewBucket(t), srv.NewBucket(t)
 	e.repo = url(primaryBucket)
-	e.extra = []string{"AWS_ACCESS_KEY_ID=" + miniotest.User, "AWS_SECRET_ACCESS_KEY=" + miniotest.Password,
-		"AWS_EC2_METADATA_DISABLED=true", "GRAPHKEEP_PASSWORD=dr test", "GRAPHKEEP_STATE_DIR=" + filepath.Join(e.dir, "state")}
+	e.extra = minioEnv("dr test", "GRAPHKEEP_STATE_DIR="+filepath.Join(e.dir, "state"))
 	graphs := map[string]string{}
 	for _, g := range []string{"alpha", "beta", "gamma"} {
 		graphs[g] = e.graph(g, 12)

@@ -33,8 +33,7 @@ func newReplicaEnv(t *testing.T) *replicaEnv {
 	srv := miniotest.Start(t)
 	bucket := srv.NewBucket(t)
 	e := newEnv(t)
-	creds := []string{"AWS_ACCESS_KEY_ID=" + miniotest.User, "AWS_SECRET_ACCESS_KEY=" + miniotest.Password,
-		"AWS_EC2_METADATA_DISABLED=true", "GRAPHKEEP_PASSWORD=replication test"}
+	creds := minioEnv("replication test")
 	e.extra = creds
 	return &replicaEnv{env: e, srv: srv, bucket: bucket, creds: creds,
 		target: "s3://" + bucket + "/replica?endpoint=" + srv.Endpoint + "&use_path_style=true"}

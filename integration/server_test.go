@@ -126,9 +126,7 @@ func TestServerOnMinIO(t *testing.T) {
 	e := newEnv(t)
 	e.repo = "s3://" + srv.NewBucket(t) + "/graphkeep?endpoint=" + srv.Endpoint + "&use_path_style=true"
 	target := "s3://" + srv.NewBucket(t) + "/replica?endpoint=" + srv.Endpoint + "&use_path_style=true"
-	e.extra = []string{"AWS_ACCESS_KEY_ID=" + miniotest.User, "AWS_SECRET_ACCESS_KEY=" + miniotest.Password,
-		"AWS_EC2_METADATA_DISABLED=true", "GRAPHKEEP_PASSWORD=server test",
-		"GRAPHKEEP_ADMIN_TOKEN=" + testAdminToken, "GRAPHKEEP_READ_TOKEN=" + testReadToken}
+	e.extra = minioEnv("server test", "GRAPHKEEP_ADMIN_TOKEN="+testAdminToken, "GRAPHKEEP_READ_TOKEN="+testReadToken)
 	g1 := e.graph("g1", 8)
 	e.graph("g2", 8)
 	e.ok("init")

@@ -31,8 +31,7 @@ func TestUndeleteAfterAnAttack(t *testing.T) {
 	}
 	e := newEnv(t)
 	e.repo = "s3://" + bucket + "/graphkeep?endpoint=" + srv.Endpoint + "&use_path_style=true"
-	e.extra = []string{"AWS_ACCESS_KEY_ID=" + miniotest.User, "AWS_SECRET_ACCESS_KEY=" + miniotest.Password,
-		"AWS_EC2_METADATA_DISABLED=true", "GRAPHKEEP_PASSWORD=undelete test"}
+	e.extra = minioEnv("undelete test")
 	e.ok("fixture", "generate", e.root, "--graphs", "alpha,beta", "--size", "3000000")
 	if out := e.ok("init"); !strings.Contains(out, "object lock (the bucket's default retention): every object is written locked (compliance) for 1d") {
 		t.Fatalf("init on a bucket that locks by default:\n%s", out)

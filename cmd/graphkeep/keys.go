@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/core/service"
 )
 
@@ -62,25 +63,30 @@ after their next replication.`,
 			return nil
 		}),
 	}
-	add := &cobra.Command{
-		Use:   "add",
-		Short: "Add a password (the new one from --new-password-file, --new-password-command or GRAPHKEEP_NEW_PASSWORD)",
-		Args:  cobra.NoArgs,
-		RunE: g.run(func(ctx context.Context, svc *service.Service, args []string) error {
+	// withNewPassword runs a command that sets a new password: it reads
+	// the password, calls set, and reports the key with said.
+	withNewPassword := func(set func(*service.Service, context.Context, string) (repo.KeyInfo, error), said string) func(*cobra.Command, []string) error {
+		return g.run(func(ctx context.Context, svc *service.Service, args []string) error {
 			pw, err := newPassword()
 			if err != nil {
 				return err
 			}
-			k, err := svc.AddKey(ctx, pw)
+			k, err := set(svc, ctx, pw)
 			if err != nil {
 				return err
 			}
 			if g.json {
 				return printJSON(os.Stdout, k)
 			}
-			fmt.Printf("added key %s: the new password opens the repository too\n", k.ID)
+			fmt.Printf(said+"\n", k.ID)
 			return nil
-		}),
+		})
+	}
+	add := &cobra.Command{
+		Use:   "add",
+		Short: "Add a password (the new one from --new-password-file, --new-password-command or GRAPHKEEP_NEW_PASSWORD)",
+		Args:  cobra.NoArgs,
+		RunE:  withNewPassword((*service.Service).AddKey, "added key %s: the new password opens the repository too"),
 	}
 	remove := &cobra.Command{
 		Use:   "remove KEY",
@@ -98,21 +104,7 @@ after their next replication.`,
 		Use:   "passwd",
 		Short: "Change the password in use (the new one from --new-password-file, --new-password-command or GRAPHKEEP_NEW_PASSWORD)",
 		Args:  cobra.NoArgs,
-		RunE: g.run(func(ctx context.Context, svc *service.Service, args []string) error {
-			pw, err := newPassword()
-			if err != nil {
-				return err
-			}
-			k, err := svc.ChangePassword(ctx, pw)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return printJSON(os.Stdout, k)
-			}
-			fmt.Printf("changed the password of key %s: the old one no longer opens the repository\n", k.ID)
-			return nil
-		}),
+		RunE:  withNewPassword((*service.Service).ChangePassword, "changed the password of key %s: the old one no longer opens the repository"),
 	}
 	for _, c := range []*cobra.Command{add, passwd} {
 		c.Flags().StringVar(&newFile, "new-password-file", "", "file holding the new password")

@@ -1,6 +1,8 @@
 package repo
 
 import (
+	"slices"
+
 	"github.com/graphkeep/graphkeep/core/problem"
 
 	"context"
@@ -226,26 +228,14 @@ func knownLeaseKind(kind string) bool {
 	return kind == Shared || kind == Prune || kind == Exclusive
 }
 
-// HeldLease is a lease some process holds, as LiveLeases found it.
-type HeldLease struct {
-	Key string
-	LeaseInfo
-}
-
 // LiveLeases lists the leases whose holders are alive (renewed within TTL
 // plus skew, and not a gone process of this host).
-func (r *Repository) LiveLeases(ctx context.Context, opts LeaseOptions) ([]HeldLease, error) {
+func (r *Repository) LiveLeases(ctx context.Context, opts LeaseOptions) ([]LeaseState, error) {
 	all, err := r.Leases(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	var out []HeldLease
-	for _, l := range all {
-		if l.Alive {
-			out = append(out, HeldLease{Key: LeasePrefix + l.ID, LeaseInfo: l.LeaseInfo})
-		}
-	}
-	return out, nil
+	return slices.DeleteFunc(all, func(l LeaseState) bool { return !l.Alive }), nil
 }
 
 // leaseAlive reports whether the lease at key is still held.
@@ -378,6 +368,9 @@ type LeaseState struct {
 	// Why names why a lease no longer counts.
 	Why string `json:"why,omitempty"`
 }
+
+// Key is the lease's object key.
+func (l LeaseState) Key() string { return LeasePrefix + l.ID }
 
 // ErrLeaseAlive: breaking a lease whose holder still renews it.
 var ErrLeaseAlive = &problem.Error{Kind: problem.NeedsForce, Code: "lease_alive", Msg: "the lease is held", Remedy: problem.Force}

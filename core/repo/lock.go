@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
+	"path"
 	"sync/atomic"
 	"time"
 
@@ -170,11 +170,8 @@ func (r *Repository) ExtendLocks(ctx context.Context, window time.Duration, para
 	}
 	// Objects old enough to lapse within window, from the listings.
 	soon := start.Add(window - p.Retention())
-	var mu sync.Mutex
 	var due []string
 	consider := func(key string, mod time.Time) {
-		mu.Lock()
-		defer mu.Unlock()
 		res.Objects++
 		if mod.Before(soon) {
 			due = append(due, key)
@@ -191,7 +188,7 @@ func (r *Repository) ExtendLocks(ctx context.Context, window time.Duration, para
 		}
 	}
 	err = blob.Walk(ctx, r.store, ChunkPrefix, func(o blob.Object) error {
-		id, err := ParseChunkID(o.Key[len(o.Key)-64:])
+		id, err := ParseChunkID(path.Base(o.Key))
 		if err == nil && idx.Chunks.Has(id) {
 			consider(o.Key, o.ModTime)
 		}

@@ -153,7 +153,7 @@ func Prune(ctx context.Context, r *repo.Repository, opts PruneOptions) (*PruneRe
 	var waitFor []string
 	for _, l := range writers {
 		if l.Kind == repo.Shared {
-			waitFor = append(waitFor, l.Key)
+			waitFor = append(waitFor, l.Key())
 		}
 	}
 	if err := r.PublishSweepWaits(ctx, sweep, waitFor); err != nil {
@@ -231,7 +231,7 @@ func oldestWriter(ctx context.Context, r *repo.Repository, own *repo.Lease, opts
 	oldest := time.Now()
 	skew := time.Duration(0)
 	for _, l := range leases {
-		if l.Key == own.Key() || l.Kind != repo.Shared {
+		if l.Key() == own.Key() || l.Kind != repo.Shared {
 			continue
 		}
 		if l.Created.Before(oldest) {

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -133,9 +132,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		_ = store.Close()
 		return nil, explain(cfg, err)
 	}
-	st := &Store{Bucket: store, client: client, prefix: params.WithSlash(cfg.Prefix)}
-	st.lockable = sync.OnceValues(func() (bool, error) { return st.LockEnabled(context.Background()) })
-	return st, nil
+	return &Store{Bucket: store, client: client, prefix: params.WithSlash(cfg.Prefix)}, nil
 }
 
 // OpenURL parses u and opens it.

@@ -25,8 +25,8 @@ type Store struct {
 	*blob.Bucket
 	client *container.Client
 	prefix string
-	// lockable answers LockEnabled once per Store.
-	lockable func() (bool, error)
+	// lockable remembers LockEnabled.
+	lockable blob.LockProbe
 }
 
 // Unwrap lets blob.Find reach the Bucket.
@@ -55,7 +55,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts *blob.Put
 	if err != nil {
 		return s.Wrap("put", key, err)
 	}
-	if on, err := s.lockable(); err != nil {
+	if on, err := s.lockable.Enabled(ctx, s.LockEnabled); err != nil {
 		return s.Wrap("put", key, err)
 	} else if !on {
 		return s.Wrap("put", key, fmt.Errorf("%w: the container has no version-level immutability support", blob.ErrUnsupported))

@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"cloud.google.com/go/storage"
@@ -104,9 +103,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		_ = store.Close()
 		return nil, explain(cfg, err)
 	}
-	st := &Store{Bucket: store, client: client, bucket: cfg.Bucket, prefix: params.WithSlash(cfg.Prefix)}
-	st.lockable = sync.OnceValues(func() (bool, error) { return st.LockEnabled(context.Background()) })
-	return st, nil
+	return &Store{Bucket: store, client: client, bucket: cfg.Bucket, prefix: params.WithSlash(cfg.Prefix)}, nil
 }
 
 // OpenURL parses u and opens it.

@@ -22,9 +22,9 @@ type Store struct {
 	client *storage.Client
 	bucket string
 	prefix string
-	// lockable answers LockEnabled once per Store: a locked write to a
+	// lockable remembers LockEnabled: a locked write to a
 	// bucket without object retention is refused before it is sent.
-	lockable func() (bool, error)
+	lockable blob.LockProbe
 }
 
 // Unwrap lets blob.Find reach the Bucket.
@@ -64,7 +64,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts *blob.Put
 	if err != nil {
 		return s.Wrap("put", key, err)
 	}
-	if on, err := s.lockable(); err != nil {
+	if on, err := s.lockable.Enabled(ctx, s.LockEnabled); err != nil {
 		return s.Wrap("put", key, err)
 	} else if !on {
 		return s.Wrap("put", key, fmt.Errorf("%w: bucket %s has no object retention enabled", blob.ErrUnsupported, s.bucket))
