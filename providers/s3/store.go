@@ -16,6 +16,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/graphkeep/graphkeep/blob"
 )
@@ -75,16 +76,30 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts *blob.Put
 		}
 		in.ObjectLockMode, in.ObjectLockRetainUntilDate = types.ObjectLockMode(mode), aws.Time(rt.Until)
 	}
-	// The body is not hashed for the signature (a second SHA-256 pass over
-	// every byte backed up): the SDK's CRC32 checksum, which S3 verifies,
-	// already guards it in transit.
-	if _, err := s.client.PutObject(ctx, in, awss3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)); err != nil {
+	if _, err := s.client.PutObject(ctx, in, awss3.WithAPIOptions(unsignedPayload...)); err != nil {
 		if opts.IfAbsent && preconditionFailed(err) {
 			err = fmt.Errorf("%w: %v", blob.ErrExists, err)
 		}
 		return s.Wrap("put", key, err)
 	}
 	return nil
+}
+
+// unsignedPayload leaves the body out of the signature, so no byte backed
+// up is hashed twice for the upload: the SDK's CRC32 checksum, which S3
+// verifies, guards it in transit, and every read re-derives the content's
+// id. Swapping the signer's hashing alone is not enough: the checksum
+// middleware, which runs first, hashes the body with SHA-256 for the signer
+// (in the same pass as the CRC32) unless it finds the payload hash already
+// set, so it is set before that middleware runs.
+var unsignedPayload = []func(*middleware.Stack) error{
+	v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware,
+	func(stack *middleware.Stack) error {
+		return stack.Build.Add(middleware.BuildMiddlewareFunc("graphkeepUnsignedPayload",
+			func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
+				return next.HandleBuild(v4.SetPayloadHash(ctx, "UNSIGNED-PAYLOAD"), in)
+			}), middleware.After)
+	},
 }
 
 // Unwrap lets blob.Find reach the Bucket.
