@@ -231,6 +231,15 @@ func TestCLIBackupRestoreEncrypted(t *testing.T) {
 		return nil
 	})
 
+	// Derived keys stay in the kernel keyring between runs unless told
+	// not to; a bad setting says what it wants. (The wrong password below
+	// fails with the right one's key cached by the runs above.)
+	withPassword := e.extra
+	e.extra = append(withPassword, "GRAPHKEEP_KEY_CACHE=off")
+	e.ok("snapshots")
+	e.extra = append(withPassword, "GRAPHKEEP_KEY_CACHE=soon")
+	e.fails("GRAPHKEEP_KEY_CACHE=\"soon\": want how long derived keys stay cached", "snapshots")
+
 	// A wrong or missing password fails cleanly.
 	wrong := filepath.Join(e.dir, "wrong")
 	_ = os.WriteFile(wrong, []byte("nope"), 0o600)

@@ -36,9 +36,12 @@ type fileConfig struct {
 	Graphs       map[string]string `yaml:"graphs"`
 	PasswordFile string            `yaml:"password_file"`
 	// PasswordCommand prints the password on its standard output.
-	PasswordCommand string           `yaml:"password_command"`
-	CacheDir        string           `yaml:"cache_dir"`
-	Retention       retention.Policy `yaml:"retention"`
+	PasswordCommand string `yaml:"password_command"`
+	CacheDir        string `yaml:"cache_dir"`
+	// KeyCache is how long the key derived from the password stays in the
+	// user's kernel keyring (Linux) for later runs; 0 keeps none.
+	KeyCache  *time.Duration   `yaml:"key_cache"`
+	Retention retention.Policy `yaml:"retention"`
 	// Consistency tunes how a backup waits for a quiet, consistent moment.
 	Consistency consistencyConfig `yaml:"consistency"`
 	// LightRAG names the LightRAG servers writing the graphs.
@@ -188,6 +191,35 @@ func (g *globals) cache() string {
 	return firstNonEmpty(g.cacheDir, os.Getenv("GRAPHKEEP_CACHE_DIR"), g.file.CacheDir)
 }
 
+// defaultKeyCache: a command run within ten minutes of another does not
+// derive the key again (a tenth of a second of CPU and 32 MiB each time).
+const defaultKeyCache = 10 * time.Minute
+
+// keyCache is where derived keys are kept between runs:
+// GRAPHKEEP_KEY_CACHE, else key_cache, else ten minutes ("0" or "off":
+// nowhere).
+func (g *globals) keyCache() (repo.KeyCache, error) {
+	ttl := defaultKeyCache
+	if g.file.KeyCache != nil {
+		ttl = *g.file.KeyCache
+	}
+	if v := os.Getenv("GRAPHKEEP_KEY_CACHE"); v != "" {
+		d, err := time.ParseDuration(v)
+		switch {
+		case v == "0" || v == "off":
+			ttl = 0
+		case err != nil || d < 0:
+			return nil, fmt.Errorf("GRAPHKEEP_KEY_CACHE=%q: want how long derived keys stay cached, like 10m, or 0 or off for never", v)
+		default:
+			ttl = d
+		}
+	}
+	if ttl < 0 {
+		return nil, fmt.Errorf("key_cache: %s is negative: want how long derived keys stay cached, like 10m, or 0 for never", ttl)
+	}
+	return repo.KernelKeyring(ttl), nil
+}
+
 // stateDir records failovers and the targets last seen:
 // GRAPHKEEP_STATE_DIR, else <user config dir>/graphkeep.
 func stateDir() string {
@@ -278,9 +310,13 @@ func (g *globals) service() (*service.Service, error) {
 			sched.GraphIntervals[id] = gs.BackupInterval
 		}
 	}
+	keyCache, err := g.keyCache()
+	if err != nil {
+		return nil, err
+	}
 	g.svc = service.New(service.Config{
 		Schedule:   sched,
-		PrimaryURL: url, Open: openStore, Password: pw, CacheDir: g.cache(), StateDir: stateDir(),
+		PrimaryURL: url, Open: openStore, Password: pw, KeyCache: keyCache, CacheDir: g.cache(), StateDir: stateDir(),
 		Lease: bopts.Lease, Backup: bopts, Sources: g.sources, GraphsRoot: g.graphsRootDir(),
 		BackupInterval: firstDuration(g.file.Schedule.BackupInterval, g.file.BackupInterval),
 		Retention:      g.file.Retention, GraphRetention: graphRetention, Redact: providers.Redact, RestoreRoots: g.restoreRoots,

@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
-
-	"golang.org/x/crypto/scrypt"
 )
 
 // Keys are an encrypted repository's secrets, made at init and stored only
@@ -53,13 +51,16 @@ func newKeys(seed uint64) *Keys {
 	return k
 }
 
-func wrapKeys(k *Keys, password string, p KDFParams) (*EncryptionConfig, error) {
+// wrapKeys wraps k with a key derived from password and a new salt, and
+// remembers the derived key in kc.
+func wrapKeys(k *Keys, password string, p KDFParams, kc KeyCache) (*EncryptionConfig, error) {
 	salt := make([]byte, 32)
 	_, _ = rand.Read(salt)
-	kek, err := scrypt.Key([]byte(password), salt, p.N, p.R, p.P, 32)
+	kek, err := scryptKey([]byte(password), salt, p.N, p.R, p.P, kekSize)
 	if err != nil {
 		return nil, fmt.Errorf("derive key: %w", err)
 	}
+	rememberKEK(kc, password, salt, p, kek)
 	plain, err := json.Marshal(k)
 	if err != nil {
 		return nil, err
@@ -77,7 +78,9 @@ func wrapKeys(k *Keys, password string, p KDFParams) (*EncryptionConfig, error) 
 // maxKDFN bounds scrypt's N (with r=8, 1 GiB of memory).
 const maxKDFN = 1 << 20
 
-func unwrapKeys(e *EncryptionConfig, password string) (*Keys, error) {
+// unwrapKeys unwraps the master keys with password, deriving its key (or
+// finding it in kc) and remembering it in kc when it unwraps them.
+func unwrapKeys(e *EncryptionConfig, password string, kc KeyCache) (*Keys, error) {
 	if e.Cipher != "aes-256-gcm" || e.KDF != "scrypt" {
 		return nil, fmt.Errorf("%w: cipher %q with kdf %q", ErrUnsupported, e.Cipher, e.KDF)
 	}
@@ -87,18 +90,39 @@ func unwrapKeys(e *EncryptionConfig, password string) (*Keys, error) {
 	if p.N > maxKDFN || p.R > 32 || p.P > 16 || p.R <= 0 || p.P <= 0 || int64(p.N)*int64(p.R) > maxKDFN*8 {
 		return nil, fmt.Errorf("%w: key derivation parameters out of range (n=%d r=%d p=%d)", ErrCorrupt, p.N, p.R, p.P)
 	}
-	kek, err := scrypt.Key([]byte(password), e.Salt, p.N, p.R, p.P, 32)
+	kek, cached, err := deriveKEK(password, e.Salt, p, kc)
 	if err != nil {
 		return nil, fmt.Errorf("%w: key derivation parameters: %v", ErrCorrupt, err)
 	}
+	k, err := unwrapWith(kek, e.WrappedKey)
+	if err != nil && cached {
+		// A cached key that does not unwrap (the cache was damaged):
+		// derive it again.
+		cached = false
+		if kek, err = scryptKey([]byte(password), e.Salt, p.N, p.R, p.P, kekSize); err != nil {
+			return nil, fmt.Errorf("%w: key derivation parameters: %v", ErrCorrupt, err)
+		}
+		k, err = unwrapWith(kek, e.WrappedKey)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !cached {
+		rememberKEK(kc, password, e.Salt, p, kek)
+	}
+	return k, nil
+}
+
+// unwrapWith opens the wrapped master keys with kek.
+func unwrapWith(kek, wrapped []byte) (*Keys, error) {
 	aead, err := newAEAD(kek)
 	if err != nil {
 		return nil, err
 	}
-	if len(e.WrappedKey) < aead.NonceSize() {
+	if len(wrapped) < aead.NonceSize() {
 		return nil, fmt.Errorf("%w: wrapped key too short", ErrCorrupt)
 	}
-	nonce, sealed := e.WrappedKey[:aead.NonceSize()], e.WrappedKey[aead.NonceSize():]
+	nonce, sealed := wrapped[:aead.NonceSize()], wrapped[aead.NonceSize():]
 	plain, err := aead.Open(nil, nonce, sealed, []byte(keysAAD))
 	if err != nil {
 		return nil, fmt.Errorf("%w: the password does not unlock this repository", ErrWrongPassword)

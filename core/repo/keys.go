@@ -66,7 +66,7 @@ func (r *Repository) KeyID() string { return r.keyID }
 
 // unlockWithKeys tries password on every key under keys/, after the
 // config's key refused it.
-func unlockWithKeys(ctx context.Context, store blob.Store, password string) (*Keys, string, error) {
+func unlockWithKeys(ctx context.Context, store blob.Store, password string, kc KeyCache) (*Keys, string, error) {
 	var found *Keys
 	var foundID string
 	err := blob.Walk(ctx, store, KeyPrefix, func(o blob.Object) error {
@@ -80,7 +80,7 @@ func unlockWithKeys(ctx context.Context, store blob.Store, password string) (*Ke
 		if err != nil {
 			return err
 		}
-		k, err := unwrapKeys(kf.Wrap, password)
+		k, err := unwrapKeys(kf.Wrap, password, kc)
 		if errors.Is(err, ErrWrongPassword) {
 			return nil
 		}
@@ -146,7 +146,7 @@ func (r *Repository) AddKey(ctx context.Context, password string) (KeyInfo, erro
 	if password == "" {
 		return KeyInfo{}, problem.Errorf(problem.Invalid, problem.NoRemedy, "", "the new password is empty")
 	}
-	wrap, err := wrapKeys(r.keys, password, r.cfg.Encryption.KDFParams)
+	wrap, err := wrapKeys(r.keys, password, r.cfg.Encryption.KDFParams, r.keyCache)
 	if err != nil {
 		return KeyInfo{}, err
 	}
@@ -212,7 +212,7 @@ func (r *Repository) ChangePassword(ctx context.Context, password string) (KeyIn
 		added.Current = true
 		return added, nil
 	}
-	wrap, err := wrapKeys(r.keys, password, r.cfg.Encryption.KDFParams)
+	wrap, err := wrapKeys(r.keys, password, r.cfg.Encryption.KDFParams, r.keyCache)
 	if err != nil {
 		return KeyInfo{}, err
 	}

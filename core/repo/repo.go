@@ -90,6 +90,8 @@ type InitOptions struct {
 	// Lock makes the repository immutable for a time (object lock; S3
 	// buckets created with it only).
 	Lock *LockPolicy
+	// KeyCache remembers the key derived from Password (nil: nothing).
+	KeyCache KeyCache
 }
 
 // OpenOptions say how to open a repository.
@@ -97,6 +99,9 @@ type OpenOptions struct {
 	Password string
 	// CacheDir holds the local manifest cache; "" means the user cache dir.
 	CacheDir string
+	// KeyCache spares the key derivation when it holds the key derived
+	// from Password, and remembers it when not (nil: derive every time).
+	KeyCache KeyCache
 }
 
 // Repository is an opened repository.
@@ -108,6 +113,8 @@ type Repository struct {
 	params chunker.Params
 	cache  *Cache
 	keyID  string // the key whose password opened it (ConfigKeyID, an id under keys/, or "")
+	// keyCache remembers the keys derived for new passwords (key add, passwd).
+	keyCache KeyCache
 }
 
 // Init creates a repository in store. It fails with ErrAlreadyExists when
@@ -160,7 +167,7 @@ func Init(ctx context.Context, store blob.Store, opts InitOptions) (*Repository,
 			kdf = *opts.KDF
 		}
 		keys = newKeys(params.Seed)
-		enc, err := wrapKeys(keys, opts.Password, kdf)
+		enc, err := wrapKeys(keys, opts.Password, kdf, opts.KeyCache)
 		if err != nil {
 			return nil, err
 		}
@@ -198,7 +205,7 @@ func Init(ctx context.Context, store blob.Store, opts InitOptions) (*Repository,
 	}
 	r, err := newRepository(store, cfg, keys, "")
 	if err == nil && keys != nil {
-		r.keyID = ConfigKeyID
+		r.keyID, r.keyCache = ConfigKeyID, opts.KeyCache
 	}
 	return r, err
 }
@@ -209,11 +216,11 @@ func Open(ctx context.Context, store blob.Store, opts OpenOptions) (*Repository,
 	if err != nil {
 		return nil, err
 	}
-	keys, keyID, err := unlock(ctx, store, cfg, opts.Password)
+	keys, keyID, err := unlock(ctx, store, cfg, opts.Password, opts.KeyCache)
 	if err != nil {
 		return nil, err
 	}
-	return openWith(store, cfg, keys, keyID, opts.CacheDir)
+	return openWith(store, cfg, keys, keyID, opts)
 }
 
 // OpenLeased opens the repository and takes a lease of kind for purpose at
@@ -232,7 +239,7 @@ func OpenLeased(ctx context.Context, store blob.Store, opts OpenOptions, kind, p
 	}
 	done := make(chan unlocked, 1)
 	go func() {
-		k, id, err := unlock(ctx, store, cfg, opts.Password)
+		k, id, err := unlock(ctx, store, cfg, opts.Password, opts.KeyCache)
 		done <- unlocked{k, id, err}
 	}()
 	// Leases are plain objects: taking one needs the store, not the keys.
@@ -247,7 +254,7 @@ func OpenLeased(ctx context.Context, store blob.Store, opts OpenOptions, kind, p
 		}
 		return nil, nil, leaseErr
 	}
-	r, err := openWith(store, cfg, u.keys, u.keyID, opts.CacheDir)
+	r, err := openWith(store, cfg, u.keys, u.keyID, opts)
 	if err != nil {
 		_ = lease.Release()
 		return nil, nil, err
@@ -255,12 +262,12 @@ func OpenLeased(ctx context.Context, store blob.Store, opts OpenOptions, kind, p
 	return r, lease, nil
 }
 
-func openWith(store blob.Store, cfg Config, keys *Keys, keyID, cacheDir string) (*Repository, error) {
-	r, err := newRepository(store, cfg, keys, cacheDir)
+func openWith(store blob.Store, cfg Config, keys *Keys, keyID string, opts OpenOptions) (*Repository, error) {
+	r, err := newRepository(store, cfg, keys, opts.CacheDir)
 	if err != nil {
 		return nil, err
 	}
-	r.keyID = keyID
+	r.keyID, r.keyCache = keyID, opts.KeyCache
 	return r, nil
 }
 
@@ -305,7 +312,7 @@ func readValidConfig(ctx context.Context, store blob.Store) (Config, error) {
 
 // unlock derives the key from password and unwraps the master keys: from
 // the config's key, else from one under keys/.
-func unlock(ctx context.Context, store blob.Store, cfg Config, password string) (*Keys, string, error) {
+func unlock(ctx context.Context, store blob.Store, cfg Config, password string, kc KeyCache) (*Keys, string, error) {
 	if cfg.Encryption == nil {
 		return nil, "", nil
 	}
@@ -313,10 +320,10 @@ func unlock(ctx context.Context, store blob.Store, cfg Config, password string) 
 		return nil, "", fmt.Errorf("%s: %w", store.Location(), ErrPasswordNeeded)
 	}
 	keyID := ConfigKeyID
-	keys, err := unwrapKeys(cfg.Encryption, password)
+	keys, err := unwrapKeys(cfg.Encryption, password, kc)
 	if errors.Is(err, ErrWrongPassword) {
 		// Another password may open it (keys/).
-		keys, keyID, err = unlockWithKeys(ctx, store, password)
+		keys, keyID, err = unlockWithKeys(ctx, store, password, kc)
 		if err != nil && !errors.Is(err, ErrWrongPassword) {
 			return nil, "", fmt.Errorf("%s: %w", store.Location(), err)
 		}

@@ -101,7 +101,7 @@ func configUnlocking(ctx context.Context, store blob.Store, data []byte, passwor
 	if err := json.Unmarshal(data, &cfg); err != nil || (cfg.Checksum != "" && cfg.Checksum != configChecksum(cfg)) || !validRepoID(cfg.ID) {
 		return Config{}, nil, ErrCorrupt
 	}
-	keys, _, err := unlock(ctx, store, cfg, password)
+	keys, _, err := unlock(ctx, store, cfg, password, nil)
 	return cfg, keys, err
 }
 

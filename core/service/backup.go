@@ -447,7 +447,7 @@ func (s *Service) Init(ctx context.Context, opts InitOptions) (*InitResult, erro
 	if err != nil {
 		return nil, err
 	}
-	opts.Password = s.cfg.Password
+	opts.Password, opts.KeyCache = s.cfg.Password, s.cfg.KeyCache
 	r, err := repo.Init(ctx, store, opts)
 	if err != nil {
 		_ = store.Close()

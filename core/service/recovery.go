@@ -288,7 +288,7 @@ func (s *Service) AutoFailover(ctx context.Context, policy recovery.AutoPolicy, 
 			known := s.primary
 			s.mu.RUnlock()
 			if known == nil {
-				return repo.Open(ctx, store, repo.OpenOptions{Password: s.cfg.Password, CacheDir: s.cfg.CacheDir})
+				return repo.Open(ctx, store, s.openOptions())
 			}
 			cfg, ok, err := repo.ReadConfig(ctx, store)
 			switch {
@@ -304,7 +304,7 @@ func (s *Service) AutoFailover(ctx context.Context, policy recovery.AutoPolicy, 
 			if err != nil {
 				return err
 			}
-			replica, err := repo.Open(ctx, store, repo.OpenOptions{Password: s.cfg.Password, CacheDir: s.cfg.CacheDir})
+			replica, err := repo.Open(ctx, store, s.openOptions())
 			if err != nil {
 				store.Close()
 				return err

@@ -34,6 +34,9 @@ type Config struct {
 	Open Opener
 	// Password unlocks an encrypted repository ("" for none).
 	Password string
+	// KeyCache remembers the key derived from Password between runs (nil:
+	// derive it in every run).
+	KeyCache repo.KeyCache
 	// CacheDir holds the manifest caches ("" for the user cache dir).
 	CacheDir string
 	// StateDir records failovers and the targets last seen, so that a
@@ -184,6 +187,12 @@ func (s *Service) Primary(ctx context.Context) (*repo.Repository, error) {
 	return r, err
 }
 
+// openOptions open the primary and the replicas with this service's
+// password, manifest cache and key cache.
+func (s *Service) openOptions() repo.OpenOptions {
+	return repo.OpenOptions{Password: s.cfg.Password, CacheDir: s.cfg.CacheDir, KeyCache: s.cfg.KeyCache}
+}
+
 // openLeased opens the primary when it is not open yet, taking a shared
 // lease for purpose while the key is derived (repo.OpenLeased); it returns
 // that lease, or nil when the primary was already open (the caller's work
@@ -207,7 +216,7 @@ func (s *Service) openPrimary(ctx context.Context, purpose string) (*repo.Reposi
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := repo.OpenOptions{Password: s.cfg.Password, CacheDir: s.cfg.CacheDir}
+	opts := s.openOptions()
 	var lease *repo.Lease
 	if purpose != "" {
 		r, lease, err = repo.OpenLeased(ctx, store, opts, repo.Shared, purpose, s.cfg.Lease)
@@ -288,7 +297,7 @@ func (s *Service) openReplica(ctx context.Context, primary *repo.Repository, id,
 		}
 		return primary.OnStore(store, s.cfg.CacheDir), nil
 	}
-	replica, err = repo.Open(ctx, store, repo.OpenOptions{Password: s.cfg.Password, CacheDir: s.cfg.CacheDir})
+	replica, err = repo.Open(ctx, store, s.openOptions())
 	if err != nil {
 		_ = store.Close()
 		if errors.Is(err, repo.ErrNotARepository) {
