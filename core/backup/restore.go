@@ -69,10 +69,11 @@ type RestoreResult struct {
 // start putting it on disk.
 const writebackEvery = 8 << 20
 
-// restoreBuffer bounds the plaintext a restore holds fetched ahead over all
-// the files it writes at once (each chunk also needs its stored form while
-// it is decoded): with 1 MiB chunks, 30 of them in flight, enough to hide a
-// 30 ms round trip. One big file may use all of it.
+// restoreBuffer bounds the buffers a restore holds for chunks fetched
+// ahead, over all the files it writes at once: a chunk's plaintext, and its
+// stored form while it is read and decoded. With 1 MiB chunks, about 16
+// ahead: enough to hide a 30 ms round trip at the speed a restore decodes.
+// One big file may use all of it.
 const restoreBuffer = 32 << 20
 
 // parallelFiles is how many files a restore writes at once.
