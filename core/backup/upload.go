@@ -76,8 +76,13 @@ func (p *uploadPool) close() {
 	p.senders.Wait()
 }
 
+// encode encodes chunks into its own scratch buffer, then moves each into
+// a pooled buffer of its encoded size: a chunk waiting for its upload holds
+// what it stores (a quarter of its plaintext for LightRAG's JSON), not the
+// worst case its encoding could have needed.
 func (p *uploadPool) encode() {
 	defer p.encoders.Done()
+	var scratch []byte
 	for job := range p.jobs {
 		u := job.to
 		// Stored bytes are at most the plaintext plus the encoding's header
@@ -88,9 +93,14 @@ func (p *uploadPool) encode() {
 			u.pending.Done()
 			continue
 		}
-		buf := bufpool.Default.Get(int(cost))[:0]
-		buf = p.repo.EncodeChunkTo(buf, job.id, job.chunk.data)
+		scratch = p.repo.EncodeChunkTo(scratch[:0], job.id, job.chunk.data)
 		job.chunk.release()
+		buf := bufpool.Default.Get(len(scratch))
+		copy(buf, scratch)
+		if held := min(int64(cap(buf)), cost); held < cost {
+			p.budget.Release(cost - held)
+			cost = held
+		}
 		p.sends <- sealed{id: job.id, data: buf, cost: cost, to: u}
 	}
 }
