@@ -63,25 +63,25 @@ func Stats(ctx context.Context, r *repo.Repository, list bool) (*RepoStats, erro
 		s.UniqueBytes += int64(size)
 	}
 	graphs := map[string]*GraphStats{}
-	for _, ref := range idx.Snapshots {
-		m, err := r.Cache().Manifest(ctx, ref)
-		if err != nil {
-			return nil, err
-		}
-		g := graphs[ref.Graph]
+	infos, err := r.Cache().Infos(ctx, idx.Snapshots)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range infos {
+		g := graphs[m.Summary.Graph]
 		if g == nil {
-			g = &GraphStats{Graph: ref.Graph}
-			graphs[ref.Graph] = g
+			g = &GraphStats{Graph: m.Summary.Graph}
+			graphs[m.Summary.Graph] = g
 		}
 		g.Snapshots++
-		g.Latest, g.LatestSize = ref.ID, m.Totals.SizeBytes // refs are oldest first
+		g.Latest, g.LatestSize = m.Summary.ID, m.Totals.SizeBytes // refs are oldest first
 		// The first snapshot stored the whole graph: not a backup's usual addition.
 		if g.Snapshots > 1 {
 			if g.recent = append(g.recent, m.Totals.AddedBytes); len(g.recent) > 10 {
 				g.recent = g.recent[1:]
 			}
 		}
-		if !m.LightRAG.Valid() {
+		if !m.Summary.LightRAG.Valid() {
 			g.Flagged++
 		}
 		g.LogicalBytes += m.Totals.SizeBytes

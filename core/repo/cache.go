@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // Cache keeps decoded manifests on local disk, per repository id. Manifests
@@ -16,6 +17,9 @@ import (
 type Cache struct {
 	dir  string
 	repo *Repository
+
+	infosMu sync.Mutex
+	infos   map[string]SnapshotInfo // infosFile as loaded and since added to; nil: not loaded
 }
 
 // Manifest returns ref's manifest, from the cache when it has it.

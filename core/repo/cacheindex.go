@@ -56,7 +56,11 @@ func (c *Cache) loadIndex() (*keptIndex, error) {
 
 // saveIndex writes the index atomically; a cache that cannot be written
 // only costs speed.
-func (c *Cache) saveIndex(k *keptIndex) {
+func (c *Cache) saveIndex(k *keptIndex) { c.writeAtomically(c.indexPath(), k.encode()) }
+
+// writeAtomically replaces the cache file at path with data, or leaves it
+// as it was.
+func (c *Cache) writeAtomically(path string, data []byte) {
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return
 	}
@@ -65,9 +69,9 @@ func (c *Cache) saveIndex(k *keptIndex) {
 	if err != nil {
 		return
 	}
-	_, werr := tmp.Write(k.encode())
+	_, werr := tmp.Write(data)
 	cerr := tmp.Close()
-	if werr != nil || cerr != nil || os.Rename(tmp.Name(), c.indexPath()) != nil {
+	if werr != nil || cerr != nil || os.Rename(tmp.Name(), path) != nil {
 		_ = os.Remove(tmp.Name())
 	}
 }

@@ -268,16 +268,13 @@ func (s *Service) Snapshots(ctx context.Context, graph string) ([]repo.Summary, 
 	if err != nil {
 		return nil, err
 	}
-	out := make([]repo.Summary, 0, len(refs))
-	for _, ref := range refs {
-		m, err := r.Cache().Manifest(ctx, ref)
-		if errors.Is(err, repo.ErrSnapshotMissing) || errors.Is(err, blob.ErrNotFound) {
-			continue // forgotten since the listing
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m.Summary())
+	infos, err := r.Cache().Infos(ctx, refs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]repo.Summary, len(infos))
+	for i, info := range infos {
+		out[i] = info.Summary
 	}
 	return out, nil
 }
