@@ -24,25 +24,21 @@ type Lag struct {
 }
 
 // ComputeLag compares what the primary and the target hold. It lists
-// manifests on both sides and reads them through the caches; it never
-// lists chunks.
+// manifests on both sides; what the target's name comes from its kept
+// index (only manifests new since the last look are read), and only the
+// primary's manifests the target lacks are read. It never lists chunks.
 func ComputeLag(ctx context.Context, r *repo.Repository, t Target, dst blob.Store, cacheDir string) (*Lag, error) {
 	view := r.OnStore(dst, cacheDir)
-	have, err := view.ListSnapshots(ctx, "")
+	held, err := view.Cache().Index(ctx)
 	if err != nil {
 		return nil, err
 	}
 	lag := &Lag{Latest: map[string]string{}}
 	onTarget := map[string]bool{}
-	targetChunks := map[repo.ChunkID]bool{}
-	for _, ref := range have {
+	targetChunks := held.Chunks
+	for _, ref := range held.Snapshots {
 		onTarget[ref.Key()] = true
 		lag.Latest[ref.Graph] = ref.ID // sorted oldest first
-		if m, err := view.Cache().Manifest(ctx, ref); err == nil {
-			for id := range m.ChunkIDs() {
-				targetChunks[id] = true
-			}
-		}
 	}
 	refs, err := r.ListSnapshots(ctx, "")
 	if err != nil {
@@ -65,7 +61,7 @@ func ComputeLag(ctx context.Context, r *repo.Repository, t Target, dst blob.Stor
 			lag.OldestMissing = m.Time
 		}
 		for id, size := range m.ChunkIDs() {
-			if !targetChunks[id] && !counted[id] {
+			if !targetChunks.Has(id) && !counted[id] {
 				counted[id] = true
 				lag.Bytes += int64(size)
 			}

@@ -96,6 +96,28 @@ func TestReplicateIsIncrementalAndRestorable(t *testing.T) {
 	}
 	consistent(t, r, dst)
 
+	// Health computes the lag on every probe: what the target holds comes
+	// from its kept index, not from reading (or decoding) its manifests,
+	// even once the cached manifests are gone.
+	cacheDir := t.TempDir()
+	if _, err := replication.ComputeLag(ctx, r, tg, dst, cacheDir); err != nil {
+		t.Fatal(err)
+	}
+	cached, _ := filepath.Glob(filepath.Join(cacheDir, "*", "*", "snapshots"))
+	for _, dir := range cached {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := blob.StatsOf(dst)
+	if lag, err := replication.ComputeLag(ctx, r, tg, dst, cacheDir); err != nil || lag.Snapshots != 0 {
+		t.Fatalf("lag again = %+v, %v", lag, err)
+	}
+	after, _ := blob.StatsOf(dst)
+	if gets := after.Sub(before).Gets; len(cached) == 0 || gets != 0 {
+		t.Fatalf("computing the lag again read %d of the target's objects (cached manifests removed: %d dirs), want none", gets, len(cached))
+	}
+
 	// The target is a repository of its own: open it with the password and
 	// restore from it.
 	replica, err := repo.Open(ctx, dst, repo.OpenOptions{Password: "pw", CacheDir: t.TempDir()})
