@@ -95,22 +95,18 @@ func Replicate(ctx context.Context, r *repo.Repository, t Target, dst blob.Store
 	if c.condemned, err = view.Condemned(ctx, targetLease, opts.Lease); err != nil {
 		return res, fmt.Errorf("target %s: %w", t.ID, err)
 	}
-	have, err := view.ListSnapshots(ctx, "")
+	// What the target holds, from its kept index: only its manifests new
+	// since the last run are read.
+	held, err := view.Cache().Index(ctx)
 	if err != nil {
-		return res, fmt.Errorf("target %s: %w", t.ID, err)
+		return res, fmt.Errorf("target %s: read its manifests: %w", t.ID, err)
 	}
+	have := held.Snapshots
 	onTarget := map[string]bool{}
-	targetChunks := map[repo.ChunkID]bool{}
 	for _, ref := range have {
 		onTarget[ref.Key()] = true
-		m, err := view.Cache().Manifest(ctx, ref)
-		if err != nil {
-			return res, fmt.Errorf("target %s: read manifest %s: %w", t.ID, ref.Key(), err)
-		}
-		for id := range m.ChunkIDs() {
-			targetChunks[id] = true
-		}
 	}
+	copied := map[repo.ChunkID]bool{} // by this run
 	idx, err := r.Cache().Index(ctx)
 	if err != nil {
 		return res, err
@@ -130,7 +126,7 @@ func Replicate(ctx context.Context, r *repo.Repository, t Target, dst blob.Store
 		}
 		var need []repo.ChunkID
 		for id := range m.ChunkIDs() {
-			if !targetChunks[id] || c.condemned.Has(id) {
+			if (!held.Chunks.Has(id) && !copied[id]) || c.condemned.Has(id) {
 				need = append(need, id)
 			}
 		}
@@ -138,7 +134,7 @@ func Replicate(ctx context.Context, r *repo.Repository, t Target, dst blob.Store
 			return res, fmt.Errorf("target %s: snapshot %s/%s: %w", t.ID, ref.Graph, ref.ID, err)
 		}
 		for _, id := range need {
-			targetChunks[id] = true
+			copied[id] = true
 		}
 		if err := c.object(ctx, ref.Key(), true); err != nil {
 			return res, fmt.Errorf("target %s: manifest %s/%s: %w", t.ID, ref.Graph, ref.ID, err)
