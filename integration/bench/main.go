@@ -72,6 +72,10 @@ func main() {
 		synthesizeInto(*synthesize)
 		return
 	}
+	if *proxyFor != "" {
+		serveProxy(*proxyFor, *oneWay)
+		return
+	}
 	if *scaleOnly {
 		scaleBench(dir)
 		return

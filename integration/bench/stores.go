@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -28,6 +31,7 @@ var (
 	serveSlow  = flag.Bool("serve-latency", false, "start MinIO behind the latency proxy, print its endpoint and wait (for measuring by hand)")
 	onlyTools  = flag.String("tools", "graphkeep,restic,kopia", "the tools the stores bench compares")
 	onlyStores = flag.String("stores", "local,loopback,latency", "the stores the stores bench writes to")
+	proxyFor   = flag.String("proxy-for", "", "internal: run the latency proxy in front of this MinIO endpoint, print its address, serve until stdin closes")
 )
 
 // A store the stores bench writes to: where each tool's repository goes.
@@ -63,7 +67,7 @@ func storesBench(dir, base string, size int64) {
 		stores = append(stores, minioStore("MinIO (loopback)", endpoint, "loop"))
 	}
 	if wanted["latency"] && *oneWay > 0 {
-		slow, closeProxy := latencyProxy(endpoint, *oneWay)
+		slow, closeProxy := latencyProxyProcess(endpoint, *oneWay)
 		defer closeProxy()
 		stores = append(stores, minioStore(fmt.Sprintf("MinIO, %s round trip", 2**oneWay), slow, "slow"))
 	}
@@ -260,6 +264,40 @@ func latencyProxy(endpoint string, oneWay time.Duration) (string, func()) {
 		must(err)
 	}
 	return "http://" + proxy.Listen, proxy.Stop
+}
+
+// latencyProxyProcess runs latencyProxy in a child process. In this one,
+// the proxy's buffers (hundreds of MiB through it) would grow the bench's
+// memory, and a tool the bench starts reports as its peak RSS at least the
+// bench's RSS when it started (Linux counts the parent's pages shared until
+// exec): every tool on the latency store showed the same 132 MiB.
+func latencyProxyProcess(endpoint string, oneWay time.Duration) (string, func()) {
+	self, err := os.Executable()
+	must(err)
+	cmd := exec.Command(self, "-proxy-for", endpoint, "-latency", oneWay.String())
+	stdin, err := cmd.StdinPipe()
+	must(err)
+	stdout, err := cmd.StdoutPipe()
+	must(err)
+	cmd.Stderr = os.Stderr
+	must(cmd.Start())
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		must(fmt.Errorf("latency proxy: %w", err))
+	}
+	return strings.TrimSpace(line), func() {
+		stdin.Close()
+		_ = cmd.Wait()
+	}
+}
+
+// serveProxy is the child latencyProxyProcess starts: it prints the
+// proxy's endpoint and serves until its standard input closes.
+func serveProxy(upstream string, oneWay time.Duration) {
+	endpoint, stop := latencyProxy(upstream, oneWay)
+	defer stop()
+	fmt.Println(endpoint)
+	_, _ = io.Copy(io.Discard, os.Stdin)
 }
 
 // ensureBucket creates bucket on the MinIO at endpoint.
