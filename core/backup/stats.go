@@ -67,26 +67,27 @@ func Stats(ctx context.Context, r *repo.Repository, list bool) (*RepoStats, erro
 	if err != nil {
 		return nil, err
 	}
-	for _, m := range infos {
-		g := graphs[m.Summary.Graph]
+	for _, info := range infos {
+		sum, tot := info.Summary, info.Totals
+		g := graphs[sum.Graph]
 		if g == nil {
-			g = &GraphStats{Graph: m.Summary.Graph}
-			graphs[m.Summary.Graph] = g
+			g = &GraphStats{Graph: sum.Graph}
+			graphs[sum.Graph] = g
 		}
 		g.Snapshots++
-		g.Latest, g.LatestSize = m.Summary.ID, m.Totals.SizeBytes // refs are oldest first
+		g.Latest, g.LatestSize = sum.ID, tot.SizeBytes // refs are oldest first
 		// The first snapshot stored the whole graph: not a backup's usual addition.
 		if g.Snapshots > 1 {
-			if g.recent = append(g.recent, m.Totals.AddedBytes); len(g.recent) > 10 {
+			if g.recent = append(g.recent, tot.AddedBytes); len(g.recent) > 10 {
 				g.recent = g.recent[1:]
 			}
 		}
-		if !m.Summary.LightRAG.Valid() {
+		if !sum.LightRAG.Valid() {
 			g.Flagged++
 		}
-		g.LogicalBytes += m.Totals.SizeBytes
-		g.StoredBytes += m.Totals.StoredBytes
-		s.LogicalBytes += m.Totals.SizeBytes
+		g.LogicalBytes += tot.SizeBytes
+		g.StoredBytes += tot.StoredBytes
+		s.LogicalBytes += tot.SizeBytes
 	}
 	for _, g := range graphs {
 		var sum int64

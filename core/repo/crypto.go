@@ -98,8 +98,7 @@ func unwrapKeys(e *EncryptionConfig, password string, kc KeyCache) (*Keys, error
 	if err != nil && cached {
 		// A cached key that does not unwrap (the cache was damaged):
 		// derive it again.
-		cached = false
-		if kek, err = scryptKey([]byte(password), e.Salt, p.N, p.R, p.P, kekSize); err != nil {
+		if kek, cached, err = deriveKEK(password, e.Salt, p, nil); err != nil {
 			return nil, fmt.Errorf("%w: key derivation parameters: %v", ErrCorrupt, err)
 		}
 		k, err = unwrapWith(kek, e.WrappedKey)

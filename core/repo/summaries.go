@@ -28,8 +28,10 @@ func (m *Manifest) Info() SnapshotInfo { return SnapshotInfo{Summary: m.Summary(
 const infosFile = "infos-v1.json"
 
 // Infos returns the SnapshotInfo of each of refs, in order, reading
-// manifests (through the cache) only for snapshots not listed before. A
-// snapshot forgotten since the listing is left out.
+// manifests (through the cache) only for snapshots not listed before. refs
+// is a whole listing of the graphs it names: entries of those graphs it
+// lacks (forgotten snapshots) are dropped. A snapshot forgotten since the
+// listing is left out.
 func (c *Cache) Infos(ctx context.Context, refs []SnapshotRef) ([]SnapshotInfo, error) {
 	c.infosMu.Lock()
 	defer c.infosMu.Unlock()
@@ -38,9 +40,12 @@ func (c *Cache) Infos(ctx context.Context, refs []SnapshotRef) ([]SnapshotInfo, 
 	}
 	kept := c.infos
 	out := make([]SnapshotInfo, 0, len(refs))
+	listed := make(map[string]bool, len(refs))
+	graphs := map[string]bool{}
 	changed := false
 	for _, ref := range refs {
-		if info, ok := kept[ref.Key()]; ok && info.Summary.Graph == ref.Graph && info.Summary.ID == ref.ID {
+		listed[ref.Key()], graphs[ref.Graph] = true, true
+		if info, ok := kept[ref.Key()]; ok {
 			out = append(out, info)
 			continue
 		}
@@ -55,15 +60,6 @@ func (c *Cache) Infos(ctx context.Context, refs []SnapshotRef) ([]SnapshotInfo, 
 		kept[ref.Key()] = info
 		out = append(out, info)
 		changed = true
-	}
-	// Entries of forgotten snapshots go once their graph is listed whole.
-	listed := map[string]bool{}
-	for _, ref := range refs {
-		listed[ref.Key()] = true
-	}
-	graphs := map[string]bool{}
-	for _, ref := range refs {
-		graphs[ref.Graph] = true
 	}
 	for key, info := range kept {
 		if graphs[info.Summary.Graph] && !listed[key] {
