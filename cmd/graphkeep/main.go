@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/repo"
 )
 
 var version = "dev"
@@ -42,12 +43,14 @@ func run() int {
 	if point := os.Getenv("GRAPHKEEP_TEST_KILL_AT"); point != "" {
 		// Fault injection for the end-to-end tests: kill -9 this process at
 		// a restore's crash point ("moved-aside" exists on the two-rename
-		// swap only, so it takes that one).
-		backup.InjectFaults(func(at string) {
+		// swap only, so it takes that one) or the key cache's.
+		crash := func(at string) {
 			if at == point {
 				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			}
-		}, point == "moved-aside")
+		}
+		backup.InjectFaults(crash, point == "moved-aside")
+		repo.InjectFaults(crash)
 	}
 	if path := os.Getenv("GRAPHKEEP_REQUEST_STATS"); path != "" {
 		defer func() {

@@ -27,6 +27,19 @@ type KeyCache interface {
 	Store(name string, value []byte)
 }
 
+// InjectFaults is for the binary's fault-injection tests: crash is called
+// at each crash point ("key-cached": a derived key is made, not yet in the
+// user's keyring; a test kills the process there). Nil: none.
+func InjectFaults(crash func(point string)) { crashHook = crash }
+
+var crashHook func(point string)
+
+func crashAt(point string) {
+	if crashHook != nil {
+		crashHook(point)
+	}
+}
+
 // kekSize is the size of a key-encryption key and of its password check.
 const kekSize = 32
 
