@@ -3,7 +3,10 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestSettingPrecedence: for every setting, a flag wins over the
@@ -80,5 +83,37 @@ lightrag: {url: "http://config:1"}
 				t.Errorf("file set: %q, want the config file's %q", got, s.want[2])
 			}
 		})
+	}
+}
+
+// key_cache and GRAPHKEEP_KEY_CACHE: the environment wins, 0 and off turn
+// the cache off, a negative or unreadable value is refused with what is
+// wanted.
+func TestKeyCacheSetting(t *testing.T) {
+	d := func(s string) *time.Duration { v, _ := time.ParseDuration(s); return &v }
+	for _, c := range []struct {
+		file     *time.Duration
+		env      string
+		off, bad bool
+	}{
+		{file: nil, env: ""},
+		{file: d("0s"), env: "", off: true},
+		{file: d("5m"), env: "off", off: true},
+		{file: d("0s"), env: "2m"},
+		{file: d("-1m"), env: "", bad: true},
+		{file: nil, env: "-3m", bad: true},
+		{file: nil, env: "soon", bad: true},
+	} {
+		t.Setenv("GRAPHKEEP_KEY_CACHE", c.env)
+		g := &globals{file: fileConfig{KeyCache: c.file}}
+		kc, err := g.keyCache()
+		switch {
+		case c.bad && (err == nil || !strings.Contains(err.Error(), "want how long derived keys stay cached")):
+			t.Errorf("file %v env %q: error %v, want one saying what is wanted", c.file, c.env, err)
+		case !c.bad && err != nil:
+			t.Errorf("file %v env %q: %v", c.file, c.env, err)
+		case !c.bad && runtime.GOOS == "linux" && (kc == nil) != c.off:
+			t.Errorf("file %v env %q: cache %v, want off=%v", c.file, c.env, kc, c.off)
+		}
 	}
 }
