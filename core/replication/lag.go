@@ -24,8 +24,8 @@ type Lag struct {
 }
 
 // ComputeLag compares what the primary and the target hold. It lists
-// manifests on both sides; what the target's name comes from its kept
-// index (only manifests new since the last look are read), and only the
+// manifests on both sides; what the target's manifests name comes from its
+// kept index (only manifests new since the last look are read), and only the
 // primary's manifests the target lacks are read. It never lists chunks.
 func ComputeLag(ctx context.Context, r *repo.Repository, t Target, dst blob.Store, cacheDir string) (*Lag, error) {
 	view := r.OnStore(dst, cacheDir)
