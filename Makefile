@@ -34,6 +34,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) ./core/lightrag/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./core/repo/
 	$(GO) test -run '^$$' -fuzz '^FuzzConfig$$' -fuzztime $(FUZZTIME) ./core/repo/
+	$(GO) test -run '^$$' -fuzz '^FuzzIDValidators$$' -fuzztime $(FUZZTIME) ./core/repo/
+	$(GO) test -run '^$$' -fuzz '^FuzzSnapshotIDTime$$' -fuzztime $(FUZZTIME) ./core/repo/
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestBodies$$' -fuzztime $(FUZZTIME) ./api/
 
 ## test-tools: Debian's chromium (the dashboard's browser test) and

@@ -88,9 +88,11 @@ func TestConcurrentBackupAndPrune(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	done := make(chan struct{})
-	runGK := func(args ...string) error {
+	// The pruners have caches of their own, as on other hosts: the
+	// backups learn of their deletes only from the sweep log.
+	runGK := func(cache string, args ...string) error {
 		cmd := exec.Command(binary, args...)
-		cmd.Env = e.environ()
+		cmd.Env = append(e.environ(), "GRAPHKEEP_CACHE_DIR="+filepath.Join(e.dir, cache))
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("graphkeep %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -108,7 +110,7 @@ func TestConcurrentBackupAndPrune(t *testing.T) {
 					errs <- err
 					return
 				}
-				if err := runGK("backup", filepath.Base(d)); err != nil {
+				if err := runGK("cache", "backup", filepath.Base(d)); err != nil {
 					errs <- err
 				}
 			}
@@ -126,7 +128,7 @@ func TestConcurrentBackupAndPrune(t *testing.T) {
 					return
 				default:
 				}
-				if err := runGK("forget", "--keep-last", "2", "--prune"); err != nil {
+				if err := runGK(fmt.Sprintf("cache-pruner-%d", p), "forget", "--keep-last", "2", "--prune"); err != nil {
 					errs <- err
 				}
 			}
@@ -190,7 +192,9 @@ func TestKill9DuringPrune(t *testing.T) {
 			backupDone <- err
 		}()
 		prune := exec.Command(binary, "prune")
-		prune.Env = e.environ()
+		// As on another host: the backups learn of its deletes only
+		// from the sweep log.
+		prune.Env = append(e.environ(), "GRAPHKEEP_CACHE_DIR="+filepath.Join(e.dir, "cache-prune"))
 		if err := prune.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -224,8 +228,10 @@ func TestKill9DuringPrune(t *testing.T) {
 	})
 	e.ok("prune")
 	left, _ := filepath.Glob(filepath.Join(repoDir, "gc", "*", "*"))
-	if len(left) != 0 {
-		t.Fatalf("records of dead prunes left after a prune: %v", left)
+	for _, p := range left {
+		if filepath.Base(p) != "ended" {
+			t.Fatalf("records of dead prunes left after a prune (only ended records may stay): %v", left)
+		}
 	}
 	var dry struct {
 		Unreferenced int `json:"unreferenced_chunks"`

@@ -165,21 +165,15 @@ func CreateAll(ctx context.Context, r *repo.Repository, srcs []Source, opts Opti
 	// A prune that started before this lease may delete chunks the index
 	// still names, or that are stored but named by no manifest: the
 	// condemned set says which (repo/sweep.go). Any prune that starts later
-	// waits for this lease and reads these backups' manifests.
-	var (
-		idx       *repo.Index
-		condemned *repo.Condemned
-	)
-	var reads errgroup.Group
-	reads.Go(func() (err error) {
-		condemned, err = r.Condemned(ctx, lease, opts.Lease)
-		return err
-	})
-	reads.Go(func() (err error) {
-		idx, err = r.Cache().Index(ctx)
-		return err
-	})
-	if err := reads.Wait(); err != nil {
+	// waits for this lease and reads these backups' manifests. The sweep
+	// log read with it says whether the kept index can be trusted without
+	// listing the snapshots (repo.Cache.Known), so it is read first.
+	condemned, err := r.Condemned(ctx, lease, opts.Lease)
+	if err != nil {
+		return fail(fmt.Errorf("read the running prunes: %w", err))
+	}
+	idx, err := r.Cache().Known(ctx, condemned.Log())
+	if err != nil {
 		return fail(fmt.Errorf("read the repository's snapshots: %w", err))
 	}
 	pool := newUploadPool(r, opts.Uploads, opts.UploadBuffer)
@@ -194,6 +188,13 @@ func CreateAll(ctx context.Context, r *repo.Repository, srcs []Source, opts Opti
 		})
 	}
 	_ = g.Wait()
+	var committed []*repo.Manifest
+	for _, o := range out {
+		if o.Err == nil {
+			committed = append(committed, o.Result.Manifest)
+		}
+	}
+	r.Cache().Add(committed...)
 	return out
 }
 
@@ -333,7 +334,11 @@ func latestManifest(ctx context.Context, r *repo.Repository, idx *repo.Index, gr
 	if err != nil || !ok {
 		return nil, err
 	}
-	return r.Cache().Manifest(ctx, ref)
+	m, err := r.Cache().Manifest(ctx, ref)
+	if errors.Is(err, repo.ErrSnapshotMissing) {
+		return nil, nil // every snapshot the index has of graph was forgotten
+	}
+	return m, err
 }
 
 func indexEntries(m *repo.Manifest) map[string]repo.FileEntry {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Cache keeps decoded manifests on local disk, per repository id. Manifests
@@ -53,26 +54,91 @@ type Index struct {
 // the repository's history. When a snapshot it covered is gone (forgotten),
 // the index is rebuilt from every manifest, as Rebuild does.
 func (c *Cache) Index(ctx context.Context) (*Index, error) {
-	refs, err := c.repo.ListSnapshots(ctx, "")
+	kept, idx, changed, err := c.listed(ctx)
 	if err != nil {
 		return nil, err
 	}
-	kept, err := c.loadIndex()
+	if changed {
+		c.saveIndex(kept)
+	}
+	return idx, nil
+}
+
+// Known is the Index a writer deduplicates against, given the sweep log it
+// read after taking its lease. When the kept index accounts for every sweep
+// that has ended, none is open, and it was checked against the listing
+// within indexTrusted, every chunk it names is stored (only sweeps delete
+// chunks): Known returns it as kept and lists nothing, however long the
+// history. Otherwise it is Index, and the check is recorded. Snapshots
+// forgotten since the last check may still be in it (their manifests
+// missing); snapshots other hosts made since may not be.
+func (c *Cache) Known(ctx context.Context, log SweepLog) (*Index, error) {
+	if kept, err := c.loadIndex(); err == nil && kept.trusted(log, time.Now()) {
+		return kept.index(kept.refs()), nil
+	}
+	kept, idx, _, err := c.listed(ctx)
 	if err != nil {
-		return c.rebuild(ctx, refs)
+		return nil, err
+	}
+	// The listing came after the log was read: the chunks every sweep it
+	// names ended had deleted were out of it.
+	kept.checked = log.Read
+	kept.ended = make(map[string]bool, len(log.Ended))
+	for _, id := range log.Ended {
+		kept.ended[id] = true
+	}
+	c.saveIndex(kept)
+	return idx, nil
+}
+
+// Add puts snapshots just committed into the kept index, so that a Known
+// that does not list has them: the parent of the graph's next backup and
+// chunks to deduplicate against. Their chunks are stored, whatever the
+// index was checked against. Without a kept index it does nothing.
+func (c *Cache) Add(ms ...*Manifest) {
+	if len(ms) == 0 {
+		return
+	}
+	unlock := c.lockIndex()
+	defer unlock()
+	index, err := os.Stat(c.indexPath())
+	if err != nil {
+		return
+	}
+	size, err := c.appendJournal(ms)
+	if err != nil || size < max(journalMinCompact, index.Size()/4) {
+		return
+	}
+	if kept, err := c.loadIndex(); err == nil {
+		c.writeIndex(kept)
+	}
+}
+
+// listed is the kept index brought up to the listing: new snapshots'
+// manifests added, rebuilt when one it covered is gone. changed reports
+// that it differs from the file.
+func (c *Cache) listed(ctx context.Context) (kept *keptIndex, idx *Index, changed bool, err error) {
+	refs, err := c.repo.ListSnapshots(ctx, "")
+	if err != nil {
+		return nil, nil, false, err
+	}
+	kept, err = c.loadIndex()
+	if err != nil {
+		kept, idx, err := c.rebuild(ctx, refs)
+		return kept, idx, true, err
 	}
 	live := make(map[string]bool, len(refs))
 	for _, ref := range refs {
 		live[ref.Key()] = true
 	}
-	for key := range kept.covered {
+	for _, key := range kept.sortedKeys() {
 		if !live[key] {
-			return c.rebuild(ctx, refs)
+			kept, idx, err := c.rebuild(ctx, refs)
+			return kept, idx, true, err
 		}
 	}
-	added := false
 	for _, ref := range refs {
-		if kept.covered[ref.Key()] {
+		if kept.has(ref.Key()) {
 			continue
 		}
 		m, err := c.Manifest(ctx, ref)
@@ -80,15 +146,12 @@ func (c *Cache) Index(ctx context.Context) (*Index, error) {
 			continue // forgotten since the listing
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, false, err
 		}
 		kept.add(ref, m)
-		added = true
+		changed = true
 	}
-	if added {
-		c.saveIndex(kept)
-	}
-	return kept.index(refs), nil
+	return kept, kept.index(refs), changed, nil
 }
 
 // Rebuild is Index reading every manifest (through the cache), whatever the
@@ -98,10 +161,17 @@ func (c *Cache) Rebuild(ctx context.Context) (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.rebuild(ctx, refs)
+	kept, idx, err := c.rebuild(ctx, refs)
+	if err != nil {
+		return nil, err
+	}
+	c.saveIndex(kept)
+	return idx, nil
 }
 
-func (c *Cache) rebuild(ctx context.Context, refs []SnapshotRef) (*Index, error) {
+// rebuild indexes every manifest in refs afresh (not yet checked against
+// a sweep log) and drops the cached manifests of snapshots not in refs.
+func (c *Cache) rebuild(ctx context.Context, refs []SnapshotRef) (*keptIndex, *Index, error) {
 	kept := newKeptIndex()
 	live := make(map[string]bool, len(refs))
 	for _, ref := range refs {
@@ -110,14 +180,13 @@ func (c *Cache) rebuild(ctx context.Context, refs []SnapshotRef) (*Index, error)
 			continue // forgotten since the listing
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		live[c.path(ref)] = true
 		kept.add(ref, m)
 	}
 	c.dropExcept(live)
-	c.saveIndex(kept)
-	return kept.index(refs), nil
+	return kept, kept.index(refs), nil
 }
 
 func (c *Cache) path(ref SnapshotRef) string {

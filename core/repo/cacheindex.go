@@ -6,35 +6,132 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 )
 
 // indexFile keeps, beside the cached manifests, the snapshots last indexed
-// and the chunks they name with their sizes, in a compact binary form:
+// and the chunks they name with their sizes, and when it was last checked
+// against the listing, in a compact binary form:
 //
-//	"GKIDX1\\n" | uint32 snapshots | (uint8 len, graph, uint8 len, id)... |
+//	"GKIDX2\\n" | int64 checked (Unix ns, 0: never) | uint32 sweeps | (uint8 len, sweep id)... |
+//	uint32 snapshots | (uint8 len, snapshot key)... |
 //	uint32 chunks | (32-byte id, uint32 size)... in id order | SHA-256 of all before
 //
 // It is a cache: any damage makes Index rebuild it from the manifests.
-const indexFile = "index-v1.bin"
+const indexFile = "index-v2.bin"
 
-var indexMagic = []byte("GKIDX1\n")
+var indexMagic = []byte("GKIDX2\n")
 
 // keptIndex is the content of indexFile.
 type keptIndex struct {
-	covered map[string]bool // SnapshotRef.Key()
+	// The snapshots covered, by SnapshotRef.Key(): those read from the
+	// file in order, those added since in no order, and the set of both,
+	// made only when asked (a backup that trusts the index needs none).
+	sorted  []string
+	added   []string
+	covered map[string]bool
 	chunks  *ChunkSet
+	// checked is when the sweep log was read before the last listing this
+	// index was checked against; ended, the sweeps that log named ended.
+	// Every chunk those sweeps deleted is out of the index.
+	checked time.Time
+	ended   map[string]bool
 }
 
 func newKeptIndex() *keptIndex {
-	return &keptIndex{covered: map[string]bool{}, chunks: &ChunkSet{}}
+	return &keptIndex{covered: map[string]bool{}, chunks: &ChunkSet{}, ended: map[string]bool{}}
+}
+
+// has reports whether the index covers the snapshot at key.
+func (k *keptIndex) has(key string) bool {
+	if k.covered == nil {
+		k.covered = make(map[string]bool, len(k.sorted)+len(k.added))
+		for _, key := range k.sorted {
+			k.covered[key] = true
+		}
+		for _, key := range k.added {
+			k.covered[key] = true
+		}
+	}
+	return k.covered[key]
+}
+
+// indexTrusted is how long an index checked against the listing is
+// trusted without another listing, while the sweep log shows no new
+// sweep. Far below SweepLogKept, so no ended record a check needs has gone,
+// whatever the clocks of the hosts say; and a bound on what a prune that
+// leaves no record (a release from before records) can do unseen.
+const indexTrusted = time.Hour
+
+// trusted reports whether the index, as kept, names only chunks that are
+// stored: no sweep is open, none has ended that it does not account for,
+// and its last check is recent.
+func (k *keptIndex) trusted(log SweepLog, now time.Time) bool {
+	if log.Open || k.checked.IsZero() {
+		return false
+	}
+	if age := now.Sub(k.checked); age < 0 || age > indexTrusted {
+		return false
+	}
+	for _, id := range log.Ended {
+		if !k.ended[id] {
+			return false
+		}
+	}
+	return true
+}
+
+// sortedKeys are the keys of the snapshots the index covers, in order.
+func (k *keptIndex) sortedKeys() []string {
+	if len(k.added) > 0 {
+		slices.Sort(k.added)
+		merged := make([]string, 0, len(k.sorted)+len(k.added))
+		i, j := 0, 0
+		for i < len(k.sorted) || j < len(k.added) {
+			var key string
+			if j == len(k.added) || i < len(k.sorted) && k.sorted[i] < k.added[j] {
+				key = k.sorted[i]
+				i++
+			} else {
+				key = k.added[j]
+				j++
+			}
+			if len(merged) == 0 || merged[len(merged)-1] != key { // the journal may repeat one
+				merged = append(merged, key)
+			}
+		}
+		k.sorted, k.added = merged, nil
+	}
+	return k.sorted
+}
+
+// refs are the snapshots the index covers, in listing order.
+func (k *keptIndex) refs() []SnapshotRef {
+	keys := k.sortedKeys()
+	refs := make([]SnapshotRef, 0, len(keys))
+	for _, key := range keys {
+		if ref, ok := parseSnapshotKey(key); ok {
+			refs = append(refs, ref)
+		}
+	}
+	return refs
 }
 
 func (k *keptIndex) add(ref SnapshotRef, m *Manifest) {
-	k.covered[ref.Key()] = true
+	k.cover(ref.Key())
 	k.chunks.addManifest(m)
+}
+
+func (k *keptIndex) cover(key string) {
+	if !k.has(key) {
+		k.covered[key] = true
+		k.added = append(k.added, key)
+	}
 }
 
 // index is the Index for refs (the listing; snapshots forgotten since it
@@ -46,34 +143,53 @@ func (k *keptIndex) index(refs []SnapshotRef) *Index {
 
 func (c *Cache) indexPath() string { return filepath.Join(c.dir, indexFile) }
 
+// loadIndex reads indexFile and what journalFile adds to it.
 func (c *Cache) loadIndex() (*keptIndex, error) {
 	data, err := os.ReadFile(c.indexPath())
 	if err != nil {
 		return nil, err
 	}
-	return decodeKeptIndex(data)
+	k, err := decodeKeptIndex(data)
+	if err != nil {
+		return nil, err
+	}
+	c.readJournal(k)
+	return k, nil
 }
 
-// saveIndex writes the index atomically; a cache that cannot be written
-// only costs speed.
-func (c *Cache) saveIndex(k *keptIndex) { c.writeAtomically(c.indexPath(), k.encode()) }
+// saveIndex writes the index atomically, and empties the journal it
+// includes; a cache that cannot be written only costs speed.
+func (c *Cache) saveIndex(k *keptIndex) {
+	unlock := c.lockIndex()
+	defer unlock()
+	c.writeIndex(k)
+}
 
-// writeAtomically replaces the cache file at path with data, or leaves it
-// as it was.
-func (c *Cache) writeAtomically(path string, data []byte) {
+// writeIndex is saveIndex for a caller holding lockIndex.
+func (c *Cache) writeIndex(k *keptIndex) {
+	if c.writeAtomically(c.indexPath(), k.encode()) {
+		_ = os.Remove(c.journalPath())
+	}
+}
+
+// writeAtomically replaces the cache file at path with data and reports
+// true, or leaves it as it was.
+func (c *Cache) writeAtomically(path string, data []byte) bool {
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
-		return
+		return false
 	}
 	c.removeStaleTemps()
 	tmp, err := os.CreateTemp(c.dir, ".tmp-index-*")
 	if err != nil {
-		return
+		return false
 	}
 	_, werr := tmp.Write(data)
 	cerr := tmp.Close()
 	if werr != nil || cerr != nil || os.Rename(tmp.Name(), path) != nil {
 		_ = os.Remove(tmp.Name())
+		return false
 	}
+	return true
 }
 
 // removeStaleTemps removes the temporary files of index writes that a
@@ -90,13 +206,23 @@ func (c *Cache) removeStaleTemps() {
 func (k *keptIndex) encode() []byte {
 	k.chunks.seal()
 	var b bytes.Buffer
-	b.Grow(len(indexMagic) + 8 + len(k.covered)*48 + k.chunks.Len()*36 + sha256.Size)
+	keys := k.sortedKeys()
+	b.Grow(len(indexMagic) + 8 + 4 + len(k.ended)*32 + 4 + len(keys)*48 + 4 + k.chunks.Len()*36 + sha256.Size)
 	b.Write(indexMagic)
-	b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(k.covered))))
-	for key := range k.covered { // "snapshots/<graph>/<id>": under 255 bytes
-		b.WriteByte(byte(len(key)))
-		b.WriteString(key)
+	var checked int64
+	if !k.checked.IsZero() {
+		checked = k.checked.UnixNano()
 	}
+	b.Write(binary.BigEndian.AppendUint64(nil, uint64(checked)))
+	writeKeys := func(keys []string) {
+		b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(keys))))
+		for _, key := range keys { // snapshot keys and sweep ids: under 255 bytes
+			b.WriteByte(byte(len(key)))
+			b.WriteString(key)
+		}
+	}
+	writeKeys(slices.Sorted(maps.Keys(k.ended)))
+	writeKeys(keys)
 	b.Write(binary.BigEndian.AppendUint32(nil, uint32(k.chunks.Len())))
 	b.Write(k.chunks.records)
 	sum := sha256.Sum256(b.Bytes())
@@ -130,25 +256,60 @@ func decodeKeptIndex(data []byte) (*keptIndex, error) {
 		}
 		return int(binary.BigEndian.Uint32(b)), nil
 	}
+	// readKeys reads n (uint8 len, key) in increasing order: one string
+	// for all of them, each key a part of it.
+	readKeys := func(valid func(string) bool) ([]string, error) {
+		n, err := count()
+		if err != nil {
+			return nil, err
+		}
+		if n > len(r) {
+			return nil, errBadIndex
+		}
+		end := 0
+		for range n {
+			if end >= len(r) || end+1+int(r[end]) > len(r) {
+				return nil, errBadIndex
+			}
+			end += 1 + int(r[end])
+		}
+		region, _ := next(end)
+		text := string(region)
+		keys := make([]string, 0, n)
+		for at := 0; at < len(text); {
+			key := text[at+1 : at+1+int(text[at])]
+			at += 1 + len(key)
+			if !valid(key) || len(keys) > 0 && key <= keys[len(keys)-1] {
+				return nil, fmt.Errorf("%w: key %q", errBadIndex, key)
+			}
+			keys = append(keys, key)
+		}
+		return keys, nil
+	}
+	set := func(keys []string) map[string]bool {
+		m := make(map[string]bool, len(keys))
+		for _, key := range keys {
+			m[key] = true
+		}
+		return m
+	}
 	k := newKeptIndex()
-	refs, err := count()
+	checked, err := next(8)
 	if err != nil {
 		return nil, err
 	}
-	for range refs {
-		n, err := next(1)
-		if err != nil {
-			return nil, err
-		}
-		key, err := next(int(n[0]))
-		if err != nil {
-			return nil, err
-		}
-		if _, ok := parseSnapshotKey(string(key)); !ok {
-			return nil, fmt.Errorf("%w: snapshot key %q", errBadIndex, key)
-		}
-		k.covered[string(key)] = true
+	if ns := int64(binary.BigEndian.Uint64(checked)); ns != 0 {
+		k.checked = time.Unix(0, ns)
 	}
+	ended, err := readKeys(func(id string) bool { return id != "" && !strings.Contains(id, "/") })
+	if err != nil {
+		return nil, err
+	}
+	k.ended = set(ended)
+	if k.sorted, err = readKeys(validSnapshotKey); err != nil {
+		return nil, err
+	}
+	k.covered = nil // made when asked
 	chunks, err := count()
 	if err != nil {
 		return nil, err

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/providers"
@@ -80,4 +83,46 @@ func newFuzzStore(f *testing.F) blob.Store {
 		f.Fatal(err)
 	}
 	return s
+}
+
+// FuzzIDValidators: the hand-written id checks accept exactly what the
+// patterns they replaced accept.
+func FuzzIDValidators(f *testing.F) {
+	graphIDPattern := regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	snapshotIDPattern := regexp.MustCompile(`^\d{8}T\d{6}Z-[a-z2-7]{6}$`)
+	for _, s := range []string{"", "g", "g-1_A", strings.Repeat("a", 64), strings.Repeat("a", 65), "a/b", "é",
+		"20261127T150405Z-k3f7qa", "20261127T150405Z-k3f7q1", "20261127T150405Z-k3f7q", "20261127x150405Z-k3f7qa",
+		"2026112TT150405Z-k3f7qa", "20261127T150405Z-K3F7QA", "20261127T150405Z_k3f7qa", "20261127T15040٣Z-k3f7qa"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := ValidGraphID(s), graphIDPattern.MatchString(s); got != want {
+			t.Fatalf("ValidGraphID(%q) = %v, the pattern says %v", s, got, want)
+		}
+		if got, want := ValidSnapshotID(s), snapshotIDPattern.MatchString(s); got != want {
+			t.Fatalf("ValidSnapshotID(%q) = %v, the pattern says %v", s, got, want)
+		}
+	})
+}
+
+// FuzzSnapshotIDTime: ParseSnapshotID reads the time time.Parse reads, and
+// refuses what it refuses.
+func FuzzSnapshotIDTime(f *testing.F) {
+	for _, s := range []string{"20261127T150405Z-k3f7qa", "20260230T000000Z-aaaaaa", "20261131T000000Z-aaaaaa", "20240229T235959Z-zzzzzz",
+		"20230229T000000Z-aaaaaa", "20261327T150405Z-k3f7qa", "20261127T240000Z-k3f7qa", "20261127T156005Z-k3f7qa", "00000000T000000Z-aaaaaa"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseSnapshotID(s)
+		if !ValidSnapshotID(s) {
+			if err == nil {
+				t.Fatalf("ParseSnapshotID(%q) accepted an id of the wrong shape", s)
+			}
+			return
+		}
+		want, werr := time.Parse("20060102T150405Z", s[:16])
+		if (err == nil) != (werr == nil) || !got.Equal(want) {
+			t.Fatalf("ParseSnapshotID(%q) = %v, %v; time.Parse: %v, %v", s, got, err, want, werr)
+		}
+	})
 }

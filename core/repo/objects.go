@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -185,20 +184,72 @@ func (s SnapshotRef) Key() string { return SnapshotPrefix + s.Graph + "/" + s.ID
 // SnapshotPrefix is the prefix of every manifest key.
 const SnapshotPrefix = "snapshots/"
 
-var (
-	graphIDPattern    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	snapshotIDPattern = regexp.MustCompile(`^(\d{8}T\d{6}Z)-[a-z2-7]{6}$`)
-)
-
 // ValidGraphID reports whether id is a graph id: [A-Za-z0-9_-]{1,64}.
-func ValidGraphID(id string) bool { return graphIDPattern.MatchString(id) }
+// (By hand, not with a regexp: every key of a listing goes through it.)
+func ValidGraphID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // ValidID reports whether id is a graph, target or job id (the same form).
-func ValidID(id string) bool { return graphIDPattern.MatchString(id) }
+func ValidID(id string) bool { return ValidGraphID(id) }
 
 // ValidSnapshotID reports whether id has the form of a snapshot or
 // checkpoint id (20261127T150405Z-k3f7qa).
-func ValidSnapshotID(id string) bool { return snapshotIDPattern.MatchString(id) }
+func ValidSnapshotID(id string) bool { return snapshotIDShape(id) }
+
+// snapshotIDTime is the time an id of the right shape names, refusing a
+// date or time that does not exist (as time.Parse does, ten times faster:
+// every key of a listing goes through it).
+func snapshotIDTime(id string) (time.Time, bool) {
+	if !snapshotIDShape(id) {
+		return time.Time{}, false
+	}
+	num := func(from, to int) int {
+		n := 0
+		for _, c := range id[from:to] {
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	year, month, day := num(0, 4), time.Month(num(4, 6)), num(6, 8)
+	hour, minute, sec := num(9, 11), num(11, 13), num(13, 15)
+	if month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(year, month, day, hour, minute, sec, 0, time.UTC)
+	if t.Day() != day { // the 31st of a 30-day month, say
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// snapshotIDShape reports whether id matches ^\d{8}T\d{6}Z-[a-z2-7]{6}$.
+func snapshotIDShape(id string) bool {
+	if len(id) != len("20261127T150405Z-k3f7qa") || id[8] != 'T' || id[15] != 'Z' || id[16] != '-' {
+		return false
+	}
+	for i := 0; i < 15; i++ {
+		if i != 8 && (id[i] < '0' || id[i] > '9') {
+			return false
+		}
+	}
+	for i := 17; i < len(id); i++ {
+		if c := id[i]; !('a' <= c && c <= 'z' || '2' <= c && c <= '7') {
+			return false
+		}
+	}
+	return true
+}
 
 // CheckGraphID returns a clear error for an invalid graph id.
 func CheckGraphID(id string) error {
@@ -230,11 +281,19 @@ const sortableBase32 = "234567abcdefghijklmnopqrstuvwxyz"
 
 // ParseSnapshotID checks an id and returns the time it carries.
 func ParseSnapshotID(id string) (time.Time, error) {
-	m := snapshotIDPattern.FindStringSubmatch(id)
-	if m == nil {
+	t, ok := snapshotIDTime(id)
+	if !ok {
 		return time.Time{}, fmt.Errorf("snapshot id %q is invalid: want the form 20261127T150405Z-k3f7qa", id)
 	}
-	return time.Parse("20060102T150405Z", m[1])
+	return t, nil
+}
+
+// validSnapshotKey reports whether key is snapshots/<graph>/<id>, without
+// reading the time in the id.
+func validSnapshotKey(key string) bool {
+	rest, found := strings.CutPrefix(key, SnapshotPrefix)
+	graph, id, found2 := strings.Cut(rest, "/")
+	return found && found2 && ValidGraphID(graph) && snapshotIDShape(id)
 }
 
 // parseSnapshotKey reads snapshots/<graph>/<id>; ok is false for anything

@@ -37,6 +37,11 @@ import (
 // sweep to end before storing any of them, and stores it again (Condemned).
 // A record whose prune lease is gone belongs to a prune that died; writers
 // ignore it and the next prune removes it.
+//
+// A sweep that has ended (or whose prune died) leaves a record of that, an
+// "ended" record, for SweepLogKept. A backup that trusts the index it kept
+// from earlier runs, instead of listing every snapshot, reads them (the
+// SweepLog) to learn whether chunks may have gone since (Cache.Known).
 
 // SweepPrefix holds the records of prunes deleting chunks (never
 // replicated).
@@ -45,8 +50,14 @@ const SweepPrefix = "gc/"
 const (
 	sweepChunks = "/chunks"
 	sweepWaits  = "/waits"
+	sweepEnded  = "/ended"
 	sweepMagic  = "GKGC1\n"
 )
+
+// SweepLogKept is how long a prune keeps the ended records of sweeps. A
+// kept index is checked against the listing far more often (indexTrusted),
+// so no writer misses a sweep that ended after its last check.
+const SweepLogKept = 7 * 24 * time.Hour
 
 // Sweep is a prune's published intent to delete chunks.
 type Sweep struct {
@@ -81,9 +92,22 @@ func (r *Repository) PublishSweepWaits(ctx context.Context, s *Sweep, leases []s
 	return nil
 }
 
-// EndSweep removes a sweep's records: writers waiting for it go on.
+// EndSweep records that the sweep deletes nothing more, then removes its
+// records: writers waiting for it go on. When the ended record cannot be
+// written the records stay, and the sweep counts as one whose prune died.
 func (r *Repository) EndSweep(ctx context.Context, s *Sweep) error {
+	if err := r.markSweepEnded(ctx, s.ID); err != nil {
+		return err
+	}
 	return r.removeSweep(ctx, s.ID)
+}
+
+func (r *Repository) markSweepEnded(ctx context.Context, id string) error {
+	stamp := []byte(time.Now().UTC().Format(time.RFC3339) + "\n")
+	if err := blob.PutBytes(ctx, r.store, SweepPrefix+id+sweepEnded, stamp, nil); err != nil {
+		return fmt.Errorf("record the end of prune's sweep %s: %w", id, err)
+	}
+	return nil
 }
 
 func (r *Repository) removeSweep(ctx context.Context, id string) error {
@@ -95,8 +119,9 @@ func (r *Repository) removeSweep(ctx context.Context, id string) error {
 	return nil
 }
 
-// RemoveDeadSweeps removes the records of sweeps whose prune died, and
-// returns how many it removed.
+// RemoveDeadSweeps ends the sweeps whose prune died (an ended record, then
+// their records removed) and returns how many; it removes the ended records
+// older than SweepLogKept.
 func (r *Repository) RemoveDeadSweeps(ctx context.Context, opts LeaseOptions) (int, error) {
 	sweeps, err := r.listSweeps(ctx)
 	if err != nil {
@@ -104,6 +129,12 @@ func (r *Repository) RemoveDeadSweeps(ctx context.Context, opts LeaseOptions) (i
 	}
 	removed := 0
 	for id, rec := range sweeps {
+		if rec.ended {
+			if err := r.removeEnded(ctx, id, rec); err != nil {
+				return removed, err
+			}
+			continue
+		}
 		if !rec.chunks {
 			if err := r.removeSweep(ctx, id); err != nil {
 				return removed, err
@@ -124,6 +155,9 @@ func (r *Repository) RemoveDeadSweeps(ctx context.Context, opts LeaseOptions) (i
 			}
 		}
 		if !alive {
+			if err := r.markSweepEnded(ctx, id); err != nil {
+				return removed, err
+			}
 			if err := r.removeSweep(ctx, id); err != nil {
 				return removed, err
 			}
@@ -133,12 +167,32 @@ func (r *Repository) RemoveDeadSweeps(ctx context.Context, opts LeaseOptions) (i
 	return removed, nil
 }
 
+// removeEnded removes what a killed EndSweep left of an ended sweep's
+// records, and its ended record once older than SweepLogKept (by the time
+// in its id; an id without one is kept).
+func (r *Repository) removeEnded(ctx context.Context, id string, rec *sweepObjects) error {
+	if rec.chunks || rec.waits {
+		if err := r.removeSweep(ctx, id); err != nil {
+			return err
+		}
+	}
+	began, err := time.Parse("20060102T150405Z", id[:min(len(id), len("20060102T150405Z"))])
+	if err != nil || time.Since(began) < SweepLogKept {
+		return nil
+	}
+	if err := r.store.Delete(ctx, SweepPrefix+id+sweepEnded); err != nil && !errors.Is(err, blob.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
 // Condemned is what a writer holding a shared lease must not rely on:
 // the chunks of the sweeps that do not wait for it.
 type Condemned struct {
 	repo   *Repository
 	opts   LeaseOptions
 	sweeps []*Sweep
+	log    SweepLog
 
 	once    sync.Once
 	waitErr error
@@ -148,12 +202,19 @@ type Condemned struct {
 // writer's shared lease, and before reading the index.
 func (r *Repository) Condemned(ctx context.Context, mine *Lease, opts LeaseOptions) (*Condemned, error) {
 	opts.applyDefaults()
-	c := &Condemned{repo: r, opts: opts}
+	c := &Condemned{repo: r, opts: opts, log: SweepLog{Read: time.Now()}}
 	sweeps, err := r.listSweeps(ctx)
 	if err != nil || len(sweeps) == 0 {
 		return c, err
 	}
 	for id, rec := range sweeps {
+		if rec.ended {
+			c.log.Ended = append(c.log.Ended, id)
+			continue
+		}
+		// Running, dead, or ending as the listing went: chunks may go
+		// without an ended record to say so yet.
+		c.log.Open = true
 		if !rec.chunks {
 			continue
 		}
@@ -172,8 +233,24 @@ func (r *Repository) Condemned(ctx context.Context, mine *Lease, opts LeaseOptio
 			c.sweeps = append(c.sweeps, s)
 		}
 	}
+	slices.Sort(c.log.Ended)
 	return c, nil
 }
+
+// SweepLog is what a writer read of the sweeps in SweepPrefix.
+type SweepLog struct {
+	// Read is when the reading began: every sweep in Ended had deleted
+	// all it would by then.
+	Read time.Time
+	// Ended names the sweeps with an ended record, sorted.
+	Ended []string
+	// Open reports a sweep without one (running, or its prune died): it
+	// may delete, or have deleted, chunks no record says are gone.
+	Open bool
+}
+
+// Log is what c was read from.
+func (c *Condemned) Log() SweepLog { return c.log }
 
 // sweepWaitsFor reports whether sweep s waits for the lease at key, and
 // whether it is still running. A sweep between steps 1 and 2 has no waits
@@ -267,7 +344,7 @@ func (c *Condemned) Wait(ctx context.Context) error {
 	return c.waitErr
 }
 
-type sweepObjects struct{ chunks, waits bool }
+type sweepObjects struct{ chunks, waits, ended bool }
 
 func (r *Repository) listSweeps(ctx context.Context) (map[string]*sweepObjects, error) {
 	out := map[string]*sweepObjects{}
@@ -278,6 +355,9 @@ func (r *Repository) listSweeps(ctx context.Context) (map[string]*sweepObjects, 
 			return nil
 		}
 		id, suffix := rest[:i], rest[i:]
+		if suffix != sweepChunks && suffix != sweepWaits && suffix != sweepEnded {
+			return nil // not graphkeep's
+		}
 		rec := out[id]
 		if rec == nil {
 			rec = &sweepObjects{}
@@ -288,6 +368,8 @@ func (r *Repository) listSweeps(ctx context.Context) (map[string]*sweepObjects, 
 			rec.chunks = true
 		case sweepWaits:
 			rec.waits = true
+		case sweepEnded:
+			rec.ended = true
 		}
 		return nil
 	})

@@ -181,9 +181,7 @@ func TestPruneWaitsForEarlierBackup(t *testing.T) {
 	}
 	allChunksThere(t, store, out.m)
 	restoresTo(t, r, out.m, content)
-	if keys := keysUnder(t, store, repo.SweepPrefix); len(keys) != 0 {
-		t.Fatalf("prune left its records: %v", keys)
-	}
+	onlyEndedRecords(t, store, 1)
 }
 
 // A backup that begins while a prune is deleting must not rely on the
@@ -290,10 +288,23 @@ func TestDeadPruneIsIgnoredAndCleaned(t *testing.T) {
 	if res.DeadSweeps != 1 {
 		t.Fatalf("prune = %+v: want the dead prune's record removed", res)
 	}
-	if keys := keysUnder(t, store, repo.SweepPrefix); len(keys) != 0 {
-		t.Fatalf("records left: %v", keys)
-	}
+	onlyEndedRecords(t, store, 1)
 	allChunksThere(t, store, m)
+}
+
+// onlyEndedRecords fails unless what prunes left under gc/ is n ended
+// records: the running sweeps' records are gone.
+func onlyEndedRecords(t *testing.T, store blob.Store, n int) {
+	t.Helper()
+	keys := keysUnder(t, store, repo.SweepPrefix)
+	for _, k := range keys {
+		if !strings.HasSuffix(k, "/ended") {
+			t.Fatalf("prune left the records of a sweep, not only its ended record: %v", keys)
+		}
+	}
+	if len(keys) != n {
+		t.Fatalf("ended records %v, want %d", keys, n)
+	}
 }
 
 // Prunes exclude each other; backups and prunes do not.
