@@ -24,15 +24,23 @@ const (
 type Pool struct {
 	mu     sync.Mutex
 	free   [maxShift + 1][][]byte
-	kept   int64
+	kept   int64 // bytes of free buffers
+	out    int64 // bytes of buffers handed out and not yet put back
 	budget int64
 }
 
-// New returns a Pool keeping at most budget bytes of free buffers.
+// New returns a Pool whose buffers, handed out and kept free together,
+// stay within budget bytes as far as keeping goes: a buffer put back is
+// kept only while they do. In-use memory is never limited here (that is
+// the callers' budgets); what the pool adds to it is, so the heap of a
+// pipeline using it peaks near max(in use, budget) rather than their sum.
 func New(budget int64) *Pool { return &Pool{budget: budget} }
 
-// Default is the pool the backup and restore pipelines share: their working
-// set (chunks in flight, validation queues) stays well inside it.
+// Default is the pool the backup and restore pipelines share. Its budget
+// holds their working set (chunks in flight, validation queues) and, under
+// graphkeep's 96 MiB soft memory limit, leaves room for the rest of the
+// heap: with free buffers kept on top of those in use, a big restore's heap
+// passed the limit and the collector ran without pause.
 var Default = New(64 << 20)
 
 // Get returns a buffer of length n; its contents are undefined.
@@ -47,9 +55,11 @@ func (p *Pool) Get(n int) []byte {
 		free[len(free)-1] = nil
 		p.free[shift] = free[:len(free)-1]
 		p.kept -= int64(cap(b))
+		p.out += int64(cap(b))
 		p.mu.Unlock()
 		return b[:n]
 	}
+	p.out += 1 << shift
 	p.mu.Unlock()
 	return make([]byte, n, 1<<shift)
 }
@@ -64,7 +74,8 @@ func (p *Pool) Put(b []byte) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.kept+int64(c) > p.budget {
+	p.out = max(0, p.out-int64(c))
+	if p.out+p.kept+int64(c) > p.budget {
 		return
 	}
 	p.kept += int64(c)

@@ -52,3 +52,27 @@ func (p *Pool) Kept() int64 {
 	defer p.mu.Unlock()
 	return p.kept
 }
+
+// Buffers in use count against the budget: while they fill it, a buffer
+// put back is dropped, so the pool's free buffers never add to a peak of
+// buffers in use above the budget.
+func TestBuffersInUseLeaveRoomForFewerFree(t *testing.T) {
+	p := New(4 << 20)
+	var inUse [][]byte
+	for range 6 {
+		inUse = append(inUse, p.Get(1<<20))
+	}
+	for i, want := range []int64{0, 0, 1, 2, 3, 4} {
+		p.Put(inUse[i])
+		if p.Kept() != want<<20 {
+			t.Fatalf("after %d of 6 MiB put back: %d bytes kept, want %d MiB", i+1, p.Kept(), want)
+		}
+	}
+	// Reused buffers are in use again.
+	a, b := p.Get(1<<20), p.Get(1<<20)
+	p.Put(a)
+	if p.Kept() != 3<<20 {
+		t.Fatalf("kept %d, want 3 MiB", p.Kept())
+	}
+	p.Put(b)
+}
