@@ -15,21 +15,28 @@ import (
 	"github.com/graphkeep/graphkeep/providers"
 )
 
+// newRepoWithCache is a new repository in memory, opened with a cache of
+// its own.
+func newRepoWithCache(t *testing.T) (*repo.Repository, blob.Store) {
+	t.Helper()
+	store := newStore(t)
+	if _, err := repo.Init(context.Background(), store, repo.InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(context.Background(), store, repo.OpenOptions{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, store
+}
+
 // Index keeps what it found on local disk and reads only the manifests new
 // since: with the cached manifests gone and the kept index in place, one new
 // snapshot costs at most one manifest read, not one per snapshot in the history. A
 // forgotten snapshot's chunks leave the index; a damaged index is rebuilt.
 func TestIndexReadsOnlyNewManifests(t *testing.T) {
 	ctx := context.Background()
-	store := newStore(t)
-	if _, err := repo.Init(ctx, store, repo.InitOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	cacheDir := t.TempDir()
-	r, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: cacheDir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, store := newRepoWithCache(t)
 	want := map[repo.ChunkID]int{}
 	save := func(i int) *repo.Manifest {
 		var id repo.ChunkID
@@ -119,14 +126,7 @@ func TestIndexReadsOnlyNewManifests(t *testing.T) {
 // snapshot part of the index a Known without listing returns.
 func TestKnownListsOnlyWhenItMust(t *testing.T) {
 	ctx := context.Background()
-	store := newStore(t)
-	if _, err := repo.Init(ctx, store, repo.InitOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, store := newRepoWithCache(t)
 	save := func(i int) *repo.Manifest {
 		var id repo.ChunkID
 		copy(id[:], fmt.Sprintf("chunk-%04d", i))
@@ -241,14 +241,7 @@ func BenchmarkKnownTrusted(b *testing.B) {
 // quarter of the index (and 256 KiB) it is folded in.
 func TestAddJournalsAndFolds(t *testing.T) {
 	ctx := context.Background()
-	store := newStore(t)
-	if _, err := repo.Init(ctx, store, repo.InitOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, _ := newRepoWithCache(t)
 	log := repo.SweepLog{Read: time.Now()}
 	if _, err := r.Cache().Known(ctx, log); err != nil {
 		t.Fatal(err)

@@ -19,14 +19,7 @@ import (
 // damaged file is rebuilt from the manifests.
 func TestInfosReadOnlyNewManifests(t *testing.T) {
 	ctx := context.Background()
-	store := newStore(t)
-	if _, err := repo.Init(ctx, store, repo.InitOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, store := newRepoWithCache(t)
 	var want []repo.SnapshotInfo
 	save := func(graph string, i int) *repo.Manifest {
 		var id repo.ChunkID
