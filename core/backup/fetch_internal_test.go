@@ -17,6 +17,10 @@ import (
 type gets struct {
 	blob.Store
 	now, peak atomic.Int32
+	// gather, when set, holds each read until that many are in flight (or
+	// a second has passed), so a test of the window does not depend on how
+	// fast the machine starts them.
+	gather atomic.Int32
 }
 
 func (g *gets) Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
@@ -25,6 +29,11 @@ func (g *gets) Get(ctx context.Context, key string, offset, length int64) (io.Re
 	for p := g.peak.Load(); n > p && !g.peak.CompareAndSwap(p, n); p = g.peak.Load() {
 	}
 	time.Sleep(5 * time.Millisecond) // a round trip, so fetches overlap
+	if want := g.gather.Load(); want > 0 {
+		for deadline := time.Now().Add(time.Second); g.peak.Load() < want && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+	}
 	return g.Store.Get(ctx, key, offset, length)
 }
 
@@ -119,6 +128,7 @@ func TestFetcherSharesItsWindow(t *testing.T) {
 	}
 
 	// One file alone: the whole window.
+	store.gather.Store(12)
 	f := newFetcher(ctx, r, 12, 64<<20)
 	if err := read(f, files[0]); err != nil {
 		t.Fatal(err)
@@ -129,6 +139,7 @@ func TestFetcherSharesItsWindow(t *testing.T) {
 	}
 
 	// Three at once: still the window, and nothing left reserved.
+	store.gather.Store(0)
 	store.peak.Store(0)
 	f = newFetcher(ctx, r, 12, 64<<20)
 	errs := make(chan error, 3)
