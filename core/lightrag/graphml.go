@@ -16,9 +16,17 @@ func validateGraphML(in *input, names bool) *FileStats {
 	st := &FileStats{Kind: KindGraphML}
 	t := &tagReader{in: in}
 	keys := map[string]string{} // key id -> attr.name
-	nodes := map[string]struct{}{}
+	// Nodes are held as hashes of their ids as written, 8 bytes each
+	// whatever the id's length: a 10 GB graph has hundreds of thousands of
+	// nodes and edges, and holding their ids as strings cost tens of MiB.
+	// Edges are checked as they come, against the nodes seen so far
+	// (networkx writes every node first); only an edge naming a node not
+	// seen yet is kept, by name, for the check at the end.
+	nodes := map[uint64]struct{}{}
 	type edge struct{ source, target string }
-	var edges []edge
+	var later []edge
+	var edgeCount int64
+	var ids, pairs keyCollector
 	var stack []string
 	sawRoot := false
 	interned := map[string]string{} // tag names: the stack holds no copies
@@ -51,9 +59,24 @@ func validateGraphML(in *input, names bool) *FileStats {
 				st.Problem = "a node has no id"
 				return st
 			}
-			nodes[string(id)] = struct{}{}
+			h := hashName(id)
+			if _, seen := nodes[h]; !seen {
+				nodes[h] = struct{}{}
+				if names {
+					ids.add(unescapeXML(id))
+				}
+			}
 		case "edge":
-			edges = append(edges, edge{string(tag.attr("source")), string(tag.attr("target"))})
+			source, target := tag.attr("source"), tag.attr("target")
+			edgeCount++
+			if names {
+				pairs.addPair(unescapeXML(source), unescapeXML(target))
+			}
+			_, okS := nodes[hashName(source)]
+			_, okT := nodes[hashName(target)]
+			if !okS || !okT {
+				later = append(later, edge{string(source), string(target)})
+			}
 		case "data":
 			if _, ok := keys[string(tag.attr("key"))]; !ok {
 				st.Problem = fmt.Sprintf("data uses undeclared key %q", tag.attr("key"))
@@ -77,23 +100,16 @@ func validateGraphML(in *input, names bool) *FileStats {
 		st.Problem = fmt.Sprintf("GraphML does not parse: <%s> is never closed (the file is truncated)", stack[len(stack)-1])
 		return st
 	}
-	for _, e := range edges {
-		_, okS := nodes[e.source]
-		_, okT := nodes[e.target]
+	for _, e := range later {
+		_, okS := nodes[hashName([]byte(e.source))]
+		_, okT := nodes[hashName([]byte(e.target))]
 		if !okS || !okT {
 			st.Problem = fmt.Sprintf("edge %q -> %q names a node that does not exist", e.source, e.target)
 			return st
 		}
 	}
-	st.Nodes, st.Edges = int64(len(nodes)), int64(len(edges))
+	st.Nodes, st.Edges = int64(len(nodes)), edgeCount
 	if names {
-		var ids, pairs keyCollector
-		for id := range nodes {
-			ids.add(unescapeXML([]byte(id)))
-		}
-		for _, e := range edges {
-			pairs.addPair(unescapeXML([]byte(e.source)), unescapeXML([]byte(e.target)))
-		}
 		st.Keys, st.Pairs = ids.set(), pairs.set()
 	}
 	return st

@@ -74,11 +74,17 @@ func (c *keyCollector) addSepPair(key []byte) {
 
 const sep = "<SEP>"
 
-// set returns the collected names as a KeySet.
+// set returns the collected names as a KeySet; the collector is emptied.
+// The hashes are sorted where they were gathered and copied only when
+// duplicates or growth left much of the array unused.
 func (c *keyCollector) set() *KeySet {
-	h := slices.Clone(c.hashes)
+	h := c.hashes
+	c.hashes = nil
 	slices.Sort(h)
 	h = slices.Compact(h)
+	if cap(h)-len(h) > len(h)/4 {
+		h = slices.Clone(h)
+	}
 	var sum uint64
 	for _, x := range h {
 		sum += x
