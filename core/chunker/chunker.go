@@ -55,9 +55,15 @@ type Chunker struct {
 	buf          []byte
 	start, end   int // unconsumed data is buf[start:end]
 	eof          bool
+	// The chunk at start is scanned as data arrives: buf[start:start+scanned]
+	// has been rolled into fp without a boundary. The gear hash depends only
+	// on the bytes, so resuming where a scan stopped finds the boundary a
+	// scan of a whole MaxSize window would.
+	scanned int
+	fp      uint64
 }
 
-// New returns a Chunker over r. It allocates one buffer of 2 x MaxSize.
+// New returns a Chunker over r. It allocates one buffer of 1.25 x MaxSize.
 func New(r io.Reader, p Params) (*Chunker, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -69,70 +75,93 @@ func New(r io.Reader, p Params) (*Chunker, error) {
 		maskS: topBits(b + 2), // harder to match before the average size
 		maskL: topBits(b - 2), // easier after it
 		r:     r,
-		buf:   make([]byte, 2*p.MaxSize),
+		buf:   make([]byte, p.MaxSize+p.MaxSize/4),
 	}, nil
 }
 
 // Reset points the Chunker at a new stream, keeping its buffer.
 func (c *Chunker) Reset(r io.Reader) {
 	c.r, c.start, c.end, c.eof = r, 0, 0, false
+	c.scanned, c.fp = 0, 0
 }
 
 // Next returns the next chunk, or io.EOF after the last. The slice is valid
 // until the next call.
+//
+// It reads only until the chunk's boundary is known, so what is left over
+// for the next chunk is what the last read brought beyond it; when the
+// buffer is full, the chunk begun so far moves to its front. That moves a
+// fraction of the bytes a "keep MaxSize ahead" buffer moves, in a buffer
+// that needs room for one chunk and a read, not two chunks.
 func (c *Chunker) Next() ([]byte, error) {
-	if err := c.fill(); err != nil {
-		return nil, err
+	for {
+		data := c.buf[c.start:c.end]
+		if n, ok := c.boundary(data); ok {
+			if n == 0 {
+				return nil, io.EOF
+			}
+			c.start += n
+			c.scanned, c.fp = 0, 0
+			return data[:n], nil
+		}
+		if err := c.read(); err != nil {
+			return nil, err
+		}
 	}
-	data := c.buf[c.start:c.end]
-	if len(data) == 0 {
-		return nil, io.EOF
-	}
-	n := c.cut(data)
-	c.start += n
-	return data[:n], nil
 }
 
-// fill makes at least MaxSize bytes available, unless the stream ends first.
-func (c *Chunker) fill() error {
-	if c.eof || c.end-c.start >= c.p.MaxSize {
-		return nil
+// read appends what the stream has to the buffer, first moving the
+// unconsumed data to its front when the buffer is full.
+func (c *Chunker) read() error {
+	if c.end == len(c.buf) {
+		copy(c.buf, c.buf[c.start:c.end])
+		c.end -= c.start
+		c.start = 0
 	}
-	copy(c.buf, c.buf[c.start:c.end])
-	c.end -= c.start
-	c.start = 0
-	for c.end < len(c.buf) && !c.eof {
+	for {
 		n, err := c.r.Read(c.buf[c.end:])
 		c.end += n
 		switch {
 		case errors.Is(err, io.EOF):
 			c.eof = true
+			return nil
 		case err != nil:
 			return err
+		case n > 0:
+			return nil
 		}
 	}
-	return nil
 }
 
-// cut returns the length of the chunk at the start of data.
-func (c *Chunker) cut(data []byte) int {
-	n := len(data)
-	if n <= c.p.MinSize {
-		return n
+// boundary returns the length of the chunk at the start of data, when what
+// has been read decides it: ok is false while more data could move it.
+func (c *Chunker) boundary(data []byte) (n int, ok bool) {
+	whole := c.eof || len(data) >= c.p.MaxSize // nothing more can be seen
+	limit := min(len(data), c.p.MaxSize)
+	if limit <= c.p.MinSize {
+		return limit, whole
 	}
-	if n > c.p.MaxSize {
-		n = c.p.MaxSize
+	if c.scanned < c.p.MinSize {
+		c.scanned, c.fp = c.p.MinSize, 0
 	}
-	normal := min(c.p.AvgSize, n)
 	// Harder to match before the average size, easier after it.
-	end, fp, found := c.roll(data[:normal], c.p.MinSize, 0, c.maskS)
+	if c.scanned < c.p.AvgSize {
+		normal := min(c.p.AvgSize, limit)
+		end, fp, found := c.roll(data[:normal], c.scanned, c.fp, c.maskS)
+		if found {
+			return end, true
+		}
+		c.scanned, c.fp = normal, fp
+		if normal < c.p.AvgSize {
+			return limit, whole
+		}
+	}
+	end, fp, found := c.roll(data[:limit], c.scanned, c.fp, c.maskL)
 	if found {
-		return end
+		return end, true
 	}
-	if end, _, found = c.roll(data[:n], normal, fp, c.maskL); found {
-		return end
-	}
-	return n
+	c.scanned, c.fp = limit, fp
+	return limit, whole
 }
 
 // roll continues the gear hash fp over d from i and returns the end of the

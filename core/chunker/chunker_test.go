@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"testing"
+	"testing/iotest"
 
 	"github.com/graphkeep/graphkeep/core/chunker"
 )
@@ -58,6 +60,61 @@ func TestChunksReassembleAndRespectBounds(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Boundaries depend on the bytes only, never on how the reader splits
+// them: the chunker scans a chunk as its data arrives and resumes where it
+// stopped.
+func TestBoundariesDoNotDependOnReadSizes(t *testing.T) {
+	p, err := chunker.ParamsForAverage(64<<10, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Random data, then zeros (no boundary: every chunk is cut at MaxSize),
+	// then random again.
+	data := slices.Concat(random(900<<10, 1), make([]byte, 3*p.MaxSize+123), random(700<<10, 2))
+	want := chunks(t, data, p)
+	readers := map[string]func() io.Reader{
+		"one byte":   func() io.Reader { return iotest.OneByteReader(bytes.NewReader(data)) },
+		"half":       func() io.Reader { return iotest.HalfReader(bytes.NewReader(data)) },
+		"eof w/data": func() io.Reader { return iotest.DataErrReader(bytes.NewReader(data)) },
+		"uneven":     func() io.Reader { return &unevenReader{r: bytes.NewReader(data), rng: rand.New(rand.NewPCG(7, 7))} },
+	}
+	for name, reader := range readers {
+		t.Run(name, func(t *testing.T) {
+			c, err := chunker.New(reader(), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; ; i++ {
+				b, err := c.Next()
+				if err == io.EOF {
+					if i != len(want) {
+						t.Fatalf("%d chunks, want %d", i, len(want))
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i >= len(want) || !bytes.Equal(b, want[i]) {
+					t.Fatalf("chunk %d differs from the one cut from whole reads", i)
+				}
+			}
+		})
+	}
+}
+
+// unevenReader returns reads of random sizes from 1 byte to 100 KiB, and
+// sometimes none.
+type unevenReader struct {
+	r   io.Reader
+	rng *rand.Rand
+}
+
+func (u *unevenReader) Read(p []byte) (int, error) {
+	n := min(len(p), u.rng.IntN(100<<10))
+	return u.r.Read(p[:n])
 }
 
 // An insertion near the start must leave most later chunks unchanged: the
