@@ -231,7 +231,7 @@ with --allow-flagged.`,
 				}
 			}
 			bar := newProgress(g.json)
-			results, err := svc.RunRestore(ctx, plan, func(string) func(backup.Progress) { bar.done(); return bar.update("restore") })
+			results, err := svc.RunRestore(ctx, plan, func(string) func(backup.Progress) { return bar.update("restore") })
 			bar.done()
 			if !g.json {
 				for _, res := range results {

@@ -39,7 +39,34 @@ type RestoreOptions struct {
 	// Force restores into a directory that holds files but no LightRAG
 	// data (ErrNotAGraph without it).
 	Force bool
+	// Downloads, when set, is shared with the other restores running at
+	// once (Fetches is then its own); nil: the restore has its own.
+	Downloads *Downloads
 }
+
+// Downloads is the read-ahead of one or more restores running at once:
+// one window of reads in flight, one memory budget and one limit on the
+// files written at once, over all of them. Graphs restored together keep
+// the store busy where one alone leaves it idle (at its start, while its
+// manifest is read and its directory prepared, and at its end, while its
+// last big file finishes alone and its tree is checked), and they hold no
+// more memory than one.
+type Downloads struct {
+	fetch *fetcher
+	files chan struct{} // a slot per file being written
+}
+
+// NewDownloads returns read-ahead for restores from r; fetches as in
+// RestoreOptions.Fetches. Close it once they have returned.
+func NewDownloads(ctx context.Context, r *repo.Repository, fetches int) *Downloads {
+	if fetches <= 0 {
+		fetches = max(12, blob.RequestsOf(r.Store()))
+	}
+	return &Downloads{fetch: newFetcher(ctx, r, fetches, restoreBuffer), files: make(chan struct{}, parallelFiles)}
+}
+
+// Close stops what is still being read ahead.
+func (d *Downloads) Close() { d.fetch.stop() }
 
 // ErrNotAGraph: the destination holds files, none of them LightRAG's.
 var ErrNotAGraph = &problem.Error{Kind: problem.NeedsForce, Code: "unprocessable", Remedy: problem.ForceOrNewDest, Msg: "the destination holds files but no LightRAG data"}
@@ -88,8 +115,9 @@ var ErrUnsafePath = problem.New(problem.Invalid, "unprocessable", "unsafe path i
 // directory that was at dest is kept beside it for undo. On any failure dest
 // is left exactly as it was.
 func Restore(ctx context.Context, r *repo.Repository, ref repo.SnapshotRef, dest string, opts RestoreOptions) (*RestoreResult, error) {
-	if opts.Fetches <= 0 {
-		opts.Fetches = max(12, blob.RequestsOf(r.Store()))
+	if opts.Downloads == nil {
+		opts.Downloads = NewDownloads(ctx, r, opts.Fetches)
+		defer opts.Downloads.Close()
 	}
 	start := time.Now()
 	m, err := r.Cache().Manifest(ctx, ref)
@@ -207,8 +235,7 @@ func writeTree(ctx context.Context, r *repo.Repository, m *repo.Manifest, dir st
 		return err
 	}
 	defer root.Close()
-	fetch := newFetcher(ctx, r, opts.Fetches, restoreBuffer)
-	defer fetch.stop()
+	fetch, files := opts.Downloads.fetch, opts.Downloads.files
 	validation := map[string]*lightrag.FileStats{}
 	prog := Progress{Graph: m.Graph, TotalFiles: m.Totals.Files, TotalBytes: m.Totals.SizeBytes}
 	var mu sync.Mutex // guards validation, prog, res
@@ -235,15 +262,21 @@ func writeTree(ctx context.Context, r *repo.Repository, m *repo.Manifest, dir st
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(parallelFiles)
 	for _, f := range m.Files {
 		if f.Type != repo.TypeFile {
 			continue
 		}
+		// A slot is taken here, in the manifest's order, so files start in
+		// that order whichever graphs share the slots.
+		select {
+		case files <- struct{}{}:
+		case <-gctx.Done():
+		}
+		if gctx.Err() != nil {
+			break
+		}
 		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return err
-			}
+			defer func() { <-files }()
 			st, err := writeFile(root, filepath.FromSlash(f.Path), f, fetch, func(n int64) {
 				if opts.Progress != nil {
 					mu.Lock()
@@ -367,8 +400,11 @@ func syncDir(dir string) error {
 	return nil
 }
 
+// randomSuffixBytes is the entropy of a staging directory's name.
+const randomSuffixBytes = 6
+
 func randomSuffix() string {
-	var b [6]byte
+	var b [randomSuffixBytes]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -25,9 +26,13 @@ import (
 //     names any more.
 //   - The old tree is kept as .graphkeep-previous-NAME-<time>, one per
 //     restore; they go only when asked (RemovePrevious).
-//   - One restore swaps beside a destination at a time: a restore holds a
+//   - One restore swaps into a destination at a time. A restore holds a
 //     lock (flock) on the destination's parent directory from its recovery
-//     step to its swap; restores of graphs in one root take turns.
+//     step to its swap, so restores by different processes into one root
+//     take turns; within a process, restores into one root share that lock
+//     and take turns per destination. Each touches only the names of its
+//     own destination (its staging directories end in exactly the random
+//     suffix, so graph "a" never takes graph "a-b"'s for its own).
 
 // Prefixes of the names a restore uses beside the destination.
 const (
@@ -59,18 +64,119 @@ func crashPoint(point string) {
 	}
 }
 
-// lockDest takes the restore lock of dest's parent directory, waiting for
-// another restore there to finish.
+// lockDest takes dest's restore locks: dest's own within this process, and
+// the flock on its parent directory, shared by this process's restores
+// there (a flock belongs to an open file, so a second open by this process
+// would wait for the first). It waits for other restores into dest, and
+// for other processes' restores beside it.
 func lockDest(dest string) (unlock func(), err error) {
-	f, err := os.Open(filepath.Dir(dest))
+	unlockDest := restoreLocks.dests.lock(dest)
+	unlockParent, err := restoreLocks.lockParent(filepath.Dir(dest))
 	if err != nil {
-		return nil, fmt.Errorf("lock %s for the restore: %w", filepath.Dir(dest), err)
+		unlockDest()
+		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s for the restore: %w", filepath.Dir(dest), err)
+	return func() { unlockParent(); unlockDest() }, nil
+}
+
+// restoreLocks are this process's restore locks.
+var restoreLocks = &lockSet{parents: map[string]*parentLock{}}
+
+type lockSet struct {
+	dests   keyedMutex
+	mu      sync.Mutex
+	parents map[string]*parentLock
+}
+
+// parentLock is the flock on a parent directory, held while any of this
+// process's restores there runs.
+type parentLock struct {
+	users int
+	once  sync.Mutex // taken while the first user opens and locks f
+	f     *os.File
+	err   error
+}
+
+func (l *parentLock) open(dir string) error {
+	l.once.Lock()
+	defer l.once.Unlock()
+	if l.f != nil || l.err != nil {
+		return l.err
 	}
-	return func() { f.Close() }, nil
+	f, err := os.Open(dir)
+	if err == nil {
+		if err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		l.err = fmt.Errorf("lock %s for the restore: %w", dir, err)
+		return l.err
+	}
+	l.f = f
+	return nil
+}
+
+func (locks *lockSet) lockParent(dir string) (unlock func(), err error) {
+	locks.mu.Lock()
+	l := locks.parents[dir]
+	if l == nil {
+		l = &parentLock{}
+		locks.parents[dir] = l
+	}
+	l.users++
+	locks.mu.Unlock()
+	release := func() {
+		locks.mu.Lock()
+		l.users--
+		last := l.users == 0
+		if last {
+			delete(locks.parents, dir)
+		}
+		locks.mu.Unlock()
+		if last && l.f != nil {
+			l.f.Close()
+		}
+	}
+	if err := l.open(dir); err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
+}
+
+// keyedMutex is a mutex per key, kept while in use.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyLock
+}
+
+type keyLock struct {
+	sync.Mutex
+	users int
+}
+
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyLock{}
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = &keyLock{}
+		k.locks[key] = l
+	}
+	l.users++
+	k.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		k.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
 }
 
 // swapIn moves the verified tree tmp to dest, keeping what was at dest as a
@@ -157,6 +263,9 @@ func recoverDest(dest string) (note string, err error) {
 		return note, err
 	}
 	for _, dir := range stale {
+		if !isStagingOf(filepath.Base(dir), base) {
+			continue // another graph's, whose name starts like this one's
+		}
 		if info, err := os.Lstat(dir); err == nil && info.IsDir() {
 			if err := os.RemoveAll(dir); err != nil {
 				return note, fmt.Errorf("remove %s, left by an interrupted restore: %w", dir, err)
@@ -328,6 +437,21 @@ func treeSize(dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// isStagingOf reports whether name is a staging directory of a restore
+// into base: the prefix, base, "-" and the random suffix, nothing more.
+func isStagingOf(name, base string) bool {
+	suffix, ok := strings.CutPrefix(name, stagingPrefix+base+"-")
+	if !ok || len(suffix) != 2*randomSuffixBytes {
+		return false
+	}
+	for _, c := range suffix {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func globEscape(s string) string {

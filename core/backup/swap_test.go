@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/repo"
@@ -188,5 +190,113 @@ func TestVerifyFlagsUnsafeEntries(t *testing.T) {
 	}
 	if v.OK() || len(v.Unsafe) != 2 || v.Unsafe[1].Path != m.Files[0].Path || !strings.Contains(v.Unsafe[0].Problem, "../escape") {
 		t.Fatalf("verify of a hostile manifest: %+v", v.Unsafe)
+	}
+}
+
+// TestRestoreLeavesOtherGraphsStagingAlone: graph "g1" takes only its own
+// interrupted restores' directories for junk, never those of a graph whose
+// name starts like its own ("g1-b"), which may be restoring right now.
+func TestRestoreLeavesOtherGraphsStagingAlone(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, "")
+	snap, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: graphDir(t, 2)}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := t.TempDir()
+	own := filepath.Join(parent, ".graphkeep-restore-g1-0123456789ab")
+	other := filepath.Join(parent, ".graphkeep-restore-g1-b-0123456789ab")
+	for _, dir := range []string{own, other} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := backup.Restore(ctx, r, snap.Manifest.Ref(), filepath.Join(parent, "g1"), backup.RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(own); !os.IsNotExist(err) {
+		t.Fatalf("g1's own leftover %s is still there (%v)", own, err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Fatalf("restoring g1 removed graph g1-b's staging directory: %v", err)
+	}
+}
+
+// TestRestoresIntoOneRootRunTogether: this process's restores of different
+// graphs into one root do not wait for each other (restore --all runs them
+// together); restores into the same destination still take turns.
+func TestRestoresIntoOneRootRunTogether(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, "")
+	snap, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: graphDir(t, 2)}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := t.TempDir()
+	if _, err := backup.Restore(ctx, r, snap.Manifest.Ref(), filepath.Join(parent, "a"), backup.RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The next restore into a stops at its swap until the one into b has
+	// finished.
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	defer backup.SetCrashHook(func(point string) {
+		if point == "exchanged" || point == "moved-aside" {
+			once.Do(func() { close(held); <-release })
+		}
+	})()
+	first := make(chan error, 1)
+	go func() {
+		_, err := backup.Restore(ctx, r, snap.Manifest.Ref(), filepath.Join(parent, "a"), backup.RestoreOptions{})
+		first <- err
+	}()
+	<-held
+	second := make(chan error, 1)
+	go func() {
+		_, err := backup.Restore(ctx, r, snap.Manifest.Ref(), filepath.Join(parent, "b"), backup.RestoreOptions{})
+		second <- err
+	}()
+	select {
+	case err := <-second:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		close(release)
+		t.Fatal("a restore into b waited for the restore into a, in the same root")
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+
+	// Into one destination, four at once: each swap is whole.
+	dest := filepath.Join(parent, "same")
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			_, err := backup.Restore(ctx, r, snap.Manifest.Ref(), dest, backup.RestoreOptions{})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	prev, err := backup.ListPrevious(dest)
+	if err != nil || len(prev) != 3 {
+		t.Fatalf("undo copies = %d, %v: want 3, one per restore after the first", len(prev), err)
+	}
+	if prev, err := backup.ListPrevious(filepath.Join(parent, "a")); err != nil || len(prev) != 1 {
+		t.Fatalf("undo copies of a = %d, %v: want 1", len(prev), err)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(parent, ".graphkeep-restore-*"))
+	journals, _ := filepath.Glob(filepath.Join(parent, ".graphkeep-swap-*"))
+	if len(leftovers)+len(journals) > 0 {
+		t.Fatalf("left behind: %v %v", leftovers, journals)
 	}
 }

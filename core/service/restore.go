@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/problem"
 	"github.com/graphkeep/graphkeep/core/repo"
@@ -113,26 +115,52 @@ func (s *Service) PrepareRestore(ctx context.Context, req RestoreRequest) (*Rest
 }
 
 // RunRestore restores each item of plan, verified and swapped into place.
+// Graphs restore a few at once, sharing one read-ahead (its window, memory
+// budget and file slots): one graph's start and end overlap another's
+// downloads. Results come in the plan's order; on the first failure the
+// graphs still running stop (their destinations untouched) and those done
+// are returned with the error.
 func (s *Service) RunRestore(ctx context.Context, plan *RestorePlan, progress func(graph string) func(backup.Progress)) ([]*backup.RestoreResult, error) {
 	r, err := s.Primary(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var results []*backup.RestoreResult
-	for _, it := range plan.Items {
-		opts := backup.RestoreOptions{AllowNotGood: plan.req.AllowNotGood, Force: plan.req.Force}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(graphsRestoredAtOnce)
+	downloads := backup.NewDownloads(gctx, r, 0)
+	defer downloads.Close()
+	done := make([]*backup.RestoreResult, len(plan.Items))
+	for i, it := range plan.Items {
+		opts := backup.RestoreOptions{AllowNotGood: plan.req.AllowNotGood, Force: plan.req.Force, Downloads: downloads}
 		if progress != nil {
 			opts.Progress = progress(it.Choice.Ref.Graph)
 		}
-		res, err := backup.Restore(ctx, r, it.Choice.Ref, it.Dest, opts)
-		if err != nil {
-			return results, err
-		}
-		res.PassedOver = it.Choice.Passed
-		results = append(results, res)
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			res, err := backup.Restore(gctx, r, it.Choice.Ref, it.Dest, opts)
+			if err != nil {
+				return err
+			}
+			res.PassedOver = it.Choice.Passed
+			done[i] = res
+			return nil
+		})
 	}
-	return results, nil
+	err = g.Wait()
+	var results []*backup.RestoreResult
+	for _, res := range done {
+		if res != nil {
+			results = append(results, res)
+		}
+	}
+	return results, err
 }
+
+// graphsRestoredAtOnce: enough for one graph's start and end to overlap
+// another's downloads; more only hold more manifests in memory.
+const graphsRestoredAtOnce = 3
 
 // ErrOutsideRestoreRoots: a confined restore named a destination outside
 // the roots.
