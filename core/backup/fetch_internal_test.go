@@ -163,3 +163,22 @@ func TestFetcherSharesItsWindow(t *testing.T) {
 		t.Fatalf("%d bytes still reserved after the files were read", f.ahead)
 	}
 }
+
+// A restore stopped while it waits for a file slot takes none: a slot
+// taken and not given back would be lost to every restore sharing them.
+func TestTakeSlotTakesNoneOnceStopped(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	slots := make(chan struct{}, 3)
+	for range 100 { // select picks at random among ready cases
+		if takeSlot(ctx, slots) {
+			t.Fatal("took a slot after the restore was stopped")
+		}
+		if len(slots) != 0 {
+			t.Fatalf("%d slots held after a stopped restore", len(slots))
+		}
+	}
+	if !takeSlot(context.Background(), slots) || len(slots) != 1 {
+		t.Fatal("a running restore did not get a free slot")
+	}
+}

@@ -268,11 +268,7 @@ func writeTree(ctx context.Context, r *repo.Repository, m *repo.Manifest, dir st
 		}
 		// A slot is taken here, in the manifest's order, so files start in
 		// that order whichever graphs share the slots.
-		select {
-		case files <- struct{}{}:
-		case <-gctx.Done():
-		}
-		if gctx.Err() != nil {
+		if !takeSlot(gctx, files) {
 			break
 		}
 		g.Go(func() error {
@@ -301,6 +297,9 @@ func writeTree(ctx context.Context, r *repo.Repository, m *repo.Manifest, dir st
 	}
 	if err := g.Wait(); err != nil {
 		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err // stopped before every file was started
 	}
 	// Modes and times last, directories deepest first, so writing inside a
 	// directory does not move its mtime again.
@@ -335,6 +334,20 @@ func writeTree(ctx context.Context, r *repo.Repository, m *repo.Manifest, dir st
 		}
 	}
 	return nil
+}
+
+// takeSlot waits for a free slot; false (and no slot taken) once ctx ends.
+func takeSlot(ctx context.Context, slots chan struct{}) bool {
+	select {
+	case slots <- struct{}{}:
+		if ctx.Err() != nil {
+			<-slots
+			return false
+		}
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // writeFile writes one file from its chunks and checks its SHA-256.

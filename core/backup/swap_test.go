@@ -2,6 +2,8 @@ package backup_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -298,5 +300,42 @@ func TestRestoresIntoOneRootRunTogether(t *testing.T) {
 	journals, _ := filepath.Glob(filepath.Join(parent, ".graphkeep-swap-*"))
 	if len(leftovers)+len(journals) > 0 {
 		t.Fatalf("left behind: %v %v", leftovers, journals)
+	}
+}
+
+// TestCancelledRestoresLeaveSharedDownloadsWhole: a restore cancelled while
+// it waits for a file slot of shared read-ahead gives back every slot it
+// took, so the restores after it through the same read-ahead still run.
+func TestCancelledRestoresLeaveSharedDownloadsWhole(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, "")
+	snap, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: graphDir(t, 4)}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	downloads := backup.NewDownloads(ctx, r, 0)
+	defer downloads.Close()
+	parent := t.TempDir()
+	for i := range 12 {
+		cctx, cancel := context.WithCancel(ctx)
+		_, err := backup.Restore(cctx, r, snap.Manifest.Ref(), filepath.Join(parent, fmt.Sprint("cancelled-", i)),
+			backup.RestoreOptions{Downloads: downloads, Progress: func(backup.Progress) { cancel() }})
+		cancel()
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("restore %d was cancelled at its first bytes; got %v, want it to say so", i, err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := backup.Restore(ctx, r, snap.Manifest.Ref(), filepath.Join(parent, "after"), backup.RestoreOptions{Downloads: downloads})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a restore after cancelled ones never got a file slot: the cancelled ones kept theirs")
 	}
 }
