@@ -71,57 +71,102 @@ type fetched struct {
 // the caller checks the content end to end. It stops at the first error.
 func (f *fetcher) chunks(refs []repo.ChunkRef, consumers int) iter.Seq2[*sharedChunk, error] {
 	return func(yield func(*sharedChunk, error) bool) {
-		ctx, cancel := context.WithCancel(f.ctx)
-		results := make([]chan fetched, len(refs))
-		defer func() {
-			// Recycle what was fetched ahead and not consumed.
-			cancel()
-			for i, ch := range results {
-				if ch == nil {
-					continue
-				}
-				f.unreserve(refs[i].Size)
-				if res := <-ch; res.chunk != nil {
-					for range consumers {
-						res.chunk.release()
-					}
-				}
-			}
-		}()
-		launch := func(i int) {
-			ch := make(chan fetched, 1)
-			results[i] = ch
-			go func() {
-				var c *sharedChunk
-				var err error
-				select {
-				case f.reads <- struct{}{}:
-					c, err = f.fetch(ctx, refs[i], consumers)
-					<-f.reads
-				case <-ctx.Done():
-					err = ctx.Err()
-				}
-				f.unreserve(storedSize(refs[i])) // the stored form is dropped
-				ch <- fetched{c, err}
-			}()
-		}
-		// refs[done:launched] are in flight or fetched, reserved in f.ahead.
-		launched := 0
-		fill := func(done int) {
-			for launched < len(refs) && launched-done < f.window &&
-				f.reserve(refs[launched].Size+storedSize(refs[launched]), launched == done) {
-				launch(launched)
-				launched++
+		ff := f.open(refs, consumers, 0)
+		defer ff.close()
+		for c, err := range ff.chunks() {
+			if !yield(c, err) {
+				return
 			}
 		}
-		fill(0)
-		for i := range refs {
-			res := <-results[i]
-			results[i] = nil
-			f.unreserve(refs[i].Size)
-			fill(i + 1)
+	}
+}
+
+// fileFetch is one file's chunks read ahead in order. Opened, it starts a
+// few reads before the file is written (within the budget, never forced),
+// so that small files waiting for a writer do not each wait a round trip
+// once they have one; chunks continues with the whole window.
+type fileFetch struct {
+	f         *fetcher
+	ctx       context.Context
+	cancel    context.CancelFunc
+	refs      []repo.ChunkRef
+	consumers int
+	results   []chan fetched
+	// refs[done:launched] are in flight or fetched, reserved in f.ahead.
+	done, launched int
+}
+
+// open starts reading refs, at most ahead chunks until chunks is called.
+// The caller must close it.
+func (f *fetcher) open(refs []repo.ChunkRef, consumers, ahead int) *fileFetch {
+	ctx, cancel := context.WithCancel(f.ctx)
+	ff := &fileFetch{f: f, ctx: ctx, cancel: cancel, refs: refs, consumers: consumers, results: make([]chan fetched, len(refs))}
+	ff.fill(min(ahead, f.window), false)
+	return ff
+}
+
+// fill launches reads up to limit ahead of the consumer, within the
+// budget; with must, the chunk the consumer needs next is launched even
+// past it.
+func (ff *fileFetch) fill(limit int, must bool) {
+	f := ff.f
+	for ff.launched < len(ff.refs) && ff.launched-ff.done < limit &&
+		f.reserve(ff.refs[ff.launched].Size+storedSize(ff.refs[ff.launched]), must && ff.launched == ff.done) {
+		ff.launch(ff.launched)
+		ff.launched++
+	}
+}
+
+func (ff *fileFetch) launch(i int) {
+	f, ref := ff.f, ff.refs[i]
+	ch := make(chan fetched, 1)
+	ff.results[i] = ch
+	go func() {
+		var c *sharedChunk
+		var err error
+		select {
+		case f.reads <- struct{}{}:
+			c, err = f.fetch(ff.ctx, ref, ff.consumers)
+			<-f.reads
+		case <-ff.ctx.Done():
+			err = ff.ctx.Err()
+		}
+		f.unreserve(storedSize(ref)) // the stored form is dropped
+		ch <- fetched{c, err}
+	}()
+}
+
+// chunks yields the file's chunks in order; it stops at the first error.
+func (ff *fileFetch) chunks() iter.Seq2[*sharedChunk, error] {
+	return func(yield func(*sharedChunk, error) bool) {
+		ff.fill(ff.f.window, true)
+		for ff.done < len(ff.refs) {
+			i := ff.done
+			res := <-ff.results[i]
+			ff.results[i] = nil
+			ff.f.unreserve(ff.refs[i].Size)
+			ff.done++
+			ff.fill(ff.f.window, true)
 			if !yield(res.chunk, res.err) || res.err != nil {
 				return
+			}
+		}
+	}
+}
+
+// close stops the reads still running and recycles what was read ahead
+// and not consumed.
+func (ff *fileFetch) close() {
+	ff.cancel()
+	for i, ch := range ff.results {
+		if ch == nil {
+			continue
+		}
+		ff.results[i] = nil
+		ff.f.unreserve(ff.refs[i].Size)
+		if res := <-ch; res.chunk != nil {
+			for range ff.consumers {
+				res.chunk.release()
 			}
 		}
 	}

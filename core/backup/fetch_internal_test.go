@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -180,5 +182,33 @@ func TestTakeSlotTakesNoneOnceStopped(t *testing.T) {
 	}
 	if !takeSlot(context.Background(), slots) || len(slots) != 1 {
 		t.Fatal("a running restore did not get a free slot")
+	}
+}
+
+// A graph's small files are read ahead of their writers: with one chunk
+// each and three writers, reading each file only once it had a writer kept
+// three reads in flight, and every file waited a round trip (100 graphs of
+// 2 MB took 15 s at 30 ms).
+func TestSmallFilesAreReadAheadOfTheirWriters(t *testing.T) {
+	ctx := context.Background()
+	r, store := countedRepo(t)
+	dir := t.TempDir()
+	for i := range 12 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("notes-%02d.txt", i)), []byte(fmt.Sprint("small file ", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, err := Create(ctx, r, Source{Graph: "g1", Dir: dir}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.peak.Store(0)
+	store.gather.Store(8) // each read waits until 8 are in flight, or a second
+	start := time.Now()
+	if _, err := Restore(ctx, r, snap.Manifest.Ref(), filepath.Join(t.TempDir(), "g1"), RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if peak := store.peak.Load(); peak < 8 {
+		t.Fatalf("%d reads in flight at most (in %v), want at least 8: files are read only once a writer takes them", peak, time.Since(start))
 	}
 }
