@@ -2,12 +2,20 @@ package backup_test
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/lightrag/fixture"
+	"github.com/graphkeep/graphkeep/core/repo"
+	"github.com/graphkeep/graphkeep/providers"
 )
 
 // Graphs backed up together share one lease and one read of the
@@ -70,5 +78,65 @@ func TestCreateAllBacksUpGraphsTogether(t *testing.T) {
 		if o.Err != nil || o.Result.Manifest.Totals.StoredBytes != 0 {
 			t.Fatalf("graph %s again: err %v, stored %d bytes, want nothing new", o.Graph, o.Err, o.Result.Manifest.Totals.StoredBytes)
 		}
+	}
+}
+
+// holdCommits holds the manifest writes of one graph until released (or
+// ten seconds have passed, which it records).
+type holdCommits struct {
+	blob.Store
+	graph    string
+	release  chan struct{}
+	timedOut atomic.Bool
+}
+
+func (h *holdCommits) Put(ctx context.Context, key string, r io.Reader, opts *blob.PutOptions) error {
+	if strings.HasPrefix(key, repo.SnapshotPrefix+h.graph+"/") {
+		select {
+		case <-h.release:
+		case <-time.After(10 * time.Second):
+			h.timedOut.Store(true)
+		}
+	}
+	return h.Store.Put(ctx, key, r, opts)
+}
+
+// A graph takes its turn only while its files are read: its commit (and
+// the wait for its last uploads), a round trip or two on a remote store,
+// overlaps the next graph's reading. Holding the turn to the end made a
+// no-change backup of 100 graphs at 30 ms take 1.6 s instead of 0.6 s.
+func TestCreateAllReadsTheNextGraphWhileOneCommits(t *testing.T) {
+	ctx := context.Background()
+	mem, err := providers.Open(ctx, fmt.Sprintf("mem://backup-test-%d", seq.Add(1)), providers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &holdCommits{Store: mem, graph: "a", release: make(chan struct{})}
+	r, err := repo.Init(ctx, store, repo.InitOptions{AvgChunkSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	var srcs []backup.Source
+	for i, g := range []string{"a", "b"} {
+		dir := filepath.Join(root, g)
+		if err := fixture.Generate(dir, fixture.Spec{Docs: 2, EmbeddingDim: 32, Seed: uint64(40 + i)}); err != nil {
+			t.Fatal(err)
+		}
+		srcs = append(srcs, backup.Source{Graph: g, Dir: dir})
+	}
+	var once sync.Once
+	defer backup.SetAfterReadHook(func(path string) {
+		if strings.HasPrefix(path, srcs[1].Dir+string(filepath.Separator)) {
+			once.Do(func() { close(store.release) })
+		}
+	})()
+	for _, o := range backup.CreateAll(ctx, r, srcs, backup.Options{Quiet: -1, Graphs: 1}) {
+		if o.Err != nil {
+			t.Fatalf("graph %s: %v", o.Graph, o.Err)
+		}
+	}
+	if store.timedOut.Load() {
+		t.Fatal("graph b was read only after graph a had committed: a held its turn while committing")
 	}
 }

@@ -2,7 +2,6 @@ package backup
 
 import (
 	"github.com/graphkeep/graphkeep/core/problem"
-	"golang.org/x/sync/errgroup"
 
 	"context"
 	"errors"
@@ -10,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -31,8 +31,9 @@ type Options struct {
 	// UploadBuffer bounds the bytes of encoded chunks waiting for or in an
 	// upload. Default DefaultUploadBuffer.
 	UploadBuffer int64
-	// Graphs is how many graphs CreateAll backs up at once. Default
-	// DefaultGraphs.
+	// Graphs is how many graphs CreateAll reads at once (a graph whose
+	// files are read waits for its last uploads and commits without
+	// holding its turn). Default DefaultGraphs.
 	Graphs int
 	// Attempts is how many cuts are taken when files keep changing while
 	// they are read, before the snapshot is refused. Default 5.
@@ -179,15 +180,21 @@ func CreateAll(ctx context.Context, r *repo.Repository, srcs []Source, opts Opti
 	pool := newUploadPool(r, opts.Uploads, opts.UploadBuffer)
 	defer pool.close()
 
-	var g errgroup.Group
-	g.SetLimit(opts.Graphs)
+	// A graph holds a turn while its files are read (the CPU and memory
+	// of a backup); waiting for its last uploads and committing, a round
+	// trip or two each on a remote store, overlap the next graphs' reads.
+	turns := make(chan struct{}, opts.Graphs)
+	var running sync.WaitGroup
 	for i, src := range srcs {
-		g.Go(func() error {
-			out[i].Result, out[i].Err = create(ctx, r, idx, condemned, lease, pool, src, opts)
-			return nil
+		turns <- struct{}{}
+		running.Go(func() {
+			var once sync.Once
+			doneReading := func() { once.Do(func() { <-turns }) }
+			defer doneReading()
+			out[i].Result, out[i].Err = create(ctx, r, idx, condemned, lease, pool, src, opts, doneReading)
 		})
 	}
-	_ = g.Wait()
+	running.Wait()
 	var committed []*repo.Manifest
 	for _, o := range out {
 		if o.Err == nil {
@@ -199,8 +206,8 @@ func CreateAll(ctx context.Context, r *repo.Repository, srcs []Source, opts Opti
 }
 
 // create takes one graph's snapshot under lease, deduplicating against
-// idx.
-func create(ctx context.Context, r *repo.Repository, idx *repo.Index, condemned *repo.Condemned, lease *repo.Lease, pool *uploadPool, src Source, opts Options) (*Result, error) {
+// idx. It calls doneReading once the graph's files are read.
+func create(ctx context.Context, r *repo.Repository, idx *repo.Index, condemned *repo.Condemned, lease *repo.Lease, pool *uploadPool, src Source, opts Options, doneReading func()) (*Result, error) {
 	start := time.Now()
 	if err := repo.CheckGraphID(src.Graph); err != nil {
 		return nil, err
@@ -232,6 +239,8 @@ func create(ctx context.Context, r *repo.Repository, idx *repo.Index, condemned 
 		uploads:   pool.start(ctx),
 	}
 	c, err := b.take(start)
+	b.chunker = nil // its buffer goes back while the uploads finish
+	doneReading()
 	if err != nil {
 		b.uploads.abort()
 		return nil, fmt.Errorf("graph %q: %w", src.Graph, err)
