@@ -15,8 +15,11 @@ type piece struct {
 	done func()
 }
 
-// streamQueue bounds the pieces a lagging validator holds.
-const streamQueue = 4
+// streamQueue bounds the pieces a lagging validator holds besides the one
+// it reads: each is a chunk of up to 4 MiB kept from the pool. Four per
+// graph held ~20 MiB at the peak of a 10 GB backup, and one more keeps the
+// reader and the validator overlapping as well.
+const streamQueue = 1
 
 // NewStream starts validating a file of the given kind; nil when files of
 // that kind are not validated.
