@@ -70,9 +70,17 @@ func crashPoint(point string) {
 // would wait for the first). It waits for other restores into dest, and
 // for other processes' restores beside it.
 func lockDest(dest string) (unlock func(), err error) {
-	unlockDest := restoreLocks.dests.lock(dest)
-	unlockParent, err := restoreLocks.lockParent(filepath.Dir(dest))
-	if err != nil {
+	own, doneDest := restoreLocks.dests.use(dest)
+	own.Lock()
+	unlockDest := func() { own.Unlock(); doneDest() }
+	parent, doneParent := restoreLocks.parents.use(filepath.Dir(dest))
+	unlockParent := func() {
+		if doneParent() && parent.f != nil {
+			parent.f.Close()
+		}
+	}
+	if err := parent.open(filepath.Dir(dest)); err != nil {
+		unlockParent()
 		unlockDest()
 		return nil, err
 	}
@@ -80,21 +88,17 @@ func lockDest(dest string) (unlock func(), err error) {
 }
 
 // restoreLocks are this process's restore locks.
-var restoreLocks = &lockSet{parents: map[string]*parentLock{}}
-
-type lockSet struct {
-	dests   keyedMutex
-	mu      sync.Mutex
-	parents map[string]*parentLock
+var restoreLocks struct {
+	dests   shared[sync.Mutex]
+	parents shared[parentLock]
 }
 
 // parentLock is the flock on a parent directory, held while any of this
 // process's restores there runs.
 type parentLock struct {
-	users int
-	once  sync.Mutex // taken while the first user opens and locks f
-	f     *os.File
-	err   error
+	once sync.Mutex // taken while the first user opens and locks f
+	f    *os.File
+	err  error
 }
 
 func (l *parentLock) open(dir string) error {
@@ -117,65 +121,39 @@ func (l *parentLock) open(dir string) error {
 	return nil
 }
 
-func (locks *lockSet) lockParent(dir string) (unlock func(), err error) {
-	locks.mu.Lock()
-	l := locks.parents[dir]
-	if l == nil {
-		l = &parentLock{}
-		locks.parents[dir] = l
-	}
-	l.users++
-	locks.mu.Unlock()
-	release := func() {
-		locks.mu.Lock()
-		l.users--
-		last := l.users == 0
-		if last {
-			delete(locks.parents, dir)
-		}
-		locks.mu.Unlock()
-		if last && l.f != nil {
-			l.f.Close()
-		}
-	}
-	if err := l.open(dir); err != nil {
-		release()
-		return nil, err
-	}
-	return release, nil
-}
-
-// keyedMutex is a mutex per key, kept while in use.
-type keyedMutex struct {
+// shared keeps one value per key while anyone uses it.
+type shared[T any] struct {
 	mu    sync.Mutex
-	locks map[string]*keyLock
+	byKey map[string]*sharedEntry[T]
 }
 
-type keyLock struct {
-	sync.Mutex
+type sharedEntry[T any] struct {
 	users int
+	value T
 }
 
-func (k *keyedMutex) lock(key string) (unlock func()) {
-	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = map[string]*keyLock{}
+// use returns key's value, made on first use, and done, which says whether
+// this was its last user (the value is then forgotten).
+func (s *shared[T]) use(key string) (value *T, done func() (last bool)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byKey == nil {
+		s.byKey = map[string]*sharedEntry[T]{}
 	}
-	l := k.locks[key]
-	if l == nil {
-		l = &keyLock{}
-		k.locks[key] = l
+	e := s.byKey[key]
+	if e == nil {
+		e = &sharedEntry[T]{}
+		s.byKey[key] = e
 	}
-	l.users++
-	k.mu.Unlock()
-	l.Lock()
-	return func() {
-		l.Unlock()
-		k.mu.Lock()
-		if l.users--; l.users == 0 {
-			delete(k.locks, key)
+	e.users++
+	return &e.value, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if e.users--; e.users > 0 {
+			return false
 		}
-		k.mu.Unlock()
+		delete(s.byKey, key)
+		return true
 	}
 }
 

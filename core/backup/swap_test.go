@@ -141,17 +141,13 @@ func TestRestoreNeverSetsSpecialBits(t *testing.T) {
 func TestBackupFinishesAnInterruptedSwap(t *testing.T) {
 	defer backup.WithoutExchange()()
 	ctx := context.Background()
-	r, _ := newRepo(t, "")
-	snap, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: graphDir(t, 2)}, backup.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, snap := snapshotOfG1(t, 2)
 	dest := filepath.Join(t.TempDir(), "g1")
-	if _, err := backup.Restore(ctx, r, snap.Manifest.Ref(), dest, backup.RestoreOptions{}); err != nil {
+	if _, err := backup.Restore(ctx, r, snap, dest, backup.RestoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	killedAt(t, "moved-aside", func() {
-		_, _ = backup.Restore(ctx, r, snap.Manifest.Ref(), dest, backup.RestoreOptions{})
+		_, _ = backup.Restore(ctx, r, snap, dest, backup.RestoreOptions{})
 	})
 	if _, err := os.Stat(dest); !os.IsNotExist(err) {
 		t.Fatalf("the kill point is not between the renames: %v", err)
@@ -200,11 +196,7 @@ func TestVerifyFlagsUnsafeEntries(t *testing.T) {
 // name starts like its own ("g1-b"), which may be restoring right now.
 func TestRestoreLeavesOtherGraphsStagingAlone(t *testing.T) {
 	ctx := context.Background()
-	r, _ := newRepo(t, "")
-	snap, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: graphDir(t, 2)}, backup.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, snap := snapshotOfG1(t, 2)
 	parent := t.TempDir()
 	own := filepath.Join(parent, ".graphkeep-restore-g1-0123456789ab")
 	other := filepath.Join(parent, ".graphkeep-restore-g1-b-0123456789ab")
@@ -213,7 +205,7 @@ func TestRestoreLeavesOtherGraphsStagingAlone(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := backup.Restore(ctx, r, snap.Manifest.Ref(), filepath.Join(parent, "g1"), backup.RestoreOptions{}); err != nil {
+	if _, err := backup.Restore(ctx, r, snap, filepath.Join(parent, "g1"), backup.RestoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(own); !os.IsNotExist(err) {
@@ -229,13 +221,9 @@ func TestRestoreLeavesOtherGraphsStagingAlone(t *testing.T) {
 // together); restores into the same destination still take turns.
 func TestRestoresIntoOneRootRunTogether(t *testing.T) {
 	ctx := context.Background()
-	r, _ := newRepo(t, "")
-	snap, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: graphDir(t, 2)}, backup.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, snap := snapshotOfG1(t, 2)
 	parent := t.TempDir()
-	if _, err := backup.Restore(ctx, r, snap.Manifest.Ref(), filepath.Join(parent, "a"), backup.RestoreOptions{}); err != nil {
+	if _, err := backup.Restore(ctx, r, snap, filepath.Join(parent, "a"), backup.RestoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// The next restore into a stops at its swap until the one into b has
@@ -249,13 +237,13 @@ func TestRestoresIntoOneRootRunTogether(t *testing.T) {
 	})()
 	first := make(chan error, 1)
 	go func() {
-		_, err := backup.Restore(ctx, r, snap.Manifest.Ref(), filepath.Join(parent, "a"), backup.RestoreOptions{})
+		_, err := backup.Restore(ctx, r, snap, filepath.Join(parent, "a"), backup.RestoreOptions{})
 		first <- err
 	}()
 	<-held
 	second := make(chan error, 1)
 	go func() {
-		_, err := backup.Restore(ctx, r, snap.Manifest.Ref(), filepath.Join(parent, "b"), backup.RestoreOptions{})
+		_, err := backup.Restore(ctx, r, snap, filepath.Join(parent, "b"), backup.RestoreOptions{})
 		second <- err
 	}()
 	select {
@@ -278,7 +266,7 @@ func TestRestoresIntoOneRootRunTogether(t *testing.T) {
 	errs := make(chan error, 4)
 	for range 4 {
 		wg.Go(func() {
-			_, err := backup.Restore(ctx, r, snap.Manifest.Ref(), dest, backup.RestoreOptions{})
+			_, err := backup.Restore(ctx, r, snap, dest, backup.RestoreOptions{})
 			errs <- err
 		})
 	}
@@ -308,17 +296,13 @@ func TestRestoresIntoOneRootRunTogether(t *testing.T) {
 // took, so the restores after it through the same read-ahead still run.
 func TestCancelledRestoresLeaveSharedDownloadsWhole(t *testing.T) {
 	ctx := context.Background()
-	r, _ := newRepo(t, "")
-	snap, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: graphDir(t, 4)}, backup.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, snap := snapshotOfG1(t, 4)
 	downloads := backup.NewDownloads(ctx, r, 0)
 	defer downloads.Close()
 	parent := t.TempDir()
 	for i := range 12 {
 		cctx, cancel := context.WithCancel(ctx)
-		_, err := backup.Restore(cctx, r, snap.Manifest.Ref(), filepath.Join(parent, fmt.Sprint("cancelled-", i)),
+		_, err := backup.Restore(cctx, r, snap, filepath.Join(parent, fmt.Sprint("cancelled-", i)),
 			backup.RestoreOptions{Downloads: downloads, Progress: func(backup.Progress) { cancel() }})
 		cancel()
 		if !errors.Is(err, context.Canceled) {
@@ -327,7 +311,7 @@ func TestCancelledRestoresLeaveSharedDownloadsWhole(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := backup.Restore(ctx, r, snap.Manifest.Ref(), filepath.Join(parent, "after"), backup.RestoreOptions{Downloads: downloads})
+		_, err := backup.Restore(ctx, r, snap, filepath.Join(parent, "after"), backup.RestoreOptions{Downloads: downloads})
 		done <- err
 	}()
 	select {
@@ -338,4 +322,16 @@ func TestCancelledRestoresLeaveSharedDownloadsWhole(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("a restore after cancelled ones never got a file slot: the cancelled ones kept theirs")
 	}
+}
+
+// snapshotOfG1 returns a repository in memory holding one snapshot of a
+// graph g1 of docs documents.
+func snapshotOfG1(t *testing.T, docs int) (*repo.Repository, repo.SnapshotRef) {
+	t.Helper()
+	r, _ := newRepo(t, "")
+	res, err := backup.Create(context.Background(), r, backup.Source{Graph: "g1", Dir: graphDir(t, docs)}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, res.Manifest.Ref()
 }
