@@ -139,7 +139,7 @@ func startMinIO(dir string) (endpoint string, stop func(), err error) {
 	stop = func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); _ = os.RemoveAll(data) }
 	endpoint = "http://" + addr
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if resp, err := http.Get(endpoint + "/minio/health/live"); err == nil {
+		if resp, err := http.Get(endpoint + "/minio/health/ready"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return endpoint, stop, nil
