@@ -90,6 +90,12 @@ func NewRetrying(s Store, p RetryPolicy) *Retrying {
 func (s *Retrying) Unwrap() Store { return s.Store }
 
 // Put retries only when r can be rewound to where it started.
+//
+// Each attempt reads a body of its own when r can be read at offsets (a
+// bytes.Reader, a file): an HTTP transport may go on reading an attempt's
+// body after the attempt has returned (http.RoundTripper may close it from
+// another goroutine), and two readers moving one position cut the retry's
+// body short, which S3 answers with IncompleteBody.
 func (s *Retrying) Put(ctx context.Context, key string, r io.Reader, opts *PutOptions) error {
 	seeker, ok := r.(io.Seeker)
 	if !ok {
@@ -99,15 +105,20 @@ func (s *Retrying) Put(ctx context.Context, key string, r io.Reader, opts *PutOp
 	if err != nil {
 		return s.Store.Put(ctx, key, r, opts)
 	}
-	first, failed := true, false
-	err = Retry(ctx, s.Policy, func() error {
-		if !first {
-			if _, err := seeker.Seek(start, io.SeekStart); err != nil {
-				return err
-			}
+	body := func() (io.Reader, error) {
+		if at, ok := r.(readerAtWithSize); ok {
+			return attemptBody{io.NewSectionReader(at, start, at.Size()-start)}, nil
 		}
-		first = false
-		err := s.Store.Put(ctx, key, r, opts)
+		_, err := seeker.Seek(start, io.SeekStart)
+		return r, err
+	}
+	failed := false
+	err = Retry(ctx, s.Policy, func() error {
+		b, err := body()
+		if err != nil {
+			return err
+		}
+		err = s.Store.Put(ctx, key, b, opts)
 		if IsTransient(err) {
 			failed = true
 		}
@@ -117,13 +128,31 @@ func (s *Retrying) Put(ctx context.Context, key string, r io.Reader, opts *PutOp
 	// same (the answer was lost): then its retry finds the object there.
 	// When what is there is what we wrote, the create succeeded.
 	if errors.Is(err, ErrExists) && failed && opts != nil && opts.IfAbsent {
-		if _, serr := seeker.Seek(start, io.SeekStart); serr == nil {
-			if same, cerr := sameContent(ctx, s.Store, key, r); cerr == nil && same {
+		if b, berr := body(); berr == nil {
+			if same, cerr := sameContent(ctx, s.Store, key, b); cerr == nil && same {
 				return nil
 			}
 		}
 	}
 	return err
+}
+
+// readerAtWithSize is a body that can be read at offsets, as
+// bytes.Reader and io.SectionReader can.
+type readerAtWithSize interface {
+	io.ReaderAt
+	Size() int64
+}
+
+// attemptBody is one attempt's view of a body in memory. Like a
+// bytes.Reader it says how much is left (Len), so the stores below see
+// content in memory and send it without copying.
+type attemptBody struct{ *io.SectionReader }
+
+// Len is the number of bytes not yet read.
+func (b attemptBody) Len() int {
+	pos, _ := b.Seek(0, io.SeekCurrent)
+	return int(b.Size() - pos)
 }
 
 // sameContent reports whether the object at key holds exactly what r has

@@ -165,3 +165,67 @@ func newMemStore(t *testing.T) blob.Store {
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+// lingering fails its first Put with a transient error and, like an HTTP
+// transport, goes on reading that attempt's body after returning: the
+// retry must still send the whole body.
+type lingering struct {
+	blob.Store
+	calls  int
+	retry  chan struct{} // closed when the second attempt starts
+	stale  chan struct{} // closed once the first attempt's late read is done
+	bodies []string
+}
+
+func (l *lingering) Put(ctx context.Context, key string, r io.Reader, opts *blob.PutOptions) error {
+	l.calls++
+	if l.calls == 1 {
+		go func() {
+			<-l.retry
+			_, _ = io.ReadFull(r, make([]byte, 4))
+			close(l.stale)
+		}()
+		return transient
+	}
+	close(l.retry)
+	<-l.stale
+	body, _ := io.ReadAll(r)
+	l.bodies = append(l.bodies, string(body))
+	return nil
+}
+
+func TestRetryingGivesEachAttemptItsOwnBody(t *testing.T) {
+	l := &lingering{retry: make(chan struct{}), stale: make(chan struct{})}
+	if err := blob.NewRetrying(l, fast).Put(context.Background(), "k", bytes.NewReader([]byte("the whole payload")), nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.bodies) != 1 || l.bodies[0] != "the whole payload" {
+		t.Fatalf("the retry sent %q, want the whole payload: the first attempt's late read moved its position", l.bodies)
+	}
+}
+
+// inMemory records whether a Put's body still looked like content in memory
+// (seekable, with its length): stores send such bodies without copying.
+type inMemory struct {
+	blob.Store
+	seekable bool
+}
+
+func (m *inMemory) Put(ctx context.Context, key string, r io.Reader, opts *blob.PutOptions) error {
+	_, m.seekable = r.(interface {
+		io.ReadSeeker
+		Len() int
+	})
+	_, _ = io.ReadAll(r)
+	return nil
+}
+
+func TestRetryingKeepsBodiesInMemorySeekable(t *testing.T) {
+	m := &inMemory{}
+	if err := blob.NewRetrying(blob.NewCounting(m), fast).Put(context.Background(), "k", bytes.NewReader([]byte("payload")), nil); err != nil {
+		t.Fatal(err)
+	}
+	if !m.seekable {
+		t.Fatal("a body in memory reached the store as a stream: S3 would copy it before sending")
+	}
+}
