@@ -133,6 +133,7 @@ func startMinIO(dir string) (endpoint string, stop func(), err error) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	cmd := exec.Command(*minioBin, "server", data, "--address", addr, "--console-address", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER=bench", "MINIO_ROOT_PASSWORD=bench-secret", "MINIO_BROWSER=off", "HOME="+dir)
+	dieWithBench(cmd)
 	if err := cmd.Start(); err != nil {
 		return "", nil, err
 	}
