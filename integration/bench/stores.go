@@ -311,8 +311,16 @@ func ensureBucket(endpoint, bucket string) {
 		o.BaseEndpoint = aws.String(endpoint)
 		o.UsePathStyle = true
 	})
-	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil &&
-		!strings.Contains(err.Error(), "BucketAlreadyOwnedByYou") {
+	// MinIO says it is ready before its object layer is (it answers
+	// XMinioServerNotInitialized for a while on a busy machine).
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		_, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+		switch {
+		case err == nil || strings.Contains(err.Error(), "BucketAlreadyOwnedByYou"):
+			return
+		case strings.Contains(err.Error(), "XMinioServerNotInitialized") && time.Now().Before(deadline):
+			continue
+		}
 		must(fmt.Errorf("create bucket %s: %w", bucket, err))
 	}
 }
