@@ -174,18 +174,18 @@ func (ff *fileFetch) close() {
 
 // fetch reads, decodes and verifies one chunk into a pooled buffer.
 func (f *fetcher) fetch(ctx context.Context, ref repo.ChunkRef, consumers int) (*sharedChunk, error) {
-	scratch := bufpool.Default.Get(ref.Size + storedOverhead)
-	plain := bufpool.Default.Get(ref.Size)
+	scratch := bufpool.Restore.Get(ref.Size + storedOverhead)
+	plain := bufpool.Restore.Get(ref.Size)
 	data, scratch, err := f.repo.ReadChunkInto(ctx, ref.ID, plain, scratch, repo.CheckSealed)
-	bufpool.Default.Put(scratch)
+	bufpool.Restore.Put(scratch)
 	if err == nil && len(data) != ref.Size {
 		err = fmt.Errorf("chunk %s has %d bytes, the manifest says %d: %w", ref.ID, len(data), ref.Size, repo.ErrCorrupt)
 	}
 	if err != nil {
-		bufpool.Default.Put(plain)
+		bufpool.Restore.Put(plain)
 		return nil, err
 	}
-	c := &sharedChunk{data: data}
+	c := &sharedChunk{data: data, pool: bufpool.Restore}
 	c.refs.Store(int32(consumers))
 	return c, nil
 }

@@ -376,11 +376,12 @@ func errOr(err error, msg string) any {
 // (validator, encoder); the last release returns its memory to the pool.
 type sharedChunk struct {
 	data []byte
+	pool *bufpool.Pool // where data goes back
 	refs atomic.Int32
 }
 
 func newSharedChunk(data []byte, consumers int) *sharedChunk {
-	c := &sharedChunk{data: bufpool.Default.Get(len(data))}
+	c := &sharedChunk{data: bufpool.Backup.Get(len(data)), pool: bufpool.Backup}
 	copy(c.data, data)
 	c.refs.Store(int32(consumers))
 	return c
@@ -389,7 +390,7 @@ func newSharedChunk(data []byte, consumers int) *sharedChunk {
 func (c *sharedChunk) release() {
 	switch n := c.refs.Add(-1); {
 	case n == 0:
-		bufpool.Default.Put(c.data)
+		c.pool.Put(c.data)
 		c.data = nil
 	case n < 0:
 		// Its memory may already hold another chunk: never go on.

@@ -98,7 +98,7 @@ func (p *uploadPool) encode() {
 		}
 		scratch = p.repo.EncodeChunkTo(scratch[:0], job.id, job.chunk.data)
 		job.chunk.release()
-		buf := bufpool.Default.Get(len(scratch))
+		buf := bufpool.Backup.Get(len(scratch))
 		copy(buf, scratch)
 		if held := min(int64(cap(buf)), cost); held < cost {
 			p.budget.Release(cost - held)
@@ -122,7 +122,7 @@ func (p *uploadPool) send() {
 				u.mu.Unlock()
 			}
 		}
-		bufpool.Default.Put(s.data)
+		bufpool.Backup.Put(s.data)
 		p.budget.Release(s.cost)
 		u.pending.Done()
 	}
