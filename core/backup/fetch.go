@@ -65,22 +65,6 @@ type fetched struct {
 	err   error
 }
 
-// chunks yields the plaintext of refs in order, in pooled buffers: the
-// consumer releases each once per consumer it declared (consumers). Each
-// chunk was verified by its AES-GCM tag (encrypted repositories) or its id;
-// the caller checks the content end to end. It stops at the first error.
-func (f *fetcher) chunks(refs []repo.ChunkRef, consumers int) iter.Seq2[*sharedChunk, error] {
-	return func(yield func(*sharedChunk, error) bool) {
-		ff := f.open(refs, consumers, 0)
-		defer ff.close()
-		for c, err := range ff.chunks() {
-			if !yield(c, err) {
-				return
-			}
-		}
-	}
-}
-
 // fileFetch is one file's chunks read ahead in order. Opened, it starts a
 // few reads before the file is written (within the budget, never forced),
 // so that small files waiting for a writer do not each wait a round trip

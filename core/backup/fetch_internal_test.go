@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -210,5 +211,18 @@ func TestSmallFilesAreReadAheadOfTheirWriters(t *testing.T) {
 	}
 	if peak := store.peak.Load(); peak < 8 {
 		t.Fatalf("%d reads in flight at most (in %v), want at least 8: files are read only once a writer takes them", peak, time.Since(start))
+	}
+}
+
+// chunks reads one file's refs through f, as a restore's writer does.
+func (f *fetcher) chunks(refs []repo.ChunkRef, consumers int) iter.Seq2[*sharedChunk, error] {
+	return func(yield func(*sharedChunk, error) bool) {
+		ff := f.open(refs, consumers, 0)
+		defer ff.close()
+		for c, err := range ff.chunks() {
+			if !yield(c, err) {
+				return
+			}
+		}
 	}
 }
