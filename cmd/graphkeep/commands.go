@@ -57,7 +57,7 @@ func initCmd(g *globals) *cobra.Command {
 		}),
 	}
 	cmd.Flags().IntVar(&opts.AvgChunkSize, "avg-chunk-size", 1<<20, "average chunk size in bytes (a power of two, 4 KiB to 64 MiB)")
-	cmd.Flags().StringVar(&opts.Compression, "compression", "zstd", "zstd or none")
+	cmd.Flags().StringVar(&opts.Compression, "compression", "s2", "s2 (fast), zstd (smaller) or none")
 	cmd.Flags().StringVar(&opts.CompressionLevel, "compression-level", "fastest", "fastest, default or better")
 	cmd.Flags().StringVar(&lockMode, "object-lock", "", "make the repository immutable on an S3 bucket created with object lock: governance or compliance")
 	cmd.Flags().StringVar(&lockRetention, "retention", "", "with --object-lock: how long each object stays locked, such as 30d or 720h")

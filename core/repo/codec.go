@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -15,27 +16,35 @@ import (
 const (
 	flagZstd      byte = 1 << 0
 	flagEncrypted byte = 1 << 1
-	flagHuff      byte = 1 << 2                                           // huff0 blocks (see huff.go): read, no longer written
-	flagBase64    byte = 1 << 3                                           // base64 runs packed (see base64pack.go)
-	knownFlags         = flagZstd | flagEncrypted | flagHuff | flagBase64 // flagChecksum is handled by openObject
-	codingFlags        = flagZstd | flagHuff | flagBase64                 // at most one
-
+	flagHuff      byte = 1 << 2                                                    // huff0 blocks (see huff.go): read, no longer written
+	flagBase64    byte = 1 << 3                                                    // base64 runs packed (see base64pack.go)
+	flagS2        byte = 1 << 5                                                    // S2 block (klauspost/compress/s2); 1 << 4 is flagChecksum
+	knownFlags         = flagZstd | flagEncrypted | flagHuff | flagBase64 | flagS2 // flagChecksum is handled by openObject
+	codingFlags        = flagZstd | flagHuff | flagBase64 | flagS2                 // at most one
 )
+
+// maxDecoded bounds what one stored object may claim to decode to: chunks
+// are at most a few MiB and manifests tens, so a larger claim is damage (or
+// an attack) and is refused before any memory is taken for it.
+const maxDecoded = 256 << 20
 
 // codec turns plaintext into stored bytes and back. Safe for concurrent use.
 type codec struct {
-	enc  *zstd.Encoder // nil: no compression
-	dec  *zstd.Decoder
-	aead cipher.AEAD // nil: no encryption
+	// compress appends plain's compressed form to dst, with the header
+	// flag that says how; nil: no compression.
+	compress func(dst, plain []byte) ([]byte, byte)
+	dec      *zstd.Decoder
+	aead     cipher.AEAD // nil: no encryption
 }
 
 func newCodec(comp CompressionConfig, keys *Keys) (*codec, error) {
 	c := &codec{}
 	var err error
-	if c.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(256<<20)); err != nil {
+	if c.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxDecoded)); err != nil {
 		return nil, err
 	}
-	if comp.Algorithm == "zstd" {
+	switch comp.Algorithm {
+	case "zstd":
 		level := zstd.SpeedDefault
 		switch comp.Level {
 		case "fastest":
@@ -43,8 +52,24 @@ func newCodec(comp CompressionConfig, keys *Keys) (*codec, error) {
 		case "better":
 			level = zstd.SpeedBetterCompression
 		}
-		if c.enc, err = zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true)); err != nil {
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true))
+		if err != nil {
 			return nil, err
+		}
+		c.compress = func(dst, plain []byte) ([]byte, byte) { return enc.EncodeAll(plain, dst), flagZstd }
+	case "s2":
+		encode := s2.Encode
+		switch comp.Level {
+		case "default":
+			encode = s2.EncodeBetter
+		case "better":
+			encode = s2.EncodeBest
+		}
+		c.compress = func(dst, plain []byte) ([]byte, byte) {
+			at := len(dst)
+			dst = slices.Grow(dst, s2.MaxEncodedLen(len(plain)))
+			coded := encode(dst[at:cap(dst)], plain)
+			return dst[:at+len(coded)], flagS2
 		}
 	}
 	if keys != nil {
@@ -72,14 +97,14 @@ func (c *codec) encodeTo(dst, plain []byte, aad string) []byte {
 	out := slices.Grow(dst[:0], head+len(plain)+overhead+64)[:head]
 	flags := byte(0)
 	switch {
-	case c.enc != nil && mostlyBase64(plain):
+	case c.compress != nil && mostlyBase64(plain):
 		if coded, ok := packBase64To(out, plain); ok {
 			out, flags = coded, flagBase64
 		}
-	case c.enc != nil && len(plain) >= 64:
-		compressed := c.enc.EncodeAll(plain, out)
+	case c.compress != nil && len(plain) >= 64:
+		compressed, flag := c.compress(out, plain)
 		if n := len(compressed) - head; n < len(plain)-len(plain)/64 { // stored raw when it saves under ~1.5%
-			out, flags = compressed, flagZstd
+			out, flags = compressed, flag
 		}
 	}
 	if flags == 0 {
@@ -139,6 +164,19 @@ func (c *codec) decodeTo(dst, stored []byte, aad string, inPlace bool) ([]byte, 
 		plain, err := c.dec.DecodeAll(payload, dst)
 		if err != nil {
 			return nil, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
+		}
+		return plain, nil
+	case flags&flagS2 != 0:
+		n, err := s2.DecodedLen(payload)
+		if err != nil {
+			return nil, fmt.Errorf("%w: s2: %v", ErrCorrupt, err)
+		}
+		if n > maxDecoded {
+			return nil, fmt.Errorf("%w: s2 block claims %d bytes, over the %d a stored object may hold", ErrCorrupt, n, maxDecoded)
+		}
+		plain, err := s2.Decode(slices.Grow(dst, n)[:n], payload)
+		if err != nil {
+			return nil, fmt.Errorf("%w: s2: %v", ErrCorrupt, err)
 		}
 		return plain, nil
 	case flags&flagHuff != 0:

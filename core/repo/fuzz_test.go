@@ -23,6 +23,12 @@ func FuzzDecode(f *testing.F) {
 		f.Add(r.EncodeChunk(ChunkID{}, embeddings(4096, 2)))
 		f.Add(r.EncodeChunk(ChunkID{}, bytes.Repeat([]byte("text "), 100)))
 	}
+	s2codec, err := newCodec(CompressionConfig{Algorithm: "s2", Level: "fastest"}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(s2codec.encode(bytes.Repeat([]byte("entity <SEP> "), 50), "chunks/x"))
+	f.Add([]byte{flagS2, 0xff, 0xff, 0xff, 0xff, 0x0f, 0})
 	f.Add([]byte{flagHuff, 0, 0, 0})
 	f.Add([]byte{flagBase64 | flagChecksum})
 	f.Fuzz(func(t *testing.T, stored []byte) {

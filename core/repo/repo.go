@@ -81,8 +81,8 @@ type InitOptions struct {
 	Password string
 	// AvgChunkSize is a power of two; 0 means 1 MiB.
 	AvgChunkSize int
-	// Compression: "zstd" (default) or "none"; CompressionLevel "fastest"
-	// (default), "default" or "better".
+	// Compression: "s2" (default), "zstd" or "none"; CompressionLevel
+	// "fastest" (default), "default" or "better".
 	Compression      string
 	CompressionLevel string
 	// KDF overrides the key-derivation cost (tests use a cheap one).
@@ -128,9 +128,12 @@ func Init(ctx context.Context, store blob.Store, opts InitOptions) (*Repository,
 	if err != nil {
 		return nil, err
 	}
-	// "fastest": on LightRAG data (mostly base64 embeddings) it stores
-	// within 0.3% of "default" and runs faster (BenchmarkCreate).
-	comp := CompressionConfig{Algorithm: "zstd", Level: "fastest"}
+	// S2 "fastest": most of a LightRAG graph is base64 embeddings, which
+	// are packed whatever the compression; on the rest (text, GraphML)
+	// S2 runs 2.3-2.8x faster than zstd "fastest" and stores 0.34-0.46 of
+	// it where zstd stores 0.23-0.32. A 525 MiB workspace: 332 MiB stored
+	// against 303 MiB, a full backup 2.6-3.0 s against 3.6 s (2 cores).
+	comp := CompressionConfig{Algorithm: "s2", Level: "fastest"}
 	if opts.Compression != "" {
 		comp.Algorithm = opts.Compression
 	}
@@ -416,14 +419,14 @@ func (c CompressionConfig) validate() error {
 	switch c.Algorithm {
 	case "none":
 		return nil
-	case "zstd":
+	case "s2", "zstd":
 		switch c.Level {
 		case "", "fastest", "default", "better":
 			return nil
 		}
 		return fmt.Errorf("compression level %q: use fastest, default or better", c.Level)
 	}
-	return fmt.Errorf("compression %q: use zstd or none", c.Algorithm)
+	return fmt.Errorf("compression %q: use s2, zstd or none", c.Algorithm)
 }
 
 func randomHex(n int) string {

@@ -402,3 +402,43 @@ func TestHostileConfigIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// New repositories compress with S2; zstd and none stay choosable, and an
+// unknown choice is refused before anything is written, naming the choices.
+func TestInitCompressionChoices(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		compression, level, want string
+	}{
+		{"", "", `"algorithm":"s2","level":"fastest"`},
+		{"zstd", "", `"algorithm":"zstd","level":"fastest"`},
+		{"s2", "better", `"algorithm":"s2","level":"better"`},
+		{"none", "", `"algorithm":"none"`},
+	} {
+		store := newStore(t)
+		if _, err := repo.Init(ctx, store, repo.InitOptions{Compression: c.compression, CompressionLevel: c.level}); err != nil {
+			t.Fatalf("%s/%s: %v", c.compression, c.level, err)
+		}
+		raw, _ := blob.ReadAll(ctx, store, repo.ConfigKey)
+		var cfg bytes.Buffer
+		_ = json.Compact(&cfg, raw)
+		if !strings.Contains(cfg.String(), c.want) {
+			t.Fatalf("%s/%s: config %s, want %s", c.compression, c.level, cfg.String(), c.want)
+		}
+	}
+	for _, c := range []struct{ compression, level, want string }{
+		{"lz4", "", "use s2, zstd or none"},
+		{"s2", "max", "use fastest, default or better"},
+	} {
+		store := newStore(t)
+		_, err := repo.Init(ctx, store, repo.InitOptions{Compression: c.compression, CompressionLevel: c.level})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("%s/%s: %v, want an error saying %q", c.compression, c.level, err, c.want)
+		}
+		var written []string
+		_ = blob.WalkKeys(ctx, store, "", func(o blob.Object) error { written = append(written, o.Key); return nil })
+		if len(written) != 0 {
+			t.Fatalf("%s/%s: a refused init wrote %v", c.compression, c.level, written)
+		}
+	}
+}
