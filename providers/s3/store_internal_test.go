@@ -67,3 +67,44 @@ func TestPutHashesTheBodyOnce(t *testing.T) {
 		t.Errorf("no CRC32 checksum sent: the body is unguarded in transit (headers %v)", header)
 	}
 }
+
+// TestReadsLeaveVerificationToGraphkeep: a GET does not ask S3 for the
+// object's checksum, and the SDK does not check one a server sends anyway
+// (graphkeep verifies everything it reads); AWS_RESPONSE_CHECKSUM_VALIDATION
+// in the environment is obeyed instead.
+func TestReadsLeaveVerificationToGraphkeep(t *testing.T) {
+	for _, env := range []string{"", "when_supported"} {
+		t.Run("env="+env, func(t *testing.T) {
+			t.Setenv("AWS_RESPONSE_CHECKSUM_VALIDATION", env)
+			var header http.Header
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				header = r.Header.Clone()
+				w.Header().Set("x-amz-checksum-crc32", "AAAAAA==") // not the body's
+				_, _ = w.Write([]byte("stored bytes"))
+			}))
+			defer srv.Close()
+			client, err := newClient(context.Background(), Config{Bucket: "bucket", Endpoint: srv.URL, UsePathStyle: true,
+				AccessKeyID: "key", SecretAccessKey: "secret"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := client.GetObject(context.Background(), &awss3.GetObjectInput{Bucket: aws.String("bucket"), Key: aws.String("k")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(out.Body)
+			out.Body.Close()
+			asked := header.Get("X-Amz-Checksum-Mode") != ""
+			switch env {
+			case "":
+				if asked || err != nil || string(got) != "stored bytes" {
+					t.Fatalf("checksum mode asked %v, read %q, %v: want no checksum asked for or checked", asked, got, err)
+				}
+			default:
+				if !asked || err == nil {
+					t.Fatalf("with %s: checksum mode asked %v, read error %v: want it asked for and the wrong one refused", env, asked, err)
+				}
+			}
+		})
+	}
+}
