@@ -28,6 +28,12 @@ const (
 // an attack) and is refused before any memory is taken for it.
 const maxDecoded = 256 << 20
 
+// The compression levels a repository's config may name; "" is "default".
+var (
+	zstdLevels = map[string]zstd.EncoderLevel{"fastest": zstd.SpeedFastest, "": zstd.SpeedDefault, "default": zstd.SpeedDefault, "better": zstd.SpeedBetterCompression}
+	s2Levels   = map[string]func(dst, src []byte) []byte{"fastest": s2.Encode, "": s2.EncodeBetter, "default": s2.EncodeBetter, "better": s2.EncodeBest}
+)
+
 // codec turns plaintext into stored bytes and back. Safe for concurrent use.
 type codec struct {
 	// compress appends plain's compressed form to dst, with the header
@@ -38,6 +44,9 @@ type codec struct {
 }
 
 func newCodec(comp CompressionConfig, keys *Keys) (*codec, error) {
+	if err := comp.validate(); err != nil {
+		return nil, err
+	}
 	c := &codec{}
 	var err error
 	if c.dec, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxDecoded)); err != nil {
@@ -45,26 +54,13 @@ func newCodec(comp CompressionConfig, keys *Keys) (*codec, error) {
 	}
 	switch comp.Algorithm {
 	case "zstd":
-		level := zstd.SpeedDefault
-		switch comp.Level {
-		case "fastest":
-			level = zstd.SpeedFastest
-		case "better":
-			level = zstd.SpeedBetterCompression
-		}
-		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true))
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstdLevels[comp.Level]), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true))
 		if err != nil {
 			return nil, err
 		}
 		c.compress = func(dst, plain []byte) ([]byte, byte) { return enc.EncodeAll(plain, dst), flagZstd }
 	case "s2":
-		encode := s2.Encode
-		switch comp.Level {
-		case "default":
-			encode = s2.EncodeBetter
-		case "better":
-			encode = s2.EncodeBest
-		}
+		encode := s2Levels[comp.Level]
 		c.compress = func(dst, plain []byte) ([]byte, byte) {
 			at := len(dst)
 			dst = slices.Grow(dst, s2.MaxEncodedLen(len(plain)))
