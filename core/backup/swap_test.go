@@ -246,15 +246,7 @@ func TestRestoresIntoOneRootRunTogether(t *testing.T) {
 		_, err := backup.Restore(ctx, r, snap, filepath.Join(parent, "b"), backup.RestoreOptions{})
 		second <- err
 	}()
-	select {
-	case err := <-second:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(20 * time.Second):
-		close(release)
-		t.Fatal("a restore into b waited for the restore into a, in the same root")
-	}
+	awaitRestore(t, second, func() { close(release) }, "a restore into b waited for the restore into a, in the same root")
 	close(release)
 	if err := <-first; err != nil {
 		t.Fatal(err)
@@ -314,13 +306,21 @@ func TestCancelledRestoresLeaveSharedDownloadsWhole(t *testing.T) {
 		_, err := backup.Restore(ctx, r, snap, filepath.Join(parent, "after"), backup.RestoreOptions{Downloads: downloads})
 		done <- err
 	}()
+	awaitRestore(t, done, func() {}, "a restore after cancelled ones never got a file slot: the cancelled ones kept theirs")
+}
+
+// awaitRestore fails t with the restore's error, or with stuck (after
+// calling unblock) when it has not returned within 20 s.
+func awaitRestore(t *testing.T, result <-chan error, unblock func(), stuck string) {
+	t.Helper()
 	select {
-	case err := <-done:
+	case err := <-result:
 		if err != nil {
 			t.Fatal(err)
 		}
 	case <-time.After(20 * time.Second):
-		t.Fatal("a restore after cancelled ones never got a file slot: the cancelled ones kept theirs")
+		unblock()
+		t.Fatal(stuck)
 	}
 }
 

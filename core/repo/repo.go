@@ -420,8 +420,7 @@ func (c CompressionConfig) validate() error {
 	case "none":
 		return nil
 	case "s2", "zstd":
-		switch c.Level {
-		case "", "fastest", "default", "better":
+		if _, ok := s2Levels[c.Level]; ok { // both algorithms name the same levels
 			return nil
 		}
 		return fmt.Errorf("compression level %q: use fastest, default or better", c.Level)
