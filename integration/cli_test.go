@@ -341,12 +341,12 @@ func TestCLIForgetPruneAndStats(t *testing.T) {
 		Repository struct {
 			Snapshots    int   `json:"snapshots"`
 			StoredChunks int   `json:"stored_chunks"`
-			UniqueChunks int   `json:"unique_chunks"`
+			Objects      int   `json:"objects"`
 			StoredBytes  int64 `json:"stored_bytes"`
 		} `json:"repository"`
 	}
 	e.jsonOut(&st, "stats")
-	if st.Repository.Snapshots != 1 || st.Repository.StoredChunks != st.Repository.UniqueChunks || st.Repository.StoredBytes <= 0 {
+	if st.Repository.Snapshots != 1 || st.Repository.StoredChunks != st.Repository.Objects || st.Repository.StoredBytes <= 0 {
 		t.Fatalf("stats after prune: %+v", st.Repository)
 	}
 

@@ -229,9 +229,18 @@ func TestKilledReplicationLeavesConsistentTarget(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e.ok("init", "--avg-chunk-size", "65536")
+	e.ok("init", "--avg-chunk-size", "65536", "--pack-size", "1")
 	e.ok("backup", "--all")
 	e.ok("targets", "add", "m1", e.target)
+	var st struct {
+		Repository struct {
+			Objects int `json:"objects"`
+		} `json:"repository"`
+	}
+	e.jsonOut(&st, "stats")
+	if st.Repository.Objects < 8 {
+		t.Fatalf("the backups stored %d objects under chunks/: make the data bigger", st.Repository.Objects)
+	}
 
 	cmd := exec.Command(binary, "replicate")
 	cmd.Env = e.environ()
@@ -256,7 +265,7 @@ poll:
 		case <-time.After(20 * time.Millisecond):
 		}
 		// Mid-copy: well into the chunks, before all of them are there.
-		if countKeys(t, client, e.bucket, "replica/chunks/") >= 200 {
+		if countKeys(t, client, e.bucket, "replica/chunks/") >= st.Repository.Objects/2 {
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 			err = <-exited
 			break poll

@@ -59,10 +59,39 @@ func initCmd(g *globals) *cobra.Command {
 	cmd.Flags().IntVar(&opts.AvgChunkSize, "avg-chunk-size", 1<<20, "average chunk size in bytes (a power of two, 4 KiB to 64 MiB)")
 	cmd.Flags().StringVar(&opts.Compression, "compression", "s2", "s2 (fast), zstd (smaller) or none")
 	cmd.Flags().StringVar(&opts.CompressionLevel, "compression-level", "fastest", "fastest, default or better")
+	cmd.Flags().Var(packSizeFlag{&opts.PackSize}, "pack-size", "MiB of stored chunks per object (1 to 256; 0: each chunk an object of its own, format 1, which releases from before packs read)")
 	cmd.Flags().StringVar(&lockMode, "object-lock", "", "make the repository immutable on an S3 bucket created with object lock: governance or compliance")
 	cmd.Flags().StringVar(&lockRetention, "retention", "", "with --object-lock: how long each object stays locked, such as 30d or 720h")
 	return cmd
 }
+
+// packSizeFlag reads --pack-size MiB into InitOptions.PackSize (0 there
+// is the default, a negative size no packs).
+type packSizeFlag struct{ size *int }
+
+func (f packSizeFlag) String() string {
+	if f.size == nil || *f.size == 0 {
+		return strconv.Itoa(repo.DefaultPackSize >> 20)
+	}
+	if *f.size < 0 {
+		return "0"
+	}
+	return strconv.Itoa(*f.size >> 20)
+}
+
+func (f packSizeFlag) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > repo.MaxPackSize>>20 {
+		return fmt.Errorf("%q is not a pack size: give MiB from 1 to %d, or 0 to store each chunk as an object of its own", s, repo.MaxPackSize>>20)
+	}
+	*f.size = n << 20
+	if n == 0 {
+		*f.size = -1
+	}
+	return nil
+}
+
+func (f packSizeFlag) Type() string { return "MiB" }
 
 // lockPolicy reads --object-lock and --retention.
 func lockPolicy(mode, retention string) (*repo.LockPolicy, error) {

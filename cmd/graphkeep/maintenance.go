@@ -147,9 +147,9 @@ func statsCmd(g *globals) *cobra.Command {
 			s := st.Repository
 			fmt.Printf("repository %s at %s (encrypted: %v)\n", s.ID, s.Location, s.Encrypted)
 			fmt.Printf("%d snapshots of %d graphs; %s of files in all snapshots\n", s.Snapshots, len(s.Graphs), humanBytes(s.LogicalBytes))
-			fmt.Printf("%d unique chunks, %s before compression", s.UniqueChunks, humanBytes(s.UniqueBytes))
+			fmt.Printf("%d unique chunks in %d objects, %s before compression", s.UniqueChunks, s.Objects, humanBytes(s.UniqueBytes))
 			if s.StoredBytes != nil {
-				fmt.Printf("; %s stored in %d chunk objects", humanBytes(*s.StoredBytes), *s.StoredChunks)
+				fmt.Printf("; %s stored in %d objects under chunks/", humanBytes(*s.StoredBytes), *s.StoredChunks)
 			}
 			fmt.Printf("; %.1fx smaller than full copies\n", s.DedupRatio)
 			tw := newTable("GRAPH\tSNAPSHOTS\tLATEST\tSIZE\tSTORED BY ITS BACKUPS\tDEDUP\tFLAGGED")

@@ -28,13 +28,21 @@ var seq atomic.Int64
 // newRepo initialises a repository in a fresh in-memory store.
 func newRepo(t *testing.T, password string) (*repo.Repository, blob.Store) {
 	t.Helper()
+	return newRepoWith(t, repo.InitOptions{Password: password})
+}
+
+// newRepoWith is newRepo with more choices (chunks of 64 KiB, a cheap KDF).
+func newRepoWith(t *testing.T, opts repo.InitOptions) (*repo.Repository, blob.Store) {
+	t.Helper()
 	ctx := context.Background()
+	password := opts.Password
 	store, err := providers.Open(ctx, fmt.Sprintf("mem://backup-test-%d", seq.Add(1)), providers.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cheap := repo.KDFParams{N: 1 << 10, R: 8, P: 1}
-	r, err := repo.Init(ctx, store, repo.InitOptions{Password: password, AvgChunkSize: 64 << 10, KDF: &cheap})
+	opts.AvgChunkSize, opts.KDF = 64<<10, &cheap
+	r, err := repo.Init(ctx, store, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,12 +211,25 @@ func damageChunk(t *testing.T, store blob.Store, m *repo.Manifest, mutate func([
 	ctx := context.Background()
 	for _, f := range m.Files {
 		if len(f.Chunks) > 0 {
-			key := repo.ChunkKey(f.Chunks[0].ID)
+			ref := f.Chunks[0]
+			key := repo.ChunkKey(ref.Object())
 			data, err := blob.ReadAll(ctx, store, key)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if data = mutate(data); data == nil {
+			if ref.Packed() {
+				// Damage the chunk's bytes in its pack; "missing" deletes
+				// the pack.
+				region := data[ref.Offset : ref.Offset+int64(ref.Length)]
+				if mutate(bytes.Clone(region)) == nil {
+					data = nil
+				} else {
+					copy(region, mutate(region))
+				}
+			} else {
+				data = mutate(data)
+			}
+			if data == nil {
 				if err := store.Delete(ctx, key); err != nil {
 					t.Fatal(err)
 				}
@@ -220,6 +241,39 @@ func damageChunk(t *testing.T, store blob.Store, m *repo.Manifest, mutate func([
 	}
 	t.Fatal("no chunk to damage")
 	return ""
+}
+
+// replaceChunk stores encoded in place of file's first chunk: in its pack
+// (encoded must then be as long as what it replaces), or as its object.
+func replaceChunk(t *testing.T, r *repo.Repository, m *repo.Manifest, file string, encoded []byte) {
+	t.Helper()
+	ctx := context.Background()
+	for _, f := range m.Files {
+		if f.Path != file {
+			continue
+		}
+		ref := f.Chunks[0]
+		if !ref.Packed() {
+			if err := r.PutChunk(ctx, ref.ID, encoded); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		if len(encoded) != ref.Length {
+			t.Fatalf("the replacement of %s's first chunk stores %d bytes, the pack holds %d", file, len(encoded), ref.Length)
+		}
+		key := repo.ChunkKey(ref.Pack)
+		data, err := blob.ReadAll(ctx, r.Store(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(data[ref.Offset:], encoded)
+		if err := blob.PutBytes(ctx, r.Store(), key, data, nil); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("%s not in the manifest", file)
 }
 
 func TestDamageIsCaughtAndDestinationUntouched(t *testing.T) {
@@ -245,7 +299,11 @@ func TestDamageIsCaughtAndDestinationUntouched(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if v.OK() || !strings.Contains(strings.Join(v.Damaged[0].UsedBy, ","), file) {
+			var users []string
+			for _, d := range v.Damaged {
+				users = append(users, d.UsedBy...)
+			}
+			if v.OK() || !strings.Contains(strings.Join(users, ","), file) {
 				t.Fatalf("verify --read-data = %+v, want damage used by %s", v, file)
 			}
 
@@ -276,7 +334,9 @@ func TestDamageIsCaughtAndDestinationUntouched(t *testing.T) {
 // SHA-256, after which the restore re-derives the ids to name the chunk.
 func TestRestoreNamesTheChunkInEncryptedRepos(t *testing.T) {
 	ctx := context.Background()
-	r, store := newRepo(t, "pw")
+	// Uncompressed, so that a chunk of other bytes stores as many bytes
+	// and fits its place in the pack.
+	r, store := newRepoWith(t, repo.InitOptions{Password: "pw", Compression: "none"})
 	res, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: graphDir(t, 3)}, backup.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -298,9 +358,7 @@ func TestRestoreNamesTheChunkInEncryptedRepos(t *testing.T) {
 	good := sourceChunk(t, m, file)
 	bad := bytes.Clone(good)
 	bad[len(bad)/3] ^= 0x20
-	if err := r.PutChunk(ctx, id, r.EncodeChunk(id, bad)); err != nil {
-		t.Fatal(err)
-	}
+	replaceChunk(t, r, m, file, r.EncodeChunk(id, bad))
 	if err := restoreErr(); err == nil || !strings.Contains(err.Error(), "hashes to") ||
 		!strings.Contains(err.Error(), file) || !strings.Contains(err.Error(), id.String()) {
 		t.Fatalf("restore of a chunk holding the wrong bytes: %v", err)

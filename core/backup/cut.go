@@ -344,7 +344,7 @@ func (b *builder) namesCondemned(refs []repo.ChunkRef) bool {
 		return false
 	}
 	for _, c := range refs {
-		if !b.inFlight[c.ID] && b.condemned.Has(c.ID) {
+		if !b.inFlight[c.ID] && b.condemned.Has(c.Object()) {
 			return true
 		}
 	}
@@ -402,9 +402,15 @@ func (b *builder) read(e *repo.FileEntry, f *os.File) error {
 		size += int64(len(data))
 		sum.Write(data)
 		id := b.repo.HashChunk(data)
-		refs = append(refs, repo.ChunkRef{ID: id, Size: len(data)})
-		known := b.known.Has(id)
-		if b.condemned.Any() && !b.inFlight[id] && b.condemned.Has(id) {
+		ref, known := b.known.Lookup(id)
+		if !known {
+			ref = repo.ChunkRef{ID: id, Size: len(data)}
+		}
+		refs = append(refs, ref)
+		// A chunk the index knows is condemned when its object is; one it
+		// does not know is stored in a new pack, but in a repository without
+		// packs it would be stored under its id, which may be condemned.
+		if b.condemned.Any() && !b.inFlight[id] && (known || b.packSize == 0) && b.condemned.Has(ref.Object()) {
 			// A running prune may delete it: once the prune has ended,
 			// store it again.
 			if err := b.condemned.Wait(b.ctx); err != nil {

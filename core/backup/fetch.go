@@ -2,7 +2,9 @@ package backup
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"sync"
 
@@ -92,31 +94,61 @@ func (f *fetcher) open(refs []repo.ChunkRef, consumers, ahead int) *fileFetch {
 // fill launches reads up to limit ahead of the consumer, within the
 // budget; with must, the chunk the consumer needs next is launched even
 // past it.
+//
+// Chunks next to each other in one pack, as a backup stores a file's new
+// chunks, are read with one ranged read (a run) of at most maxRun bytes.
 func (ff *fileFetch) fill(limit int, must bool) {
 	f := ff.f
 	for ff.launched < len(ff.refs) && ff.launched-ff.done < limit &&
 		f.reserve(ff.refs[ff.launched].Size+storedSize(ff.refs[ff.launched]), must && ff.launched == ff.done) {
-		ff.launch(ff.launched)
+		start := ff.launched
 		ff.launched++
+		span := ff.refs[start].Length
+		// A run goes past the window's count of chunks: it is one read, and
+		// the budget bounds the memory its chunks take.
+		for ff.launched < len(ff.refs) {
+			prev, next := ff.refs[ff.launched-1], ff.refs[ff.launched]
+			if !prev.Packed() || next.Pack != prev.Pack || next.Offset != prev.Offset+int64(prev.Length) ||
+				span+next.Length > maxRun || !f.reserve(next.Size+storedSize(next), false) {
+				break
+			}
+			span += next.Length
+			ff.launched++
+		}
+		ff.launch(start, ff.launched)
 	}
 }
 
-func (ff *fileFetch) launch(i int) {
-	f, ref := ff.f, ff.refs[i]
-	ch := make(chan fetched, 1)
-	ff.results[i] = ch
+// maxRun bounds the bytes one read of a pack fetches.
+const maxRun = 8 << 20
+
+// launch reads refs[start:end] with one request.
+func (ff *fileFetch) launch(start, end int) {
+	f := ff.f
+	chans := make([]chan fetched, end-start)
+	for i := range chans {
+		chans[i] = make(chan fetched, 1)
+		ff.results[start+i] = chans[i]
+	}
 	go func() {
-		var c *sharedChunk
-		var err error
+		deliver := func(i int, c *sharedChunk, err error) {
+			f.unreserve(storedSize(ff.refs[i])) // the stored form is dropped
+			chans[i-start] <- fetched{c, err}
+		}
 		select {
 		case f.reads <- struct{}{}:
-			c, err = f.fetch(ff.ctx, ref, ff.consumers)
+			if end-start == 1 {
+				c, err := f.fetch(ff.ctx, ff.refs[start], ff.consumers)
+				deliver(start, c, err)
+			} else {
+				f.fetchRun(ff.ctx, ff.refs[start:end], ff.consumers, func(i int, c *sharedChunk, err error) { deliver(start+i, c, err) })
+			}
 			<-f.reads
 		case <-ff.ctx.Done():
-			err = ff.ctx.Err()
+			for i := start; i < end; i++ {
+				deliver(i, nil, ff.ctx.Err())
+			}
 		}
-		f.unreserve(storedSize(ref)) // the stored form is dropped
-		ch <- fetched{c, err}
 	}()
 }
 
@@ -160,7 +192,7 @@ func (ff *fileFetch) close() {
 func (f *fetcher) fetch(ctx context.Context, ref repo.ChunkRef, consumers int) (*sharedChunk, error) {
 	scratch := bufpool.Restore.Get(ref.Size + storedOverhead)
 	plain := bufpool.Restore.Get(ref.Size)
-	data, scratch, err := f.repo.ReadChunkInto(ctx, ref.ID, plain, scratch, repo.CheckSealed)
+	data, scratch, err := f.repo.ReadRefInto(ctx, ref, plain, scratch, repo.CheckSealed)
 	bufpool.Restore.Put(scratch)
 	if err == nil && len(data) != ref.Size {
 		err = fmt.Errorf("chunk %s has %d bytes, the manifest says %d: %w", ref.ID, len(data), ref.Size, repo.ErrCorrupt)
@@ -172,6 +204,51 @@ func (f *fetcher) fetch(ctx context.Context, ref repo.ChunkRef, consumers int) (
 	c := &sharedChunk{data: data, pool: bufpool.Restore}
 	c.refs.Store(int32(consumers))
 	return c, nil
+}
+
+// fetchRun reads refs, adjacent in one pack, with one ranged read, and
+// delivers each chunk (or the error that stopped the run) as it is decoded:
+// buffers stay chunk-sized whatever the run's length.
+func (f *fetcher) fetchRun(ctx context.Context, refs []repo.ChunkRef, consumers int, deliver func(int, *sharedChunk, error)) {
+	first, last := refs[0], refs[len(refs)-1]
+	length := last.Offset + int64(last.Length) - first.Offset
+	rc, err := f.repo.Store().Get(ctx, repo.ChunkKey(first.Pack), first.Offset, length)
+	if err != nil {
+		err = fmt.Errorf("chunk %s in pack %s: %w", first.ID, first.Pack, err)
+	}
+	i := 0
+	if err == nil {
+		defer rc.Close()
+		for ; i < len(refs); i++ {
+			ref := refs[i]
+			scratch := bufpool.Restore.Get(ref.Length)[:ref.Length]
+			if _, rerr := io.ReadFull(rc, scratch); rerr != nil {
+				bufpool.Restore.Put(scratch)
+				if errors.Is(rerr, io.ErrUnexpectedEOF) || errors.Is(rerr, io.EOF) {
+					rerr = fmt.Errorf("%w: the pack ends before it", repo.ErrCorrupt)
+				}
+				err = fmt.Errorf("chunk %s in pack %s: %w", ref.ID, ref.Pack, rerr)
+				break
+			}
+			plain := bufpool.Restore.Get(ref.Size)
+			data, derr := f.repo.DecodeStored(ref.ID, scratch, plain, repo.CheckSealed)
+			bufpool.Restore.Put(scratch)
+			if derr == nil && len(data) != ref.Size {
+				derr = fmt.Errorf("chunk %s has %d bytes, the manifest says %d: %w", ref.ID, len(data), ref.Size, repo.ErrCorrupt)
+			}
+			if derr != nil {
+				bufpool.Restore.Put(plain)
+				err = derr
+				break
+			}
+			c := &sharedChunk{data: data, pool: bufpool.Restore}
+			c.refs.Store(int32(consumers))
+			deliver(i, c, nil)
+		}
+	}
+	for ; i < len(refs); i++ {
+		deliver(i, nil, err)
+	}
 }
 
 // storedSize bounds the stored form of ref's chunk, read before it is
@@ -186,7 +263,7 @@ const storedOverhead = 64
 // when a file's content did not match its SHA-256.
 func (f *fetcher) findBadChunk(refs []repo.ChunkRef) error {
 	for _, ref := range refs {
-		data, err := f.repo.ReadChunk(f.ctx, ref.ID)
+		data, err := f.repo.ReadRef(f.ctx, ref)
 		if err == nil && len(data) != ref.Size {
 			err = fmt.Errorf("chunk %s has %d bytes, the manifest says %d: %w", ref.ID, len(data), ref.Size, repo.ErrCorrupt)
 		}

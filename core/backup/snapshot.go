@@ -238,6 +238,7 @@ func create(ctx context.Context, r *repo.Repository, idx *repo.Index, condemned 
 		known:     idx.Chunks,
 		condemned: condemned,
 		inFlight:  make(map[repo.ChunkID]bool),
+		packSize:  r.PackSize(),
 		parent:    indexEntries(parent),
 		seen:      map[string]repo.FileEntry{},
 		validated: map[string]validated{},
@@ -252,7 +253,7 @@ func create(ctx context.Context, r *repo.Repository, idx *repo.Index, condemned 
 	}
 
 	m := &repo.Manifest{
-		Version:     repo.FormatVersion,
+		Version:     r.Format(),
 		ID:          repo.NewSnapshotID(start),
 		Graph:       src.Graph,
 		Time:        start.UTC(),
@@ -270,11 +271,14 @@ func create(ctx context.Context, r *repo.Repository, idx *repo.Index, condemned 
 	if err != nil {
 		return nil, fmt.Errorf("graph %q: %w", src.Graph, err)
 	}
+	if err := b.uploads.place(m.Files, b.inFlight); err != nil {
+		return nil, fmt.Errorf("graph %q: %w", src.Graph, err)
+	}
 	m.Totals = totals(m.Files)
 	m.Totals.AddedBytes = b.added
 	m.Totals.StoredBytes = stored
 
-	// Every chunk the manifest names must be durable before the manifest is.
+	// Every object the manifest names must be durable before the manifest is.
 	if err := r.SyncChunks(ctx, b.uploads.storedIDs()); err != nil {
 		return nil, fmt.Errorf("graph %q: %w", src.Graph, err)
 	}
@@ -304,6 +308,7 @@ type builder struct {
 	known     *repo.ChunkSet
 	condemned *repo.Condemned       // chunks a running prune may delete
 	inFlight  map[repo.ChunkID]bool // chunks this backup stores
+	packSize  int                   // the repository's (0: no packs)
 	parent    map[string]repo.FileEntry
 	seen      map[string]repo.FileEntry // read by an earlier cut of this backup
 	validated map[string]validated      // what this backup's reads of LightRAG files found

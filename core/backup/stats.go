@@ -43,8 +43,12 @@ type RepoStats struct {
 	// UniqueChunks and UniqueBytes count the distinct chunks named (plaintext).
 	UniqueChunks int   `json:"unique_chunks"`
 	UniqueBytes  int64 `json:"unique_bytes"`
-	// StoredChunks and StoredBytes are what chunks/ holds, from a listing
-	// (only with list=true; null otherwise: not measured).
+	// Objects counts the objects under chunks/ holding them: packs of
+	// chunks, and chunks stored on their own (format 1).
+	Objects int `json:"objects"`
+	// StoredChunks and StoredBytes are what chunks/ holds (objects and
+	// their bytes), from a listing (only with list=true; null otherwise:
+	// not measured).
 	StoredChunks *int    `json:"stored_chunks"`
 	StoredBytes  *int64  `json:"stored_bytes"`
 	DedupRatio   float64 `json:"dedup_ratio"`
@@ -61,6 +65,9 @@ func Stats(ctx context.Context, r *repo.Repository, list bool) (*RepoStats, erro
 		UniqueChunks: idx.Chunks.Len()}
 	for _, size := range idx.Chunks.All() {
 		s.UniqueBytes += int64(size)
+	}
+	for range idx.Chunks.Objects() {
+		s.Objects++
 	}
 	graphs := map[string]*GraphStats{}
 	infos, err := r.Cache().Infos(ctx, idx.Snapshots)

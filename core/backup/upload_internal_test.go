@@ -33,46 +33,67 @@ func (g *gatedPuts) Put(ctx context.Context, key string, r io.Reader, opts *blob
 
 // A chunk waiting for its upload holds the budget of what it stores, not
 // of its plaintext: 32 chunks of 1 MiB that compress to almost nothing are
-// all in flight at once under an 8 MiB budget (7 were, before).
+// all put at once under an 8 MiB budget while the store answers nothing (7
+// were, before): in a format 1 repository as 32 uploads in flight, in a
+// packing one as one pack waiting to be sent.
 func TestUploadsHoldWhatTheyStore(t *testing.T) {
-	ctx := context.Background()
-	mem, err := providers.Open(ctx, fmt.Sprintf("mem://upload-%d", time.Now().UnixNano()), providers.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := repo.Init(ctx, mem, repo.InitOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	store := &gatedPuts{Store: mem, gate: make(chan struct{})}
-	r, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const chunks = 32
-	pool := newUploadPool(r, chunks, 8<<20)
-	u := pool.start(ctx)
-	go func() {
-		for i := range chunks {
-			data := make([]byte, 1<<20)
-			copy(data, fmt.Sprintf("chunk %d", i))
-			id := r.HashChunk(data)
-			if err := u.put(id, newSharedChunk(data, 1)); err != nil {
-				t.Error(err)
-				return
+	for _, packed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("packed=%v", packed), func(t *testing.T) {
+			ctx := context.Background()
+			mem, err := providers.Open(ctx, fmt.Sprintf("mem://upload-%d", time.Now().UnixNano()), providers.Options{})
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for store.waiting.Load() < chunks && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	got := store.waiting.Load()
-	close(store.gate)
-	if _, err := u.wait(); err != nil {
-		t.Fatal(err)
-	}
-	pool.close()
-	if got < chunks {
-		t.Fatalf("%d uploads in flight under an 8 MiB budget, want all %d (each stores a few KiB)", got, chunks)
+			opts := repo.InitOptions{PackSize: -1}
+			if packed {
+				opts.PackSize = 0
+			}
+			if _, err := repo.Init(ctx, mem, opts); err != nil {
+				t.Fatal(err)
+			}
+			store := &gatedPuts{Store: mem, gate: make(chan struct{})}
+			r, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const chunks = 32
+			pool := newUploadPool(r, chunks, 8<<20)
+			u := pool.start(ctx)
+			var put atomic.Int32
+			go func() {
+				for i := range chunks {
+					data := make([]byte, 1<<20)
+					copy(data, fmt.Sprintf("chunk %d", i))
+					id := r.HashChunk(data)
+					if err := u.put(id, newSharedChunk(data, 1)); err != nil {
+						t.Error(err)
+						return
+					}
+					put.Add(1)
+				}
+			}()
+			deadline := time.Now().Add(10 * time.Second)
+			held := func() bool {
+				if packed {
+					return put.Load() == chunks
+				}
+				return store.waiting.Load() == chunks
+			}
+			for !held() && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			got, gotPuts := store.waiting.Load(), put.Load()
+			close(store.gate)
+			if _, err := u.wait(); err != nil {
+				t.Fatal(err)
+			}
+			pool.close()
+			if gotPuts < chunks || !packed && got < chunks {
+				t.Fatalf("%d chunks put, %d uploads in flight under an 8 MiB budget, want all %d (each stores a few KiB)", gotPuts, got, chunks)
+			}
+			if packed && len(u.storedIDs()) != 1 {
+				t.Fatalf("%d packs stored, want the 32 chunks in one", len(u.storedIDs()))
+			}
+		})
 	}
 }

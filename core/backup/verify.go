@@ -26,7 +26,10 @@ type VerifyOptions struct {
 
 // Damage is one chunk that is missing or corrupt, and where it is used.
 type Damage struct {
-	Chunk   string   `json:"chunk"`
+	Chunk string `json:"chunk"`
+	// Object is the key of the object that holds it (a pack, or the chunk
+	// on its own).
+	Object  string   `json:"object"`
 	Problem string   `json:"problem"`
 	UsedBy  []string `json:"used_by"` // "graph/snapshot:path"
 }
@@ -60,7 +63,8 @@ func Verify(ctx context.Context, r *repo.Repository, refs []repo.SnapshotRef, op
 		opts.Workers = 16
 	}
 	users := map[repo.ChunkID][]string{}
-	var order []repo.ChunkID
+	var order []repo.ChunkRef
+	placed := map[repo.ChunkRef]bool{}
 	unsafe := []Unsafe{}
 	for _, ref := range refs {
 		m, err := r.Cache().Manifest(ctx, ref)
@@ -70,8 +74,9 @@ func Verify(ctx context.Context, r *repo.Repository, refs []repo.SnapshotRef, op
 		unsafe = append(unsafe, unsafeEntries(m)...)
 		for _, f := range m.Files {
 			for _, c := range f.Chunks {
-				if _, seen := users[c.ID]; !seen {
-					order = append(order, c.ID)
+				if !placed[c] {
+					placed[c] = true
+					order = append(order, c)
 				}
 				use := ref.Graph + "/" + ref.ID + ":" + f.Path
 				if u := users[c.ID]; len(u) == 0 || u[len(u)-1] != use {
@@ -83,11 +88,13 @@ func Verify(ctx context.Context, r *repo.Repository, refs []repo.SnapshotRef, op
 	res := &VerifyResult{Snapshots: len(refs), Chunks: len(order), ReadData: opts.ReadData, Damaged: []Damage{}, Unsafe: unsafe}
 	var mu sync.Mutex
 	done := 0
+	stats := &objectStats{r: r, seen: map[repo.ChunkID]*objectStat{}}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(opts.Workers)
-	for _, id := range order {
+	for _, ref := range order {
+		id := ref.ID
 		g.Go(func() error {
-			problem, n, err := checkChunk(gctx, r, id, opts.ReadData)
+			problem, n, err := checkChunk(gctx, r, stats, ref, opts.ReadData)
 			if err != nil {
 				return err
 			}
@@ -95,7 +102,7 @@ func Verify(ctx context.Context, r *repo.Repository, refs []repo.SnapshotRef, op
 			defer mu.Unlock()
 			res.BytesRead += n
 			if problem != "" {
-				res.Damaged = append(res.Damaged, Damage{Chunk: id.String(), Problem: problem, UsedBy: users[id]})
+				res.Damaged = append(res.Damaged, Damage{Chunk: id.String(), Object: repo.ChunkKey(ref.Object()), Problem: problem, UsedBy: users[id]})
 			}
 			done++
 			if opts.Progress != nil {
@@ -131,27 +138,80 @@ func unsafeEntries(m *repo.Manifest) []Unsafe {
 }
 
 // checkChunk returns a problem description for a damaged chunk, or an error
-// when the storage could not be asked.
-func checkChunk(ctx context.Context, r *repo.Repository, id repo.ChunkID, readData bool) (problem string, read int64, err error) {
+// when the storage could not be asked. Without readData it checks that the
+// object holding the chunk exists (once per object) and, for a pack, holds
+// the chunk's bytes.
+func checkChunk(ctx context.Context, r *repo.Repository, stats *objectStats, ref repo.ChunkRef, readData bool) (problem string, read int64, err error) {
 	if !readData {
-		_, err := r.Store().Stat(ctx, repo.ChunkKey(id))
+		size, missing, err := stats.stat(ctx, ref.Object())
 		switch {
-		case errors.Is(err, blob.ErrNotFound):
-			return "missing", 0, nil
 		case err != nil:
-			return "", 0, fmt.Errorf("check chunk %s: %w", id, err)
+			return "", 0, fmt.Errorf("check chunk %s: %w", ref.ID, err)
+		case missing:
+			return "missing", 0, nil
+		case ref.Packed() && size < ref.Offset+int64(ref.Length):
+			return fmt.Sprintf("pack %s holds %d bytes, the chunk is at %d+%d: truncated", ref.Pack, size, ref.Offset, ref.Length), 0, nil
 		}
 		return "", 0, nil
 	}
-	stored, err := blob.ReadAll(ctx, r.Store(), repo.ChunkKey(id))
+	if ref.Packed() {
+		_, err := r.ReadRef(ctx, ref)
+		switch {
+		case errors.Is(err, blob.ErrNotFound):
+			return "missing", 0, nil
+		case errors.Is(err, repo.ErrCorrupt):
+			return err.Error(), int64(ref.Length), nil
+		case err != nil:
+			return "", 0, fmt.Errorf("read chunk %s: %w", ref.ID, err)
+		}
+		return "", int64(ref.Length), nil
+	}
+	stored, err := blob.ReadAll(ctx, r.Store(), repo.ChunkKey(ref.ID))
 	switch {
 	case errors.Is(err, blob.ErrNotFound):
 		return "missing", 0, nil
 	case err != nil:
-		return "", 0, fmt.Errorf("read chunk %s: %w", id, err)
+		return "", 0, fmt.Errorf("read chunk %s: %w", ref.ID, err)
 	}
-	if _, err := r.DecodeChunk(id, stored); err != nil {
+	if _, err := r.DecodeChunk(ref.ID, stored); err != nil {
 		return err.Error(), int64(len(stored)), nil
 	}
 	return "", int64(len(stored)), nil
+}
+
+// objectStats asks the store about each object once, however many chunks
+// of it are checked.
+type objectStats struct {
+	r    *repo.Repository
+	mu   sync.Mutex
+	seen map[repo.ChunkID]*objectStat
+}
+
+type objectStat struct {
+	once    sync.Once
+	size    int64
+	missing bool
+	err     error
+}
+
+func (o *objectStats) stat(ctx context.Context, id repo.ChunkID) (size int64, missing bool, err error) {
+	o.mu.Lock()
+	st := o.seen[id]
+	if st == nil {
+		st = &objectStat{}
+		o.seen[id] = st
+	}
+	o.mu.Unlock()
+	st.once.Do(func() {
+		a, err := o.r.Store().Stat(ctx, repo.ChunkKey(id))
+		switch {
+		case errors.Is(err, blob.ErrNotFound):
+			st.missing = true
+		case err != nil:
+			st.err = err
+		default:
+			st.size = a.Size
+		}
+	})
+	return st.size, st.missing, st.err
 }

@@ -34,9 +34,10 @@ type Shape struct {
 	Graphs []Graph
 	// Targets is how many replicas the repository has.
 	Targets int
-	// StoredChunks and StoredBytes are what chunks/ holds.
-	StoredChunks int64
-	StoredBytes  int64
+	// StoredObjects and StoredBytes are what chunks/ holds (packs of
+	// chunks, or chunks stored on their own).
+	StoredObjects int64
+	StoredBytes   int64
 	// Snapshots is how many snapshots the repository holds.
 	Snapshots int
 	// Intervals of the scheduled tasks; zero for a task that does not run.
@@ -49,8 +50,9 @@ type Shape struct {
 type Graph struct {
 	Name           string
 	BackupInterval time.Duration
-	// NewChunks is how many chunks a backup of it stores, on average.
-	NewChunks float64
+	// NewObjects is how many objects (packs, or chunks stored on their
+	// own) a backup of it stores, on average.
+	NewObjects float64
 }
 
 // Operation is one kind of scheduled work.
@@ -118,18 +120,18 @@ func pages(n float64) float64 { return math.Max(1, math.Ceil(n/1000)) }
 // delete), the list of running prunes, the list of snapshots, the chunks it
 // stores and its manifest. The manifests it reads are in the local cache.
 func backupRun(g Graph) Requests {
-	return Requests{Writes: 1 + 3 + g.NewChunks + 1, Deletes: 1}
+	return Requests{Writes: 1 + 3 + g.NewObjects + 1, Deletes: 1}
 }
 
-// A replication to one target after backups that stored newChunks chunks
+// A replication to one target after backups that stored newObjects chunks
 // and newSnapshots manifests: leases on both sides, the listings of both
 // repositories' snapshots, checkpoints, keys and metadata, both configs
 // compared, and for each new object a HEAD on the target, a GET from the
 // primary and a PUT.
-func replicationRun(newChunks, newSnapshots float64, snapshots int) Requests {
+func replicationRun(newObjects, newSnapshots float64, snapshots int) Requests {
 	fixed := Requests{Writes: 2*(1+1) + 1 + pages(float64(snapshots))*2 + 1 + 2 + 2, Reads: 2, Deletes: 2}
 	perObject := Requests{Writes: 1, Reads: 2}
-	return fixed.add(perObject, newChunks+newSnapshots)
+	return fixed.add(perObject, newObjects+newSnapshots)
 }
 
 // A cleanup: forget lists snapshots and checkpoints and deletes the
@@ -139,7 +141,7 @@ func replicationRun(newChunks, newSnapshots float64, snapshots int) Requests {
 // dropped snapshots alone named: about what the backups since added).
 func cleanupRun(s Shape, snapshotsPerRun, chunksPerRun float64) Requests {
 	forget := Requests{Writes: pages(float64(s.Snapshots)) + 1, Deletes: snapshotsPerRun}
-	prune := Requests{Writes: 1 + 1 + 1 + 1 + pages(float64(s.Snapshots))*2 + pages(float64(s.StoredChunks)) + 2 + 1, Reads: 2, Deletes: 1 + 2 + chunksPerRun}
+	prune := Requests{Writes: 1 + 1 + 1 + 1 + pages(float64(s.Snapshots))*2 + pages(float64(s.StoredObjects)) + 2 + 1, Reads: 2, Deletes: 1 + 2 + chunksPerRun}
 	return forget.add(prune, 1)
 }
 
@@ -148,12 +150,12 @@ func Compute(s Shape, prices []Price) *Estimate {
 	e := &Estimate{StoredBytes: s.StoredBytes}
 	var backups Operation
 	backups.Kind = "backup"
-	var newChunks, snapshotsMonth float64
+	var newObjects, snapshotsMonth float64
 	for _, g := range s.Graphs {
 		n := runs(g.BackupInterval)
 		backups.RunsPerMonth += n
 		backups.PerMonth = backups.PerMonth.add(backupRun(g), n)
-		newChunks += g.NewChunks * n
+		newObjects += g.NewObjects * n
 		snapshotsMonth += n
 	}
 	if backups.RunsPerMonth > 0 {
@@ -171,11 +173,11 @@ func Compute(s Shape, prices []Price) *Estimate {
 		snapshotsMonth += n * float64(len(s.Graphs))
 	}
 	if n := runs(s.ReplicationInterval); n > 0 && s.Targets > 0 {
-		per := replicationRun(newChunks/n, snapshotsMonth/n, s.Snapshots).scale(float64(s.Targets))
+		per := replicationRun(newObjects/n, snapshotsMonth/n, s.Snapshots).scale(float64(s.Targets))
 		ops = append(ops, Operation{Kind: "replication", RunsPerMonth: n, PerRun: per, PerMonth: per.scale(n)})
 	}
 	if n := runs(s.CleanupInterval); n > 0 {
-		per := cleanupRun(s, snapshotsMonth/n, newChunks/n)
+		per := cleanupRun(s, snapshotsMonth/n, newObjects/n)
 		ops = append(ops, Operation{Kind: "cleanup", RunsPerMonth: n, PerRun: per, PerMonth: per.scale(n)})
 	}
 	for _, op := range ops {

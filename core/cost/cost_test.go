@@ -105,14 +105,14 @@ func TestModelMatchesCountedRequests(t *testing.T) {
 	grow(1 << 20)
 	before := requests(t, primary)
 	second := snap()
-	old := first.Manifest.ChunkIDs()
+	old := first.Manifest.Objects()
 	added := 0.0
-	for id := range second.Manifest.ChunkIDs() {
+	for id := range second.Manifest.Objects() {
 		if _, ok := old[id]; !ok {
 			added++
 		}
 	}
-	e := cost.Compute(cost.Shape{Graphs: []cost.Graph{{Name: "g", BackupInterval: time.Hour, NewChunks: added}}}, nil)
+	e := cost.Compute(cost.Shape{Graphs: []cost.Graph{{Name: "g", BackupInterval: time.Hour, NewObjects: added}}}, nil)
 	near(t, "backup", minus(requests(t, primary), before), e.Operations[0].PerRun)
 
 	// A no-change backup.
@@ -125,20 +125,32 @@ func TestModelMatchesCountedRequests(t *testing.T) {
 	before = requests(t, primary, target)
 	replicate()
 	refs, _ := r.ListSnapshots(ctx, "")
-	e = cost.Compute(cost.Shape{Graphs: []cost.Graph{{Name: "g", BackupInterval: time.Hour, NewChunks: added / 2}},
+	e = cost.Compute(cost.Shape{Graphs: []cost.Graph{{Name: "g", BackupInterval: time.Hour, NewObjects: added / 2}},
 		Targets: 1, Snapshots: len(refs), ReplicationInterval: 2 * time.Hour}, nil)
 	near(t, "replication", minus(requests(t, primary, target), before), e.Operations[1].PerRun)
 
-	// A cleanup that forgets one snapshot of three and prunes.
+	// A cleanup that forgets two snapshots of three and prunes what they
+	// alone named: the file is replaced, so no chunk of the two is kept
+	// and neither is any pack holding them (a pack goes once none of its
+	// chunks is named; appends keep the older packs).
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	grow(1 << 20)
+	snap()
+	refs, _ = r.ListSnapshots(ctx, "")
 	before = requests(t, primary)
-	if _, err := retention.Forget(ctx, r, "g", retention.Policy{KeepLast: 2}, false); err != nil {
+	if _, err := retention.Forget(ctx, r, "g", retention.Policy{KeepLast: 1}, false); err != nil {
 		t.Fatal(err)
 	}
 	pr, err := retention.Prune(ctx, r, retention.PruneOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e = cost.Compute(cost.Shape{Graphs: []cost.Graph{{Name: "g", BackupInterval: time.Hour, NewChunks: float64(pr.Deleted)}},
-		Snapshots: len(refs), StoredChunks: int64(pr.Stored), CleanupInterval: time.Hour}, nil)
+	if pr.Deleted == 0 {
+		t.Fatalf("prune = %+v, want the forgotten snapshots' objects deleted", pr)
+	}
+	e = cost.Compute(cost.Shape{Graphs: []cost.Graph{{Name: "g", BackupInterval: 30 * time.Minute, NewObjects: float64(pr.Deleted) / 2}},
+		Snapshots: len(refs), StoredObjects: int64(pr.Stored), CleanupInterval: time.Hour}, nil)
 	near(t, "cleanup", minus(requests(t, primary), before), e.Operations[1].PerRun)
 }

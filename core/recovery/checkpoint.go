@@ -37,7 +37,7 @@ func CreateCheckpoint(ctx context.Context, r *repo.Repository, sources []backup.
 		return nil, errors.New("a checkpoint needs at least one graph")
 	}
 	start := time.Now()
-	cp := &repo.Checkpoint{Version: repo.FormatVersion, ID: repo.NewSnapshotID(start), Time: start.UTC(), Note: opts.Note}
+	cp := &repo.Checkpoint{Version: r.Format(), ID: repo.NewSnapshotID(start), Time: start.UTC(), Note: opts.Note}
 	for _, src := range sources {
 		res, err := backup.Create(ctx, r, src, opts.Backup)
 		if err != nil {

@@ -84,7 +84,7 @@ func TestCheckpointValidateEverywhere(t *testing.T) {
 	east, _ := open(ctx, w.targets["east"])
 	m, _ := w.r.Cache().Manifest(ctx, repo.SnapshotRef{Graph: "g2", ID: cp.Snapshots[1].ID})
 	var lost repo.ChunkID
-	for id := range m.ChunkIDs() {
+	for id := range m.Objects() {
 		if err := east.Delete(ctx, repo.ChunkKey(id)); err != nil {
 			t.Fatal(err)
 		}

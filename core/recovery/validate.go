@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -150,14 +151,30 @@ func validateAt(ctx context.Context, r *repo.Repository, cp *repo.Checkpoint, lo
 		res.State, res.Error = Unreachable, blob.Reason(err)
 		return res
 	}
+	// A lost pack damages each of its chunks: count and name objects.
+	noted := map[string]int{}
 	for _, d := range vr.Damaged {
+		if at, ok := noted[d.Object]; ok {
+			if at >= 0 {
+				p := &res.Problems[at]
+				for _, u := range d.UsedBy {
+					if !slices.Contains(p.UsedBy, u) && len(p.UsedBy) < 3 {
+						p.UsedBy = append(p.UsedBy, u)
+					}
+				}
+			}
+			continue
+		}
 		if d.Problem == "missing" {
 			res.MissingObjects++
 		} else {
 			res.Damaged++
 		}
-		id, _ := repo.ParseChunkID(d.Chunk)
-		res.note(repo.ChunkKey(id), d.Problem, d.UsedBy)
+		noted[d.Object] = -1
+		if len(res.Problems) < maxProblems {
+			noted[d.Object] = len(res.Problems)
+		}
+		res.note(d.Object, d.Problem, d.UsedBy)
 	}
 	res.State = Restorable
 	if res.MissingObjects > 0 || res.Damaged > 0 {

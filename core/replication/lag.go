@@ -60,10 +60,10 @@ func ComputeLag(ctx context.Context, r *repo.Repository, t Target, dst blob.Stor
 		if lag.OldestMissing.IsZero() || m.Time.Before(lag.OldestMissing) {
 			lag.OldestMissing = m.Time
 		}
-		for id, size := range m.ChunkIDs() {
-			if !targetChunks.Has(id) && !counted[id] {
+		for id, size := range m.Objects() {
+			if !targetChunks.HasObject(id) && !counted[id] {
 				counted[id] = true
-				lag.Bytes += int64(size)
+				lag.Bytes += size
 			}
 		}
 	}

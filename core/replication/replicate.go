@@ -125,8 +125,8 @@ func Replicate(ctx context.Context, r *repo.Repository, t Target, dst blob.Store
 			return res, err
 		}
 		var need []repo.ChunkID
-		for id := range m.ChunkIDs() {
-			if (!held.Chunks.Has(id) && !copied[id]) || c.condemned.Has(id) {
+		for id := range m.Objects() {
+			if (!held.Chunks.HasObject(id) && !copied[id]) || c.condemned.Has(id) {
 				need = append(need, id)
 			}
 		}

@@ -18,14 +18,14 @@ import (
 // and the chunks they name with their sizes, and when it was last checked
 // against the listing, in a compact binary form:
 //
-//	"GKIDX2\\n" | int64 checked (Unix ns, 0: never) | uint32 sweeps | (uint8 len, sweep id)... |
+//	"GKIDX3\\n" | int64 checked (Unix ns, 0: never) | uint32 sweeps | (uint8 len, sweep id)... |
 //	uint32 snapshots | (uint8 len, snapshot key)... |
-//	uint32 chunks | (32-byte id, uint32 size)... in id order | SHA-256 of all before
+//	uint32 records | ChunkSet records... in order | SHA-256 of all before
 //
 // It is a cache: any damage makes Index rebuild it from the manifests.
-const indexFile = "index-v2.bin"
+const indexFile = "index-v3.bin"
 
-var indexMagic = []byte("GKIDX2\n")
+var indexMagic = []byte("GKIDX3\n")
 
 // keptIndex is the content of indexFile.
 type keptIndex struct {
@@ -207,7 +207,7 @@ func (k *keptIndex) encode() []byte {
 	k.chunks.seal()
 	var b bytes.Buffer
 	keys := k.sortedKeys()
-	b.Grow(len(indexMagic) + 8 + 4 + len(k.ended)*32 + 4 + len(keys)*48 + 4 + k.chunks.Len()*36 + sha256.Size)
+	b.Grow(len(indexMagic) + 8 + 4 + len(k.ended)*32 + 4 + len(keys)*48 + 4 + len(k.chunks.records) + sha256.Size)
 	b.Write(indexMagic)
 	var checked int64
 	if !k.checked.IsZero() {
@@ -223,7 +223,7 @@ func (k *keptIndex) encode() []byte {
 	}
 	writeKeys(slices.Sorted(maps.Keys(k.ended)))
 	writeKeys(keys)
-	b.Write(binary.BigEndian.AppendUint32(nil, uint32(k.chunks.Len())))
+	b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(k.chunks.records)/chunkRecord)))
 	b.Write(k.chunks.records)
 	sum := sha256.Sum256(b.Bytes())
 	b.Write(sum[:])
@@ -314,7 +314,7 @@ func decodeKeptIndex(data []byte) (*keptIndex, error) {
 	if err != nil {
 		return nil, err
 	}
-	if chunks > len(r)/36 {
+	if chunks > len(r)/chunkRecord {
 		return nil, errBadIndex
 	}
 	records, err := next(chunks * chunkRecord)

@@ -87,7 +87,7 @@ func TestIndexReadsOnlyNewManifests(t *testing.T) {
 	check("after a forget")
 
 	// A damaged index is rebuilt from the manifests.
-	p := filepath.Join(r.Cache().Dir(), "index-v2.bin")
+	p := filepath.Join(r.Cache().Dir(), "index-v3.bin")
 	data, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
@@ -246,7 +246,7 @@ func TestAddJournalsAndFolds(t *testing.T) {
 	if _, err := r.Cache().Known(ctx, log); err != nil {
 		t.Fatal(err)
 	}
-	index, journal := filepath.Join(r.Cache().Dir(), "index-v2.bin"), filepath.Join(r.Cache().Dir(), "index-v2.add")
+	index, journal := filepath.Join(r.Cache().Dir(), "index-v3.bin"), filepath.Join(r.Cache().Dir(), "index-v3.add")
 	before, err := os.ReadFile(index)
 	if err != nil {
 		t.Fatal(err)

@@ -14,12 +14,12 @@ import (
 // chunks). Each entry:
 //
 //	uint32 payload length | payload | SHA-256 of payload
-//	payload: uint8 len, snapshot key | (32-byte id, uint32 size)...
+//	payload: uint8 len, snapshot key | ChunkSet records...
 //
 // A torn or damaged entry ends the journal: what follows is not read. A
 // snapshot missing from the index costs speed (its manifest is read
 // again, its chunks stored again), never correctness.
-const journalFile = "index-v2.add"
+const journalFile = "index-v3.add"
 
 // Add folds the journal into the index once it passes a quarter of the
 // index's size (so rewriting the index costs at most four times what was

@@ -10,12 +10,12 @@ func TestChunkSetMergesBatches(t *testing.T) {
 	id := func(i int) ChunkID { return sha256.Sum256(fmt.Appendf(nil, "%d", i)) }
 	var s ChunkSet
 	for i := 0; i < 100; i += 2 {
-		s.add(id(i), i)
+		s.add(ChunkRef{ID: id(i), Size: i})
 	}
-	s.add(id(0), 0) // a duplicate within a batch
+	s.add(ChunkRef{ID: id(0)}) // a duplicate within a batch
 	s.seal()
 	for i := 0; i < 100; i += 3 { // overlaps the first batch
-		s.add(id(i), i)
+		s.add(ChunkRef{ID: id(i), Size: i})
 	}
 	s.seal()
 	want := 0

@@ -29,6 +29,10 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add(s2codec.encode(bytes.Repeat([]byte("entity <SEP> "), 50), "chunks/x"))
 	f.Add([]byte{flagS2, 0xff, 0xff, 0xff, 0xff, 0x0f, 0})
+	for _, r := range []*Repository{plain, sealed} {
+		a, b := bytes.Repeat([]byte("chunk a "), 64), embeddings(1024, 3)
+		f.Add(testPack(r, ChunkID{}, a, b))
+	}
 	f.Add([]byte{flagHuff, 0, 0, 0})
 	f.Add([]byte{flagBase64 | flagChecksum})
 	f.Fuzz(func(t *testing.T, stored []byte) {
@@ -37,6 +41,10 @@ func FuzzDecode(f *testing.F) {
 			_, _ = r.codec.decode(bytes.Clone(stored), "chunks/x")
 			_, _ = r.codec.decodeTo(nil, bytes.Clone(stored), "chunks/x", true)
 		}
+		for _, r := range []*Repository{plain, sealed} {
+			_, _ = r.OpenPack(ChunkID{}, bytes.Clone(stored))
+		}
+		_, _ = parsePackTrailer(ChunkID{}, stored, int64(len(stored)))
 		_, _ = huffDecodeTo(nil, stored)
 		_, _ = unpackBase64To(nil, stored)
 		_, _ = parseManifest(stored, SnapshotRef{Graph: "g1", ID: "20261127T150405Z-k3f7qa"})

@@ -189,7 +189,7 @@ func (r *Repository) ExtendLocks(ctx context.Context, window time.Duration, para
 	}
 	err = blob.Walk(ctx, r.store, ChunkPrefix, func(o blob.Object) error {
 		id, err := ParseChunkID(path.Base(o.Key))
-		if err == nil && idx.Chunks.Has(id) {
+		if err == nil && idx.Chunks.HasObject(id) {
 			consider(o.Key, o.ModTime)
 		}
 		return nil

@@ -78,11 +78,27 @@ type FileEntry struct {
 	LightRAG *FileCounts `json:"lightrag,omitempty"`
 }
 
-// ChunkRef is one chunk of a file, in order.
+// ChunkRef is one chunk of a file, in order, and where it is stored: in
+// a pack (Pack, at Offset, Length stored bytes), or, when Pack is zero, as
+// an object of its own (ChunkKey(ID); repositories of format 1).
 type ChunkRef struct {
-	ID   ChunkID `json:"id"`
-	Size int     `json:"size"`
+	ID     ChunkID `json:"id"`
+	Size   int     `json:"size"`
+	Pack   ChunkID `json:"pack,omitzero"`
+	Offset int64   `json:"offset,omitempty"`
+	Length int     `json:"length,omitempty"`
 }
+
+// Object is the object under chunks/ that holds the chunk.
+func (c ChunkRef) Object() ChunkID {
+	if c.Pack != (ChunkID{}) {
+		return c.Pack
+	}
+	return c.ID
+}
+
+// Packed reports whether the chunk is stored in a pack.
+func (c ChunkRef) Packed() bool { return c.Pack != (ChunkID{}) }
 
 // Totals summarise a snapshot.
 type Totals struct {
@@ -101,6 +117,29 @@ type Totals struct {
 // Ref returns the manifest's snapshot reference.
 func (m *Manifest) Ref() SnapshotRef {
 	return SnapshotRef{Graph: m.Graph, ID: m.ID, Time: m.Time}
+}
+
+// Objects returns the distinct objects under chunks/ that hold the
+// manifest's chunks (packs, and chunks stored on their own), each with the
+// stored bytes of its chunks the manifest names (the plaintext size for a
+// chunk on its own).
+func (m *Manifest) Objects() map[ChunkID]int64 {
+	objects := make(map[ChunkID]int64)
+	seen := make(map[ChunkRef]bool)
+	for _, f := range m.Files {
+		for _, c := range f.Chunks {
+			if seen[c] {
+				continue
+			}
+			seen[c] = true
+			if c.Packed() {
+				objects[c.Pack] += int64(c.Length)
+			} else {
+				objects[c.ID] = int64(c.Size)
+			}
+		}
+	}
+	return objects
 }
 
 // ChunkIDs returns the distinct chunks the manifest names.

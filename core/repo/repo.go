@@ -23,8 +23,15 @@ import (
 	"github.com/graphkeep/graphkeep/core/chunker"
 )
 
-// FormatVersion is the repository format this code reads and writes.
-const FormatVersion = 1
+// FormatVersion is the repository format this code writes: 2 packs
+// chunks (PackConfig). It reads format 1 (each chunk an object of its own)
+// as well, and writes format 1 when told not to pack, so that a release
+// from before packs can read that repository.
+const FormatVersion = 2
+
+// formatUnpacked is the format of repositories that store each chunk as
+// an object of its own.
+const formatUnpacked = 1
 
 // ConfigKey is the object that makes a prefix a repository.
 const ConfigKey = "graphkeep.repo"
@@ -51,6 +58,8 @@ type Config struct {
 	Chunker     ChunkerConfig     `json:"chunker"`
 	Compression CompressionConfig `json:"compression"`
 	Encryption  *EncryptionConfig `json:"encryption,omitempty"`
+	// Pack is how new chunks are packed (format 2; nil in format 1).
+	Pack *PackConfig `json:"pack,omitempty"`
 	// Lock is the object lock policy every durable write follows (nil:
 	// none).
 	Lock *LockPolicy `json:"lock,omitempty"`
@@ -85,6 +94,10 @@ type InitOptions struct {
 	// "fastest" (default), "default" or "better".
 	Compression      string
 	CompressionLevel string
+	// PackSize is the stored bytes a pack of chunks is filled to; 0 means
+	// DefaultPackSize, and a negative size stores each chunk as an object
+	// of its own (format 1, readable by releases from before packs).
+	PackSize int
 	// KDF overrides the key-derivation cost (tests use a cheap one).
 	KDF *KDFParams
 	// Lock makes the repository immutable for a time (object lock; S3
@@ -149,6 +162,16 @@ func Init(ctx context.Context, store blob.Store, opts InitOptions) (*Repository,
 		Created:     time.Now().UTC().Truncate(time.Second),
 		Chunker:     ChunkerConfig{Algorithm: "fastcdc", MinSize: params.MinSize, AvgSize: params.AvgSize, MaxSize: params.MaxSize},
 		Compression: comp,
+		Pack:        &PackConfig{Size: DefaultPackSize},
+	}
+	switch {
+	case opts.PackSize < 0:
+		cfg.Version, cfg.Pack = formatUnpacked, nil
+	case opts.PackSize > 0:
+		cfg.Pack.Size = opts.PackSize
+	}
+	if err := cfg.validatePack(); err != nil {
+		return nil, err
 	}
 	if opts.Lock != nil {
 		// Before anything is written: a lock the store cannot keep would
@@ -295,9 +318,12 @@ func readValidConfig(ctx context.Context, store blob.Store) (Config, error) {
 		return Config{}, fmt.Errorf("%s in %s: %w: its checksum does not match its content (a flipped bit?); copy %s from a replica of this repository",
 			ConfigKey, store.Location(), ErrCorrupt, ConfigKey)
 	}
-	if cfg.Version != FormatVersion {
-		return Config{}, fmt.Errorf("%s: %w: version %d, this release reads version %d",
-			store.Location(), ErrUnsupported, cfg.Version, FormatVersion)
+	if cfg.Version != FormatVersion && cfg.Version != formatUnpacked {
+		return Config{}, fmt.Errorf("%s: %w: version %d, this release reads versions %d and %d",
+			store.Location(), ErrUnsupported, cfg.Version, formatUnpacked, FormatVersion)
+	}
+	if err := cfg.validatePack(); err != nil {
+		return Config{}, fmt.Errorf("%s: %w: %v", store.Location(), ErrUnsupported, err)
 	}
 	if !validRepoID(cfg.ID) {
 		// The id names the local cache directory: it must not be a path.
@@ -408,6 +434,23 @@ func (r *Repository) Encrypted() bool { return r.keys != nil }
 
 // Store returns the storage the repository lives in.
 func (r *Repository) Store() blob.Store { return r.store }
+
+// Format is the repository's format version (FormatVersion, or 1 for a
+// repository that stores each chunk as an object of its own).
+func (r *Repository) Format() int { return r.cfg.Version }
+
+// validatePack checks that the format and the pack size agree.
+func (cfg Config) validatePack() error {
+	switch {
+	case cfg.Version == formatUnpacked && cfg.Pack != nil:
+		return errors.New("a format 1 repository has no pack size")
+	case cfg.Version == FormatVersion && cfg.Pack == nil:
+		return errors.New("a format 2 repository needs a pack size")
+	case cfg.Pack != nil && (cfg.Pack.Size < 1<<20 || cfg.Pack.Size > MaxPackSize):
+		return fmt.Errorf("pack size %d bytes is outside 1 MiB..%d MiB", cfg.Pack.Size, MaxPackSize>>20)
+	}
+	return nil
+}
 
 // ChunkerParams returns how files are cut.
 func (r *Repository) ChunkerParams() chunker.Params { return r.params }

@@ -442,3 +442,62 @@ func TestInitCompressionChoices(t *testing.T) {
 		}
 	}
 }
+
+// A new repository packs chunks (format 2) unless told not to (format 1,
+// which releases from before packs read); a pack size outside 1..256 MiB
+// is refused before anything is written, and a config whose format and
+// pack size disagree is refused on open.
+func TestInitPackChoices(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		packSize, format, want int
+	}{
+		{0, 2, repo.DefaultPackSize},
+		{16 << 20, 2, 16 << 20},
+		{-1, 1, 0},
+	} {
+		store := newStore(t)
+		if _, err := repo.Init(ctx, store, repo.InitOptions{PackSize: c.packSize}); err != nil {
+			t.Fatalf("pack size %d: %v", c.packSize, err)
+		}
+		r, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Format() != c.format || r.PackSize() != c.want {
+			t.Fatalf("pack size %d: format %d, packs of %d, want %d and %d", c.packSize, r.Format(), r.PackSize(), c.format, c.want)
+		}
+	}
+	for _, size := range []int{512 << 10, repo.MaxPackSize + 1} {
+		store := newStore(t)
+		_, err := repo.Init(ctx, store, repo.InitOptions{PackSize: size})
+		if err == nil || !strings.Contains(err.Error(), "outside 1 MiB..256 MiB") {
+			t.Fatalf("pack size %d: %v, want it refused", size, err)
+		}
+		var written []string
+		_ = blob.WalkKeys(ctx, store, "", func(o blob.Object) error { written = append(written, o.Key); return nil })
+		if len(written) != 0 {
+			t.Fatalf("pack size %d: a refused init wrote %v", size, written)
+		}
+	}
+	// A format 2 config without a pack size (a hand edit, or damage that
+	// kept the checksum out): refused, never read as format 1.
+	store := newStore(t)
+	if _, err := repo.Init(ctx, store, repo.InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := blob.ReadAll(ctx, store, repo.ConfigKey)
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	delete(cfg, "pack")
+	delete(cfg, "checksum")
+	edited, _ := json.Marshal(cfg)
+	if err := blob.PutBytes(ctx, store, repo.ConfigKey, edited, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()}); !errors.Is(err, repo.ErrUnsupported) || !strings.Contains(err.Error(), "needs a pack size") {
+		t.Fatalf("open of a format 2 config without packs: %v", err)
+	}
+}

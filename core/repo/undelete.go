@@ -115,7 +115,10 @@ func (r *Repository) authentic(key string) func([]byte) bool {
 			if err != nil {
 				return false
 			}
-			_, err = r.DecodeChunk(id, data)
+			if _, err = r.DecodeChunk(id, data); err == nil {
+				return true
+			}
+			_, err = r.OpenPack(id, data) // a pack of chunks
 			return err == nil
 		case strings.HasPrefix(key, KeyPrefix):
 			var kf keyFile

@@ -34,7 +34,8 @@ type PruneOptions struct {
 	WaitWriters time.Duration
 }
 
-// PruneResult is what Prune found and did.
+// PruneResult is what Prune found and did. Its counts are of objects
+// under chunks/: packs of chunks, and chunks stored on their own (format 1).
 type PruneResult struct {
 	Referenced     int   `json:"referenced_chunks"`
 	Stored         int   `json:"stored_chunks"`
@@ -98,7 +99,9 @@ func Prune(ctx context.Context, r *repo.Repository, opts PruneOptions) (*PruneRe
 	if err != nil {
 		return nil, fmt.Errorf("prune: read snapshots: %w", err)
 	}
-	res.Referenced = idx.Chunks.Len()
+	for range idx.Chunks.Objects() {
+		res.Referenced++
+	}
 	var (
 		garbage []repo.ChunkID
 		sizes   []int64 // of garbage, in the same order
@@ -109,7 +112,7 @@ func Prune(ctx context.Context, r *repo.Repository, opts PruneOptions) (*PruneRe
 			return nil // not a chunk graphkeep wrote; leave it alone
 		}
 		res.Stored++
-		if idx.Chunks.Has(id) {
+		if idx.Chunks.HasObject(id) {
 			return nil
 		}
 		if !o.ModTime.Before(cutoff) {
@@ -168,7 +171,7 @@ func Prune(ctx context.Context, r *repo.Repository, opts PruneOptions) (*PruneRe
 	}
 	doomed := garbage[:0]
 	for i, id := range garbage {
-		if idx.Chunks.Has(id) {
+		if idx.Chunks.HasObject(id) {
 			res.Rescued++
 			res.UnreferencedSz -= sizes[i]
 			continue

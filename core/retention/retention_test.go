@@ -124,9 +124,9 @@ func TestForgetAndPrune(t *testing.T) {
 	}
 	// Every chunk the remaining snapshots name is still there.
 	for _, m := range []*repo.Manifest{made[0], made[2]} {
-		for id := range m.ChunkIDs() {
+		for id := range m.Objects() {
 			if ok, _ := blob.Exists(ctx, store, repo.ChunkKey(id)); !ok {
-				t.Fatalf("prune deleted chunk %s of a kept snapshot", id)
+				t.Fatalf("prune deleted %s of a kept snapshot", repo.ChunkKey(id))
 			}
 		}
 	}

@@ -23,12 +23,18 @@ var quickLeases = repo.LeaseOptions{TTL: 5 * time.Second, Skew: time.Millisecond
 
 func sweepRepo(t *testing.T) (*repo.Repository, blob.Store) {
 	t.Helper()
+	return sweepRepoPacking(t, 0)
+}
+
+// sweepRepoPacking is sweepRepo with a pack size (-1: format 1, no packs).
+func sweepRepoPacking(t *testing.T, packSize int) (*repo.Repository, blob.Store) {
+	t.Helper()
 	ctx := context.Background()
 	store, err := providers.Open(ctx, fmt.Sprintf("mem://sweep-%d", seq.Add(1)), providers.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := repo.Init(ctx, store, repo.InitOptions{AvgChunkSize: 64 << 10})
+	r, err := repo.Init(ctx, store, repo.InitOptions{AvgChunkSize: 64 << 10, PackSize: packSize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,9 +113,9 @@ func keysUnder(t *testing.T, store blob.Store, prefix string) []string {
 
 func allChunksThere(t *testing.T, store blob.Store, m *repo.Manifest) {
 	t.Helper()
-	for id := range m.ChunkIDs() {
+	for id := range m.Objects() {
 		if ok, err := blob.Exists(context.Background(), store, repo.ChunkKey(id)); err != nil || !ok {
-			t.Fatalf("snapshot %s names chunk %s, which is gone (%v)", m.ID, id, err)
+			t.Fatalf("snapshot %s names object %s, which is gone (%v)", m.ID, repo.ChunkKey(id), err)
 		}
 	}
 }
@@ -185,12 +191,24 @@ func TestPruneWaitsForEarlierBackup(t *testing.T) {
 }
 
 // A backup that begins while a prune is deleting must not rely on the
-// chunks the prune condemned, even when they are still stored: it waits
-// for the prune and stores them again. Without that, the backup's snapshot
-// names chunks the prune then deletes.
+// chunks the prune condemned, even when they are still stored. Without
+// packs a chunk is stored under its id, which the prune may delete: the
+// backup waits for the prune and stores them again. With packs the chunks
+// go into a new pack, which no prune condemned: the backup does not wait.
+// Either way its snapshot never names what the prune deletes.
 func TestBackupDuringPruneStoresCondemnedChunksAgain(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		packSize int
+		waits    bool
+	}{{"format 1", -1, true}, {"packs", 0, false}} {
+		t.Run(c.name, func(t *testing.T) { backupDuringPrune(t, c.packSize, c.waits) })
+	}
+}
+
+func backupDuringPrune(t *testing.T, packSize int, waits bool) {
 	ctx := context.Background()
-	r, store := sweepRepo(t)
+	r, store := sweepRepoPacking(t, packSize)
 	content := randomBytes(600<<10, 2)
 	first, err := quickBackup(t, r, "g", graphDir(t, content), nil)
 	if err != nil {
@@ -217,10 +235,16 @@ func TestBackupDuringPruneStoresCondemnedChunksAgain(t *testing.T) {
 		m, err := quickBackup(t, r, "g2", graphDir(t, content), nil)
 		again <- outcome{m, err}
 	}()
+	var out outcome
 	select {
-	case out := <-again:
-		t.Fatalf("the backup committed (%v) while the prune it must wait for still ran", out.err)
+	case out = <-again:
+		if waits {
+			t.Fatalf("the backup committed (%v) while the prune it must wait for still ran", out.err)
+		}
 	case <-time.After(300 * time.Millisecond):
+		if !waits {
+			t.Fatal("the backup waited for the prune, though it stores its chunks in a new pack")
+		}
 	}
 	if err := long.Release(); err != nil {
 		t.Fatal(err)
@@ -229,7 +253,9 @@ func TestBackupDuringPruneStoresCondemnedChunksAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := <-result
-	out := <-again
+	if waits {
+		out = <-again
+	}
 	if out.err != nil {
 		t.Fatal(out.err)
 	}
@@ -255,7 +281,7 @@ func TestDeadPruneIsIgnoredAndCleaned(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ids []repo.ChunkID
-	for id := range first.ChunkIDs() {
+	for id := range first.Objects() {
 		ids = append(ids, id)
 	}
 	sweep, err := r.PublishSweep(ctx, dead, ids)

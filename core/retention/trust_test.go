@@ -136,7 +136,7 @@ func TestBackupListsWhileADeadSweepIsOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ids []repo.ChunkID
-	for id := range first.ChunkIDs() {
+	for id := range first.Objects() {
 		ids = append(ids, id)
 	}
 	sweep, err := here.PublishSweep(ctx, dead, ids)

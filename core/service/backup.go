@@ -396,22 +396,23 @@ func (s *Service) Stats(ctx context.Context, list bool) (*StatsResult, error) {
 // costShape is what the cost estimate needs of the repository and the
 // schedule.
 func (s *Service) costShape(st *backup.RepoStats, targets int) cost.Shape {
-	sh := cost.Shape{Targets: targets, Snapshots: st.Snapshots, StoredChunks: int64(st.UniqueChunks), StoredBytes: st.UniqueBytes,
+	sh := cost.Shape{Targets: targets, Snapshots: st.Snapshots, StoredObjects: int64(st.Objects), StoredBytes: st.UniqueBytes,
 		ReplicationInterval: s.cfg.Schedule.ReplicationInterval, CleanupInterval: s.cfg.Schedule.CleanupInterval,
 		CheckpointInterval: s.cfg.Schedule.CheckpointInterval}
 	if st.StoredChunks != nil {
-		sh.StoredChunks, sh.StoredBytes = int64(*st.StoredChunks), *st.StoredBytes
+		sh.StoredObjects, sh.StoredBytes = int64(*st.StoredChunks), *st.StoredBytes
 	}
-	chunkSize := 1.0
-	if st.UniqueChunks > 0 {
-		chunkSize = float64(st.UniqueBytes) / float64(st.UniqueChunks)
+	// The plaintext an object holds: a pack's chunks, or one chunk.
+	objectSize := 1.0
+	if st.Objects > 0 {
+		objectSize = float64(st.UniqueBytes) / float64(st.Objects)
 	}
 	for _, g := range st.Graphs {
 		every := s.cfg.BackupInterval
 		if d, ok := s.cfg.Schedule.GraphIntervals[g.Graph]; ok {
 			every = d
 		}
-		sh.Graphs = append(sh.Graphs, cost.Graph{Name: g.Graph, BackupInterval: every, NewChunks: math.Ceil(float64(g.AddedBytes) / chunkSize)})
+		sh.Graphs = append(sh.Graphs, cost.Graph{Name: g.Graph, BackupInterval: every, NewObjects: math.Ceil(float64(g.AddedBytes) / objectSize)})
 	}
 	return sh
 }

@@ -1,0 +1,140 @@
+package backup_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/graphkeep/graphkeep/blob"
+	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/lightrag/fixture"
+	"github.com/graphkeep/graphkeep/core/repo"
+	"github.com/graphkeep/graphkeep/providers"
+)
+
+// A backup stores a file's new chunks back to back in packs, in the file's
+// order, so a restore reads each run of them with one ranged read: far
+// fewer requests than chunks, and every file comes back whole. A second
+// backup of the grown graph stores only the new chunks, in a new pack, and
+// its restore reads from both.
+func TestPacksAreReadInRuns(t *testing.T) {
+	ctx := context.Background()
+	mem, err := providers.Open(ctx, fmt.Sprintf("mem://pack-runs-%d", seq.Add(1)), providers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := blob.NewCounting(mem)
+	if _, err := repo.Init(ctx, store, repo.InitOptions{AvgChunkSize: 16 << 10, PackSize: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "g1")
+	if err := fixture.Generate(src, fixture.Spec{Docs: 20, EmbeddingDim: 256, Seed: 5}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: src}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Manifest
+	chunks, objects := m.Totals.Chunks, len(m.Objects())
+	if chunks < 40 || objects < 2 || objects > chunks/10 {
+		t.Fatalf("%d chunks in %d objects: want many chunks in a few 1 MiB packs", chunks, objects)
+	}
+	for _, f := range m.Files {
+		for i, c := range f.Chunks {
+			if !c.Packed() || i > 0 && c.Pack == f.Chunks[i-1].Pack && c.Offset < f.Chunks[i-1].Offset {
+				t.Fatalf("%s: chunk %d is not packed after the one before it: %+v", f.Path, i, c)
+			}
+		}
+	}
+
+	before := store.RequestStats()
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := backup.Restore(ctx, r, m.Ref(), out, backup.RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, src, out)
+	gets := store.RequestStats().Sub(before).Gets
+	// One read per run: a file's chunks in one pack are one run, cut
+	// where a pack ends.
+	if gets > int64(len(m.Files)+objects) {
+		t.Fatalf("the restore of %d chunks in %d packs made %d reads, want at most one per file and pack", chunks, objects, gets)
+	}
+
+	// The graph grows; the next backup stores only what is new.
+	if err := fixture.Generate(src, fixture.Spec{Docs: 24, EmbeddingDim: 256, Seed: 5}); err != nil {
+		t.Fatal(err)
+	}
+	next, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: src}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Manifest.Totals.StoredBytes == 0 || next.Manifest.Totals.StoredBytes > res.Manifest.Totals.StoredBytes/2 {
+		t.Fatalf("the second backup stored %d bytes, the first %d", next.Manifest.Totals.StoredBytes, res.Manifest.Totals.StoredBytes)
+	}
+	out2 := filepath.Join(t.TempDir(), "out2")
+	if _, err := backup.Restore(ctx, r, next.Manifest.Ref(), out2, backup.RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, src, out2)
+	v, err := backup.Verify(ctx, r, []repo.SnapshotRef{m.Ref(), next.Manifest.Ref()}, backup.VerifyOptions{ReadData: true})
+	if err != nil || !v.OK() {
+		t.Fatalf("verify --read-data = %+v, %v", v, err)
+	}
+}
+
+// A repository of format 1 (each chunk an object of its own, as releases
+// before packs wrote) is still backed up, restored and verified as such.
+func TestFormat1RepositoriesStayUnpacked(t *testing.T) {
+	ctx := context.Background()
+	r, store := newRepoWith(t, repo.InitOptions{PackSize: -1})
+	src := graphDir(t, 3)
+	res, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: src}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range res.Manifest.Files {
+		for _, c := range f.Chunks {
+			if c.Packed() {
+				t.Fatalf("%s: a format 1 repository stored a chunk in a pack", f.Path)
+			}
+			if ok, err := blob.Exists(ctx, store, repo.ChunkKey(c.ID)); err != nil || !ok {
+				t.Fatalf("chunk %s is not an object of its own: %v", c.ID, err)
+			}
+		}
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := backup.Restore(ctx, r, res.Manifest.Ref(), out, backup.RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, src, out)
+	v, err := backup.Verify(ctx, r, []repo.SnapshotRef{res.Manifest.Ref()}, backup.VerifyOptions{ReadData: true})
+	if err != nil || !v.OK() {
+		t.Fatalf("verify --read-data = %+v, %v", v, err)
+	}
+}
+
+// sameFiles checks that every file of want is in got with the same bytes.
+func sameFiles(t *testing.T, want, got string) {
+	t.Helper()
+	entries, err := os.ReadDir(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		a, _ := os.ReadFile(filepath.Join(want, e.Name()))
+		b, err := os.ReadFile(filepath.Join(got, e.Name()))
+		if err != nil || string(a) != string(b) {
+			t.Fatalf("%s differs after the restore (%v)", e.Name(), err)
+		}
+	}
+}
