@@ -54,6 +54,13 @@ func (f *fetcher) reserve(size int, must bool) bool {
 	return true
 }
 
+// room reports whether size bytes more fit the budget.
+func (f *fetcher) room(size int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ahead+size <= f.budget
+}
+
 func (f *fetcher) unreserve(size int) {
 	f.mu.Lock()
 	f.ahead -= size
@@ -99,31 +106,44 @@ func (f *fetcher) open(refs []repo.ChunkRef, consumers, ahead int) *fileFetch {
 // chunks, are read with one ranged read (a run) of at most maxRun bytes.
 func (ff *fileFetch) fill(limit int, must bool) {
 	f := ff.f
-	for ff.launched < len(ff.refs) && ff.launched-ff.done < limit &&
-		f.reserve(ff.refs[ff.launched].Size+storedSize(ff.refs[ff.launched]), must && ff.launched == ff.done) {
+	for ff.launched < len(ff.refs) && ff.launched-ff.done < limit {
+		needed := must && ff.launched == ff.done
+		// A read ahead starts only with room for a run: started as each
+		// chunk is consumed, runs would be a chunk long.
+		if !needed && ff.refs[ff.launched].Packed() && !f.room(f.budget/4) {
+			break
+		}
+		if !f.reserve(ff.refs[ff.launched].Size+storedSize(ff.refs[ff.launched]), needed) {
+			break
+		}
 		start := ff.launched
 		ff.launched++
 		span := ff.refs[start].Length
 		// A run goes past the window's count of chunks: it is one read, and
-		// the budget bounds the memory its chunks take.
+		// the budget bounds the memory its chunks take. It reads one
+		// chunk's stored form at a time: it holds the largest of them
+		// (scratch), not their sum.
+		scratch := storedSize(ff.refs[start])
 		for ff.launched < len(ff.refs) {
 			prev, next := ff.refs[ff.launched-1], ff.refs[ff.launched]
 			if !prev.Packed() || next.Pack != prev.Pack || next.Offset != prev.Offset+int64(prev.Length) ||
-				span+next.Length > maxRun || !f.reserve(next.Size+storedSize(next), false) {
+				span+next.Length > maxRun || !f.reserve(next.Size+max(0, storedSize(next)-scratch), false) {
 				break
 			}
+			scratch = max(scratch, storedSize(next))
 			span += next.Length
 			ff.launched++
 		}
-		ff.launch(start, ff.launched)
+		ff.launch(start, ff.launched, scratch)
 	}
 }
 
 // maxRun bounds the bytes one read of a pack fetches.
 const maxRun = 8 << 20
 
-// launch reads refs[start:end] with one request.
-func (ff *fileFetch) launch(start, end int) {
+// launch reads refs[start:end] with one request, holding scratch bytes
+// of the budget for their stored forms until it has read them.
+func (ff *fileFetch) launch(start, end, scratch int) {
 	f := ff.f
 	chans := make([]chan fetched, end-start)
 	for i := range chans {
@@ -131,8 +151,11 @@ func (ff *fileFetch) launch(start, end int) {
 		ff.results[start+i] = chans[i]
 	}
 	go func() {
+		delivered := 0
 		deliver := func(i int, c *sharedChunk, err error) {
-			f.unreserve(storedSize(ff.refs[i])) // the stored form is dropped
+			if delivered++; delivered == len(chans) {
+				f.unreserve(scratch) // the stored forms are dropped
+			}
 			chans[i-start] <- fetched{c, err}
 		}
 		select {
@@ -221,6 +244,10 @@ func (f *fetcher) fetchRun(ctx context.Context, refs []repo.ChunkRef, consumers 
 		defer rc.Close()
 		for ; i < len(refs); i++ {
 			ref := refs[i]
+			if !ref.PlausibleLength() {
+				err = fmt.Errorf("chunk %s: %w: its place in pack %s is %d+%d for %d bytes", ref.ID, repo.ErrCorrupt, ref.Pack, ref.Offset, ref.Length, ref.Size)
+				break
+			}
 			scratch := bufpool.Restore.Get(ref.Length)[:ref.Length]
 			if _, rerr := io.ReadFull(rc, scratch); rerr != nil {
 				bufpool.Restore.Put(scratch)
@@ -252,12 +279,19 @@ func (f *fetcher) fetchRun(ctx context.Context, refs []repo.ChunkRef, consumers 
 }
 
 // storedSize bounds the stored form of ref's chunk, read before it is
-// decoded.
-func storedSize(ref repo.ChunkRef) int { return ref.Size + storedOverhead }
+// decoded: what a pack's ref says it is, else the most its encoding adds.
+// (A fourth of the plaintext for LightRAG's JSON: bounding it by the
+// plaintext halved how far a restore could read ahead.)
+func storedSize(ref repo.ChunkRef) int {
+	if ref.Packed() && ref.PlausibleLength() {
+		return ref.Length
+	}
+	return ref.Size + storedOverhead
+}
 
 // storedOverhead covers what encoding adds to a chunk that does not
 // compress: header byte, nonce and tag.
-const storedOverhead = 64
+const storedOverhead = repo.MaxStoredOverhead
 
 // findBadChunk reads refs again re-deriving every id, to name the chunk
 // when a file's content did not match its SHA-256.

@@ -49,6 +49,17 @@ var packMagic = []byte("GKPACK1\n")
 
 const packEntry = 32 + 4 + 4 + 4
 
+// MaxStoredOverhead is the most a chunk's stored form exceeds its
+// plaintext by (a chunk that does not compress: header, nonce and tag).
+const MaxStoredOverhead = 64
+
+// PlausibleLength reports whether a packed ref's stored length can be its
+// chunk's: a manifest naming more is damaged (and would have a read take
+// that much memory).
+func (c ChunkRef) PlausibleLength() bool {
+	return c.Length > 0 && c.Length <= c.Size+MaxStoredOverhead && c.Offset >= 0
+}
+
 // NewPackID returns a fresh random pack id.
 func NewPackID() ChunkID {
 	var id ChunkID
@@ -155,8 +166,8 @@ func (r *Repository) ReadRefInto(ctx context.Context, ref ChunkRef, dst, scratch
 	if !ref.Packed() {
 		return r.ReadChunkInto(ctx, ref.ID, dst, scratch, check)
 	}
-	if ref.Length <= 0 || ref.Offset < 0 {
-		return nil, scratch, fmt.Errorf("chunk %s: %w: its place in pack %s is %d+%d", ref.ID, ErrCorrupt, ref.Pack, ref.Offset, ref.Length)
+	if !ref.PlausibleLength() {
+		return nil, scratch, fmt.Errorf("chunk %s: %w: its place in pack %s is %d+%d for %d bytes", ref.ID, ErrCorrupt, ref.Pack, ref.Offset, ref.Length, ref.Size)
 	}
 	rc, err := r.store.Get(ctx, ChunkKey(ref.Pack), ref.Offset, int64(ref.Length))
 	if err != nil {

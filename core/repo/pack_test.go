@@ -66,6 +66,14 @@ func TestPackRoundTripsAndRefusesDamage(t *testing.T) {
 			t.Fatal("a pack opened under another id")
 		}
 
+		// A manifest naming more stored bytes than the chunk can take
+		// (damage, or a forgery) is refused before anything is read.
+		huge := refs[0]
+		huge.Length = 1 << 30
+		if _, err := r.ReadRef(ctx, huge); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("read of a chunk claiming 1 GiB stored: %v", err)
+		}
+
 		// A pack cut short: the chunk past its end is named as corrupt.
 		if err := blob.PutBytes(ctx, r.store, ChunkKey(id), stored[:refs[1].Offset+10], nil); err != nil {
 			t.Fatal(err)
