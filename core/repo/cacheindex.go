@@ -20,6 +20,7 @@ import (
 //
 //	"GKIDX3\\n" | int64 checked (Unix ns, 0: never) | uint32 sweeps | (uint8 len, sweep id)... |
 //	uint32 snapshots | (uint8 len, snapshot key)... |
+//	uint32 packs | 32-byte pack ids... in order |
 //	uint32 records | ChunkSet records... in order | SHA-256 of all before
 //
 // It is a cache: any damage makes Index rebuild it from the manifests.
@@ -207,7 +208,7 @@ func (k *keptIndex) encode() []byte {
 	k.chunks.seal()
 	var b bytes.Buffer
 	keys := k.sortedKeys()
-	b.Grow(len(indexMagic) + 8 + 4 + len(k.ended)*32 + 4 + len(keys)*48 + 4 + len(k.chunks.records) + sha256.Size)
+	b.Grow(len(indexMagic) + 8 + 4 + len(k.ended)*32 + 4 + len(keys)*48 + 4 + len(k.chunks.packs)*32 + 4 + len(k.chunks.records) + sha256.Size)
 	b.Write(indexMagic)
 	var checked int64
 	if !k.checked.IsZero() {
@@ -223,6 +224,10 @@ func (k *keptIndex) encode() []byte {
 	}
 	writeKeys(slices.Sorted(maps.Keys(k.ended)))
 	writeKeys(keys)
+	b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(k.chunks.packs))))
+	for _, p := range k.chunks.packs {
+		b.Write(p[:])
+	}
 	b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(k.chunks.records)/chunkRecord)))
 	b.Write(k.chunks.records)
 	sum := sha256.Sum256(b.Bytes())
@@ -310,6 +315,21 @@ func decodeKeptIndex(data []byte) (*keptIndex, error) {
 		return nil, err
 	}
 	k.covered = nil // made when asked
+	npacks, err := count()
+	if err != nil {
+		return nil, err
+	}
+	if npacks > len(r)/32 {
+		return nil, errBadIndex
+	}
+	table, err := next(npacks * 32)
+	if err != nil {
+		return nil, err
+	}
+	packs := make([]ChunkID, npacks)
+	for i := range packs {
+		packs[i] = ChunkID(table[i*32 : (i+1)*32])
+	}
 	chunks, err := count()
 	if err != nil {
 		return nil, err
@@ -321,7 +341,7 @@ func decodeKeptIndex(data []byte) (*keptIndex, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := k.chunks.setRecords(records); err != nil {
+	if err := k.chunks.setRecords(records, packs); err != nil {
 		return nil, fmt.Errorf("%w: %v", errBadIndex, err)
 	}
 	if len(r) != 0 {

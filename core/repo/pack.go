@@ -259,5 +259,26 @@ func (p *partsReader) Seek(offset int64, whence int) (int64, error) {
 	return offset, nil
 }
 
+// WriteTo writes what is left part by part (a copy through a small buffer
+// would cut each chunk into many writes).
+func (p *partsReader) WriteTo(w io.Writer) (int64, error) {
+	var written int64
+	off := p.at
+	for _, part := range p.parts {
+		if off >= int64(len(part)) {
+			off -= int64(len(part))
+			continue
+		}
+		n, err := w.Write(part[off:])
+		written += int64(n)
+		p.at += int64(n)
+		if err != nil {
+			return written, err
+		}
+		off = 0
+	}
+	return written, nil
+}
+
 // Len is what is left to read (lets stores that want a length have it).
 func (p *partsReader) Len() int { return int(max(0, p.size-p.at)) }

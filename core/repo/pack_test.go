@@ -121,6 +121,13 @@ func TestPartsReaderSeeks(t *testing.T) {
 	if string(rest) != "fghi" {
 		t.Fatalf("from 5: %q", rest)
 	}
+	if _, err := p.Seek(2, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if n, err := p.WriteTo(&out); err != nil || n != 7 || out.String() != "cdefghi" || p.Len() != 0 {
+		t.Fatalf("WriteTo from 2: %d %q %v", n, out.String(), err)
+	}
 	if _, err := p.Seek(-1, io.SeekStart); err == nil {
 		t.Fatal("a negative position was accepted")
 	}
@@ -172,4 +179,44 @@ func newRepoForTest(t *testing.T, keys *Keys) *Repository {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// Packs added in later batches sort anywhere in the table: the records
+// already sealed are renumbered, and every chunk still finds its own pack
+// and place, also after the kept index is written and read back.
+func TestChunkSetRenumbersPacks(t *testing.T) {
+	k := newKeptIndex()
+	want := map[ChunkID]ChunkRef{}
+	for batch := range 4 {
+		for i := range 50 {
+			id := ChunkID{byte(batch), byte(i), 1}
+			ref := ChunkRef{ID: id, Size: 1000 + i, Pack: ChunkID{byte(200 - batch*40 - i%3), byte(batch)}, Offset: int64(i * 10), Length: 7 + i}
+			if i%10 == 0 {
+				ref = ChunkRef{ID: id, Size: 5} // on its own
+			}
+			k.chunks.add(ref)
+			want[id] = ref
+		}
+		k.chunks.seal()
+	}
+	check := func(what string, s *ChunkSet) {
+		for id, ref := range want {
+			got, ok := s.Lookup(id)
+			if !ok || got != ref {
+				t.Fatalf("%s: Lookup(%x) = %+v, %v; want %+v", what, id[:3], got, ok, ref)
+			}
+			if !s.HasObject(ref.Object()) {
+				t.Fatalf("%s: %x not an object", what, ref.Object())
+			}
+		}
+		if s.Len() != len(want) {
+			t.Fatalf("%s: Len %d, want %d", what, s.Len(), len(want))
+		}
+	}
+	check("sealed", k.chunks)
+	back, err := decodeKeptIndex(k.encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("read back", back.chunks)
 }
