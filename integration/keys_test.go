@@ -156,9 +156,11 @@ func TestLeasesOfADeadProcess(t *testing.T) {
 	e.ok("fixture", "generate", e.root, "--graphs", "g1", "--size", "2000000")
 	e.ok("init")
 	e.ok("backup", "g1", "--quiet-window", "0")
-	e.ok("fixture", "grow", e.root, "g1", "--percent", "20")
+	// Other content altogether: no chunk of the first backup's pack is
+	// named any more.
+	e.ok("fixture", "generate", e.root, "--graphs", "g1", "--size", "2000000", "--seed", "2")
 	e.ok("backup", "g1", "--quiet-window", "0")
-	e.ok("forget", "--keep-last", "1") // the prune has chunks to delete, so it waits for writers
+	e.ok("forget", "--keep-last", "1") // the prune has a pack to delete, so it waits for writers
 	repoDir := strings.TrimPrefix(e.repo, "file://")
 	// The chunks are old: a prune condemns the unnamed ones and then waits
 	// for the backups running when it began.

@@ -86,9 +86,11 @@ func pruneCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "prune [--dry-run]",
 		Short: "Delete chunks that no snapshot names",
-		Long: `prune lists chunks/ and deletes those no snapshot names. It holds the repository's
-exclusive lease: it waits for running backups to finish, and backups wait for it.
-A prune killed midway leaves nothing broken; its lease expires within minutes.`,
+		Long: `prune lists chunks/ and deletes the objects no snapshot names, and rewrites each pack
+a quarter or more of which no snapshot names with only the rest. Backups go on while it
+runs: it waits for the backups already running before it deletes, and backups that start
+meanwhile store again what it may delete. A prune killed midway leaves nothing broken;
+its lease expires within minutes.`,
 		Args: cobra.NoArgs,
 		RunE: g.run(func(ctx context.Context, svc *service.Service, _ []string) error {
 			res, err := svc.Prune(ctx, dryRun)
@@ -110,9 +112,15 @@ func printPrune(res *retention.PruneResult) {
 	if res.DryRun {
 		fmt.Printf("prune (dry run): %d of %d stored chunks unreferenced (%s) would be deleted\n",
 			res.Unreferenced, res.Stored, humanBytes(res.UnreferencedSz))
+		if res.Compactable > 0 {
+			fmt.Printf("prune (dry run): %d packs hold %s no snapshot names and would be compacted\n", res.Compactable, humanBytes(res.CompactableSz))
+		}
 		return
 	}
 	fmt.Printf("prune: deleted %d unreferenced chunks (%s); %d chunks referenced\n", res.Deleted, humanBytes(res.UnreferencedSz), res.Referenced)
+	if res.Compacted > 0 {
+		fmt.Printf("prune: compacted %d packs, freeing %s no snapshot named\n", res.Compacted, humanBytes(res.CompactedSz))
+	}
 	if res.Rescued > 0 {
 		fmt.Printf("prune: kept %d chunks that snapshots committed during the prune named again\n", res.Rescued)
 	}

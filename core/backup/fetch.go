@@ -273,9 +273,23 @@ func (f *fetcher) fetchRun(ctx context.Context, refs []repo.ChunkRef, consumers 
 			deliver(i, c, nil)
 		}
 	}
-	for ; i < len(refs); i++ {
-		deliver(i, nil, err)
+	// What the run did not deliver is read chunk by chunk: a prune that
+	// compacted the pack moved it (the single read finds it), or it is
+	// damaged (the single read says how).
+	for ; i < len(refs) && ctx.Err() == nil; i++ {
+		c, ferr := f.fetch(ctx, refs[i], consumers)
+		deliver(i, c, ferr)
 	}
+	for ; i < len(refs); i++ {
+		deliver(i, nil, firstErr(ctx.Err(), err))
+	}
+}
+
+func firstErr(err, fallback error) error {
+	if err != nil {
+		return err
+	}
+	return fallback
 }
 
 // storedSize bounds the stored form of ref's chunk, read before it is

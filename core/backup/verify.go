@@ -150,6 +150,10 @@ func checkChunk(ctx context.Context, r *repo.Repository, stats *objectStats, ref
 		case missing:
 			return "missing", 0, nil
 		case ref.Packed() && size < ref.Offset+int64(ref.Length):
+			// A prune that compacted the pack moved the chunk.
+			if _, moved, err := r.Moved(ctx, ref); err == nil && moved {
+				return "", 0, nil
+			}
 			return fmt.Sprintf("pack %s holds %d bytes, the chunk is at %d+%d: truncated", ref.Pack, size, ref.Offset, ref.Length), 0, nil
 		}
 		return "", 0, nil

@@ -290,6 +290,23 @@ func (s *ChunkSet) HasObject(id ChunkID) bool {
 	return found
 }
 
+// HasIn reports whether the set holds chunk id stored in pack.
+func (s *ChunkSet) HasIn(id, pack ChunkID) bool {
+	if s == nil {
+		return false
+	}
+	j, found := slices.BinarySearchFunc(s.packs, pack, compareIDs)
+	if !found {
+		return false
+	}
+	for i := s.first(id); i >= 0 && i < len(s.records)/chunkRecord && bytes.Equal(s.record(i)[:32], id[:]); i++ {
+		if binary.BigEndian.Uint32(s.record(i)[recPack:]) == uint32(j+1) {
+			return true
+		}
+	}
+	return false
+}
+
 // Len is how many distinct chunks the set holds.
 func (s *ChunkSet) Len() int {
 	n := 0

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/graphkeep/graphkeep/blob"
 )
@@ -150,6 +151,110 @@ func parsePackTrailer(id ChunkID, plain []byte, end int64) ([]ChunkRef, error) {
 	return refs, nil
 }
 
+// PackIndex reads a pack's trailer: the chunks the pack holds now and
+// where. A prune that compacts a pack moves its chunks, so a chunk not at
+// the place its manifest names is looked up here.
+func (r *Repository) PackIndex(ctx context.Context, id ChunkID) ([]ChunkRef, error) {
+	key := ChunkKey(id)
+	a, err := r.store.Stat(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", id, err)
+	}
+	if a.Size < 4 {
+		return nil, fmt.Errorf("pack %s: %w: too short", id, ErrCorrupt)
+	}
+	tail, err := readRange(ctx, r.store, key, a.Size-4, 4)
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", id, err)
+	}
+	n := int64(binary.BigEndian.Uint32(tail))
+	if n > a.Size-4 || n > 64<<20 {
+		return nil, fmt.Errorf("pack %s: %w: trailer length %d", id, ErrCorrupt, n)
+	}
+	sealed, err := readRange(ctx, r.store, key, a.Size-4-n, n)
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", id, err)
+	}
+	plain, err := r.openObject(sealed, key)
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: trailer: %w", id, err)
+	}
+	return parsePackTrailer(id, plain, a.Size-4-n)
+}
+
+func readRange(ctx context.Context, s blob.Store, key string, off, n int64) ([]byte, error) {
+	rc, err := s.Get(ctx, key, off, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(rc, buf); err != nil {
+		return nil, fmt.Errorf("%w: short read", ErrCorrupt)
+	}
+	return buf, nil
+}
+
+// Moved returns where a pack's trailer says ref's chunk is now, when that
+// is not where ref says (a prune compacted the pack); ok is false when the
+// pack does not hold it elsewhere.
+func (r *Repository) Moved(ctx context.Context, ref ChunkRef) (ChunkRef, bool, error) {
+	refs, err := r.PackIndex(ctx, ref.Pack)
+	if err != nil {
+		return ref, false, err
+	}
+	r.moved.put(ref.Pack, refs)
+	at, ok := placeIn(refs, ref)
+	return at, ok, nil
+}
+
+func placeIn(refs []ChunkRef, ref ChunkRef) (ChunkRef, bool) {
+	for _, at := range refs {
+		if at.ID == ref.ID && at.Size == ref.Size && (at.Offset != ref.Offset || at.Length != ref.Length) {
+			return at, true
+		}
+	}
+	return ref, false
+}
+
+// packIndexes keeps the trailers of the compacted packs a process read, so
+// that a restore reading many chunks of one reads its trailer once. A pack
+// compacted again since is read again: a chunk not at the place kept there
+// sends the reader back to the pack's trailer.
+type packIndexes struct {
+	mu    sync.Mutex
+	packs map[ChunkID][]ChunkRef
+}
+
+const keptPackIndexes = 4096
+
+func (p *packIndexes) put(id ChunkID, refs []ChunkRef) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.packs == nil || len(p.packs) >= keptPackIndexes {
+		p.packs = map[ChunkID][]ChunkRef{}
+	}
+	p.packs[id] = refs
+}
+
+// place is where the kept trailer of ref's pack puts its chunk, if kept
+// and not where ref says.
+func (p *packIndexes) place(ref ChunkRef) (ChunkRef, bool) {
+	if p == nil {
+		return ref, false
+	}
+	p.mu.Lock()
+	refs, ok := p.packs[ref.Pack]
+	p.mu.Unlock()
+	if !ok {
+		return ref, false
+	}
+	return placeIn(refs, ref)
+}
+
 // ReadRef fetches, decodes and verifies (re-deriving its id) the chunk
 // ref names, wherever it is stored.
 func (r *Repository) ReadRef(ctx context.Context, ref ChunkRef) ([]byte, error) {
@@ -166,6 +271,19 @@ func (r *Repository) ReadRefInto(ctx context.Context, ref ChunkRef, dst, scratch
 	if !ref.Packed() {
 		return r.ReadChunkInto(ctx, ref.ID, dst, scratch, check)
 	}
+	at, _ := r.moved.place(ref)
+	plain, scratch, err = r.readAt(ctx, at, dst, scratch, check)
+	if err != nil && !errors.Is(err, blob.ErrNotFound) && ctx.Err() == nil {
+		// Not where the manifest says: a compacted pack holds it elsewhere.
+		if again, moved, merr := r.Moved(ctx, ref); merr == nil && moved && again != at {
+			return r.readAt(ctx, again, dst, scratch, check)
+		}
+	}
+	return plain, scratch, err
+}
+
+// readAt reads a packed chunk at the place ref names.
+func (r *Repository) readAt(ctx context.Context, ref ChunkRef, dst, scratch []byte, check Check) (plain, scratchOut []byte, err error) {
 	if !ref.PlausibleLength() {
 		return nil, scratch, fmt.Errorf("chunk %s: %w: its place in pack %s is %d+%d for %d bytes", ref.ID, ErrCorrupt, ref.Pack, ref.Offset, ref.Length, ref.Size)
 	}
@@ -202,6 +320,47 @@ func (r *Repository) DecodeStored(id ChunkID, stored, dst []byte, check Check) (
 		return nil, fmt.Errorf("chunk %s: %w", id, err)
 	}
 	return plain, nil
+}
+
+// CompactPack rewrites pack id with only the chunks keep names (by id),
+// under the same key, and returns the stored bytes it freed. Each chunk's
+// stored bytes are copied as they are (each is sealed on its own), and the
+// new trailer says where each now is: readers holding the old places find
+// a chunk's new one there (ReadRefInto). The object is replaced whole or
+// not at all. It fails when the pack does not hold every chunk keep names,
+// and does nothing when keep names them all. The caller (prune) has made
+// sure no writer relies on a chunk it drops.
+func (r *Repository) CompactPack(ctx context.Context, id ChunkID, keep func(ChunkID) bool) (freed int64, err error) {
+	stored, err := blob.ReadAll(ctx, r.store, ChunkKey(id))
+	if err != nil {
+		return 0, fmt.Errorf("pack %s: %w", id, err)
+	}
+	refs, err := r.OpenPack(id, stored)
+	if err != nil {
+		return 0, err
+	}
+	var kept []ChunkRef
+	var parts [][]byte
+	var off int64
+	for _, ref := range refs {
+		if !keep(ref.ID) {
+			continue
+		}
+		data := stored[ref.Offset : ref.Offset+int64(ref.Length)]
+		kept = append(kept, ChunkRef{ID: ref.ID, Size: ref.Size, Pack: id, Offset: off, Length: ref.Length})
+		parts = append(parts, data)
+		off += int64(ref.Length)
+	}
+	if len(kept) == len(refs) || len(kept) == 0 {
+		return 0, nil // nothing to drop, or nothing to keep (prune deletes it)
+	}
+	parts = append(parts, r.PackTail(id, kept))
+	body := newPartsReader(parts)
+	size := body.size
+	if err := r.store.Put(ctx, ChunkKey(id), body, &blob.PutOptions{Retain: r.retain()}); err != nil {
+		return 0, fmt.Errorf("compact pack %s: %w", id, err)
+	}
+	return int64(len(stored)) - size, nil
 }
 
 // partsReader reads byte slices back to back; it seeks, so a retrying

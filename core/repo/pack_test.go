@@ -67,11 +67,21 @@ func TestPackRoundTripsAndRefusesDamage(t *testing.T) {
 		}
 
 		// A manifest naming more stored bytes than the chunk can take
-		// (damage, or a forgery) is refused before anything is read.
+		// (damage) is not read as such (no 1 GiB buffer): the pack's
+		// trailer says where the chunk is, and that is read and verified.
 		huge := refs[0]
 		huge.Length = 1 << 30
-		if _, err := r.ReadRef(ctx, huge); !errors.Is(err, ErrCorrupt) {
+		if got, err := r.ReadRef(ctx, huge); err != nil || !bytes.Equal(got, a) {
 			t.Fatalf("read of a chunk claiming 1 GiB stored: %v", err)
+		}
+		// Nor is a chunk the pack does not hold where the ref says.
+		other := refs[0]
+		other.Offset++
+		if _, err := r.ReadRef(ctx, ChunkRef{ID: ChunkID{1}, Size: 10, Pack: id, Offset: 0, Length: 20}); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("read of a chunk the pack does not hold: %v", err)
+		}
+		if got, err := r.ReadRef(ctx, other); err != nil || !bytes.Equal(got, a) {
+			t.Fatalf("read of a chunk one byte off its place: %v", err)
 		}
 
 		// A pack cut short: the chunk past its end is named as corrupt.

@@ -128,6 +128,8 @@ type Repository struct {
 	keyID  string // the key whose password opened it (ConfigKeyID, an id under keys/, or "")
 	// keyCache remembers the keys derived for new passwords (key add, passwd).
 	keyCache KeyCache
+	// moved holds the trailers of compacted packs read (packIndexes).
+	moved *packIndexes
 }
 
 // Init creates a repository in store. It fails with ErrAlreadyExists when
@@ -406,7 +408,7 @@ func newRepository(store blob.Store, cfg Config, keys *Keys, cacheDir string) (*
 	if cacheDir == "" {
 		cacheDir = fallbackCacheDir()
 	}
-	r := &Repository{store: store, cfg: cfg, keys: keys, codec: c, params: params}
+	r := &Repository{store: store, cfg: cfg, keys: keys, codec: c, params: params, moved: &packIndexes{}}
 	// One cache per repository id and location: a replica holds the same
 	// manifests but not always the same set of them.
 	loc := sha256.Sum256([]byte(store.Location()))
@@ -490,7 +492,7 @@ func (r *Repository) OnStore(store blob.Store, cacheDir string) *Repository {
 	if cacheDir == "" {
 		cacheDir = filepath.Dir(filepath.Dir(r.cache.dir))
 	}
-	view := &Repository{store: store, cfg: r.cfg, keys: r.keys, codec: r.codec, params: r.params}
+	view := &Repository{store: store, cfg: r.cfg, keys: r.keys, codec: r.codec, params: r.params, moved: &packIndexes{}}
 	loc := sha256.Sum256([]byte(store.Location()))
 	view.cache = &Cache{dir: filepath.Join(cacheDir, r.cfg.ID, hex.EncodeToString(loc[:6])), repo: view}
 	return view

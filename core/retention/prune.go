@@ -1,6 +1,7 @@
 package retention
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/graphkeep/graphkeep/core/problem"
@@ -52,6 +53,13 @@ type PruneResult struct {
 	// prune after LockedUntil (the earliest) can delete them.
 	Locked      int       `json:"locked_chunks_kept"`
 	LockedUntil time.Time `json:"locked_until,omitzero"`
+	// Compactable are packs a quarter or more of which no snapshot names
+	// (CompactableSz bytes); Compacted of them were rewritten with only the
+	// rest, freeing CompactedSz.
+	Compactable   int   `json:"compactable_packs"`
+	CompactableSz int64 `json:"compactable_bytes"`
+	Compacted     int   `json:"compacted_packs"`
+	CompactedSz   int64 `json:"compacted_bytes_freed"`
 	// DeadSweeps are records of earlier prunes that died, removed.
 	DeadSweeps int `json:"dead_prunes_cleaned"`
 	// StaleTemps are temporary files of writes killed over an hour ago
@@ -99,12 +107,15 @@ func Prune(ctx context.Context, r *repo.Repository, opts PruneOptions) (*PruneRe
 	if err != nil {
 		return nil, fmt.Errorf("prune: read snapshots: %w", err)
 	}
-	for range idx.Chunks.Objects() {
+	live := map[repo.ChunkID]int64{} // a pack's stored bytes the snapshots name
+	for id, n := range idx.Chunks.Objects() {
 		res.Referenced++
+		live[id] = n
 	}
 	var (
 		garbage []repo.ChunkID
 		sizes   []int64 // of garbage, in the same order
+		compact []repo.ChunkID
 	)
 	err = blob.Walk(ctx, r.Store(), repo.ChunkPrefix, func(o blob.Object) error {
 		id, err := repo.ParseChunkID(o.Key[strings.LastIndex(o.Key, "/")+1:])
@@ -113,6 +124,13 @@ func Prune(ctx context.Context, r *repo.Repository, opts PruneOptions) (*PruneRe
 		}
 		res.Stored++
 		if idx.Chunks.HasObject(id) {
+			// A pack holding much that no snapshot names is rewritten
+			// with only what they name.
+			if n, ok := live[id]; ok && !idx.Chunks.Has(id) && o.Size > 0 && o.Size <= maxCompacted &&
+				float64(o.Size-n) >= compactAt*float64(o.Size) && o.ModTime.Before(cutoff) {
+				compact = append(compact, id)
+				res.CompactableSz += o.Size - n
+			}
 			return nil
 		}
 		if !o.ModTime.Before(cutoff) {
@@ -127,17 +145,20 @@ func Prune(ctx context.Context, r *repo.Repository, opts PruneOptions) (*PruneRe
 	if err != nil {
 		return nil, fmt.Errorf("prune: list chunks: %w", err)
 	}
-	idx = nil
+	idx, live = nil, nil
 	res.Unreferenced = len(garbage)
+	res.Compactable = len(compact)
 	if opts.DryRun {
 		return res, nil
 	}
-	if len(garbage) == 0 {
+	if len(garbage) == 0 && len(compact) == 0 {
 		res.StaleTemps = removeStaleTemps(ctx, r)
 		return res, nil
 	}
 
-	sweep, err := r.PublishSweep(ctx, lease, garbage)
+	// Writers keep off every chunk in the packs to compact as well: a
+	// backup that needs one stores it again.
+	sweep, err := r.PublishSweep(ctx, lease, append(slices.Clone(garbage), compact...))
 	if err != nil {
 		return nil, fmt.Errorf("prune: %w", err)
 	}
@@ -179,6 +200,9 @@ func Prune(ctx context.Context, r *repo.Repository, opts PruneOptions) (*PruneRe
 		doomed = append(doomed, id)
 	}
 	res.Unreferenced -= res.Rescued
+	if err := compactPacks(ctx, r, lease, idx.Chunks, compact, res); err != nil {
+		return res, fmt.Errorf("prune: %w (compacted %d of %d packs; run prune again)", err, res.Compacted, len(compact))
+	}
 	idx = nil
 
 	var deleted atomic.Int64
@@ -214,12 +238,61 @@ func Prune(ctx context.Context, r *repo.Repository, opts PruneOptions) (*PruneRe
 		})
 	}
 	err = g.Wait()
-	res.Deleted = int(deleted.Load())
+	res.Deleted += int(deleted.Load())
 	if err != nil {
 		return res, fmt.Errorf("prune: %w (deleted %d of %d unreferenced chunks; run prune again)", err, res.Deleted, len(doomed))
 	}
 	res.StaleTemps = removeStaleTemps(ctx, r)
 	return res, nil
+}
+
+// compactAt is the share of a pack no snapshot names at which prune
+// rewrites it with only the rest. LightRAG rewrites records all through its
+// files, so a pack's chunks die one by one; without compaction a
+// repository under a keep-last policy held about twice what its snapshots
+// name.
+const compactAt = 0.25
+
+// maxCompacted bounds the packs prune compacts: it holds one whole in
+// memory (packs are 8 MiB unless a repository chose bigger).
+const maxCompacted = 64 << 20
+
+// compactPacks rewrites each pack of compact with only the chunks named
+// in chunks (the manifests read after the wait); a pack none of whose
+// chunks is named any more is deleted.
+func compactPacks(ctx context.Context, r *repo.Repository, lease *repo.Lease, chunks *repo.ChunkSet, compact []repo.ChunkID, res *PruneResult) error {
+	for _, id := range compact {
+		if err := lease.Check(); err != nil {
+			return fmt.Errorf("prune stopped: %w", err)
+		}
+		until, err := r.LockedUntil(ctx, repo.ChunkKey(id))
+		if err != nil && !errors.Is(err, blob.ErrNotFound) {
+			return err
+		}
+		if !until.IsZero() {
+			res.Locked++
+			if res.LockedUntil.IsZero() || until.Before(res.LockedUntil) {
+				res.LockedUntil = until
+			}
+			continue
+		}
+		if !chunks.HasObject(id) {
+			if err := r.Store().Delete(ctx, repo.ChunkKey(id)); err != nil && !errors.Is(err, blob.ErrNotFound) {
+				return err
+			}
+			res.Deleted++
+			continue
+		}
+		freed, err := r.CompactPack(ctx, id, func(c repo.ChunkID) bool { return chunks.HasIn(c, id) })
+		if err != nil {
+			return err
+		}
+		if freed > 0 {
+			res.Compacted++
+			res.CompactedSz += freed
+		}
+	}
+	return nil
 }
 
 // oldestWriter returns when the oldest shared lease other than own was
