@@ -15,6 +15,7 @@ import (
 	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/lightrag/fixture"
 	"github.com/graphkeep/graphkeep/core/replication"
+	"github.com/graphkeep/graphkeep/core/retention"
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/providers"
 )
@@ -361,5 +362,59 @@ func TestPasswordsFollowThePrimary(t *testing.T) {
 	}
 	if !opens("pw, changed") {
 		t.Fatal("the changed password does not open the target")
+	}
+}
+
+// A pack prune compacted (its chunks moved, the manifests naming the old
+// places) is copied as it is, and the target reads and restores from it.
+func TestReplicatesCompactedPacks(t *testing.T) {
+	ctx := context.Background()
+	store, _ := open(ctx, memURL())
+	r, err := repo.Init(ctx, store, repo.InitOptions{AvgChunkSize: 16 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err = repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "g1")
+	var first *repo.Manifest
+	for _, docs := range []int{12, 40} {
+		if err := fixture.Generate(dir, fixture.Spec{Docs: docs, EmbeddingDim: 64, Seed: 3}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: dir}, backup.Options{Quiet: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first = res.Manifest
+		}
+	}
+	if err := retention.DeleteSnapshot(ctx, r, first.Ref()); err != nil {
+		t.Fatal(err)
+	}
+	pr, err := retention.Prune(ctx, r, retention.PruneOptions{})
+	if err != nil || pr.Compacted == 0 {
+		t.Fatalf("prune = %+v, %v: want a pack compacted", pr, err)
+	}
+	url := memURL()
+	if err := replication.AddTarget(ctx, r, open, replication.Target{ID: "t1", URL: url}); err != nil {
+		t.Fatal(err)
+	}
+	tg, _ := replication.GetTarget(ctx, r, "t1")
+	dst, _ := open(ctx, url)
+	if _, err := replication.Replicate(ctx, r, tg, dst, replication.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := consistent(t, r, dst); n != 1 {
+		t.Fatalf("target holds %d snapshots, want 1", n)
+	}
+	view := r.OnStore(dst, t.TempDir())
+	refs, _ := view.ListSnapshots(ctx, "g1")
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := backup.Restore(ctx, view, refs[0], out, backup.RestoreOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
