@@ -15,8 +15,8 @@ import (
 	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/lightrag/fixture"
 	"github.com/graphkeep/graphkeep/core/replication"
-	"github.com/graphkeep/graphkeep/core/retention"
 	"github.com/graphkeep/graphkeep/core/repo"
+	"github.com/graphkeep/graphkeep/core/retention"
 	"github.com/graphkeep/graphkeep/providers"
 )
 
