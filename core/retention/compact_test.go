@@ -122,40 +122,19 @@ func TestCompactionKeepsWhatAnEarlierBackupNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(20 * time.Millisecond)
-	reading, release := make(chan struct{}), make(chan struct{})
-	var once bool
-	type outcome struct {
-		m   *repo.Manifest
-		err error
-	}
-	third := make(chan outcome, 1)
-	go func() {
-		m, err := quickBackup(t, r, "g", dir, func(backup.Progress) {
-			if !once {
-				once = true
-				close(reading)
-				<-release
-			}
-		})
-		third <- outcome{m, err}
-	}()
-	<-reading
+	third := startHeldBackup(t, r, dir)
 	if err := retention.DeleteSnapshot(ctx, r, first.Ref()); err != nil {
 		t.Fatal(err)
 	}
 	result, pruned := pruneAsync(r)
 	sweepWaiting(t, store, pruned)
-	close(release)
-	out := <-third
-	if out.err != nil {
-		t.Fatal(out.err)
-	}
+	out := third.finish(t)
 	if err := <-pruned; err != nil {
 		t.Fatal(err)
 	}
 	if res := <-result; res.Compactable != 1 || res.Compacted != 0 {
 		t.Fatalf("prune = %+v: want the pack found compactable, then kept whole", res)
 	}
-	allChunksThere(t, store, out.m)
-	restoresTo(t, r, out.m, content)
+	allChunksThere(t, store, out)
+	restoresTo(t, r, out, content)
 }

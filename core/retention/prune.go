@@ -217,18 +217,8 @@ func Prune(ctx context.Context, r *repo.Repository, opts PruneOptions) (*PruneRe
 			// Under object lock a chunk may not be deletable yet: leave it
 			// for a later prune instead of failing (or, on a versioned
 			// bucket, hiding it under a delete marker while it stays).
-			until, err := r.LockedUntil(gctx, repo.ChunkKey(id))
-			if err != nil && !errors.Is(err, blob.ErrNotFound) {
+			if locked, err := stillLocked(gctx, r, id, res, &lockMu); err != nil || locked {
 				return err
-			}
-			if !until.IsZero() {
-				lockMu.Lock()
-				res.Locked++
-				if res.LockedUntil.IsZero() || until.Before(res.LockedUntil) {
-					res.LockedUntil = until
-				}
-				lockMu.Unlock()
-				return nil
 			}
 			if err := r.Store().Delete(gctx, repo.ChunkKey(id)); err != nil && !errors.Is(err, blob.ErrNotFound) {
 				return err
@@ -265,15 +255,9 @@ func compactPacks(ctx context.Context, r *repo.Repository, lease *repo.Lease, ch
 		if err := lease.Check(); err != nil {
 			return fmt.Errorf("prune stopped: %w", err)
 		}
-		until, err := r.LockedUntil(ctx, repo.ChunkKey(id))
-		if err != nil && !errors.Is(err, blob.ErrNotFound) {
+		if locked, err := stillLocked(ctx, r, id, res, nil); err != nil {
 			return err
-		}
-		if !until.IsZero() {
-			res.Locked++
-			if res.LockedUntil.IsZero() || until.Before(res.LockedUntil) {
-				res.LockedUntil = until
-			}
+		} else if locked {
 			continue
 		}
 		if !chunks.HasObject(id) {
@@ -293,6 +277,27 @@ func compactPacks(ctx context.Context, r *repo.Repository, lease *repo.Lease, ch
 		}
 	}
 	return nil
+}
+
+// stillLocked reports whether object lock keeps the object id for now,
+// and counts it in res (under mu, when given).
+func stillLocked(ctx context.Context, r *repo.Repository, id repo.ChunkID, res *PruneResult, mu *sync.Mutex) (bool, error) {
+	until, err := r.LockedUntil(ctx, repo.ChunkKey(id))
+	if err != nil && !errors.Is(err, blob.ErrNotFound) {
+		return false, err
+	}
+	if until.IsZero() {
+		return false, nil
+	}
+	if mu != nil {
+		mu.Lock()
+		defer mu.Unlock()
+	}
+	res.Locked++
+	if res.LockedUntil.IsZero() || until.Before(res.LockedUntil) {
+		res.LockedUntil = until
+	}
+	return true, nil
 }
 
 // oldestWriter returns when the oldest shared lease other than own was

@@ -111,6 +111,49 @@ func keysUnder(t *testing.T, store blob.Store, prefix string) []string {
 	return keys
 }
 
+// heldBackup is a backup of graph "g" stopped at its first progress
+// report (it has its lease and its index) until finish.
+type heldBackup struct {
+	release chan struct{}
+	done    chan heldOutcome
+}
+
+type heldOutcome struct {
+	m   *repo.Manifest
+	err error
+}
+
+// startHeldBackup starts a backup of dir and returns once it is reading.
+func startHeldBackup(t *testing.T, r *repo.Repository, dir string) *heldBackup {
+	t.Helper()
+	h := &heldBackup{release: make(chan struct{}), done: make(chan heldOutcome, 1)}
+	reading := make(chan struct{})
+	var once bool
+	go func() {
+		m, err := quickBackup(t, r, "g", dir, func(backup.Progress) {
+			if !once {
+				once = true
+				close(reading)
+				<-h.release
+			}
+		})
+		h.done <- heldOutcome{m, err}
+	}()
+	<-reading
+	return h
+}
+
+// finish lets the backup go on and returns its snapshot.
+func (h *heldBackup) finish(t *testing.T) *repo.Manifest {
+	t.Helper()
+	close(h.release)
+	out := <-h.done
+	if out.err != nil {
+		t.Fatal(out.err)
+	}
+	return out.m
+}
+
 func allChunksThere(t *testing.T, store blob.Store, m *repo.Manifest) {
 	t.Helper()
 	for id := range m.Objects() {
@@ -150,34 +193,13 @@ func TestPruneWaitsForEarlierBackup(t *testing.T) {
 	if err := os.Chtimes(filepath.Join(dir, "kv_store_full_docs.bin"), later, later); err != nil {
 		t.Fatal(err)
 	}
-	reading, release := make(chan struct{}), make(chan struct{})
-	var once bool
-	type outcome struct {
-		m   *repo.Manifest
-		err error
-	}
-	second := make(chan outcome, 1)
-	go func() {
-		m, err := quickBackup(t, r, "g", dir, func(backup.Progress) {
-			if !once {
-				once = true
-				close(reading)
-				<-release
-			}
-		})
-		second <- outcome{m, err}
-	}()
-	<-reading
+	second := startHeldBackup(t, r, dir)
 	if err := retention.DeleteSnapshot(ctx, r, first.Ref()); err != nil {
 		t.Fatal(err)
 	}
 	result, pruned := pruneAsync(r)
 	sweepWaiting(t, store, pruned)
-	close(release)
-	out := <-second
-	if out.err != nil {
-		t.Fatal(out.err)
-	}
+	out := second.finish(t)
 	if err := <-pruned; err != nil {
 		t.Fatal(err)
 	}
@@ -185,8 +207,8 @@ func TestPruneWaitsForEarlierBackup(t *testing.T) {
 	if res.Deleted != 0 || res.Rescued == 0 {
 		t.Fatalf("prune = %+v: want every condemned chunk rescued by the backup that committed meanwhile", res)
 	}
-	allChunksThere(t, store, out.m)
-	restoresTo(t, r, out.m, content)
+	allChunksThere(t, store, out)
+	restoresTo(t, r, out, content)
 	onlyEndedRecords(t, store, 1)
 }
 
