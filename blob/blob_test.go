@@ -193,3 +193,50 @@ func TestLockProbeKeepsAnswersNotFailures(t *testing.T) {
 		t.Fatalf("asked %d times, want 2 (once failing, once answering)", asked)
 	}
 }
+
+// seekerSpy records whether each Put was given a seekable body.
+type seekerSpy struct {
+	blob.Store
+	seekable []bool
+}
+
+func (s *seekerSpy) Put(ctx context.Context, key string, r io.Reader, opts *blob.PutOptions) error {
+	_, ok := r.(io.Seeker)
+	s.seekable = append(s.seekable, ok)
+	return s.Store.Put(ctx, key, r, opts)
+}
+
+// Transfer puts an object of a pack's size from memory (a seekable body,
+// which an S3 store sends as one PutObject instead of a multipart upload),
+// and streams a bigger one.
+func TestTransferPutsPacksFromMemory(t *testing.T) {
+	ctx := context.Background()
+	src, err := providers.Open(ctx, "mem://transfer-src", providers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := providers.Open(ctx, "mem://transfer-dst", providers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := &seekerSpy{Store: mem}
+	small, big := bytes.Repeat([]byte("p"), 8<<20), bytes.Repeat([]byte("b"), 17<<20)
+	for key, data := range map[string][]byte{"small": small, "big": big} {
+		if err := blob.PutBytes(ctx, src, key, data, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, key := range []string{"small", "big"} {
+		n, err := blob.Transfer(ctx, dst, key, src, key, nil, blob.RetryPolicy{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := blob.ReadAll(ctx, mem, key)
+		if want, _ := blob.ReadAll(ctx, src, key); n != int64(len(want)) || !bytes.Equal(got, want) {
+			t.Fatalf("%s: copied %d bytes, content equal %v", key, n, bytes.Equal(got, want))
+		}
+	}
+	if len(dst.seekable) != 2 || !dst.seekable[0] || dst.seekable[1] {
+		t.Fatalf("seekable bodies %v, want the 8 MiB object from memory and the 17 MiB one streamed", dst.seekable)
+	}
+}
