@@ -342,17 +342,35 @@ func (s *ChunkSet) Objects() iter.Seq2[ChunkID, int64] {
 		if s == nil {
 			return
 		}
-		inPack := make([]int64, len(s.packs))
 		for i := range len(s.records) / chunkRecord {
 			rec := s.record(i)
-			p := binary.BigEndian.Uint32(rec[recPack:])
-			if p == 0 {
+			if binary.BigEndian.Uint32(rec[recPack:]) == 0 {
 				if !yield(ChunkID(rec[:32]), int64(binary.BigEndian.Uint32(rec[recSize:]))) {
 					return
 				}
-				continue
 			}
-			inPack[p-1] += int64(binary.BigEndian.Uint32(rec[recLength:]))
+		}
+		for id, n := range s.Packs() {
+			if !yield(id, n) {
+				return
+			}
+		}
+	}
+}
+
+// Packs yields every pack the set's chunks are stored in, once each, with
+// the stored bytes of the set's chunks in it.
+func (s *ChunkSet) Packs() iter.Seq2[ChunkID, int64] {
+	return func(yield func(ChunkID, int64) bool) {
+		if s == nil || len(s.packs) == 0 {
+			return
+		}
+		inPack := make([]int64, len(s.packs))
+		for i := range len(s.records) / chunkRecord {
+			rec := s.record(i)
+			if p := binary.BigEndian.Uint32(rec[recPack:]); p > 0 {
+				inPack[p-1] += int64(binary.BigEndian.Uint32(rec[recLength:]))
+			}
 		}
 		for i, id := range s.packs {
 			if !yield(id, inPack[i]) {

@@ -107,9 +107,11 @@ func Prune(ctx context.Context, r *repo.Repository, opts PruneOptions) (*PruneRe
 	if err != nil {
 		return nil, fmt.Errorf("prune: read snapshots: %w", err)
 	}
-	live := map[repo.ChunkID]int64{} // a pack's stored bytes the snapshots name
-	for id, n := range idx.Chunks.Objects() {
+	for range idx.Chunks.Objects() {
 		res.Referenced++
+	}
+	live := map[repo.ChunkID]int64{} // a pack's stored bytes the snapshots name
+	for id, n := range idx.Chunks.Packs() {
 		live[id] = n
 	}
 	var (
@@ -126,7 +128,7 @@ func Prune(ctx context.Context, r *repo.Repository, opts PruneOptions) (*PruneRe
 		if idx.Chunks.HasObject(id) {
 			// A pack holding much that no snapshot names is rewritten
 			// with only what they name.
-			if n, ok := live[id]; ok && !idx.Chunks.Has(id) && o.Size > 0 && o.Size <= maxCompacted &&
+			if n, ok := live[id]; ok && o.Size > 0 && o.Size <= maxCompacted &&
 				float64(o.Size-n) >= compactAt*float64(o.Size) && o.ModTime.Before(cutoff) {
 				compact = append(compact, id)
 				res.CompactableSz += o.Size - n
