@@ -137,17 +137,8 @@ func (r *Repository) ReadChunkInto(ctx context.Context, id ChunkID, dst, scratch
 	if err != nil {
 		return nil, scratch, fmt.Errorf("chunk %s: %w", id, err)
 	}
-	if dst == nil {
-		dst = []byte{}
-	}
-	plain, err = r.codec.decodeTo(dst, stored, ChunkKey(id), true)
-	if err == nil && (check == CheckID || r.codec.aead == nil) {
-		err = r.checkChunk(id, plain)
-	}
-	if err != nil {
-		return nil, stored, fmt.Errorf("chunk %s: %w", id, err)
-	}
-	return plain, stored, nil
+	plain, err = r.DecodeStored(id, stored, dst, check)
+	return plain, stored, err
 }
 
 // DecodeChunk decodes a stored chunk and checks that it hashes to id.

@@ -197,8 +197,16 @@ func readRange(ctx context.Context, s blob.Store, key string, off, n int64) ([]b
 
 // Moved returns where a pack's trailer says ref's chunk is now, when that
 // is not where ref says (a prune compacted the pack); ok is false when the
-// pack does not hold it elsewhere.
+// pack does not hold it elsewhere. A trailer read before is used again.
 func (r *Repository) Moved(ctx context.Context, ref ChunkRef) (ChunkRef, bool, error) {
+	if at, ok := r.moved.place(ref); ok {
+		return at, true, nil
+	}
+	return r.movedNow(ctx, ref)
+}
+
+// movedNow is Moved reading the pack's trailer afresh.
+func (r *Repository) movedNow(ctx context.Context, ref ChunkRef) (ChunkRef, bool, error) {
 	refs, err := r.PackIndex(ctx, ref.Pack)
 	if err != nil {
 		return ref, false, err
@@ -275,7 +283,7 @@ func (r *Repository) ReadRefInto(ctx context.Context, ref ChunkRef, dst, scratch
 	plain, scratch, err = r.readAt(ctx, at, dst, scratch, check)
 	if err != nil && !errors.Is(err, blob.ErrNotFound) && ctx.Err() == nil {
 		// Not where the manifest says: a compacted pack holds it elsewhere.
-		if again, moved, merr := r.Moved(ctx, ref); merr == nil && moved && again != at {
+		if again, moved, merr := r.movedNow(ctx, ref); merr == nil && moved && again != at {
 			return r.readAt(ctx, again, dst, scratch, check)
 		}
 	}
