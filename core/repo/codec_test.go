@@ -274,3 +274,25 @@ func TestBase64UnpackRejectsDamage(t *testing.T) {
 		}
 	}
 }
+
+// unpackGroups stops at the group holding the first character outside the
+// alphabet, wherever in a group (and in its two-group step) it falls, and
+// what it decoded before is the standard decoding.
+func TestUnpackGroupsStopsAtTheFirstStranger(t *testing.T) {
+	valid := []byte(base64.StdEncoding.EncodeToString([]byte("graphkeep packs base64 three bytes at a time")))[:40]
+	for at := range len(valid) + 1 {
+		src := bytes.Clone(valid)
+		if at < len(src) {
+			src[at] = '"'
+		}
+		dst := make([]byte, len(src)*3/4+2)
+		groups := unpackGroups(dst, src)
+		if want := at / 4; groups != want {
+			t.Fatalf("stranger at %d: %d groups decoded, want %d", at, groups, want)
+		}
+		want, err := base64.StdEncoding.DecodeString(string(valid[:groups*4]))
+		if err != nil || !bytes.Equal(dst[:groups*3], want) {
+			t.Fatalf("stranger at %d: decoded %x, want %x (%v)", at, dst[:groups*3], want, err)
+		}
+	}
+}
