@@ -2,6 +2,8 @@ package backup_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -115,6 +117,76 @@ func TestFormat1RepositoriesStayUnpacked(t *testing.T) {
 	}
 	sameFiles(t, src, out)
 	v, err := backup.Verify(ctx, r, []repo.SnapshotRef{res.Manifest.Ref()}, backup.VerifyOptions{ReadData: true})
+	if err != nil || !v.OK() {
+		t.Fatalf("verify --read-data = %+v, %v", v, err)
+	}
+}
+
+// A repository of format 2 (packs, chunks named with SHA-256) keeps its
+// chunk ids: a backup after the upgrade to format 3 code deduplicates
+// against what it holds, and restores and verifies as before.
+func TestFormat2RepositoriesKeepTheirChunkIDs(t *testing.T) {
+	ctx := context.Background()
+	_, store := newRepoWith(t, repo.InitOptions{})
+	raw, err := blob.ReadAll(ctx, store, repo.ConfigKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["version"] = 2
+	delete(cfg, "chunk_ids")
+	delete(cfg, "checksum")
+	raw, _ = json.Marshal(cfg)
+	if err := blob.PutBytes(ctx, store, repo.ConfigKey, raw, nil); err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()})
+	if err != nil || r.Format() != 2 {
+		t.Fatalf("open as format 2: format %d, %v", r.Format(), err)
+	}
+	src := graphDir(t, 3)
+	first, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: src}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range first.Manifest.Files {
+		data, err := os.ReadFile(filepath.Join(src, f.Path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range f.Chunks {
+			if want := repo.ChunkID(sha256.Sum256(data[:c.Size])); c.ID != want || !c.Packed() {
+				t.Fatalf("%s: chunk %s (packed %v), want the SHA-256 %s in a pack", f.Path, c.ID, c.Packed(), want)
+			}
+			data = data[c.Size:]
+		}
+	}
+	// A copy backed up as another graph is read whole; with a fresh cache
+	// what it deduplicates against is the repository's own index.
+	copied := filepath.Join(t.TempDir(), "copy")
+	if err := os.CopyFS(copied, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	r, err = repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := backup.Create(ctx, r, backup.Source{Graph: "g2", Dir: copied}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.ReusedFiles != 0 || second.Manifest.Totals.AddedBytes != 0 {
+		t.Fatalf("a backup of a copy reused %d files and added %d bytes, want 0 and 0", second.ReusedFiles, second.Manifest.Totals.AddedBytes)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	if _, err := backup.Restore(ctx, r, second.Manifest.Ref(), out, backup.RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, src, out)
+	v, err := backup.Verify(ctx, r, []repo.SnapshotRef{first.Manifest.Ref(), second.Manifest.Ref()}, backup.VerifyOptions{ReadData: true})
 	if err != nil || !v.OK() {
 		t.Fatalf("verify --read-data = %+v, %v", v, err)
 	}

@@ -23,15 +23,21 @@ import (
 	"github.com/graphkeep/graphkeep/core/chunker"
 )
 
-// FormatVersion is the repository format this code writes: 2 packs
-// chunks (PackConfig). It reads format 1 (each chunk an object of its own)
-// as well, and writes format 1 when told not to pack, so that a release
-// from before packs can read that repository.
-const FormatVersion = 2
+// FormatVersion is the repository format this code writes: 3 packs
+// chunks (PackConfig) and names them with keyed BLAKE3 (Config.ChunkIDs).
+// It reads and writes the formats before it as well: 2 packs chunks named
+// with HMAC-SHA-256, 1 stores each chunk as an object of its own (and is
+// what init writes when told not to pack, so that a release from before
+// packs can read that repository).
+const FormatVersion = 3
 
-// formatUnpacked is the format of repositories that store each chunk as
-// an object of its own.
-const formatUnpacked = 1
+const (
+	// formatUnpacked is the format of repositories that store each chunk
+	// as an object of its own.
+	formatUnpacked = 1
+	// formatPacked packs chunks but names them with (HMAC-)SHA-256.
+	formatPacked = 2
+)
 
 // ConfigKey is the object that makes a prefix a repository.
 const ConfigKey = "graphkeep.repo"
@@ -58,8 +64,12 @@ type Config struct {
 	Chunker     ChunkerConfig     `json:"chunker"`
 	Compression CompressionConfig `json:"compression"`
 	Encryption  *EncryptionConfig `json:"encryption,omitempty"`
-	// Pack is how new chunks are packed (format 2; nil in format 1).
+	// Pack is how new chunks are packed (formats 2 and 3; nil in format 1).
 	Pack *PackConfig `json:"pack,omitempty"`
+	// ChunkIDs is the hash that names chunks: "blake3" (format 3: keyed
+	// BLAKE3 when encrypted) or "" (formats 1 and 2: HMAC-SHA-256 when
+	// encrypted, else SHA-256).
+	ChunkIDs string `json:"chunk_ids,omitempty"`
 	// Lock is the object lock policy every durable write follows (nil:
 	// none).
 	Lock *LockPolicy `json:"lock,omitempty"`
@@ -165,14 +175,15 @@ func Init(ctx context.Context, store blob.Store, opts InitOptions) (*Repository,
 		Chunker:     ChunkerConfig{Algorithm: "fastcdc", MinSize: params.MinSize, AvgSize: params.AvgSize, MaxSize: params.MaxSize},
 		Compression: comp,
 		Pack:        &PackConfig{Size: DefaultPackSize},
+		ChunkIDs:    chunkIDsBLAKE3,
 	}
 	switch {
 	case opts.PackSize < 0:
-		cfg.Version, cfg.Pack = formatUnpacked, nil
+		cfg.Version, cfg.Pack, cfg.ChunkIDs = formatUnpacked, nil, ""
 	case opts.PackSize > 0:
 		cfg.Pack.Size = opts.PackSize
 	}
-	if err := cfg.validatePack(); err != nil {
+	if err := cfg.validateFormat(); err != nil {
 		return nil, err
 	}
 	if opts.Lock != nil {
@@ -320,11 +331,11 @@ func readValidConfig(ctx context.Context, store blob.Store) (Config, error) {
 		return Config{}, fmt.Errorf("%s in %s: %w: its checksum does not match its content (a flipped bit?); copy %s from a replica of this repository",
 			ConfigKey, store.Location(), ErrCorrupt, ConfigKey)
 	}
-	if cfg.Version != FormatVersion && cfg.Version != formatUnpacked {
-		return Config{}, fmt.Errorf("%s: %w: version %d, this release reads versions %d and %d",
+	if cfg.Version < formatUnpacked || cfg.Version > FormatVersion {
+		return Config{}, fmt.Errorf("%s: %w: version %d, this release reads versions %d to %d",
 			store.Location(), ErrUnsupported, cfg.Version, formatUnpacked, FormatVersion)
 	}
-	if err := cfg.validatePack(); err != nil {
+	if err := cfg.validateFormat(); err != nil {
 		return Config{}, fmt.Errorf("%s: %w: %v", store.Location(), ErrUnsupported, err)
 	}
 	if !validRepoID(cfg.ID) {
@@ -437,17 +448,25 @@ func (r *Repository) Encrypted() bool { return r.keys != nil }
 // Store returns the storage the repository lives in.
 func (r *Repository) Store() blob.Store { return r.store }
 
-// Format is the repository's format version (FormatVersion, or 1 for a
-// repository that stores each chunk as an object of its own).
+// Format is the repository's format version (see FormatVersion).
 func (r *Repository) Format() int { return r.cfg.Version }
 
-// validatePack checks that the format and the pack size agree.
-func (cfg Config) validatePack() error {
+// chunkIDsBLAKE3 names chunks with BLAKE3, keyed with the id key when
+// encrypted (format 3).
+const chunkIDsBLAKE3 = "blake3"
+
+// validateFormat checks that the format, the pack size and the chunk id
+// hash agree.
+func (cfg Config) validateFormat() error {
 	switch {
 	case cfg.Version == formatUnpacked && cfg.Pack != nil:
 		return errors.New("a format 1 repository has no pack size")
-	case cfg.Version == FormatVersion && cfg.Pack == nil:
-		return errors.New("a format 2 repository needs a pack size")
+	case cfg.Version >= formatPacked && cfg.Pack == nil:
+		return fmt.Errorf("a format %d repository needs a pack size", cfg.Version)
+	case cfg.Version < FormatVersion && cfg.ChunkIDs != "":
+		return fmt.Errorf("a format %d repository names chunks with SHA-256, not %q", cfg.Version, cfg.ChunkIDs)
+	case cfg.Version == FormatVersion && cfg.ChunkIDs != chunkIDsBLAKE3:
+		return fmt.Errorf("a format %d repository names chunks with %q, not %q", cfg.Version, chunkIDsBLAKE3, cfg.ChunkIDs)
 	case cfg.Pack != nil && (cfg.Pack.Size < 1<<20 || cfg.Pack.Size > MaxPackSize):
 		return fmt.Errorf("pack size %d bytes is outside 1 MiB..%d MiB", cfg.Pack.Size, MaxPackSize>>20)
 	}

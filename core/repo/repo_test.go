@@ -3,6 +3,7 @@ package repo_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/providers"
+	"lukechampine.com/blake3"
 )
 
 var seq atomic.Int64
@@ -443,7 +445,7 @@ func TestInitCompressionChoices(t *testing.T) {
 	}
 }
 
-// A new repository packs chunks (format 2) unless told not to (format 1,
+// A new repository packs chunks (format 3) unless told not to (format 1,
 // which releases from before packs read); a pack size outside 1..256 MiB
 // is refused before anything is written, and a config whose format and
 // pack size disagree is refused on open.
@@ -452,8 +454,8 @@ func TestInitPackChoices(t *testing.T) {
 	for _, c := range []struct {
 		packSize, format, want int
 	}{
-		{0, 2, repo.DefaultPackSize},
-		{16 << 20, 2, 16 << 20},
+		{0, 3, repo.DefaultPackSize},
+		{16 << 20, 3, 16 << 20},
 		{-1, 1, 0},
 	} {
 		store := newStore(t)
@@ -480,24 +482,117 @@ func TestInitPackChoices(t *testing.T) {
 			t.Fatalf("pack size %d: a refused init wrote %v", size, written)
 		}
 	}
-	// A format 2 config without a pack size (a hand edit, or damage that
+	// A packed config without a pack size (a hand edit, or damage that
 	// kept the checksum out): refused, never read as format 1.
 	store := newStore(t)
 	if _, err := repo.Init(ctx, store, repo.InitOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := blob.ReadAll(ctx, store, repo.ConfigKey)
+	editConfig(t, store, func(cfg map[string]any) { delete(cfg, "pack") })
+	if _, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()}); !errors.Is(err, repo.ErrUnsupported) || !strings.Contains(err.Error(), "needs a pack size") {
+		t.Fatalf("open of a format 3 config without packs: %v", err)
+	}
+}
+
+// editConfig rewrites the repository's config through edit, without its
+// checksum (as a hand edit, or a config from before checksums, would be).
+func editConfig(t *testing.T, store blob.Store, edit func(cfg map[string]any)) {
+	t.Helper()
+	ctx := context.Background()
+	raw, err := blob.ReadAll(ctx, store, repo.ConfigKey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var cfg map[string]any
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	delete(cfg, "pack")
+	edit(cfg)
 	delete(cfg, "checksum")
 	edited, _ := json.Marshal(cfg)
 	if err := blob.PutBytes(ctx, store, repo.ConfigKey, edited, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()}); !errors.Is(err, repo.ErrUnsupported) || !strings.Contains(err.Error(), "needs a pack size") {
-		t.Fatalf("open of a format 2 config without packs: %v", err)
+}
+
+// Format 3 names chunks with BLAKE3 (keyed when encrypted); a format 2
+// repository keeps naming them with SHA-256 (HMAC'd when encrypted), so
+// its chunks keep their ids and later backups still deduplicate against
+// them. Each format's chunks read back under their own ids.
+func TestChunkIDsFollowTheFormat(t *testing.T) {
+	ctx := context.Background()
+	data := []byte("a chunk of a LightRAG graph")
+	for _, password := range []string{"", "secret"} {
+		store := newStore(t)
+		if _, err := repo.Init(ctx, store, repo.InitOptions{Password: password, KDF: cheapKDF}); err != nil {
+			t.Fatal(err)
+		}
+		open := func() *repo.Repository {
+			t.Helper()
+			r, err := repo.Open(ctx, store, repo.OpenOptions{Password: password, CacheDir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		r3 := open()
+		id3 := r3.HashChunk(data)
+		if err := r3.PutChunk(ctx, id3, r3.EncodeChunk(id3, data)); err != nil {
+			t.Fatal(err)
+		}
+		editConfig(t, store, func(cfg map[string]any) { cfg["version"] = 2; delete(cfg, "chunk_ids") })
+		r2 := open()
+		if r2.Format() != 2 {
+			t.Fatalf("format %d after the edit, want 2", r2.Format())
+		}
+		id2 := r2.HashChunk(data)
+		if id2 == id3 {
+			t.Fatalf("password %q: formats 2 and 3 name a chunk alike (%s)", password, id2)
+		}
+		if password == "" {
+			if want := repo.ChunkID(sha256.Sum256(data)); id2 != want {
+				t.Fatalf("format 2 id %s, want the SHA-256 %s", id2, want)
+			}
+			if want := repo.ChunkID(blake3.Sum256(data)); id3 != want {
+				t.Fatalf("format 3 id %s, want the BLAKE3 %s", id3, want)
+			}
+		}
+		if err := r2.PutChunk(ctx, id2, r2.EncodeChunk(id2, data)); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := r2.ReadChunk(ctx, id2); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("password %q: format 2 chunk read back as %q, %v", password, got, err)
+		}
+		// Read under the other format's hash, a chunk fails its check:
+		// the id is what is verified.
+		if _, err := r2.ReadChunk(ctx, id3); !errors.Is(err, repo.ErrCorrupt) {
+			t.Fatalf("password %q: a format 3 chunk read as format 2: %v, want corrupt", password, err)
+		}
+	}
+}
+
+// A config whose version and chunk id hash disagree, or of a version
+// newer than this release, is refused with what was found.
+func TestConfigFormatMismatchesAreRefused(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		edit func(map[string]any)
+		want string
+	}{
+		{func(cfg map[string]any) { delete(cfg, "chunk_ids") }, `names chunks with "blake3", not ""`},
+		{func(cfg map[string]any) { cfg["version"] = 2 }, `format 2 repository names chunks with SHA-256, not "blake3"`},
+		{func(cfg map[string]any) { cfg["chunk_ids"] = "md5" }, `not "md5"`},
+		{func(cfg map[string]any) { cfg["version"] = 4 }, "version 4, this release reads versions 1 to 3"},
+		{func(cfg map[string]any) { cfg["version"] = 0 }, "version 0, this release reads versions 1 to 3"},
+	} {
+		store := newStore(t)
+		if _, err := repo.Init(ctx, store, repo.InitOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		editConfig(t, store, c.edit)
+		_, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()})
+		if !errors.Is(err, repo.ErrUnsupported) || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("open: %v, want unsupported: %s", err, c.want)
+		}
 	}
 }
