@@ -378,9 +378,15 @@ var (
 	})
 )
 
-func byteClass(in func(byte) bool) (t [256]bool) {
+// byteClass is a table of 1 for the bytes in the class, 0 for the rest:
+// bytes, not bools, so run can AND eight lookups and test once.
+type byteClassTable = [256]byte
+
+func byteClass(in func(byte) bool) (t byteClassTable) {
 	for c := range 256 {
-		t[c] = in(byte(c))
+		if in(byte(c)) {
+			t[c] = 1
+		}
 	}
 	return t
 }
@@ -581,15 +587,15 @@ func (s *scanner) base64Length() (int64, error) {
 
 // run returns the end of the run of bytes of class in p starting at i:
 // eight bytes per step with one branch, then byte by byte.
-func run(p []byte, i int, class *[256]bool) int {
+func run(p []byte, i int, class *byteClassTable) int {
 	for ; i+8 <= len(p); i += 8 {
 		q := p[i : i+8 : i+8]
-		if !(class[q[0]] && class[q[1]] && class[q[2]] && class[q[3]] &&
-			class[q[4]] && class[q[5]] && class[q[6]] && class[q[7]]) {
+		if class[q[0]]&class[q[1]]&class[q[2]]&class[q[3]]&
+			class[q[4]]&class[q[5]]&class[q[6]]&class[q[7]] == 0 {
 			break
 		}
 	}
-	for i < len(p) && class[p[i]] {
+	for i < len(p) && class[p[i]] != 0 {
 		i++
 	}
 	return i
