@@ -1,8 +1,6 @@
 package backup
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -323,7 +321,7 @@ func (b *builder) file(e *repo.FileEntry, f *os.File) error {
 		p, ok := known[e.Path]
 		if ok && p.Type == repo.TypeFile && p.Size == e.Size && p.MTime.Equal(e.MTime) && p.Inode == e.Inode &&
 			p.Inode != 0 && p.Mode == e.Mode && reusable(e.Path, p.LightRAG) && !b.namesCondemned(p.Chunks) {
-			e.SHA256, e.Chunks, e.LightRAG = p.SHA256, p.Chunks, p.LightRAG
+			e.SHA256, e.BLAKE3, e.Chunks, e.LightRAG = p.SHA256, p.BLAKE3, p.Chunks, p.LightRAG
 			b.reused++
 			b.advance(e.Size, 1)
 			return nil
@@ -355,7 +353,7 @@ func (b *builder) namesCondemned(refs []repo.ChunkRef) bool {
 // read of it found (with every name, so a broken invariant can say how many
 // each side lacks), else what an earlier backup recorded (fingerprints).
 func (b *builder) validationOf(e *repo.FileEntry) *lightrag.FileStats {
-	if v, ok := b.validated[e.Path]; ok && v.sha256 == e.SHA256 {
+	if v, ok := b.validated[e.Path]; ok && v.digest == e.Digest() {
 		return v.stats
 	}
 	return fileStats(e.LightRAG)
@@ -363,7 +361,7 @@ func (b *builder) validationOf(e *repo.FileEntry) *lightrag.FileStats {
 
 // validated is one file this backup read and validated.
 type validated struct {
-	sha256 string
+	digest string
 	stats  *lightrag.FileStats
 }
 
@@ -387,7 +385,7 @@ func (b *builder) read(e *repo.FileEntry, f *os.File) error {
 		b.chunker.Reset(f)
 	}
 	validate := lightrag.NewFileStream(e.Path)
-	sum := sha256.New()
+	sum := b.repo.FileHash()
 	var refs []repo.ChunkRef
 	var size int64
 	for {
@@ -442,11 +440,11 @@ func (b *builder) read(e *repo.FileEntry, f *os.File) error {
 	if size != e.Size {
 		return &errMoved{e.Path, "changed size while it was read"}
 	}
-	e.SHA256 = hex.EncodeToString(sum.Sum(nil))
+	b.repo.SetDigest(e, sum.Sum(nil))
 	e.Chunks = refs
 	e.LightRAG = fileCounts(st)
 	if st != nil {
-		b.validated[e.Path] = validated{sha256: e.SHA256, stats: st}
+		b.validated[e.Path] = validated{digest: e.Digest(), stats: st}
 	}
 	return nil
 }

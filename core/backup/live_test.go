@@ -41,7 +41,7 @@ func generationOf(lw *fixture.Writer, m *repo.Manifest) (fixture.State, bool) {
 	files := map[string]string{}
 	for _, f := range m.Files {
 		if f.Type == repo.TypeFile {
-			files[f.Path] = f.SHA256
+			files[f.Path] = f.Digest()
 		}
 	}
 	return lw.Generation(files)

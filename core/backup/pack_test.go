@@ -3,10 +3,13 @@ package backup_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/graphkeep/graphkeep/blob"
@@ -14,6 +17,7 @@ import (
 	"github.com/graphkeep/graphkeep/core/lightrag/fixture"
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/providers"
+	"lukechampine.com/blake3"
 )
 
 // A backup stores a file's new chunks back to back in packs, in the file's
@@ -157,6 +161,9 @@ func TestFormat2RepositoriesKeepTheirChunkIDs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if sum := sha256.Sum256(data); f.SHA256 != hex.EncodeToString(sum[:]) || f.BLAKE3 != "" {
+			t.Fatalf("%s: digests sha256 %q blake3 %q, want the SHA-256 alone", f.Path, f.SHA256, f.BLAKE3)
+		}
 		for _, c := range f.Chunks {
 			if want := repo.ChunkID(sha256.Sum256(data[:c.Size])); c.ID != want || !c.Packed() {
 				t.Fatalf("%s: chunk %s (packed %v), want the SHA-256 %s in a pack", f.Path, c.ID, c.Packed(), want)
@@ -189,6 +196,52 @@ func TestFormat2RepositoriesKeepTheirChunkIDs(t *testing.T) {
 	v, err := backup.Verify(ctx, r, []repo.SnapshotRef{first.Manifest.Ref(), second.Manifest.Ref()}, backup.VerifyOptions{ReadData: true})
 	if err != nil || !v.OK() {
 		t.Fatalf("verify --read-data = %+v, %v", v, err)
+	}
+}
+
+// In format 3 a manifest records each file's BLAKE3 (what b3sum prints)
+// and a restore checks every file against it: a snapshot whose recorded
+// hash is not the content's is refused, naming the file and both hashes,
+// and nothing is swapped into place.
+func TestRestoreChecksTheFileBLAKE3(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, "pw")
+	src := graphDir(t, 1)
+	res, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: src}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := *res.Manifest
+	m.Files = append([]repo.FileEntry(nil), m.Files...)
+	victim := -1
+	for i, f := range m.Files {
+		if f.Type != repo.TypeFile {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(src, f.Path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum := blake3.Sum256(data); f.BLAKE3 != hex.EncodeToString(sum[:]) || f.SHA256 != "" || f.Digest() != "blake3:"+f.BLAKE3 {
+			t.Fatalf("%s: digests blake3 %q sha256 %q, want the BLAKE3 alone", f.Path, f.BLAKE3, f.SHA256)
+		}
+		if victim < 0 && f.Size > 0 {
+			victim = i
+		}
+	}
+	m.ID = repo.NewSnapshotID(m.Time.Add(1e9))
+	m.Files[victim].BLAKE3 = strings.Repeat("0", 64)
+	if err := r.SaveManifest(ctx, &m); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "g1")
+	_, err = backup.Restore(ctx, r, m.Ref(), dest, backup.RestoreOptions{})
+	if !errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), m.Files[victim].Path) ||
+		!strings.Contains(err.Error(), "blake3:"+strings.Repeat("0", 64)) || !strings.Contains(err.Error(), "blake3:"+res.Manifest.Files[victim].BLAKE3) {
+		t.Fatalf("restore of a snapshot with a wrong file hash: %v", err)
+	}
+	if _, err := os.Stat(dest); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refused restore left %s: %v", dest, err)
 	}
 }
 

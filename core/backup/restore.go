@@ -5,7 +5,6 @@ import (
 
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -369,7 +368,7 @@ func takeSlot(ctx context.Context, slots chan struct{}) bool {
 	}
 }
 
-// writeFile writes one file from its chunks and checks its SHA-256.
+// writeFile writes one file from its chunks and checks its content hash.
 // Its chunks come from fetch, opened with a consumer for the writer and
 // one for validate (nil when the file is not validated), which it closes.
 func writeFile(root *os.Root, name string, f repo.FileEntry, fetch *fileFetch, validate *lightrag.Stream, progress func(int64)) (*lightrag.FileStats, error) {
@@ -379,7 +378,7 @@ func writeFile(root *os.Root, name string, f repo.FileEntry, fetch *fileFetch, v
 		return nil, fmt.Errorf("%s: %w", f.Path, err)
 	}
 	defer out.Close()
-	sum := sha256.New()
+	sum := fetch.f.repo.FileHash()
 	var size, flushed int64
 	for c, err := range fetch.chunks() {
 		if err != nil {
@@ -410,12 +409,14 @@ func writeFile(root *os.Root, name string, f repo.FileEntry, fetch *fileFetch, v
 	if err := out.Sync(); err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Path, err)
 	}
-	if got := hex.EncodeToString(sum.Sum(nil)); got != f.SHA256 || size != f.Size {
+	restored := f
+	fetch.f.repo.SetDigest(&restored, sum.Sum(nil))
+	if got, want := restored.Digest(), f.Digest(); got != want || size != f.Size {
 		if err := fetch.f.findBadChunk(f.Chunks); err != nil {
 			return nil, fmt.Errorf("%s: %w", f.Path, err)
 		}
-		return nil, fmt.Errorf("%s: restored content (%d bytes, sha256 %s) does not match the snapshot (%d bytes, sha256 %s): %w",
-			f.Path, size, got, f.Size, f.SHA256, repo.ErrCorrupt)
+		return nil, fmt.Errorf("%s: restored content (%d bytes, %s) does not match the snapshot (%d bytes, %s): %w",
+			f.Path, size, got, f.Size, want, repo.ErrCorrupt)
 	}
 	return st, nil
 }

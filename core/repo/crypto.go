@@ -1,16 +1,17 @@
 package repo
 
 import (
-	"lukechampine.com/blake3"
-
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"hash"
+
+	"lukechampine.com/blake3"
 )
 
 // Keys are an encrypted repository's secrets, made at init and stored only
@@ -141,6 +142,27 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 		return nil, err
 	}
 	return cipher.NewGCM(block)
+}
+
+// FileHash returns the hash a manifest records of each file's whole
+// content and a restore checks it against (SetDigest): BLAKE3 in format 3,
+// SHA-256 before, both unkeyed. Every byte a backup reads and a restore
+// writes goes through it, and BLAKE3 runs ~2.8x as fast.
+func (r *Repository) FileHash() hash.Hash {
+	if r.cfg.ChunkIDs == chunkIDsBLAKE3 {
+		return blake3.New(32, nil)
+	}
+	return sha256.New()
+}
+
+// SetDigest records sum, from a FileHash, as e's content hash.
+func (r *Repository) SetDigest(e *FileEntry, sum []byte) {
+	e.SHA256, e.BLAKE3 = "", ""
+	if r.cfg.ChunkIDs == chunkIDsBLAKE3 {
+		e.BLAKE3 = hex.EncodeToString(sum)
+	} else {
+		e.SHA256 = hex.EncodeToString(sum)
+	}
 }
 
 // idHasher returns the hash that names chunks (Config.ChunkIDs): BLAKE3,

@@ -71,6 +71,7 @@ func goldenManifest() *Manifest {
 				LightRAG: &FileCounts{Kind: "kv", Records: 3, Problem: "truncated",
 					Keys: &NameSet{Count: 3, Sum: "00000000000000ff"}}},
 			{Path: "graph_chunk_entity_relation.graphml", Type: TypeFile, Mode: 0o644, Size: 10, MTime: at,
+				BLAKE3: "4878ca0425c739fa427f7eda20fe845f6b2e46ba5fe2a14df5b1e32f50603215",
 				Chunks: []ChunkRef{{ID: ChunkID{4, 5, 6}, Size: 10, Pack: ChunkID{7, 8, 9}, Offset: 4096, Length: 30}},
 				LightRAG: &FileCounts{Kind: "graphml", Nodes: 5, Edges: 4,
 					Keys: &NameSet{Count: 5, Sum: "01"}, Pairs: &NameSet{Count: 4, Sum: "02"}}},

@@ -69,13 +69,29 @@ type FileEntry struct {
 	MTime time.Time `json:"mtime"`
 	// Inode lets the next backup recognise an unchanged file without
 	// reading it (with size and mtime).
-	Inode  uint64     `json:"inode,omitempty"`
+	Inode uint64 `json:"inode,omitempty"`
+	// SHA256 (formats 1 and 2) or BLAKE3 (format 3) is the hash of the
+	// whole content, unkeyed (sha256sum and b3sum print it), that a
+	// restore checks the file against: see Repository.FileHash.
 	SHA256 string     `json:"sha256,omitempty"`
+	BLAKE3 string     `json:"blake3,omitempty"`
 	Chunks []ChunkRef `json:"chunks,omitempty"`
 	// Target is a symlink's target, stored as is and never followed.
 	Target string `json:"target,omitempty"`
 	// LightRAG is the file's validation result, reused with the entry.
 	LightRAG *FileCounts `json:"lightrag,omitempty"`
+}
+
+// Digest is the hash of the file's content the entry records, named:
+// "blake3:HEX" or "sha256:HEX" ("" for a symlink or a directory).
+func (e *FileEntry) Digest() string {
+	switch {
+	case e.BLAKE3 != "":
+		return "blake3:" + e.BLAKE3
+	case e.SHA256 != "":
+		return "sha256:" + e.SHA256
+	}
+	return ""
 }
 
 // ChunkRef is one chunk of a file, in order, and where it is stored: in

@@ -289,10 +289,13 @@ type SnapshotDetail struct {
 
 // SnapshotFile is one file of a snapshot.
 type SnapshotFile struct {
-	Path   string `json:"path"`
-	Type   string `json:"type"`
-	Size   int64  `json:"size"`
+	Path string `json:"path"`
+	Type string `json:"type"`
+	Size int64  `json:"size"`
+	// SHA256 (repositories of formats 1 and 2) or BLAKE3 (format 3) is
+	// the hash of the file's content: sha256sum or b3sum prints it.
 	SHA256 string `json:"sha256,omitempty"`
+	BLAKE3 string `json:"blake3,omitempty"`
 	Chunks int    `json:"chunks"`
 }
 
@@ -312,7 +315,7 @@ func (s *Service) Snapshot(ctx context.Context, graph, id string) (*SnapshotDeta
 	}
 	out := &SnapshotDetail{Snapshot: m.Summary(), Totals: m.Totals, Host: m.Host, Files: make([]SnapshotFile, 0, len(m.Files))}
 	for _, f := range m.Files {
-		out.Files = append(out.Files, SnapshotFile{Path: f.Path, Type: f.Type, Size: f.Size, SHA256: f.SHA256, Chunks: len(f.Chunks)})
+		out.Files = append(out.Files, SnapshotFile{Path: f.Path, Type: f.Type, Size: f.Size, SHA256: f.SHA256, BLAKE3: f.BLAKE3, Chunks: len(f.Chunks)})
 	}
 	return out, nil
 }

@@ -40,7 +40,7 @@ func files(m *repo.Manifest) map[string]string {
 	out := map[string]string{}
 	for _, f := range m.Files {
 		if f.Type == repo.TypeFile {
-			out[f.Path] = f.SHA256
+			out[f.Path] = f.Digest()
 		}
 	}
 	return out
