@@ -29,7 +29,7 @@ var (
 	bigGB       = flag.Float64("big-gb", 10, "size of the big scale in GB (3 graphs, one holding most of it in its vector store)")
 	historyN    = flag.Int("history", 10000, "snapshots in the history scale")
 	chunksN     = flag.Int("chunks", 1000000, "chunks in the chunks scale")
-	minioChunks = flag.Int("minio-chunks", 1000000, "chunks in the chunks scale on MinIO (writing them takes about 1 ms each there)")
+	minioChunks = flag.Int("minio-chunks", 1000000, "chunks in the chunks scale on MinIO (a packed repository gets them in packs of 16; each object written takes about 1 ms there)")
 	synthesize  = flag.String("synthesize", "", "internal: add history:N or chunks:N to the repository in GRAPHKEEP_REPO")
 )
 
@@ -277,27 +277,56 @@ func synthesizeInto(spec string) {
 		const snapshots = 100
 		named := n * 9 / 10
 		per := named / snapshots
+		// In a repository that packs, chunks go into packs of perPack, as
+		// a backup of ~1 MiB chunks into 8 MiB packs would leave them (a
+		// pack of 512-byte chunks filled to 8 MiB would hold 16,000, far
+		// fewer objects than real data makes); else each is an object.
+		perPack := 1
+		if r.PackSize() > 0 {
+			perPack = 16
+		}
 		var done atomic.Int64
 		var mu sync.Mutex
 		refs := make([][]repo.ChunkRef, snapshots)
-		for i := range n {
+		for first := 0; first < n; first += perPack {
 			g.Go(func() error {
-				data := make([]byte, 512)
-				rng := rand.New(rand.NewPCG(uint64(i), 7))
-				for j := range data {
-					data[j] = byte(rng.Uint32())
+				last := min(first+perPack, n)
+				made := make([]repo.ChunkRef, 0, last-first)
+				parts := make([][]byte, 0, last-first+1)
+				pack := repo.NewPackID()
+				var off int64
+				for i := first; i < last; i++ {
+					data := make([]byte, 512)
+					rng := rand.New(rand.NewPCG(uint64(i), 7))
+					for j := range data {
+						data[j] = byte(rng.Uint32())
+					}
+					id := r.HashChunk(data)
+					stored := r.EncodeChunk(id, data)
+					ref := repo.ChunkRef{ID: id, Size: len(data)}
+					if perPack > 1 {
+						ref.Pack, ref.Offset, ref.Length = pack, off, len(stored)
+						off += int64(len(stored))
+						parts = append(parts, stored)
+					} else if err := r.Store().Put(gctx, repo.ChunkKey(id), bytes.NewReader(stored), &blob.PutOptions{DeferSync: true}); err != nil {
+						return err
+					}
+					made = append(made, ref)
 				}
-				id := r.HashChunk(data)
-				if err := r.Store().Put(gctx, repo.ChunkKey(id), bytes.NewReader(r.EncodeChunk(id, data)), &blob.PutOptions{DeferSync: true}); err != nil {
-					return err
+				if perPack > 1 {
+					if err := r.PutPackDeferred(gctx, pack, append(parts, r.PackTail(pack, made))); err != nil {
+						return err
+					}
 				}
-				if i < named {
-					mu.Lock()
-					refs[i/per] = append(refs[i/per], repo.ChunkRef{ID: id, Size: len(data)})
-					mu.Unlock()
+				mu.Lock()
+				for k, ref := range made {
+					if i := first + k; i < named {
+						refs[i/per] = append(refs[i/per], ref)
+					}
 				}
-				if d := done.Add(1); d%100000 == 0 {
-					fmt.Fprintf(os.Stderr, "  %d chunks\n", d)
+				mu.Unlock()
+				if d := done.Add(int64(len(made))); d/100000 != (d-int64(len(made)))/100000 {
+					fmt.Fprintf(os.Stderr, "  %d chunks\n", d/100000*100000)
 				}
 				return nil
 			})
