@@ -245,3 +245,70 @@ func TestKill9DuringPrune(t *testing.T) {
 	e.ok("restore", "g1", "latest", "--to", to)
 	sameTree(t, dir, to)
 }
+
+// TestKill9DuringCompaction kills prune as it compacts a pack: with the
+// compacted form made but not stored, and right after it replaced the
+// pack. Either way every snapshot verifies with its data read and restores
+// whole, a backup after the kill goes on, and the next prune finishes the
+// job: nothing unreferenced and nothing compactable left.
+func TestKill9DuringCompaction(t *testing.T) {
+	e := newEnv(t)
+	e.extra = []string{"GRAPHKEEP_LEASE_TTL=2s"}
+	dir := filepath.Join(e.root, "g1")
+	spec := fixture.Spec{Docs: 30, EmbeddingDim: 256, Seed: 12}
+	if err := fixture.Generate(dir, spec); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("init", "--avg-chunk-size", "16384", "--pack-size", "1")
+	e.ok("backup", "g1", "--quiet-window", "0")
+	type pruneCounts struct {
+		Unreferenced int `json:"unreferenced_chunks"`
+		Compactable  int `json:"compactable_packs"`
+		Compacted    int `json:"compacted_packs"`
+	}
+	for _, point := range []string{"compacting", "compacted"} {
+		var err error
+		if spec, err = fixture.Grow(dir, spec, 4); err != nil {
+			t.Fatal(err)
+		}
+		e.ok("backup", "g1", "--quiet-window", "0")
+		e.ok("forget", "--keep-last", "1")
+		var dry pruneCounts
+		e.jsonOut(&dry, "prune", "--dry-run")
+		t.Logf("%s: %+v", point, dry)
+		if dry.Compactable == 0 {
+			t.Fatalf("%s: nothing to compact, the test does not reach compaction: %+v", point, dry)
+		}
+		killed := *e
+		killed.extra = append(append([]string{}, e.extra...), "GRAPHKEEP_TEST_KILL_AT="+point)
+		if _, errOut, code := killed.run("prune"); code != -1 {
+			t.Fatalf("prune with a kill at %s: exit %d, want killed\n%s", point, code, errOut)
+		}
+		e.ok("verify", "--read-data")
+		to := filepath.Join(e.dir, "restored-"+point)
+		e.ok("restore", "g1", "latest", "--to", to)
+		sameTree(t, dir, to)
+		// A backup after the kill reuses chunks of the pack it was
+		// compacting, at the places the index kept.
+		if spec, err = fixture.Grow(dir, spec, 1); err != nil {
+			t.Fatal(err)
+		}
+		e.ok("backup", "g1", "--quiet-window", "0")
+		e.ok("verify", "--read-data")
+	}
+	time.Sleep(3 * time.Second) // the last killed prune's lease expires
+	var done pruneCounts
+	e.jsonOut(&done, "prune")
+	if done.Compacted == 0 {
+		t.Fatalf("the prune after the kills compacted nothing: %+v", done)
+	}
+	var dry pruneCounts
+	e.jsonOut(&dry, "prune", "--dry-run")
+	if dry.Unreferenced != 0 || dry.Compactable != 0 {
+		t.Fatalf("left after a full prune: %+v", dry)
+	}
+	e.ok("verify", "--read-data")
+	to := filepath.Join(e.dir, "restored")
+	e.ok("restore", "g1", "latest", "--to", to)
+	sameTree(t, dir, to)
+}

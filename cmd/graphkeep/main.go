@@ -43,7 +43,8 @@ func run() int {
 	if point := os.Getenv("GRAPHKEEP_TEST_KILL_AT"); point != "" {
 		// Fault injection for the end-to-end tests: kill -9 this process at
 		// a restore's crash point ("moved-aside" exists on the two-rename
-		// swap only, so it takes that one) or the key cache's.
+		// swap only, so it takes that one), the key cache's or a pack
+		// compaction's.
 		crash := func(at string) {
 			if at == point {
 				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)

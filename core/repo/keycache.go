@@ -29,7 +29,9 @@ type KeyCache interface {
 
 // InjectFaults is for the binary's fault-injection tests: crash is called
 // at each crash point ("key-cached": a derived key is made, not yet in the
-// user's keyring; a test kills the process there). Nil: none.
+// user's keyring; "compacting" and "compacted": a pack's compacted form is
+// made, and it has replaced the pack; a test kills the process there).
+// Nil: none.
 func InjectFaults(crash func(point string)) { crashHook = crash }
 
 var crashHook func(point string)

@@ -365,9 +365,11 @@ func (r *Repository) CompactPack(ctx context.Context, id ChunkID, keep func(Chun
 	parts = append(parts, r.PackTail(id, kept))
 	body := newPartsReader(parts)
 	size := body.size
+	crashAt("compacting")
 	if err := r.store.Put(ctx, ChunkKey(id), body, &blob.PutOptions{Retain: r.retain()}); err != nil {
 		return 0, fmt.Errorf("compact pack %s: %w", id, err)
 	}
+	crashAt("compacted")
 	return int64(len(stored)) - size, nil
 }
 
