@@ -68,9 +68,16 @@ func objectChecksum(repoID, key string, body []byte) [checksumSize]byte {
 }
 
 // configChecksum is the checksum graphkeep.repo carries of itself: over
-// its JSON with the checksum field empty.
+// its JSON with the checksum field empty, and without the fields format 3
+// added (chunk_ids). A release from before format 3 drops what it does not
+// know and checks the rest against this sum; were the new field in it, that
+// release would call a format 3 config corrupt (and tell its user to copy
+// it from a replica) instead of reaching the version it does not read.
+// The field is checked anyway: validateFormat ties it to the version,
+// which the sum covers.
 func configChecksum(cfg Config) string {
 	cfg.Checksum = ""
+	cfg.ChunkIDs = ""
 	data, _ := json.Marshal(cfg)
 	sum := sha256.Sum256(append([]byte("graphkeep.repo\x00"), data...))
 	return hex.EncodeToString(sum[:])

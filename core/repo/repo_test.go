@@ -596,3 +596,46 @@ func TestConfigFormatMismatchesAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// A release from before format 3 reads graphkeep.repo into a config that
+// lacks chunk_ids, checks the checksum over what it read, then the
+// version: the checksum must hold without the field, so that release
+// names the version it cannot read instead of calling the config corrupt.
+// A flipped chunk_ids is still refused, by the version it disagrees with.
+func TestFormat3ConfigReadsAsANewerVersionToOlderReleases(t *testing.T) {
+	ctx := context.Background()
+	store := newStore(t)
+	if _, err := repo.Init(ctx, store, repo.InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := blob.ReadAll(ctx, store, repo.ConfigKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber() // the chunker's seed is a uint64: no float64 round trip
+	if err := dec.Decode(&cfg); err != nil || cfg["chunk_ids"] != "blake3" || cfg["checksum"] == "" {
+		t.Fatalf("config %s: %v", raw, err)
+	}
+	// What the older release sees: the same config without the field, with
+	// the checksum it carries. Opened by this release it passes the
+	// checksum, so the older release passes it too and reaches the version.
+	delete(cfg, "chunk_ids")
+	old, _ := json.Marshal(cfg)
+	if err := blob.PutBytes(ctx, store, repo.ConfigKey, old, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()})
+	if !errors.Is(err, repo.ErrUnsupported) || errors.Is(err, repo.ErrCorrupt) || !strings.Contains(err.Error(), `names chunks with "blake3", not ""`) {
+		t.Fatalf("a format 3 config without chunk_ids, checksum kept: %v, want refused by its format, not as corrupt", err)
+	}
+	cfg["chunk_ids"] = "blake2"
+	flipped, _ := json.Marshal(cfg)
+	if err := blob.PutBytes(ctx, store, repo.ConfigKey, flipped, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()}); !errors.Is(err, repo.ErrUnsupported) {
+		t.Fatalf("a format 3 config with chunk_ids flipped: %v", err)
+	}
+}
