@@ -1,11 +1,13 @@
 package repo
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -146,7 +148,7 @@ func (c *Cache) indexPath() string { return filepath.Join(c.dir, indexFile) }
 
 // loadIndex reads indexFile and what journalFile adds to it.
 func (c *Cache) loadIndex() (*keptIndex, error) {
-	data, err := os.ReadFile(c.indexPath())
+	data, err := readWithRoom(c.indexPath(), c.journalRoom())
 	if err != nil {
 		return nil, err
 	}
@@ -156,6 +158,39 @@ func (c *Cache) loadIndex() (*keptIndex, error) {
 	}
 	c.readJournal(k)
 	return k, nil
+}
+
+// journalRoom is what merging the journal's records (and a backup's new
+// chunks, up to a few thousand) adds to the records read from indexFile.
+// The records are the file's last bytes but its checksum, so the room
+// after them lets the merge run in their own memory (mergeRecords): a
+// backup of a repository of a million chunks then holds one copy of its
+// 46 MiB index, not two.
+func (c *Cache) journalRoom() int {
+	room := 4096 * chunkRecord
+	if info, err := os.Stat(c.journalPath()); err == nil {
+		room += int(info.Size()/wideRecord+1) * chunkRecord
+	}
+	return room
+}
+
+// readWithRoom reads the file at path into a buffer with room more bytes
+// of capacity.
+func readWithRoom(path string, room int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	data := make([]byte, info.Size(), info.Size()+int64(room))
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, err
+	}
+	return data, nil
 }
 
 // saveIndex writes the index atomically, and empties the journal it
@@ -168,7 +203,7 @@ func (c *Cache) saveIndex(k *keptIndex) {
 
 // writeIndex is saveIndex for a caller holding lockIndex.
 func (c *Cache) writeIndex(k *keptIndex) {
-	if c.writeAtomically(c.indexPath(), k.encode()) {
+	if c.writeFileAtomically(c.indexPath(), k.writeTo) {
 		_ = os.Remove(c.journalPath())
 	}
 }
@@ -176,6 +211,15 @@ func (c *Cache) writeIndex(k *keptIndex) {
 // writeAtomically replaces the cache file at path with data and reports
 // true, or leaves it as it was.
 func (c *Cache) writeAtomically(path string, data []byte) bool {
+	return c.writeFileAtomically(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// writeFileAtomically is writeAtomically with the content written by
+// write (through a buffer), so a large file is never held whole in memory.
+func (c *Cache) writeFileAtomically(path string, write func(io.Writer) error) bool {
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return false
 	}
@@ -184,7 +228,11 @@ func (c *Cache) writeAtomically(path string, data []byte) bool {
 	if err != nil {
 		return false
 	}
-	_, werr := tmp.Write(data)
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	werr := write(bw)
+	if werr == nil {
+		werr = bw.Flush()
+	}
 	cerr := tmp.Close()
 	if werr != nil || cerr != nil || os.Rename(tmp.Name(), path) != nil {
 		_ = os.Remove(tmp.Name())
@@ -204,35 +252,50 @@ func (c *Cache) removeStaleTemps() {
 	}
 }
 
+// encode returns the kept index as indexFile holds it (writeTo).
 func (k *keptIndex) encode() []byte {
-	k.chunks.seal()
 	var b bytes.Buffer
+	_ = k.writeTo(&b)
+	return b.Bytes()
+}
+
+// writeTo writes the kept index to w, its SHA-256 last. The records go
+// from the set's own memory: at a million chunks a copy would be 46 MiB
+// more at the peak of a prune or a backup that saves the index.
+func (k *keptIndex) writeTo(w io.Writer) error {
+	k.chunks.seal()
+	sum := sha256.New()
+	out := io.MultiWriter(w, sum)
+	var head bytes.Buffer
 	keys := k.sortedKeys()
-	b.Grow(len(indexMagic) + 8 + 4 + len(k.ended)*32 + 4 + len(keys)*48 + 4 + len(k.chunks.packs)*32 + 4 + len(k.chunks.records) + sha256.Size)
-	b.Write(indexMagic)
+	head.Write(indexMagic)
 	var checked int64
 	if !k.checked.IsZero() {
 		checked = k.checked.UnixNano()
 	}
-	b.Write(binary.BigEndian.AppendUint64(nil, uint64(checked)))
+	head.Write(binary.BigEndian.AppendUint64(nil, uint64(checked)))
 	writeKeys := func(keys []string) {
-		b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(keys))))
+		head.Write(binary.BigEndian.AppendUint32(nil, uint32(len(keys))))
 		for _, key := range keys { // snapshot keys and sweep ids: under 255 bytes
-			b.WriteByte(byte(len(key)))
-			b.WriteString(key)
+			head.WriteByte(byte(len(key)))
+			head.WriteString(key)
 		}
 	}
 	writeKeys(slices.Sorted(maps.Keys(k.ended)))
 	writeKeys(keys)
-	b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(k.chunks.packs))))
+	head.Write(binary.BigEndian.AppendUint32(nil, uint32(len(k.chunks.packs))))
 	for _, p := range k.chunks.packs {
-		b.Write(p[:])
+		head.Write(p[:])
 	}
-	b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(k.chunks.records)/chunkRecord)))
-	b.Write(k.chunks.records)
-	sum := sha256.Sum256(b.Bytes())
-	b.Write(sum[:])
-	return b.Bytes()
+	head.Write(binary.BigEndian.AppendUint32(nil, uint32(len(k.chunks.records)/chunkRecord)))
+	if _, err := out.Write(head.Bytes()); err != nil {
+		return err
+	}
+	if _, err := out.Write(k.chunks.records); err != nil {
+		return err
+	}
+	_, err := w.Write(sum.Sum(nil))
+	return err
 }
 
 var errBadIndex = errors.New("damaged index file")
