@@ -110,10 +110,12 @@ func Exists(ctx context.Context, s Store, key string) (bool, error) {
 	}
 }
 
-// Transfer streams srcKey of src into dstKey of dst without holding the
-// object in memory, for copies between two stores (two buckets, or two
-// providers). A transient failure restarts the whole transfer, up to the
-// policy's attempts. It returns the bytes copied.
+// Transfer copies srcKey of src into dstKey of dst, for copies between two
+// stores (two buckets, or two providers): an object of up to
+// transferInMemory is read whole and put from memory (one request), a
+// larger one is streamed without being held. A transient failure restarts
+// the whole transfer, up to the policy's attempts. It returns the bytes
+// copied.
 func Transfer(ctx context.Context, dst Store, dstKey string, src Store, srcKey string, opts *PutOptions, p RetryPolicy) (int64, error) {
 	var n int64
 	err := Retry(ctx, p, func() error {
