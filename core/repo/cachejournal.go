@@ -33,13 +33,14 @@ func (c *Cache) journalPath() string { return filepath.Join(c.dir, journalFile) 
 func (c *Cache) appendJournal(ms []*Manifest) (int64, error) {
 	var b bytes.Buffer
 	for _, m := range ms {
-		var set ChunkSet
-		set.addManifest(m)
 		key := m.Ref().Key()
-		payload := make([]byte, 0, 1+len(key)+len(set.pending))
-		payload = append(payload, byte(len(key)))
+		payload := []byte{byte(len(key))}
 		payload = append(payload, key...)
-		payload = append(payload, set.pending...)
+		for _, f := range m.Files {
+			for _, c := range f.Chunks {
+				payload = appendWide(payload, c)
+			}
+		}
 		sum := sha256.Sum256(payload)
 		b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(payload))))
 		b.Write(payload)
@@ -111,6 +112,8 @@ func (c *Cache) readJournal(k *keptIndex) {
 		if k.covered != nil {
 			k.covered[key] = true
 		}
-		k.chunks.pending = append(k.chunks.pending, payload[1+size:]...)
+		for w := payload[1+size:]; len(w) > 0; w = w[wideRecord:] {
+			k.chunks.add(wideRef(w))
+		}
 	}
 }

@@ -23,7 +23,12 @@ import (
 type ChunkSet struct {
 	records []byte    // sorted by id, then pack
 	packs   []ChunkID // sorted
-	pending []byte    // wide records (wideRecord) added since the last seal
+	// pending are the records added since the last seal, in the order
+	// added, each naming its pack by its place in added plus one (0: none);
+	// seal renumbers them into packs.
+	pending []byte
+	added   []ChunkID
+	addedAt map[ChunkID]uint32
 }
 
 const (
@@ -34,15 +39,48 @@ const (
 	recLength   = 44
 )
 
-// wideRecord is a record as added, naming its pack by id: 32-byte id,
-// uint32 size, 32-byte pack id (zeros: none), uint32 offset and length.
+// wideRecord is a record naming its pack by id, as the journal keeps it:
+// 32-byte id, uint32 size, 32-byte pack id (zeros: none), uint32 offset
+// and length.
 const wideRecord = 76
 
 func (s *ChunkSet) record(i int) []byte { return s.records[i*chunkRecord : (i+1)*chunkRecord] }
 
-// add adds ref (seal before searching).
+// add adds ref (seal before searching). Its record is 48 bytes from the
+// start: at a million chunks, adding all of them (as a prune does) holds
+// 46 MiB of records, not 72 MiB in the journal's wide form.
 func (s *ChunkSet) add(ref ChunkRef) {
-	s.pending = appendWide(s.pending, ref)
+	var at uint32
+	if ref.Pack != (ChunkID{}) {
+		// A file's chunks come in runs of one pack.
+		if n := len(s.added); n > 0 && s.added[n-1] == ref.Pack {
+			at = uint32(n)
+		} else if known, ok := s.addedAt[ref.Pack]; ok {
+			at = known
+		} else {
+			if s.addedAt == nil {
+				s.addedAt = map[ChunkID]uint32{}
+			}
+			s.added = append(s.added, ref.Pack)
+			at = uint32(len(s.added))
+			s.addedAt[ref.Pack] = at
+		}
+	}
+	s.pending = append(s.pending, ref.ID[:]...)
+	s.pending = binary.BigEndian.AppendUint32(s.pending, uint32(ref.Size))
+	s.pending = binary.BigEndian.AppendUint32(s.pending, at)
+	if at == 0 {
+		s.pending = append(s.pending, 0, 0, 0, 0, 0, 0, 0, 0)
+		return
+	}
+	s.pending = binary.BigEndian.AppendUint32(s.pending, uint32(ref.Offset))
+	s.pending = binary.BigEndian.AppendUint32(s.pending, uint32(ref.Length))
+}
+
+// wideRef reads a wide record.
+func wideRef(w []byte) ChunkRef {
+	return ChunkRef{ID: ChunkID(w[:32]), Size: int(binary.BigEndian.Uint32(w[32:])), Pack: ChunkID(w[36:68]),
+		Offset: int64(binary.BigEndian.Uint32(w[68:])), Length: int(binary.BigEndian.Uint32(w[72:]))}
 }
 
 func appendWide(b []byte, ref ChunkRef) []byte {
@@ -102,6 +140,36 @@ func sortedUnique(r []byte) []byte {
 	return r[:out]
 }
 
+// AddManifest adds every chunk m names, each with its place; Seal makes
+// them searchable. A set being added to is not safe for concurrent use.
+func (s *ChunkSet) AddManifest(m *Manifest) { s.addManifest(m) }
+
+// Seal makes what was added searchable.
+func (s *ChunkSet) Seal() { s.seal() }
+
+// Places is how many (chunk, place) pairs the set holds: a chunk stored in
+// two packs counts twice.
+func (s *ChunkSet) Places() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.records) / chunkRecord
+}
+
+// Refs yields every chunk with each place it is stored, in id order.
+func (s *ChunkSet) Refs() iter.Seq[ChunkRef] {
+	return func(yield func(ChunkRef) bool) {
+		if s == nil {
+			return
+		}
+		for i := range len(s.records) / chunkRecord {
+			if !yield(s.refOf(s.record(i))) {
+				return
+			}
+		}
+	}
+}
+
 // addManifest adds every chunk m names.
 func (s *ChunkSet) addManifest(m *Manifest) {
 	for _, f := range m.Files {
@@ -118,52 +186,27 @@ func (s *ChunkSet) seal() {
 	if len(s.pending) == 0 {
 		return
 	}
-	wide := s.pending
-	s.pending = nil
-	// A file's chunks come in runs of one pack: a pack is listed once per
-	// run, not once per chunk (at a million chunks, 32 MiB less).
-	var added []ChunkID
-	for i := 0; i < len(wide); i += wideRecord {
-		if p := ChunkID(wide[i+36 : i+68]); p != (ChunkID{}) && (len(added) == 0 || added[len(added)-1] != p) {
-			added = append(added, p)
-		}
+	pending, added := s.pending, s.added
+	s.pending, s.added, s.addedAt = nil, nil, nil
+	// The packs named join the table; each pending record's pack then
+	// becomes its place there.
+	sorted := slices.SortedFunc(slices.Values(added), compareIDs)
+	s.addPacks(sorted)
+	place := make([]uint32, len(added)+1)
+	for i, p := range added {
+		j, _ := slices.BinarySearchFunc(s.packs, p, compareIDs)
+		place[i+1] = uint32(j + 1)
 	}
-	slices.SortFunc(added, compareIDs)
-	added = slices.Compact(added)
-	s.addPacks(added)
-
-	pending := sortedUnique(s.narrow(wide))
+	for k := 0; k < len(pending); k += chunkRecord {
+		at := pending[k+recPack : k+recPack+4]
+		binary.BigEndian.PutUint32(at, place[binary.BigEndian.Uint32(at)])
+	}
+	pending = sortedUnique(pending)
 	if len(s.records) == 0 {
 		s.records = pending
 		return
 	}
 	s.records = mergeRecords(s.records, pending)
-}
-
-// narrow rewrites wide records as records, in place: record i's 48 bytes
-// end before wide record i+1 begins, so what is written never overtakes
-// what is still to be read (at a million chunks that spares a 46 MiB copy
-// beside the 72 MiB of wide records). Their packs must be in the table.
-func (s *ChunkSet) narrow(wide []byte) []byte {
-	n := len(wide) / wideRecord
-	var w [wideRecord]byte
-	for i := range n {
-		copy(w[:], wide[i*wideRecord:])
-		rec := wide[i*chunkRecord : (i+1)*chunkRecord]
-		copy(rec, w[:36])
-		var at uint32
-		if p := ChunkID(w[36:68]); p != (ChunkID{}) {
-			j, _ := slices.BinarySearchFunc(s.packs, p, compareIDs)
-			at = uint32(j + 1)
-		}
-		binary.BigEndian.PutUint32(rec[recPack:], at)
-		if at == 0 {
-			clear(rec[recOffset:])
-		} else {
-			copy(rec[recOffset:], w[68:76])
-		}
-	}
-	return wide[:n*chunkRecord]
 }
 
 // mergeRecords merges sorted, unique records into sorted, unique records,
