@@ -54,7 +54,7 @@ type Index struct {
 // the repository's history. When a snapshot it covered is gone (forgotten),
 // the index is rebuilt from every manifest, as Rebuild does.
 func (c *Cache) Index(ctx context.Context) (*Index, error) {
-	kept, idx, changed, err := c.listed(ctx)
+	kept, idx, changed, err := c.listed(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -73,10 +73,16 @@ func (c *Cache) Index(ctx context.Context) (*Index, error) {
 // forgotten since the last check may still be in it (their manifests
 // missing); snapshots other hosts made since may not be.
 func (c *Cache) Known(ctx context.Context, log SweepLog) (*Index, error) {
-	if kept, err := c.loadIndex(); err == nil && kept.trusted(log, time.Now()) {
+	kept, err := c.loadIndex()
+	if err == nil && kept.trusted(log, time.Now()) {
 		return kept.index(kept.refs()), nil
 	}
-	kept, idx, _, err := c.listed(ctx)
+	if err != nil {
+		kept = nil
+	}
+	// Brought up to the listing from the copy just read: at a million
+	// chunks a second read would hold the index twice (46 MiB more).
+	kept, idx, _, err := c.listed(ctx, kept)
 	if err != nil {
 		return nil, err
 	}
@@ -114,15 +120,18 @@ func (c *Cache) Add(ms ...*Manifest) {
 	}
 }
 
-// listed is the kept index brought up to the listing: new snapshots'
-// manifests added, rebuilt when one it covered is gone. changed reports
-// that it differs from the file.
-func (c *Cache) listed(ctx context.Context) (kept *keptIndex, idx *Index, changed bool, err error) {
+// listed is the kept index (read from the file when loaded is nil)
+// brought up to the listing: new snapshots' manifests added, rebuilt when
+// one it covered is gone. changed reports that it differs from the file.
+func (c *Cache) listed(ctx context.Context, loaded *keptIndex) (kept *keptIndex, idx *Index, changed bool, err error) {
 	refs, err := c.repo.ListSnapshots(ctx, "")
 	if err != nil {
 		return nil, nil, false, err
 	}
-	kept, err = c.loadIndex()
+	kept = loaded
+	if kept == nil {
+		kept, err = c.loadIndex()
+	}
 	if err != nil {
 		kept, idx, err := c.rebuild(ctx, refs)
 		return kept, idx, true, err
