@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/lightrag/fixture"
 	"github.com/graphkeep/graphkeep/core/repo"
+	"github.com/graphkeep/graphkeep/core/repo/repotest"
 	"github.com/graphkeep/graphkeep/providers"
 	"lukechampine.com/blake3"
 )
@@ -132,21 +132,7 @@ func TestFormat1RepositoriesStayUnpacked(t *testing.T) {
 func TestFormat2RepositoriesKeepTheirChunkIDs(t *testing.T) {
 	ctx := context.Background()
 	_, store := newRepoWith(t, repo.InitOptions{})
-	raw, err := blob.ReadAll(ctx, store, repo.ConfigKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	cfg["version"] = 2
-	delete(cfg, "chunk_ids")
-	delete(cfg, "checksum")
-	raw, _ = json.Marshal(cfg)
-	if err := blob.PutBytes(ctx, store, repo.ConfigKey, raw, nil); err != nil {
-		t.Fatal(err)
-	}
+	repotest.AsFormat2(t, store)
 	r, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()})
 	if err != nil || r.Format() != 2 {
 		t.Fatalf("open as format 2: format %d, %v", r.Format(), err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/repo"
+	"github.com/graphkeep/graphkeep/core/repo/repotest"
 	"github.com/graphkeep/graphkeep/providers"
 	"lukechampine.com/blake3"
 )
@@ -488,30 +489,9 @@ func TestInitPackChoices(t *testing.T) {
 	if _, err := repo.Init(ctx, store, repo.InitOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	editConfig(t, store, func(cfg map[string]any) { delete(cfg, "pack") })
+	repotest.EditConfig(t, store, func(cfg map[string]any) { delete(cfg, "pack") })
 	if _, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()}); !errors.Is(err, repo.ErrUnsupported) || !strings.Contains(err.Error(), "needs a pack size") {
 		t.Fatalf("open of a format 3 config without packs: %v", err)
-	}
-}
-
-// editConfig rewrites the repository's config through edit, without its
-// checksum (as a hand edit, or a config from before checksums, would be).
-func editConfig(t *testing.T, store blob.Store, edit func(cfg map[string]any)) {
-	t.Helper()
-	ctx := context.Background()
-	raw, err := blob.ReadAll(ctx, store, repo.ConfigKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	edit(cfg)
-	delete(cfg, "checksum")
-	edited, _ := json.Marshal(cfg)
-	if err := blob.PutBytes(ctx, store, repo.ConfigKey, edited, nil); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -540,7 +520,7 @@ func TestChunkIDsFollowTheFormat(t *testing.T) {
 		if err := r3.PutChunk(ctx, id3, r3.EncodeChunk(id3, data)); err != nil {
 			t.Fatal(err)
 		}
-		editConfig(t, store, func(cfg map[string]any) { cfg["version"] = 2; delete(cfg, "chunk_ids") })
+		repotest.AsFormat2(t, store)
 		r2 := open()
 		if r2.Format() != 2 {
 			t.Fatalf("format %d after the edit, want 2", r2.Format())
@@ -589,7 +569,7 @@ func TestConfigFormatMismatchesAreRefused(t *testing.T) {
 		if _, err := repo.Init(ctx, store, repo.InitOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		editConfig(t, store, c.edit)
+		repotest.EditConfig(t, store, c.edit)
 		_, err := repo.Open(ctx, store, repo.OpenOptions{CacheDir: t.TempDir()})
 		if !errors.Is(err, repo.ErrUnsupported) || !strings.Contains(err.Error(), c.want) {
 			t.Fatalf("open: %v, want unsupported: %s", err, c.want)
