@@ -183,27 +183,16 @@ func checkChunk(ctx context.Context, r *repo.Repository, stats *objectStats, ref
 		}
 		return "", 0, nil
 	}
-	if ref.Packed() {
-		_, err := r.ReadRef(ctx, ref)
-		switch {
-		case errors.Is(err, blob.ErrNotFound):
-			return "missing", 0, nil
-		case errors.Is(err, repo.ErrCorrupt):
-			return err.Error(), int64(ref.Length), nil
-		case err != nil:
-			return "", 0, fmt.Errorf("read chunk %s: %w", ref.ID, err)
-		}
-		return "", int64(ref.Length), nil
-	}
-	stored, err := blob.ReadAll(ctx, r.Store(), repo.ChunkKey(ref.ID))
+	// Wherever it is stored (a pack or an object of its own), the chunk is
+	// read, decoded and its id re-derived; stored is what was read.
+	_, stored, err := r.ReadRefInto(ctx, ref, nil, nil, repo.CheckID)
 	switch {
 	case errors.Is(err, blob.ErrNotFound):
 		return "missing", 0, nil
+	case errors.Is(err, repo.ErrCorrupt):
+		return err.Error(), int64(len(stored)), nil
 	case err != nil:
 		return "", 0, fmt.Errorf("read chunk %s: %w", ref.ID, err)
-	}
-	if _, err := r.DecodeChunk(ref.ID, stored); err != nil {
-		return err.Error(), int64(len(stored)), nil
 	}
 	return "", int64(len(stored)), nil
 }

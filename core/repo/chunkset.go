@@ -210,9 +210,10 @@ func (s *ChunkSet) seal() {
 }
 
 // mergeRecords merges sorted, unique records into sorted, unique records,
-// dropping those already there. When have has the room (the kept index is
-// read with room for its journal), the merge runs back to front in have's
-// own memory: no second copy of the index.
+// dropping those already there, back to front in have's own memory. When
+// have has the room (the kept index is read with room for its journal),
+// that is no second copy of the index; else have is first copied into a
+// larger array.
 func mergeRecords(have, add []byte) []byte {
 	fresh := add[:0]
 	for i := 0; i < len(add); i += chunkRecord {
@@ -224,25 +225,15 @@ func mergeRecords(have, add []byte) []byte {
 	add = fresh
 	total := len(have) + len(add)
 	if cap(have) < total {
-		merged := make([]byte, 0, total)
-		i, j := 0, 0
-		for i < len(have) && j < len(add) {
-			if compareRecords(have[i:], add[j:]) < 0 {
-				merged = append(merged, have[i:i+chunkRecord]...)
-				i += chunkRecord
-			} else {
-				merged = append(merged, add[j:j+chunkRecord]...)
-				j += chunkRecord
-			}
-		}
-		merged = append(merged, have[i:]...)
-		return append(merged, add[j:]...)
+		grown := make([]byte, len(have), total)
+		copy(grown, have)
+		have = grown
 	}
+	// Back to front: w - i is the room still free before have's unmerged
+	// records, so they are never overwritten before they are moved.
 	out := have[:total]
 	i, j := len(have)-chunkRecord, len(add)-chunkRecord
 	for w := total - chunkRecord; j >= 0; w -= chunkRecord {
-		// w - i is the room still free before have's unmerged records: they
-		// are never overwritten before they are moved.
 		if i >= 0 && compareRecords(have[i:], add[j:]) > 0 {
 			copy(out[w:w+chunkRecord], have[i:i+chunkRecord])
 			i -= chunkRecord
@@ -257,16 +248,9 @@ func mergeRecords(have, add []byte) []byte {
 // searchRecord is the offset of the first record of r not ordered before
 // rec (len(r) when none).
 func searchRecord(r, rec []byte) int {
-	lo, hi := 0, len(r)/chunkRecord
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if compareRecords(r[mid*chunkRecord:], rec) < 0 {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	return lo * chunkRecord
+	return chunkRecord * sort.Search(len(r)/chunkRecord, func(i int) bool {
+		return compareRecords(r[i*chunkRecord:], rec) >= 0
+	})
 }
 
 // addPacks merges sorted pack ids into the table and renumbers the
@@ -326,23 +310,17 @@ func (s *ChunkSet) setRecords(records []byte, packs []ChunkID) error {
 			return errors.New("chunks out of order")
 		}
 	}
-	s.records, s.packs, s.pending = records, packs, nil
+	s.records, s.packs = records, packs
+	s.pending, s.added, s.addedAt = nil, nil, nil
 	return nil
 }
 
 // first is the index of the first record of id, or -1.
 func (s *ChunkSet) first(id ChunkID) int {
-	lo, hi := 0, len(s.records)/chunkRecord
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if bytes.Compare(s.record(mid)[:32], id[:]) < 0 {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	if lo < len(s.records)/chunkRecord && bytes.Equal(s.record(lo)[:32], id[:]) {
-		return lo
+	n := len(s.records) / chunkRecord
+	i := sort.Search(n, func(i int) bool { return bytes.Compare(s.record(i)[:32], id[:]) >= 0 })
+	if i < n && bytes.Equal(s.record(i)[:32], id[:]) {
+		return i
 	}
 	return -1
 }
