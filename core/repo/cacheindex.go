@@ -252,13 +252,6 @@ func (c *Cache) removeStaleTemps() {
 	}
 }
 
-// encode returns the kept index as indexFile holds it (writeTo).
-func (k *keptIndex) encode() []byte {
-	var b bytes.Buffer
-	_ = k.writeTo(&b)
-	return b.Bytes()
-}
-
 // writeTo writes the kept index to w, its SHA-256 last. The records go
 // from the set's own memory: at a million chunks a copy would be 46 MiB
 // more at the peak of a prune or a backup that saves the index.

@@ -224,7 +224,11 @@ func TestChunkSetRenumbersPacks(t *testing.T) {
 		}
 	}
 	check("sealed", k.chunks)
-	back, err := decodeKeptIndex(k.encode())
+	var encoded bytes.Buffer
+	if err := k.writeTo(&encoded); err != nil {
+		t.Fatal(err)
+	}
+	back, err := decodeKeptIndex(encoded.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}
