@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/duration"
 	"github.com/graphkeep/graphkeep/core/problem"
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/core/service"
@@ -106,20 +108,23 @@ func lockPolicy(mode, retention string) (*repo.LockPolicy, error) {
 	return p, p.Validate()
 }
 
-// parseDays reads a Go duration, or a number of days ("30d").
+// parseDays reads a positive duration ("30d", "720h").
 func parseDays(s string) (time.Duration, error) {
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		days, err := strconv.Atoi(n)
-		if err != nil || days <= 0 {
-			return 0, fmt.Errorf("give a positive number of days, such as 30d")
-		}
-		return time.Duration(days) * 24 * time.Hour, nil
+	d, err := duration.Parse(s)
+	if err != nil {
+		return 0, err
 	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
+	if d <= 0 {
 		return 0, fmt.Errorf("give a positive duration, such as 30d or 720h")
 	}
 	return d, nil
+}
+
+// durationVar defines a duration flag read by core/duration, so that days
+// and weeks ("7d", "2w") work in every flag as in the config file.
+func durationVar(f *pflag.FlagSet, p *time.Duration, name string, value time.Duration, usage string) {
+	*p = value
+	f.Var((*duration.Duration)(p), name, usage)
 }
 
 func backupCmd(g *globals) *cobra.Command {
@@ -230,7 +235,7 @@ func restoreCmd(g *globals) *cobra.Command {
 checks every file's SHA-256 and the LightRAG counts, then swaps it into place by
 rename (one atomic exchange where the kernel offers it). The directory that was
 there is kept beside it as .graphkeep-previous-<name>-<time>, one per restore,
-until 'graphkeep previous remove' deletes it. A restore killed mid-way is
+until 'graphkeep previous remove DIR --all' deletes it. A restore killed mid-way is
 finished (or undone) by the next restore or backup of that directory, and what it
 left behind is removed. A --to directory that holds files but no LightRAG data is
 refused unless --force. The destination is the graph's directory, or --to DIR. With --all, every
@@ -293,7 +298,7 @@ func printRestore(res *backup.RestoreResult) {
 		fmt.Printf("%s\n", res.Recovered)
 	}
 	if res.Previous != "" {
-		fmt.Printf("the previous directory is kept at %s ('graphkeep previous list %s' lists the undo copies, 'graphkeep previous remove %s' deletes them)\n",
+		fmt.Printf("the previous directory is kept at %s ('graphkeep previous list %s' lists the undo copies, 'graphkeep previous remove %s --all' deletes them)\n",
 			res.Previous, res.Dest, res.Dest)
 	}
 }

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,11 +14,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/graphkeep/graphkeep/api"
 	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/duration"
 	"github.com/graphkeep/graphkeep/core/lightrag"
 	"github.com/graphkeep/graphkeep/core/recovery"
 	"github.com/graphkeep/graphkeep/core/repo"
@@ -105,12 +103,7 @@ func (g *globals) load() error {
 	if err != nil {
 		return fmt.Errorf("config file: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&g.file); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("config file %s: %v", path, err)
-	}
-	return nil
+	return parseConfig(path, data, &g.file)
 }
 
 // repoURL is the repository URL as configured (a failover recorded on
@@ -204,7 +197,7 @@ func (g *globals) keyCache() (repo.KeyCache, error) {
 		ttl = *g.file.KeyCache
 	}
 	if v := os.Getenv("GRAPHKEEP_KEY_CACHE"); v != "" {
-		d, err := time.ParseDuration(v)
+		d, err := duration.Parse(v)
 		switch {
 		case v == "0" || v == "off":
 			ttl = 0
@@ -409,7 +402,7 @@ func leaseOptions() (repo.LeaseOptions, error) {
 		dst *time.Duration
 	}{{"GRAPHKEEP_LEASE_TTL", &o.TTL}, {"GRAPHKEEP_LEASE_WAIT", &o.Wait}} {
 		if s := os.Getenv(v.env); s != "" {
-			d, err := time.ParseDuration(s)
+			d, err := duration.Parse(s)
 			if err != nil || d <= 0 {
 				return o, fmt.Errorf("%s=%q is not a positive duration like 2m", v.env, s)
 			}
@@ -468,7 +461,7 @@ func (g *globals) backupOptions() (backup.Options, error) {
 	quiet := firstNonEmpty(g.quietWindow, os.Getenv("GRAPHKEEP_QUIET_WINDOW"))
 	switch {
 	case quiet != "":
-		d, err := time.ParseDuration(quiet)
+		d, err := duration.Parse(quiet)
 		if err != nil || d < 0 {
 			return o, fmt.Errorf("quiet window %q is not a duration like 2s (0 cuts at once)", quiet)
 		}
@@ -485,7 +478,7 @@ func (g *globals) backupOptions() (backup.Options, error) {
 		o.Quiet = -1 // backup.Options: negative means no wait
 	}
 	if wait := firstNonEmpty(g.maxWait, os.Getenv("GRAPHKEEP_MAX_WAIT")); wait != "" {
-		d, err := time.ParseDuration(wait)
+		d, err := duration.Parse(wait)
 		if err != nil || d <= 0 {
 			return o, fmt.Errorf("maximum wait %q is not a positive duration like 30s", wait)
 		}

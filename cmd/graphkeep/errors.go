@@ -73,7 +73,7 @@ func remedyHint(r problem.Remedy, object string) string {
 	case problem.Upgrade:
 		return "use a graphkeep release that supports it"
 	case problem.RemoveDamaged:
-		return "such snapshots were not written by graphkeep as they are; forget them ('graphkeep forget') after a look"
+		return "such snapshots were not written by graphkeep as they are; after a look, forget them with 'graphkeep forget GRAPH SNAPSHOT'"
 	case problem.RestoreFromReplica:
 		return "restore the affected snapshots from a replica, or back up again"
 	}

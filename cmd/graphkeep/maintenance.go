@@ -18,15 +18,23 @@ func forgetCmd(g *globals) *cobra.Command {
 	var p retention.Policy
 	var dryRun, prune bool
 	cmd := &cobra.Command{
-		Use:   "forget [GRAPH] --keep-...",
-		Short: "Forget snapshots a retention policy does not keep (chunks go with prune)",
+		Use:   "forget [GRAPH] --keep-... | forget GRAPH SNAPSHOT...",
+		Short: "Forget snapshots a retention policy does not keep, or the ones named (chunks go with prune)",
 		Long: `forget applies a retention policy to each graph's snapshots (or GRAPH's) and deletes
 the manifests of the snapshots it does not keep. A snapshot is kept when any rule keeps
 it; snapshots pinned by a recovery checkpoint are always kept. The policy comes from the
 --keep-* flags, or from retention: in the config file when no flag is given.
-Add --prune to delete the chunks no snapshot names any more.`,
-		Args: cobra.MaximumNArgs(1),
+Add --prune to delete the chunks no snapshot names any more.
+
+With snapshot ids after GRAPH, forget deletes exactly those (a damaged snapshot
+after a look, say); a snapshot a checkpoint pins is refused.`,
 		RunE: g.run(func(ctx context.Context, svc *service.Service, args []string) error {
+			if len(args) > 1 {
+				if !p.Empty() {
+					return fmt.Errorf("give either snapshot ids or --keep-* rules, not both")
+				}
+				return forgetNamed(ctx, svc, g, args[0], args[1:], dryRun)
+			}
 			req := service.CleanupRequest{DryRun: dryRun, Prune: prune && !dryRun}
 			if !p.Empty() {
 				req.Policy = &p
@@ -75,10 +83,37 @@ Add --prune to delete the chunks no snapshot names any more.`,
 	f.IntVar(&p.KeepWeekly, "keep-weekly", 0, "... of each of the last N ISO weeks")
 	f.IntVar(&p.KeepMonthly, "keep-monthly", 0, "... of each of the last N months")
 	f.IntVar(&p.KeepYearly, "keep-yearly", 0, "... of each of the last N years")
-	f.DurationVar(&p.KeepWithin, "keep-within", 0, "keep snapshots taken within this long of the newest (e.g. 72h)")
+	f.Var(&p.KeepWithin, "keep-within", "keep snapshots taken within this long of the newest (e.g. 7d or 72h)")
 	f.BoolVar(&dryRun, "dry-run", false, "show what would be forgotten, change nothing")
 	f.BoolVar(&prune, "prune", false, "prune unreferenced chunks afterwards")
 	return cmd
+}
+
+// forgetNamed forgets the snapshots named, one by one.
+func forgetNamed(ctx context.Context, svc *service.Service, g *globals, graph string, ids []string, dryRun bool) error {
+	var forgotten []string
+	for _, id := range ids {
+		snap, err := svc.Snapshot(ctx, graph, id)
+		if err == nil && !dryRun {
+			err = svc.DeleteSnapshot(ctx, graph, snap.Snapshot.ID)
+		}
+		if err != nil {
+			return fmt.Errorf("forget %s/%s: %w (forgotten before it: %d)", graph, id, err, len(forgotten))
+		}
+		forgotten = append(forgotten, snap.Snapshot.ID)
+	}
+	if g.json {
+		return printJSON(os.Stdout, map[string]any{"graph": graph, "forgotten": forgotten, "dry_run": dryRun})
+	}
+	for _, id := range forgotten {
+		verb := "forgot"
+		if dryRun {
+			verb = "would forget"
+		}
+		fmt.Printf("%s %s/%s\n", verb, graph, id)
+	}
+	fmt.Println("its chunks are deleted by the next prune")
+	return nil
 }
 
 func pruneCmd(g *globals) *cobra.Command {

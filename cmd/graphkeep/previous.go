@@ -53,7 +53,7 @@ func previousCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if all == (olderThan > 0) {
-				return errors.New("say which undo copies to delete: --all, or --older-than D (e.g. 168h)")
+				return errors.New("say which undo copies to delete: --all, or --older-than D (e.g. 7d)")
 			}
 			dir, err := previousDir(g, args[0])
 			if err != nil {
@@ -76,7 +76,9 @@ func previousCmd(g *globals) *cobra.Command {
 		},
 	}
 	remove.Flags().BoolVar(&all, "all", false, "delete every undo copy")
-	remove.Flags().DurationVar(&olderThan, "older-than", 0, "delete the undo copies kept longer ago than this")
+	durationVar(remove.Flags(), &olderThan, "older-than", 0, "delete the undo copies kept longer ago than this (e.g. 7d)")
+	remove.MarkFlagsOneRequired("all", "older-than")
+	remove.MarkFlagsMutuallyExclusive("all", "older-than")
 	cmd.AddCommand(list, remove)
 	return cmd
 }

@@ -184,9 +184,9 @@ shows the plan and changes nothing.`,
 	f.BoolVar(&req.DryRun, "dry-run", false, "show what would happen, change nothing")
 	f.BoolVar(&req.Force, "force", false, "promote even when the target is behind or does not hold the checkpoint whole")
 	f.BoolVar(&auto, "auto", false, "keep running: fail over automatically by the policy below (opt-in)")
-	f.DurationVar(&policy.After, "after", 5*time.Minute, "with --auto: how long the primary must be unreachable")
-	f.DurationVar(&policy.MinInterval, "min-interval", time.Hour, "with --auto: at most one automatic failover per this")
-	f.DurationVar(&policy.Interval, "interval", 15*time.Second, "with --auto: how often the primary is probed")
+	durationVar(f, &policy.After, "after", 5*time.Minute, "with --auto: how long the primary must be unreachable")
+	durationVar(f, &policy.MinInterval, "min-interval", time.Hour, "with --auto: at most one automatic failover per this")
+	durationVar(f, &policy.Interval, "interval", 15*time.Second, "with --auto: how often the primary is probed")
 	f.BoolVar(&policy.AllowDataLoss, "allow-data-loss", false, "with --auto: promote a target that lacks the primary's newest snapshots")
 	return cmd
 }
@@ -287,7 +287,7 @@ func healthCmd(g *globals) *cobra.Command {
 			})(cmd, nil)
 		},
 	}
-	cmd.Flags().DurationVar(&interval, "backup-interval", 0, "how often graphs should be backed up (default: backup_interval from the config, else 24h)")
+	durationVar(cmd.Flags(), &interval, "backup-interval", 0, "how often graphs should be backed up (default: backup_interval from the config, else 24h)")
 	return cmd
 }
 

@@ -150,8 +150,8 @@ one-shot run could not bring every target up to date.`,
 	cmd.Flags().StringVar(&graph, "graph", "", "replicate only this graph")
 	cmd.Flags().StringVar(&target, "target", "", "replicate only to this target")
 	cmd.Flags().BoolVar(&watch, "watch", false, "keep running: probe and reconcile every --interval")
-	cmd.Flags().DurationVar(&interval, "interval", 10*time.Second, "time between rounds with --watch")
-	cmd.Flags().DurationVar(&probeTimeout, "probe-timeout", 5*time.Second, "how long a probe may take")
+	durationVar(cmd.Flags(), &interval, "interval", 10*time.Second, "time between rounds with --watch")
+	durationVar(cmd.Flags(), &probeTimeout, "probe-timeout", 5*time.Second, "how long a probe may take")
 	return cmd
 }
 

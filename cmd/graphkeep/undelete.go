@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/graphkeep/graphkeep/core/duration"
 	"github.com/graphkeep/graphkeep/core/service"
 )
 
@@ -68,7 +69,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t, nil
 	}
-	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+	if d, err := duration.Parse(s); err == nil && d > 0 {
 		return now.Add(-d), nil
 	}
 	return time.Time{}, fmt.Errorf("--since %q: give a time such as 2026-12-06T03:00:00Z or a duration ago such as 36h", s)

@@ -51,10 +51,10 @@ commits nothing.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&all, "all", false, "watch every known graph")
-	f.DurationVar(&minInterval, "min-interval", 10*time.Second, "at most one backup of a graph this often")
-	f.DurationVar(&rescan, "rescan", 30*time.Second, "look at the graphs this often even without file system events")
+	durationVar(f, &minInterval, "min-interval", 10*time.Second, "at most one backup of a graph this often")
+	durationVar(f, &rescan, "rescan", 30*time.Second, "look at the graphs this often even without file system events")
 	f.IntVar(&p.KeepLast, "keep-last", 0, "after each backup, keep the newest N snapshots")
-	f.DurationVar(&p.KeepWithin, "keep-within", 0, "after each backup, keep snapshots taken within this long of the newest (e.g. 24h)")
+	f.Var(&p.KeepWithin, "keep-within", "after each backup, keep snapshots taken within this long of the newest (e.g. 1d or 24h)")
 	f.IntVar(&p.KeepHourly, "keep-hourly", 0, "after each backup, keep the last snapshot of each of N hours")
 	f.IntVar(&p.KeepDaily, "keep-daily", 0, "after each backup, keep the last snapshot of each of N days")
 	return cmd

@@ -4,26 +4,27 @@
 package retention
 
 import (
-	"github.com/graphkeep/graphkeep/core/problem"
-
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/graphkeep/graphkeep/core/duration"
+	"github.com/graphkeep/graphkeep/core/problem"
 	"github.com/graphkeep/graphkeep/core/repo"
 )
 
 // Policy says which snapshots of a graph to keep. A snapshot is kept when
 // any rule keeps it. Counts of 0 disable a rule.
 type Policy struct {
-	KeepLast    int           `json:"keep_last,omitempty" yaml:"keep_last"`
-	KeepHourly  int           `json:"keep_hourly,omitempty" yaml:"keep_hourly"`
-	KeepDaily   int           `json:"keep_daily,omitempty" yaml:"keep_daily"`
-	KeepWeekly  int           `json:"keep_weekly,omitempty" yaml:"keep_weekly"`
-	KeepMonthly int           `json:"keep_monthly,omitempty" yaml:"keep_monthly"`
-	KeepYearly  int           `json:"keep_yearly,omitempty" yaml:"keep_yearly"`
-	KeepWithin  time.Duration `json:"keep_within,omitempty" yaml:"keep_within"`
+	KeepLast    int `json:"keep_last,omitempty" yaml:"keep_last"`
+	KeepHourly  int `json:"keep_hourly,omitempty" yaml:"keep_hourly"`
+	KeepDaily   int `json:"keep_daily,omitempty" yaml:"keep_daily"`
+	KeepWeekly  int `json:"keep_weekly,omitempty" yaml:"keep_weekly"`
+	KeepMonthly int `json:"keep_monthly,omitempty" yaml:"keep_monthly"`
+	KeepYearly  int `json:"keep_yearly,omitempty" yaml:"keep_yearly"`
+	// KeepWithin is read as "7d" (or "168h") in JSON and YAML alike.
+	KeepWithin duration.Duration `json:"keep_within,omitempty" yaml:"keep_within"`
 }
 
 // ErrEmptyPolicy: a policy with no rule would forget everything.
@@ -64,7 +65,7 @@ func (p Policy) String() string {
 	add("monthly", p.KeepMonthly)
 	add("yearly", p.KeepYearly)
 	if p.KeepWithin > 0 {
-		parts = append(parts, "within "+p.KeepWithin.String())
+		parts = append(parts, "within "+duration.Format(time.Duration(p.KeepWithin)))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -119,8 +120,8 @@ func Apply(snaps []repo.SnapshotRef, p Policy, pins map[string][]string) []Decis
 				d.Reasons = append(d.Reasons, bk.name)
 			}
 		}
-		if p.KeepWithin > 0 && !s.Time.Before(newest.Add(-p.KeepWithin)) {
-			d.Reasons = append(d.Reasons, "within "+p.KeepWithin.String())
+		if within := time.Duration(p.KeepWithin); within > 0 && !s.Time.Before(newest.Add(-within)) {
+			d.Reasons = append(d.Reasons, "within "+duration.Format(within))
 		}
 		d.Keep = len(d.Reasons) > 0
 		out = append(out, d)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/graphkeep/graphkeep/blob"
+	"github.com/graphkeep/graphkeep/core/duration"
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/core/retention"
 	"github.com/graphkeep/graphkeep/providers"
@@ -48,7 +49,7 @@ func TestApply(t *testing.T) {
 		{"weekly 2", retention.Policy{KeepWeekly: 2}, "02-01 18:00,01-08 09:00"},
 		{"monthly 5", retention.Policy{KeepMonthly: 5}, "02-01 18:00,01-08 09:00"},
 		{"yearly 1", retention.Policy{KeepYearly: 1}, "02-01 18:00"},
-		{"within 10h", retention.Policy{KeepWithin: 10 * time.Hour}, "02-01 18:00,02-01 09:00"},
+		{"within 10h", retention.Policy{KeepWithin: duration.Duration(10 * time.Hour)}, "02-01 18:00,02-01 09:00"},
 		{"last 1 + daily 2", retention.Policy{KeepLast: 1, KeepDaily: 2}, "02-01 18:00,01-08 09:00"},
 	} {
 		if got := kept(retention.Apply(all, c.policy, nil)); got != c.want {
