@@ -25,7 +25,11 @@ func TestREADMECurlExamples(t *testing.T) {
 	e.graph("alpha", 2)
 	e.ok("init")
 	e.extra = []string{"GRAPHKEEP_ADMIN_TOKEN=" + testAdminToken}
-	s := e.startServer(t, "")
+	replicas := filepath.Join(e.dir, "replicas") + "/"
+	if err := os.MkdirAll(replicas, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := e.startServer(t, "server: {restore_root: "+replicas+"}\n")
 	var j struct {
 		ID     string          `json:"id"`
 		Result json.RawMessage `json:"result"`
@@ -34,10 +38,6 @@ func TestREADMECurlExamples(t *testing.T) {
 	var first struct{ ID string }
 	_ = json.Unmarshal(j.Result, &first)
 	s.must(201, "POST", "/backup/graphs/alpha/snapshots?wait=true", "", &j)
-	replicas := filepath.Join(e.dir, "replicas") + "/"
-	if err := os.MkdirAll(replicas, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	replace := strings.NewReplacer(
 		"20261127T150405Z-k3f7qa", first.ID,
 		"job-3f9a0c1d2e4b", j.ID,
@@ -54,6 +54,14 @@ func TestREADMECurlExamples(t *testing.T) {
 			if !strings.HasPrefix(code, "2") {
 				t.Errorf("README example answers %s: %s", code, line)
 			}
+		}
+	}
+	// The README's restores made copies to look at, not graphs.
+	var graphs []struct{ ID string }
+	s.must(200, "GET", "/graphs", "", &graphs)
+	for _, g := range graphs {
+		if g.ID != "alpha" {
+			t.Errorf("the README's examples added graph %q", g.ID)
 		}
 	}
 }

@@ -238,7 +238,10 @@ there is kept beside it as .graphkeep-previous-<name>-<time>, one per restore,
 until 'graphkeep previous remove DIR --all' deletes it. A restore killed mid-way is
 finished (or undone) by the next restore or backup of that directory, and what it
 left behind is removed. A --to directory that holds files but no LightRAG data is
-refused unless --force. The destination is the graph's directory, or --to DIR. With --all, every
+refused unless --force, and so is a directory that holds another graph's data (another
+graph's directory, or a copy of it by its snapshots' files). The destination is the
+graph's directory, or --to DIR; a new directory of the graphs root becomes a graph of its
+own, and restore says so. With --all, every
 graph's latest snapshot is restored (into --to DIR/GRAPH, or the graphs root).
 
 "latest" is the newest snapshot that is neither flagged (a file did not parse)
@@ -287,7 +290,7 @@ with --allow-flagged.`,
 	cmd.Flags().StringVar(&to, "to", "", "restore into this directory instead of the graph's own (with --all: DIR/GRAPH)")
 	cmd.Flags().BoolVar(&all, "all", false, "restore every graph's latest snapshot")
 	cmd.Flags().BoolVar(&allowFlagged, "allow-flagged", false, "restore a snapshot that is flagged or mid-ingestion (named by its id)")
-	cmd.Flags().BoolVar(&force, "force", false, "restore into a directory that holds files but no LightRAG data (it is kept as an undo copy)")
+	cmd.Flags().BoolVar(&force, "force", false, "restore into a directory that holds files but no LightRAG data, or another graph's (it is kept as an undo copy)")
 	return cmd
 }
 
@@ -296,6 +299,10 @@ func printRestore(res *backup.RestoreResult) {
 		humanBytes(res.Bytes), res.LightRAG)
 	if res.Recovered != "" {
 		fmt.Printf("%s\n", res.Recovered)
+	}
+	if res.NewGraph != "" {
+		fmt.Printf("%s is a directory of the graphs root, so it is now graph %s: backups, listings and checkpoints take it in (restore into a directory outside the graphs root to look at a snapshot without that)\n",
+			res.Dest, res.NewGraph)
 	}
 	if res.Previous != "" {
 		fmt.Printf("the previous directory is kept at %s ('graphkeep previous list %s' lists the undo copies, 'graphkeep previous remove %s --all' deletes them)\n",

@@ -91,6 +91,10 @@ type RestoreResult struct {
 	DurationMS int64 `json:"duration_ms"`
 	// PassedOver lists the newer snapshots "latest" did not pick.
 	PassedOver []repo.PassedOver `json:"passed_over,omitempty"`
+	// NewGraph is the graph Dest is from now on, when the restore made a
+	// new directory of the graphs root: later backups, listings and
+	// checkpoints take it in ("" otherwise).
+	NewGraph string `json:"new_graph,omitempty"`
 }
 
 // writebackEvery is how much a restore writes before asking the kernel to

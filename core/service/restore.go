@@ -29,7 +29,7 @@ type RestoreRequest struct {
 	// its id.
 	AllowNotGood bool
 	// Force restores into a directory that holds files but no LightRAG
-	// data (kept as an undo copy).
+	// data, or another graph's (kept as an undo copy).
 	Force bool
 	// Confined keeps the destination inside the graphs root or a restore
 	// root, symlinks resolved (requests from the network).
@@ -46,6 +46,9 @@ type RestorePlan struct {
 type RestoreItem struct {
 	Choice repo.Choice
 	Dest   string
+	// NewGraph is the graph Dest becomes: a new directory of the graphs
+	// root is a graph from then on ("" when Dest is no new graph).
+	NewGraph string
 }
 
 // Restore prepares and runs req.
@@ -109,7 +112,10 @@ func (s *Service) PrepareRestore(ctx context.Context, req RestoreRequest) (*Rest
 		if err != nil {
 			return nil, err
 		}
-		plan.Items = append(plan.Items, RestoreItem{Choice: c, Dest: dest})
+		if err := s.checkDestOwner(ctx, r, c.Ref.Graph, dest, req.Force); err != nil {
+			return nil, err
+		}
+		plan.Items = append(plan.Items, RestoreItem{Choice: c, Dest: dest, NewGraph: s.newGraphAt(c.Ref.Graph, dest)})
 	}
 	return plan, nil
 }
@@ -144,6 +150,7 @@ func (s *Service) RunRestore(ctx context.Context, plan *RestorePlan, progress fu
 				return err
 			}
 			res.PassedOver = it.Choice.Passed
+			res.NewGraph = it.NewGraph
 			done[i] = res
 			return nil
 		})
