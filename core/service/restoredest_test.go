@@ -101,4 +101,3 @@ func dirListing(t *testing.T, dir string) string {
 	}
 	return b.String()
 }
-
