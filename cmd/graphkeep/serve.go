@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -75,6 +76,21 @@ func serve(ctx context.Context, g *globals, listen string) error {
 	if err := checkAppendOnly(sc.AppendOnly, g.file.Schedule, g.file.AutoFailover != nil); err != nil {
 		return err
 	}
+	// What can fail without writing anything is tried first: a busy port
+	// or unreadable TLS files leave no repository or graphs root behind.
+	var tlsConfig *tls.Config
+	if sc.TLSCert != "" || sc.TLSKey != "" {
+		cert, err := tls.LoadX509KeyPair(sc.TLSCert, sc.TLSKey)
+		if err != nil {
+			return fmt.Errorf("server.tls_cert %q and server.tls_key %q: %w", sc.TLSCert, sc.TLSKey, err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another server running there? choose another address with --listen or GRAPHKEEP_LISTEN)", listen, err)
+	}
+	defer ln.Close()
 	if err := g.embeddedDefault(ctx, log); err != nil {
 		return err
 	}
@@ -118,11 +134,7 @@ func serve(ctx context.Context, g *globals, listen string) error {
 		go s.AutoFailover(bg, *ap)
 	}
 
-	srv := &http.Server{Addr: listen, Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", listen, err)
-	}
+	srv := &http.Server{Addr: listen, Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig}
 	log.Info("graphkeep serving", "listen", ln.Addr().String(), "tls", sc.TLSCert != "", "repository", providers.Redact(location),
 		"graphs_root", g.graphsRootDir(), "tokens", len(tokens))
 	if len(tokens) == 0 {
@@ -130,8 +142,8 @@ func serve(ctx context.Context, g *globals, listen string) error {
 	}
 	errc := make(chan error, 1)
 	go func() {
-		if sc.TLSCert != "" {
-			errc <- srv.ServeTLS(ln, sc.TLSCert, sc.TLSKey)
+		if tlsConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
 		} else {
 			errc <- srv.Serve(ln)
 		}

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -106,5 +109,30 @@ func TestLockFlags(t *testing.T) {
 	}
 	if got := humanDuration(30 * 24 * time.Hour); got != "30d" {
 		t.Errorf("humanDuration(30 days) = %q", got)
+	}
+}
+
+// TestServeOnBusyPortCreatesNothing: the zero-configuration server checks
+// its port before it creates the embedded repository and graphs root, so a
+// failed start leaves the working directory as it was.
+func TestServeOnBusyPortCreatesNothing(t *testing.T) {
+	for _, v := range []string{"GRAPHKEEP_REPO", "GRAPHKEEP_GRAPHS_ROOT", "GRAPHKEEP_CONFIG", "GRAPHKEEP_LISTEN", "GRAPHKEEP_ADMIN_TOKEN", "GRAPHKEEP_READ_TOKEN", "GRAPHKEEP_BACKUP_TOKEN"} {
+		t.Setenv(v, "")
+	}
+	t.Setenv("GRAPHKEEP_STATE_DIR", t.TempDir())
+	wd := t.TempDir()
+	t.Chdir(wd)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	err = serve(context.Background(), &globals{cacheDir: t.TempDir()}, busy.Addr().String())
+	if err == nil || !strings.Contains(err.Error(), "listen on "+busy.Addr().String()) {
+		t.Fatalf("serve on a busy port: %v", err)
+	}
+	entries, _ := os.ReadDir(wd)
+	if len(entries) != 0 {
+		t.Fatalf("a failed start left %d entries in the working directory (first %s)", len(entries), entries[0].Name())
 	}
 }
