@@ -66,6 +66,9 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
 		// Force restores into a directory that holds files but no
 		// LightRAG data (kept as an undo copy).
 		Force bool `json:"force"`
+		// AllowOutsideLinks restores symlinks that point outside the
+		// destination.
+		AllowOutsideLinks bool `json:"allow_outside_links"`
 	}
 	if err := decode(w, r, &body); err != nil {
 		writeError(w, r, err)
@@ -80,7 +83,7 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	plan, err := s.svc.PrepareRestore(r.Context(), service.RestoreRequest{Graph: chi.URLParam(r, "graph"), Snapshot: chi.URLParam(r, "snapshot"),
-		To: body.To, AllowNotGood: body.AllowFlagged, Force: body.Force, Confined: true})
+		To: body.To, AllowNotGood: body.AllowFlagged, Force: body.Force, AllowOutsideLinks: body.AllowOutsideLinks, Confined: true})
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -69,6 +69,8 @@ func remedyHint(r problem.Remedy, object string) string {
 	switch r {
 	case problem.AllowNotGood:
 		return `to restore such a snapshot, name its id and send {"allow_flagged": true}`
+	case problem.AllowOutsideLinks:
+		return `POST /backup/graphs/{graph}/snapshots/{id}/verify lists such links; send {"allow_outside_links": true} to restore them anyway`
 	case problem.Force, problem.ForceOrNewDest:
 		return `send {"force": true} to go ahead anyway` + map[bool]string{true: `, or a new "to" directory`}[r == problem.ForceOrNewDest]
 	case problem.AddRetentionRule:

@@ -227,7 +227,7 @@ func snapshotsCmd(g *globals) *cobra.Command {
 
 func restoreCmd(g *globals) *cobra.Command {
 	var to string
-	var all, allowFlagged, force bool
+	var all, allowFlagged, force, outsideLinks bool
 	cmd := &cobra.Command{
 		Use:   "restore GRAPH SNAPSHOT|latest | --all",
 		Short: "Restore a snapshot, verified, swapped into place atomically",
@@ -252,7 +252,7 @@ with --allow-flagged.`,
 			if all != (len(args) == 0) || (!all && len(args) != 2) {
 				return errors.New("give GRAPH and SNAPSHOT (or latest), or --all")
 			}
-			req := service.RestoreRequest{All: all, To: to, AllowNotGood: allowFlagged, Force: force}
+			req := service.RestoreRequest{All: all, To: to, AllowNotGood: allowFlagged, Force: force, AllowOutsideLinks: outsideLinks}
 			if !all {
 				req.Graph, req.Snapshot = args[0], args[1]
 			}
@@ -289,6 +289,7 @@ with --allow-flagged.`,
 	}
 	cmd.Flags().StringVar(&to, "to", "", "restore into this directory instead of the graph's own (with --all: DIR/GRAPH)")
 	cmd.Flags().BoolVar(&all, "all", false, "restore every graph's latest snapshot")
+	cmd.Flags().BoolVar(&outsideLinks, "allow-outside-links", false, "restore symlinks that point outside the graph directory (LightRAG never writes links; refused without this)")
 	cmd.Flags().BoolVar(&allowFlagged, "allow-flagged", false, "restore a snapshot that is flagged or mid-ingestion (named by its id)")
 	cmd.Flags().BoolVar(&force, "force", false, "restore into a directory that holds files but no LightRAG data, or another graph's (it is kept as an undo copy)")
 	return cmd

@@ -44,6 +44,8 @@ func remedyHint(r problem.Remedy, object string) string {
 		return "add --force to go ahead anyway"
 	case problem.ForceOrNewDest:
 		return "add --force to restore there anyway, or give --to a new directory"
+	case problem.AllowOutsideLinks:
+		return "look at the links first ('graphkeep verify' lists them); add --allow-outside-links to restore them anyway"
 	case problem.AllowNotGood:
 		return fmt.Sprintf("to restore such a snapshot anyway, name its id and add --allow-flagged; 'graphkeep snapshots %s' lists them", or(object, "GRAPH"))
 	case problem.GivePassword:

@@ -38,6 +38,9 @@ type RestoreOptions struct {
 	// Force restores into a directory that holds files but no LightRAG
 	// data (ErrNotAGraph without it).
 	Force bool
+	// AllowOutsideLinks restores symlinks that point outside the
+	// destination (ErrOutsideLink without it).
+	AllowOutsideLinks bool
 	// Downloads, when set, is shared with the other restores running at
 	// once (Fetches is then its own); nil: the restore has its own.
 	Downloads *Downloads
@@ -120,6 +123,28 @@ const (
 	firstReads = 2
 )
 
+// ErrOutsideLink: a manifest names a symlink whose target lies outside the
+// destination (absolute, or climbing out with "..").
+var ErrOutsideLink = &problem.Error{Kind: problem.NeedsForce, Code: "outside_link", Remedy: problem.AllowOutsideLinks,
+	Msg: "symlink pointing outside the destination"}
+
+// outsideLinks lists the symlinks of files whose targets leave the
+// directory they are restored into, as "path -> target".
+func outsideLinks(files []repo.FileEntry) []string {
+	var out []string
+	for _, f := range files {
+		if f.Type != repo.TypeSymlink {
+			continue
+		}
+		t := f.Target
+		resolved := path.Clean(path.Join(path.Dir(f.Path), t))
+		if t == "" || path.IsAbs(t) || strings.HasPrefix(t, "\\") || resolved == ".." || strings.HasPrefix(resolved, "../") {
+			out = append(out, fmt.Sprintf("%s -> %s", f.Path, t))
+		}
+	}
+	return out
+}
+
 // ErrUnsafePath: a manifest names a path that would escape the destination.
 var ErrUnsafePath = problem.New(problem.Invalid, "unprocessable", "unsafe path in snapshot")
 
@@ -140,6 +165,12 @@ func Restore(ctx context.Context, r *repo.Repository, ref repo.SnapshotRef, dest
 	}
 	if err := checkPaths(m.Files); err != nil {
 		return nil, fmt.Errorf("snapshot %s/%s: %w", ref.Graph, ref.ID, err)
+	}
+	if !opts.AllowOutsideLinks {
+		if out := outsideLinks(m.Files); len(out) > 0 {
+			return nil, fmt.Errorf("snapshot %s/%s holds %d symlinks that point outside the graph directory (%s): LightRAG never writes links, and a store file linked out would make LightRAG overwrite what it points to; refused: %w",
+				ref.Graph, ref.ID, len(out), strings.Join(out[:min(len(out), 3)], ", "), ErrOutsideLink)
+		}
 	}
 	if !m.Good() && !opts.AllowNotGood {
 		return nil, fmt.Errorf("snapshot %s/%s is %s; LightRAG may not load it: restore it only by its id with flagged snapshots explicitly allowed, or restore the latest good snapshot: %w",

@@ -335,3 +335,49 @@ func snapshotOfG1(t *testing.T, docs int) (*repo.Repository, repo.SnapshotRef) {
 	}
 	return r, res.Manifest.Ref()
 }
+
+// TestRestoreRefusesLinksOutside: a manifest whose symlink points outside
+// the destination (a planted passwd -> /etc/passwd) is refused naming the
+// link, and nothing is written; verify lists it; a link that stays inside
+// restores, and the outside one does too when explicitly allowed.
+func TestRestoreRefusesLinksOutside(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, "")
+	res, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: graphDir(t, 1)}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := *res.Manifest
+	m.ID = repo.NewSnapshotID(m.Time.Add(2e9))
+	m.Files = append(append([]repo.FileEntry(nil), m.Files...),
+		repo.FileEntry{Path: "inside", Type: repo.TypeSymlink, Target: "./kv_store_full_docs.json"},
+		repo.FileEntry{Path: "passwd", Type: repo.TypeSymlink, Target: "/etc/passwd"},
+		repo.FileEntry{Path: "up", Type: repo.TypeSymlink, Target: "../../.ssh/authorized_keys"})
+	if err := r.SaveManifest(ctx, &m); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "g1")
+	_, err = backup.Restore(ctx, r, m.Ref(), dest, backup.RestoreOptions{})
+	if !errors.Is(err, backup.ErrOutsideLink) || !strings.Contains(err.Error(), "passwd -> /etc/passwd") || !strings.Contains(err.Error(), "up -> ../../.ssh/authorized_keys") {
+		t.Fatalf("restore with links outside: %v, want ErrOutsideLink naming both", err)
+	}
+	if strings.Contains(err.Error(), "inside ->") {
+		t.Fatalf("the link inside was called outside: %v", err)
+	}
+	if _, err := os.Stat(dest); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refused restore created %s", dest)
+	}
+	v, err := backup.Verify(ctx, r, []repo.SnapshotRef{m.Ref()}, backup.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.OK() || len(v.Unsafe) != 2 || v.Unsafe[0].Path != "passwd" || v.Unsafe[1].Path != "up" {
+		t.Fatalf("verify: %+v, want the two outside links", v.Unsafe)
+	}
+	if _, err := backup.Restore(ctx, r, m.Ref(), dest, backup.RestoreOptions{AllowOutsideLinks: true}); err != nil {
+		t.Fatalf("restore with outside links allowed: %v", err)
+	}
+	if target, err := os.Readlink(filepath.Join(dest, "passwd")); err != nil || target != "/etc/passwd" {
+		t.Fatalf("the allowed link: %q, %v", target, err)
+	}
+}

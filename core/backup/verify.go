@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -150,6 +151,10 @@ func unsafeEntries(m *repo.Manifest) []Unsafe {
 	snap := m.Graph + "/" + m.ID
 	if err := checkPaths(m.Files); err != nil {
 		out = append(out, Unsafe{Snapshot: snap, Problem: err.Error() + " (restore refuses this snapshot)"})
+	}
+	for _, l := range outsideLinks(m.Files) {
+		path, _, _ := strings.Cut(l, " -> ")
+		out = append(out, Unsafe{Snapshot: snap, Path: path, Problem: fmt.Sprintf("symlink %s points outside the graph directory; restore refuses it unless such links are allowed", l)})
 	}
 	if m.RootMode&^uint32(PermBits) != 0 {
 		out = append(out, Unsafe{Snapshot: snap, Path: ".", Problem: fmt.Sprintf("mode %#o has bits beyond permissions (setuid, setgid or sticky); restore applies permission bits only", m.RootMode)})

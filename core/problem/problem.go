@@ -49,6 +49,7 @@ const (
 	Force              Remedy = "force"             // repeat with force
 	ForceOrNewDest     Remedy = "force_or_new_destination"
 	AllowNotGood       Remedy = "allow_not_good"       // name the snapshot by id and allow a flagged one
+	AllowOutsideLinks  Remedy = "allow_outside_links"  // allow symlinks that point outside the destination
 	GivePassword       Remedy = "give_password"        // supply the repository password
 	AddRetentionRule   Remedy = "add_retention_rule"   // a policy needs at least one keep rule
 	ListSnapshots      Remedy = "list_snapshots"       // see the graph's snapshots

@@ -28,6 +28,9 @@ type RestoreRequest struct {
 	// AllowNotGood restores a flagged or mid-ingestion snapshot named by
 	// its id.
 	AllowNotGood bool
+	// AllowOutsideLinks restores symlinks that point outside the
+	// destination.
+	AllowOutsideLinks bool
 	// Force restores into a directory that holds files but no LightRAG
 	// data, or another graph's (kept as an undo copy).
 	Force bool
@@ -137,7 +140,7 @@ func (s *Service) RunRestore(ctx context.Context, plan *RestorePlan, progress fu
 	defer downloads.Close()
 	done := make([]*backup.RestoreResult, len(plan.Items))
 	for i, it := range plan.Items {
-		opts := backup.RestoreOptions{AllowNotGood: plan.req.AllowNotGood, Force: plan.req.Force, Downloads: downloads}
+		opts := backup.RestoreOptions{AllowNotGood: plan.req.AllowNotGood, Force: plan.req.Force, AllowOutsideLinks: plan.req.AllowOutsideLinks, Downloads: downloads}
 		if progress != nil {
 			opts.Progress = progress(it.Choice.Ref.Graph)
 		}
