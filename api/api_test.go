@@ -695,3 +695,22 @@ func TestSessionAndDashboard(t *testing.T) {
 		}
 	}
 }
+
+// TestUnauthorizedSaysWhy: a missing token and a wrong one get different
+// answers; a wrong token is never told to send a token.
+func TestUnauthorizedSaysWhy(t *testing.T) {
+	f := newServerWith(t, true, false)
+	var e struct {
+		Error struct{ Code, Message string }
+	}
+	for _, c := range []struct {
+		token, want string
+	}{
+		{"", "no token sent"},
+		{"wrong-token-0123456789abcdef", "the token was not accepted"},
+	} {
+		if code := f.do("GET", "/backup/stats", c.token, "", &e); code != 401 || !strings.Contains(e.Error.Message, c.want) {
+			t.Errorf("token %q: %d %q, want 401 saying %q", c.token, code, e.Error.Message, c.want)
+		}
+	}
+}

@@ -71,6 +71,21 @@ func (a *authenticator) role(r *http.Request) string {
 	return role
 }
 
+// unauthorized says why a request without a role was refused: no token, a
+// header of another form, or a token that is not one of the server's.
+func unauthorized(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	switch token, ok := strings.CutPrefix(h, "Bearer "); {
+	case h == "":
+		return "no token sent: send Authorization: Bearer <token>"
+	case !ok:
+		return "the Authorization header is not of the form Bearer <token>"
+	case strings.TrimSpace(token) == "":
+		return "the Authorization header holds an empty token: send Authorization: Bearer <token>"
+	}
+	return "the token was not accepted: it is none of this server's tokens (check for a typo, a stray space or newline, or a token rotated since)"
+}
+
 // require lets a request through when its token has the role (admin
 // includes read). Without tokens configured everything is allowed: the
 // server then listens on loopback only.
@@ -84,7 +99,7 @@ func (a *authenticator) require(need string) func(http.Handler) http.Handler {
 			switch role := a.role(r); {
 			case role == "":
 				w.Header().Set("WWW-Authenticate", `Bearer realm="graphkeep"`)
-				writeError(w, r, &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "send Authorization: Bearer <token>"})
+				writeError(w, r, &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: unauthorized(r)})
 			case !allows(role, need):
 				msg := "this needs an admin token"
 				if need == roleBackup {
