@@ -77,6 +77,8 @@ func remedyHint(r problem.Remedy, object string) string {
 		return `send a "policy" with at least one keep rule, or configure retention:`
 	case problem.ListSnapshots:
 		return "GET /backup/graphs/" + object + "/snapshots lists them"
+	case problem.BackUp:
+		return "POST /backup/graphs/" + object + "/snapshots backs it up"
 	case problem.ListCheckpoints:
 		return "GET /recovery/checkpoints lists them"
 	case problem.CreateCheckpoint:

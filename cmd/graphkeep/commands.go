@@ -319,8 +319,13 @@ func consistencyLine(c *repo.Consistency) string {
 	case c.MidIngestion:
 		return fmt.Sprintf("MID-INGESTION (%s): %s", c.Reason, strings.Join(c.Broken(), "; "))
 	}
-	return fmt.Sprintf("consistent, quiet %s, waited %s, cut in %s (%d attempts)",
-		time.Duration(c.QuietMS)*time.Millisecond, time.Duration(c.WaitedMS)*time.Millisecond, time.Duration(c.CutMS)*time.Millisecond, c.Attempts)
+	attempts := "1 attempt"
+	if c.Attempts != 1 {
+		attempts = fmt.Sprintf("%d attempts", c.Attempts)
+	}
+	return fmt.Sprintf("consistent, last written %s before the cut, waited %s, cut in %s (%s)",
+		duration.Age(time.Duration(c.QuietMS)*time.Millisecond), duration.Age(time.Duration(c.WaitedMS)*time.Millisecond),
+		duration.Age(time.Duration(c.CutMS)*time.Millisecond), attempts)
 }
 
 // snapshotStatus is the STATUS column of snapshots.

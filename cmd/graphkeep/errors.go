@@ -54,6 +54,8 @@ func remedyHint(r problem.Remedy, object string) string {
 		return "give at least one --keep-* rule, or set retention: in the config file"
 	case problem.ListSnapshots:
 		return fmt.Sprintf("see 'graphkeep snapshots %s'", object)
+	case problem.BackUp:
+		return fmt.Sprintf("back it up: 'graphkeep backup %s'", or(object, "GRAPH"))
 	case problem.ListCheckpoints:
 		return "see 'graphkeep checkpoint list'"
 	case problem.CreateCheckpoint:

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/graphkeep/graphkeep/core/duration"
 	"github.com/graphkeep/graphkeep/core/recovery"
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/core/service"
@@ -271,14 +273,7 @@ func healthCmd(g *globals) *cobra.Command {
 						return err
 					}
 				} else {
-					fmt.Printf("%s\n", h.Status)
-					for _, reason := range h.Reasons {
-						fmt.Printf("  - %s\n", reason)
-					}
-					if h.Checkpoint != nil {
-						fmt.Printf("latest checkpoint %s, %s old, restorable at: %s\n", h.Checkpoint.ID,
-							(time.Duration(h.Checkpoint.AgeSeconds) * time.Second).Round(time.Second), strings.Join(h.Checkpoint.RestorableAt, ", "))
-					}
+					printHealth(os.Stdout, h)
 				}
 				if h.Status == recovery.StateCritical {
 					return errReported
@@ -306,14 +301,14 @@ func recoveryStatusCmd(g *globals) *cobra.Command {
 				return printJSON(os.Stdout, out)
 			}
 			if out.Checkpoint != nil {
-				fmt.Printf("latest checkpoint %s (%s old), restorable at: %s\n", out.Checkpoint.ID,
-					(time.Duration(out.Checkpoint.AgeSeconds) * time.Second).Round(time.Second), strings.Join(out.Checkpoint.RestorableAt, ", "))
+				fmt.Printf("latest checkpoint %s (%s old), %s\n", out.Checkpoint.ID,
+					duration.Age(secondsDuration(out.Checkpoint.AgeSeconds)), whereRestorable(out.Checkpoint.RestorableAt, out.Checkpoint.ValidatedAt))
 			} else {
 				fmt.Println("no checkpoint")
 			}
 			tw := newTable("LOCATION\tSTATUS\tRPO")
 			for _, l := range out.Locations {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", l.Location, l.Status, (time.Duration(l.RPOSeconds) * time.Second).String())
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", l.Location, l.Status, duration.Age(secondsDuration(l.RPOSeconds)))
 			}
 			_ = tw.Flush()
 			for _, s := range out.Failovers {
@@ -324,4 +319,35 @@ func recoveryStatusCmd(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(status)
 	return cmd
+}
+
+// whereRestorable says where a checkpoint was last found restorable, or
+// that it has not been validated.
+func whereRestorable(at []string, validated time.Time) string {
+	switch {
+	case validated.IsZero():
+		return "not validated yet, so where it restores is unknown"
+	case len(at) == 0:
+		return fmt.Sprintf("restorable nowhere when validated at %s", validated.Local().Format(time.RFC3339))
+	}
+	return fmt.Sprintf("restorable at %s (validated %s ago)", strings.Join(at, ", "), duration.Age(time.Since(validated)))
+}
+
+// secondsDuration is an age given in seconds (as JSON carries it).
+func secondsDuration(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// printHealth writes h as the health command shows it: the state, each
+// finding with what to run about it, and the latest checkpoint.
+func printHealth(w io.Writer, h *recovery.Health) {
+	fmt.Fprintf(w, "%s\n", h.Status)
+	for _, f := range h.Findings {
+		line := f.Reason
+		if hint := remedyHint(f.Remedy, f.Object); hint != "" {
+			line += " (" + hint + ")"
+		}
+		fmt.Fprintf(w, "  - %s\n", line)
+	}
+	if c := h.Checkpoint; c != nil {
+		fmt.Fprintf(w, "latest checkpoint %s, %s old, %s\n", c.ID, duration.Age(secondsDuration(c.AgeSeconds)), whereRestorable(c.RestorableAt, c.ValidatedAt))
+	}
 }

@@ -82,7 +82,7 @@ func Parse(s string) (time.Duration, error) {
 // one ("7d", "2w"), else as Go writes it ("36h0m0s" -> "1d12h").
 func Format(d time.Duration) string {
 	if d == 0 {
-		return "0"
+		return "0s"
 	}
 	sign := ""
 	if d < 0 {
@@ -102,6 +102,25 @@ func Format(d time.Duration) string {
 	return sign + trimZeros(d.String())
 }
 
+// Age writes an elapsed time as people read it, to the precision that
+// matters at its size: "850ms", "2m49s", "3h12m", "341d2h". Every front
+// end shows an age through it, so one thing is never called two ages.
+func Age(d time.Duration) string {
+	switch a := max(d, -d); {
+	case a < time.Second:
+		d = d.Round(time.Millisecond)
+	case a < 10*time.Second:
+		d = d.Round(10 * time.Millisecond)
+	case a < time.Hour:
+		d = d.Round(time.Second)
+	case a < Day:
+		d = d.Round(time.Minute)
+	default:
+		d = d.Round(time.Hour)
+	}
+	return Format(d)
+}
+
 // Duration is a time.Duration read and written by this package: as a flag
 // value (pflag.Value), as text (YAML) and as JSON, where a number is taken as
 // nanoseconds, as encoding/json writes a time.Duration.
@@ -117,8 +136,14 @@ func (d *Duration) Set(s string) error {
 	return nil
 }
 
-// String implements pflag.Value.
-func (d *Duration) String() string { return Format(time.Duration(*d)) }
+// String implements pflag.Value ("0" for none, which flag help leaves
+// out as a default).
+func (d *Duration) String() string {
+	if *d == 0 {
+		return "0"
+	}
+	return Format(time.Duration(*d))
+}
 
 // Type implements pflag.Value.
 func (d *Duration) Type() string { return "duration" }

@@ -59,7 +59,7 @@ func TestFormatRoundTrips(t *testing.T) {
 		d    time.Duration
 		want string
 	}{
-		{0, "0"}, {7 * 24 * time.Hour, "1w"}, {3 * 24 * time.Hour, "3d"}, {36 * time.Hour, "1d12h"},
+		{0, "0s"}, {7 * 24 * time.Hour, "1w"}, {3 * 24 * time.Hour, "3d"}, {36 * time.Hour, "1d12h"},
 		{90 * time.Minute, "1h30m"}, {2 * time.Hour, "2h"}, {1500 * time.Millisecond, "1.5s"}, {-48 * time.Hour, "-2d"},
 	} {
 		if got := duration.Format(tc.d); got != tc.want {
@@ -106,5 +106,21 @@ func TestDurationFlagValue(t *testing.T) {
 	}
 	if err := d.Set("two weeks"); err == nil {
 		t.Fatal("Set accepted two weeks")
+	}
+}
+
+func TestAge(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{850 * time.Millisecond, "850ms"}, {1126 * time.Millisecond, "1.13s"}, {169*time.Second + 400*time.Millisecond, "2m49s"},
+		{3*time.Hour + 12*time.Minute + 5*time.Second, "3h12m"}, {8182*time.Hour + 4*time.Minute + 1126*time.Millisecond, "340d22h"},
+		{2 * time.Minute, "2m"},
+	} {
+		if got := duration.Age(tc.d); got != tc.want {
+			t.Errorf("Age(%v) = %q, want %q", tc.d, got, tc.want)
+		}
 	}
 }

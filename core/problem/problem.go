@@ -55,6 +55,7 @@ const (
 	ListSnapshots      Remedy = "list_snapshots"       // see the graph's snapshots
 	ListCheckpoints    Remedy = "list_checkpoints"     // see the checkpoints
 	CreateCheckpoint   Remedy = "create_checkpoint"    // create a checkpoint
+	BackUp             Remedy = "back_up"              // back the graph up
 	ValidateCheckpoint Remedy = "validate_checkpoint"  // validate the checkpoint
 	AddTarget          Remedy = "add_target"           // register a replication target
 	RemoveTarget       Remedy = "remove_target"        // unregister the target

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/graphkeep/graphkeep/core/duration"
+	"github.com/graphkeep/graphkeep/core/problem"
 	"github.com/graphkeep/graphkeep/core/replication"
 	"github.com/graphkeep/graphkeep/core/repo"
 )
@@ -33,8 +35,11 @@ type HealthOptions struct {
 
 // Health is the whole system at a glance, with the reasons behind it.
 type Health struct {
-	Status     string            `json:"status"`
-	Reasons    []string          `json:"reasons"`
+	Status  string   `json:"status"`
+	Reasons []string `json:"reasons"`
+	// Findings are the reasons with their state and what would help, for
+	// front ends to say in their own words (Reasons[i] is Findings[i]'s).
+	Findings   []Finding         `json:"findings"`
 	Primary    PrimaryHealth     `json:"primary"`
 	Targets    []TargetHealth    `json:"targets"`
 	Graphs     []GraphHealth     `json:"graphs"`
@@ -96,8 +101,19 @@ type CheckpointHealth struct {
 	ValidatedAt  time.Time `json:"validated_at,omitempty"`
 }
 
-func (h *Health) add(state, format string, args ...any) {
-	h.Reasons = append(h.Reasons, fmt.Sprintf(format, args...))
+// Finding is one reason for the health's state.
+type Finding struct {
+	State  string         `json:"state"`
+	Reason string         `json:"reason"`
+	Remedy problem.Remedy `json:"remedy,omitempty"`
+	// Object is what the remedy acts on (a graph, target or checkpoint).
+	Object string `json:"object,omitempty"`
+}
+
+func (h *Health) add(state string, remedy problem.Remedy, object, format string, args ...any) {
+	reason := fmt.Sprintf(format, args...)
+	h.Reasons = append(h.Reasons, reason)
+	h.Findings = append(h.Findings, Finding{State: state, Reason: reason, Remedy: remedy, Object: object})
 	if state == StateCritical || (state == StateDegraded && h.Status == StateHealthy) {
 		h.Status = state
 	}
@@ -106,7 +122,7 @@ func (h *Health) add(state, format string, args ...any) {
 // PrimaryDown is the health of a system whose primary cannot be opened.
 func PrimaryDown(url string, err error) *Health {
 	h := &Health{Status: StateHealthy, Primary: PrimaryHealth{URL: url, Error: err.Error()}}
-	h.add(StateCritical, "the primary repository %s is unreachable: %v; fail over to a healthy target", url, err)
+	h.add(StateCritical, problem.FailOver, "", "the primary repository %s is unreachable: %v; fail over to a healthy target", url, err)
 	return h
 }
 
@@ -148,13 +164,13 @@ func SystemHealth(ctx context.Context, r *repo.Repository, open replication.Open
 		h.Targets = append(h.Targets, th)
 		switch {
 		case err != nil:
-			h.add(StateDegraded, "target %s is %s: %s", t.ID, th.Status, th.Error)
+			h.add(StateDegraded, problem.NoRemedy, t.ID, "target %s is %s: %s", t.ID, th.Status, th.Error)
 		case th.Status == replication.Unreachable:
-			h.add(StateDegraded, "target %s is unreachable: %s", t.ID, th.Error)
+			h.add(StateDegraded, problem.NoRemedy, t.ID, "target %s is unreachable: %s", t.ID, th.Error)
 		case th.Status != replication.Healthy && th.Status != replication.Unknown:
-			h.add(StateDegraded, "target %s is %s", t.ID, th.Status)
+			h.add(StateDegraded, problem.NoRemedy, t.ID, "target %s is %s", t.ID, th.Status)
 		case th.LagSnapshots > 0:
-			h.add(StateDegraded, "target %s is %d snapshots behind (RPO %s)", t.ID, th.LagSnapshots, seconds(th.RPOSeconds))
+			h.add(StateDegraded, problem.Replicate, t.ID, "target %s is %d snapshots behind (RPO %s)", t.ID, th.LagSnapshots, seconds(th.RPOSeconds))
 		}
 	}
 
@@ -185,7 +201,7 @@ func SystemHealth(ctx context.Context, r *repo.Repository, open replication.Open
 		if !ok {
 			gh.Stale = true
 			h.Graphs = append(h.Graphs, gh)
-			h.add(StateCritical, "graph %s has never been backed up", g)
+			h.add(StateCritical, problem.BackUp, g, "graph %s has never been backed up", g)
 			continue
 		}
 		ref, _, _ = r.Latest(ctx, g, refs)
@@ -205,17 +221,17 @@ func SystemHealth(ctx context.Context, r *repo.Repository, open replication.Open
 			age := now.Sub(gm.Time).Seconds()
 			gh.LastGood, gh.LastGoodAgeSeconds = c.ID, &age
 		} else {
-			h.add(StateCritical, "graph %s has no snapshot that is neither flagged nor mid-ingestion: 'latest' has nothing to restore", g)
+			h.add(StateCritical, problem.BackUp, g, "graph %s has no snapshot that is neither flagged nor mid-ingestion: 'latest' has nothing to restore", g)
 		}
 		h.Graphs = append(h.Graphs, gh)
 		if gh.MidIngestion {
-			h.add(StateDegraded, "graph %s: the latest snapshot was cut mid-ingestion (%s); restores use %s", g, m.Consistency.Reason, orNone(gh.LastGood))
+			h.add(StateDegraded, problem.NoRemedy, g, "graph %s: the latest snapshot was cut mid-ingestion (%s); restores use %s", g, m.Consistency.Reason, orNone(gh.LastGood))
 		}
 		if gh.Stale {
-			h.add(StateDegraded, "graph %s: last snapshot is %s old, more than twice the %s schedule", g, now.Sub(m.Time).Round(time.Minute), every)
+			h.add(StateDegraded, problem.BackUp, g, "graph %s: last snapshot is %s old, more than twice the %s schedule", g, duration.Age(now.Sub(m.Time)), duration.Format(every))
 		}
 		if gh.Flagged {
-			h.add(StateDegraded, "graph %s: the latest snapshot is flagged by LightRAG validation: %v", g, m.LightRAG.Problems)
+			h.add(StateDegraded, problem.NoRemedy, g, "graph %s: the latest snapshot is flagged by LightRAG validation: %v", g, m.LightRAG.Problems)
 		}
 	}
 
@@ -224,20 +240,20 @@ func SystemHealth(ctx context.Context, r *repo.Repository, open replication.Open
 		return nil, err
 	}
 	if len(cps) == 0 {
-		h.add(StateDegraded, "no recovery checkpoint: create one")
+		h.add(StateDegraded, problem.CreateCheckpoint, "", "no recovery checkpoint")
 	} else {
 		cp := cps[0]
 		ch := &CheckpointHealth{ID: cp.ID, AgeSeconds: now.Sub(cp.Time).Seconds(), RestorableAt: []string{}}
 		if v, err := LastValidation(ctx, r, cp.ID); err == nil && v != nil {
 			ch.RestorableAt, ch.ValidatedAt = v.RestorableAt(), v.Time
 			if len(ch.RestorableAt) == 0 {
-				h.add(StateCritical, "the latest checkpoint %s was restorable nowhere when validated at %s", cp.ID, v.Time.Format(time.RFC3339))
+				h.add(StateCritical, problem.CreateCheckpoint, "", "the latest checkpoint %s was restorable nowhere when validated at %s", cp.ID, v.Time.Format(time.RFC3339))
 			}
 		} else {
-			h.add(StateDegraded, "the latest checkpoint %s has not been validated: validate it", cp.ID)
+			h.add(StateDegraded, problem.ValidateCheckpoint, cp.ID, "the latest checkpoint %s has not been validated", cp.ID)
 		}
 		if now.Sub(cp.Time) > 2*opts.BackupInterval {
-			h.add(StateDegraded, "the latest checkpoint is %s old", now.Sub(cp.Time).Round(time.Minute))
+			h.add(StateDegraded, problem.CreateCheckpoint, "", "the latest checkpoint %s is %s old, more than twice the %s schedule", cp.ID, duration.Age(now.Sub(cp.Time)), duration.Format(opts.BackupInterval))
 		}
 		h.Checkpoint = ch
 	}
@@ -245,7 +261,7 @@ func SystemHealth(ctx context.Context, r *repo.Repository, open replication.Open
 		h.Failovers = sw
 	}
 	if h.Reasons == nil {
-		h.Reasons = []string{}
+		h.Reasons, h.Findings = []string{}, []Finding{}
 	}
 	return h, nil
 }
@@ -257,13 +273,5 @@ func orNone(id string) string {
 	return id
 }
 
-// seconds shows a duration given in seconds as people read it: whole
-// seconds from one second up, milliseconds below (a lag of 0.97 s is not
-// "0s").
-func seconds(s float64) string {
-	d := time.Duration(s * float64(time.Second))
-	if d >= time.Second {
-		return d.Round(time.Second).String()
-	}
-	return d.Round(time.Millisecond).String()
-}
+// seconds shows a duration given in seconds as an age.
+func seconds(s float64) string { return duration.Age(time.Duration(s * float64(time.Second))) }

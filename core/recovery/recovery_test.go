@@ -13,7 +13,9 @@ import (
 
 	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/duration"
 	"github.com/graphkeep/graphkeep/core/lightrag/fixture"
+	"github.com/graphkeep/graphkeep/core/problem"
 	"github.com/graphkeep/graphkeep/core/recovery"
 	"github.com/graphkeep/graphkeep/core/replication"
 	"github.com/graphkeep/graphkeep/core/repo"
@@ -231,6 +233,30 @@ func TestHealth(t *testing.T) {
 	cp, err := recovery.CreateCheckpoint(ctx, w.r, w.sources, recovery.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Not validated, and older than twice a tiny schedule: each finding
+	// names what would help, and the checkpoint has one age.
+	h, err = recovery.SystemHealth(ctx, w.r, open, recovery.HealthOptions{BackupInterval: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var validate, old *recovery.Finding
+	for i, f := range h.Findings {
+		if f.Reason != h.Reasons[i] {
+			t.Fatalf("finding %d says %q, reason %q", i, f.Reason, h.Reasons[i])
+		}
+		switch {
+		case strings.Contains(f.Reason, "has not been validated"):
+			validate = &h.Findings[i]
+		case strings.Contains(f.Reason, "old, more than twice"):
+			old = &h.Findings[i]
+		}
+	}
+	if validate == nil || validate.Remedy != problem.ValidateCheckpoint || validate.Object != cp.ID || strings.Contains(validate.Reason, "validate it") {
+		t.Fatalf("unvalidated checkpoint: %+v", h.Findings)
+	}
+	if age := duration.Age(time.Duration(h.Checkpoint.AgeSeconds * float64(time.Second))); old == nil || !strings.Contains(old.Reason, " "+age+" old") {
+		t.Fatalf("the checkpoint's age reads %q in the reasons (%+v)", age, old)
 	}
 	w.replicate(t)
 	locs, _ := recovery.Locations(ctx, w.r, open)
