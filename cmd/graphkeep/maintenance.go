@@ -195,14 +195,22 @@ func statsCmd(g *globals) *cobra.Command {
 				fmt.Printf("; %s stored in %d objects under chunks/", humanBytes(*s.StoredBytes), *s.StoredChunks)
 			}
 			fmt.Printf("; %.1fx smaller than full copies\n", s.DedupRatio)
-			tw := newTable("GRAPH\tSNAPSHOTS\tLATEST\tSIZE\tSTORED BY ITS BACKUPS\tDEDUP\tFLAGGED")
+			tw := newTable("GRAPH\tSNAPSHOTS\tLATEST\tSIZE\tSTORED\tDEDUP\tADDED PER BACKUP\tFLAGGED")
 			for _, gs := range s.Graphs {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%.1fx\t%d\n", gs.Graph, gs.Snapshots, gs.Latest, humanBytes(gs.LatestSize),
-					humanBytes(gs.StoredBytes), gs.DedupRatio, gs.Flagged)
+				dedup, added := "-", "-"
+				if gs.DedupRatio > 0 {
+					dedup = fmt.Sprintf("%.1fx", gs.DedupRatio)
+				}
+				if gs.AddedBytes != nil {
+					added = humanBytes(*gs.AddedBytes)
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\n", gs.Graph, gs.Snapshots, gs.Latest, humanBytes(gs.LatestSize),
+					humanBytes(gs.StoredBytes), dedup, added, gs.Flagged)
 			}
 			if err := tw.Flush(); err != nil {
 				return err
 			}
+			fmt.Println("(STORED: what the chunks a graph's snapshots name take in storage; a chunk two graphs share counts for both)")
 			printEstimate(st.Monthly)
 			return nil
 		}),

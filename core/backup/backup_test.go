@@ -771,3 +771,55 @@ func TestStatsPerGraph(t *testing.T) {
 		t.Fatalf("graphs' logical bytes add up to %d, the repository says %d", logical, st.LogicalBytes)
 	}
 }
+
+// TestStatsAfterForget: a graph whose first snapshot is forgotten still
+// shows what its chunks take and its deduplication (the kept snapshots
+// stored nothing new, but they name everything the first one stored); a
+// graph keeping one snapshot has no average addition, not zero.
+func TestStatsAfterForget(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, "pw")
+	dir := graphDir(t, 4)
+	var first repo.SnapshotRef
+	for i := range 3 {
+		res, err := backup.Create(ctx, r, backup.Source{Graph: "a", Dir: dir}, backup.Options{Quiet: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = res.Manifest.Ref()
+		}
+	}
+	before, err := backup.Stats(ctx, r, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.DeleteSnapshot(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	after, err := backup.Stats(ctx, r, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, a := before.Graphs[0], after.Graphs[0]
+	if a.StoredBytes == 0 || a.StoredBytes != b.StoredBytes || a.UniqueBytes != b.UniqueBytes || a.UniqueBytes < a.LatestSize {
+		t.Fatalf("stored %d (unique %d) after forgetting the first snapshot, %d (unique %d) before", a.StoredBytes, a.UniqueBytes, b.StoredBytes, b.UniqueBytes)
+	}
+	if want := float64(a.LogicalBytes) / float64(a.StoredBytes); a.DedupRatio != want || a.DedupRatio < 2 {
+		t.Fatalf("dedup %v after forget, want %v", a.DedupRatio, want)
+	}
+	if a.AddedBytes == nil || *a.AddedBytes != 0 {
+		t.Fatalf("added per snapshot of two unchanged snapshots: %v", a.AddedBytes)
+	}
+	refs, _ := r.ListSnapshots(ctx, "a")
+	if err := r.DeleteSnapshot(ctx, refs[0]); err != nil {
+		t.Fatal(err)
+	}
+	one, err := backup.Stats(ctx, r, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if one.Graphs[0].AddedBytes != nil {
+		t.Fatalf("added per snapshot with one snapshot kept: %d, want none", *one.Graphs[0].AddedBytes)
+	}
+}

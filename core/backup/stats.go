@@ -18,16 +18,22 @@ type GraphStats struct {
 	LatestSize int64 `json:"latest_size_bytes"`
 	Flagged    int   `json:"flagged_snapshots"`
 	// AddedBytes is the plaintext a snapshot stored first, on average over
-	// the graph's last ten but its first: how much a backup of it adds.
-	AddedBytes int64 `json:"added_bytes_per_snapshot"`
+	// the graph's last ten snapshots but its oldest kept one: how much a
+	// backup of it adds. Null while the graph keeps one snapshot (nothing
+	// to average).
+	AddedBytes *int64 `json:"added_bytes_per_snapshot"`
 	// LogicalBytes adds up the file sizes of the graph's snapshots;
-	// StoredBytes what its backups wrote to storage (compressed, encrypted;
-	// a chunk two graphs share counts for the one that stored it first, and
-	// chunks pruned since still count); DedupRatio the one over the other.
+	// StoredBytes is what the distinct chunks they name take in storage
+	// (compressed, encrypted; a chunk two graphs share counts for both:
+	// each graph's footprint), whichever backup stored them, so it stays
+	// true after older snapshots are forgotten; DedupRatio is the one over
+	// the other. UniqueBytes is those chunks' plaintext.
 	LogicalBytes int64   `json:"logical_bytes"`
 	StoredBytes  int64   `json:"stored_bytes"`
+	UniqueBytes  int64   `json:"unique_bytes"`
 	DedupRatio   float64 `json:"dedup_ratio"`
 	recent       []int64
+	refs         []repo.SnapshotRef
 }
 
 // RepoStats summarise a repository.
@@ -82,6 +88,7 @@ func Stats(ctx context.Context, r *repo.Repository, list bool) (*RepoStats, erro
 			graphs[sum.Graph] = g
 		}
 		g.Snapshots++
+		g.refs = append(g.refs, repo.SnapshotRef{Graph: sum.Graph, ID: sum.ID, Time: sum.Time})
 		g.Latest, g.LatestSize = sum.ID, tot.SizeBytes // refs are oldest first
 		// The first snapshot stored the whole graph: not a backup's usual addition.
 		if g.Snapshots > 1 {
@@ -93,7 +100,6 @@ func Stats(ctx context.Context, r *repo.Repository, list bool) (*RepoStats, erro
 			g.Flagged++
 		}
 		g.LogicalBytes += tot.SizeBytes
-		g.StoredBytes += tot.StoredBytes
 		s.LogicalBytes += tot.SizeBytes
 	}
 	for _, g := range graphs {
@@ -102,9 +108,13 @@ func Stats(ctx context.Context, r *repo.Repository, list bool) (*RepoStats, erro
 			sum += b
 		}
 		if len(g.recent) > 0 {
-			g.AddedBytes = sum / int64(len(g.recent))
+			avg := sum / int64(len(g.recent))
+			g.AddedBytes = &avg
 		}
-		g.recent = nil
+		if err := g.footprint(ctx, r); err != nil {
+			return nil, err
+		}
+		g.recent, g.refs = nil, nil
 		if g.StoredBytes > 0 {
 			g.DedupRatio = float64(g.LogicalBytes) / float64(g.StoredBytes)
 		}
@@ -130,4 +140,35 @@ func Stats(ctx context.Context, r *repo.Repository, list bool) (*RepoStats, erro
 		s.DedupRatio = float64(s.LogicalBytes) / float64(s.UniqueBytes)
 	}
 	return s, nil
+}
+
+// footprint sums what the distinct chunks g's snapshots name take: their
+// stored length in packs (a chunk stored alone, in a format 1 repository,
+// counts its plaintext: its object's size is known only from a listing).
+// One graph's chunks are held at a time, in a ChunkSet (48 bytes each).
+func (g *GraphStats) footprint(ctx context.Context, r *repo.Repository) error {
+	set := &repo.ChunkSet{}
+	for _, ref := range g.refs {
+		m, err := r.Cache().Manifest(ctx, ref)
+		if err != nil {
+			return err
+		}
+		set.AddManifest(m)
+		set.Seal()
+	}
+	var last repo.ChunkID
+	first := true
+	for c := range set.Refs() {
+		if !first && c.ID == last {
+			continue // the same chunk in another pack
+		}
+		first, last = false, c.ID
+		g.UniqueBytes += int64(c.Size)
+		if c.Length > 0 {
+			g.StoredBytes += int64(c.Length)
+		} else {
+			g.StoredBytes += int64(c.Size)
+		}
+	}
+	return nil
 }

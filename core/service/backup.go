@@ -415,7 +415,11 @@ func (s *Service) costShape(st *backup.RepoStats, targets int) cost.Shape {
 		if d, ok := s.cfg.Schedule.GraphIntervals[g.Graph]; ok {
 			every = d
 		}
-		sh.Graphs = append(sh.Graphs, cost.Graph{Name: g.Graph, BackupInterval: every, NewObjects: math.Ceil(float64(g.AddedBytes) / objectSize)})
+		var added float64
+		if g.AddedBytes != nil {
+			added = float64(*g.AddedBytes)
+		}
+		sh.Graphs = append(sh.Graphs, cost.Graph{Name: g.Graph, BackupInterval: every, NewObjects: math.Ceil(added / objectSize)})
 	}
 	return sh
 }
