@@ -263,12 +263,16 @@ func TestPanicIsA500WithRequestID(t *testing.T) {
 func TestReplicationAndRecoveryRoutes(t *testing.T) {
 	f := newServer(t, false)
 	target := fmt.Sprintf("mem://api-target-%d", seq.Add(1))
-	var tv struct {
-		ID     string
-		Status string
-	}
-	if code := f.do("POST", "/replication/targets", "", `{"id": "t1", "url": "`+target+`"}`, &tv); code != 201 || tv.ID != "t1" {
+	var tv map[string]any
+	if code := f.do("POST", "/replication/targets", "", `{"id": "t1", "url": "`+target+`"}`, &tv); code != 201 || tv["id"] != "t1" {
 		t.Fatalf("add target: %d %+v", code, tv)
+	}
+	// A new target has no success and no measured lag yet: null, not a
+	// zero time or -1.
+	for _, k := range []string{"last_success", "lag_snapshots", "lag_bytes", "rpo_seconds"} {
+		if v, ok := tv[k]; !ok || v != nil {
+			t.Errorf("new target's %s = %v (present %v), want null", k, v, ok)
+		}
 	}
 	var e apiError
 	if code := f.do("POST", "/replication/targets", "", `{"id": "t1", "url": "`+target+`"}`, &e); code != 409 {

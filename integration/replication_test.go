@@ -114,14 +114,17 @@ func lagOf(t *testing.T, e *env) (int, string) {
 	if len(lines) != 1 {
 		t.Fatalf("targets list: %+v", lines)
 	}
-	return lines[0].LagSnapshots, lines[0].Status
+	if lines[0].LagSnapshots == nil {
+		return -1, lines[0].Status // unknown
+	}
+	return *lines[0].LagSnapshots, lines[0].Status
 }
 
 type targetLine struct {
 	ID           string `json:"id"`
 	URL          string `json:"url"`
 	Status       string `json:"status"`
-	LagSnapshots int    `json:"lag_snapshots"`
+	LagSnapshots *int   `json:"lag_snapshots"`
 	LastError    string `json:"last_error"`
 }
 

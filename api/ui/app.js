@@ -306,7 +306,7 @@ async function overviewPage(main) {
       h("h2", { text: "Targets" }),
       table(["Target", "Health", "Lag (snapshots)#", "Lag (bytes)#", "RPO#"], health.targets.map((t) =>
         h("tr", { "data-target": t.id }, h("td", { text: t.id }), h("td", {}, statusBadge(t.status), t.error ? h("div", { class: "muted", text: t.error }) : null),
-          t.lag_snapshots < 0 ? h("td", { class: "num muted", colspan: 3, text: "unknown while unreachable" }) : [
+          t.lag_snapshots === null || t.lag_snapshots === undefined ? h("td", { class: "num muted", colspan: 3, text: "unknown while unreachable" }) : [
             h("td", { class: "num", text: count(t.lag_snapshots) }), h("td", { class: "num", text: bytes(t.lag_bytes) }),
             h("td", { class: "num", text: duration(t.rpo_seconds) })])), "No replication targets: the primary is the only copy."),
       h("h2", { text: "Graphs" }),

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/graphkeep/graphkeep/core/duration"
 	"github.com/graphkeep/graphkeep/core/replication"
 	"github.com/graphkeep/graphkeep/core/service"
 	"github.com/graphkeep/graphkeep/providers"
@@ -100,13 +101,13 @@ func showTargets(ctx context.Context, g *globals, svc *service.Service, only str
 	tw := newTable("TARGET\tSTATUS\tLAG\tRPO\tLAST SUCCESS\tURL\tLAST ERROR")
 	for _, l := range lines {
 		last := "never"
-		if !l.LastSuccess.IsZero() {
+		if l.LastSuccess != nil {
 			last = l.LastSuccess.Local().Format("2006-01-02 15:04:05")
 		}
 		lag, rpo := "unknown", "unknown"
-		if l.LagSnapshots >= 0 {
-			lag = fmt.Sprintf("%d snapshots, %s", l.LagSnapshots, humanBytes(l.LagBytes))
-			rpo = (time.Duration(l.RPOSeconds) * time.Second).String()
+		if l.LagSnapshots != nil {
+			lag = fmt.Sprintf("%d snapshots, %s", *l.LagSnapshots, humanBytes(*l.LagBytes))
+			rpo = duration.Age(secondsDuration(*l.RPOSeconds))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.ID, l.Status, lag, rpo, last, l.URL, l.LastError)
 	}

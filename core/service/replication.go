@@ -17,18 +17,20 @@ import (
 // TargetStatus is a target as every front end shows it: its settings, its
 // last known health and its lag. The URL never carries secrets.
 type TargetStatus struct {
-	ID            string    `json:"id"`
-	URL           string    `json:"url"`
-	Graphs        []string  `json:"graphs,omitempty"`
-	MirrorDeletes bool      `json:"mirror_deletes"`
-	Status        string    `json:"status"`
-	LagSnapshots  int       `json:"lag_snapshots"` // -1: unknown (the target does not answer)
-	LagBytes      int64     `json:"lag_bytes"`
-	RPOSeconds    float64   `json:"rpo_seconds"`
-	LastSuccess   time.Time `json:"last_success"`
-	LastError     string    `json:"last_error,omitempty"`
-	ProbeMS       int64     `json:"probe_latency_ms,omitempty"`
-	ProbeError    string    `json:"probe_error,omitempty"`
+	ID            string   `json:"id"`
+	URL           string   `json:"url"`
+	Graphs        []string `json:"graphs,omitempty"`
+	MirrorDeletes bool     `json:"mirror_deletes"`
+	Status        string   `json:"status"`
+	// The lag is null when not known: not measured, or the target does
+	// not answer. LastSuccess is null before the first success.
+	LagSnapshots *int       `json:"lag_snapshots"`
+	LagBytes     *int64     `json:"lag_bytes"`
+	RPOSeconds   *float64   `json:"rpo_seconds"`
+	LastSuccess  *time.Time `json:"last_success"`
+	LastError    string     `json:"last_error,omitempty"`
+	ProbeMS      int64      `json:"probe_latency_ms,omitempty"`
+	ProbeError   string     `json:"probe_error,omitempty"`
 }
 
 // AddTarget registers a target after checking that it answers and holds
@@ -100,7 +102,7 @@ func (s *Service) TargetHealth(ctx context.Context, id string) (*TargetStatus, e
 }
 
 func (s *Service) targetStatus(ctx context.Context, r *repo.Repository, t replication.Target, probe, lag bool) TargetStatus {
-	st := TargetStatus{ID: t.ID, URL: s.redact(t.URL), Graphs: t.Graphs, MirrorDeletes: t.MirrorDeletes, Status: replication.Unknown, LagSnapshots: -1}
+	st := TargetStatus{ID: t.ID, URL: s.redact(t.URL), Graphs: t.Graphs, MirrorDeletes: t.MirrorDeletes, Status: replication.Unknown}
 	dst, openErr := s.cfg.Open(ctx, t.URL)
 	if dst != nil {
 		defer dst.Close()
@@ -116,7 +118,11 @@ func (s *Service) targetStatus(ctx context.Context, r *repo.Repository, t replic
 		_, _ = replication.Record(ctx, r, t.ID, err, latency, replication.Hysteresis{})
 	}
 	if rec, err := replication.LoadStatus(ctx, r, t.ID); err == nil {
-		st.Status, st.LastSuccess, st.ProbeMS = rec.State, rec.LastSuccess, rec.ProbeLatency
+		st.Status, st.ProbeMS = rec.State, rec.ProbeLatency
+		if !rec.LastSuccess.IsZero() {
+			last := rec.LastSuccess
+			st.LastSuccess = &last
+		}
 		if rec.LastErrorTime.After(rec.LastSuccess) {
 			st.LastError = rec.LastError // an error since fixed is history, not status
 		}
@@ -135,7 +141,7 @@ func (s *Service) targetStatus(ctx context.Context, r *repo.Repository, t replic
 		st.LastError = err.Error()
 		return st
 	}
-	st.LagSnapshots, st.LagBytes, st.RPOSeconds = l.Snapshots, l.Bytes, l.RPOSeconds
+	st.LagSnapshots, st.LagBytes, st.RPOSeconds = &l.Snapshots, &l.Bytes, &l.RPOSeconds
 	return st
 }
 
