@@ -325,6 +325,16 @@ func TestReplicationAndRecoveryRoutes(t *testing.T) {
 	if code := f.do("GET", "/recovery/status", "", "", nil); code != 200 {
 		t.Fatalf("status: %d", code)
 	}
+	// A target that holds no repository: "not possible now" (409), not a
+	// missing route (404).
+	empty := fmt.Sprintf("mem://api-empty-%d", seq.Add(1))
+	if code := f.do("POST", "/replication/targets", "", `{"id": "t2", "url": "`+empty+`"}`, nil); code != 201 {
+		t.Fatalf("add empty target: %d", code)
+	}
+	var e409 apiError
+	if code := f.do("POST", "/recovery/checkpoints/"+cp.ID+"/failover?wait=true", "", `{"target": "t2", "dry_run": true}`, &e409); code != 409 || e409.Error.Code != "target_empty" || !strings.Contains(e409.Error.Message, "holds no repository") {
+		t.Fatalf("dry run to an empty target: %d %+v", code, e409)
+	}
 	if code := f.do("POST", "/recovery/checkpoints/"+cp.ID+"/failover?wait=true", "", `{"target": "t1", "dry_run": true}`, &j); code != 201 {
 		t.Fatalf("failover dry run: %d %+v", code, j)
 	}
@@ -716,5 +726,36 @@ func TestUnauthorizedSaysWhy(t *testing.T) {
 		if code := f.do("GET", "/backup/stats", c.token, "", &e); code != 401 || !strings.Contains(e.Error.Message, c.want) {
 			t.Errorf("token %q: %d %q, want 401 saying %q", c.token, code, e.Error.Message, c.want)
 		}
+	}
+}
+
+// TestFailoverDryRunWithBlockersSucceeds: a dry run that finds the failover
+// blocked is a job that succeeded, answering "not possible" with the
+// blockers (the dashboard shows it as a plan, not a red failure).
+func TestFailoverDryRunWithBlockersSucceeds(t *testing.T) {
+	f := newServer(t, false)
+	target := fmt.Sprintf("mem://api-lagging-%d", seq.Add(1))
+	var j job
+	if code := f.do("POST", "/replication/targets", "", `{"id": "t1", "url": "`+target+`"}`, nil); code != 201 {
+		t.Fatalf("add target: %d", code)
+	}
+	if code := f.do("POST", "/recovery/checkpoints?wait=true", "", "", &j); code != 201 {
+		t.Fatalf("checkpoint: %d %+v", code, j)
+	}
+	if code := f.do("POST", "/replication/sync?wait=true", "", "", &j); code != 201 {
+		t.Fatalf("sync: %d %+v", code, j)
+	}
+	if code := f.do("POST", "/backup/graphs/g1/snapshots?wait=true", "", "", &j); code != 201 {
+		t.Fatalf("backup: %d", code)
+	}
+	var dry struct {
+		State  string
+		Result struct {
+			Possible bool
+			Plan     struct{ Blockers []string }
+		}
+	}
+	if code := f.do("POST", "/recovery/checkpoints/latest/failover?wait=true", "", `{"target": "t1", "dry_run": true}`, &dry); code != 201 || dry.State != "succeeded" || dry.Result.Possible || len(dry.Result.Plan.Blockers) == 0 {
+		t.Fatalf("dry run with a lagging target: %d %+v", code, dry)
 	}
 }

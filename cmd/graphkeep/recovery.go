@@ -226,8 +226,10 @@ func printFailover(out *service.FailoverResult, dryRun bool) {
 		fmt.Printf("  BLOCKER: %s\n", b)
 	}
 	switch {
+	case dryRun && !out.Possible:
+		fmt.Println("dry run: not possible now because of the blockers above (--force would go ahead anyway); nothing changed")
 	case dryRun:
-		fmt.Println("dry run: nothing changed")
+		fmt.Println("dry run: possible; nothing changed")
 	case out.Switch != nil:
 		fmt.Printf("failover done: the primary is now %s (recorded in %s)\n", providers.Redact(p.To), out.RecordedIn)
 		for _, res := range out.Restored {

@@ -122,7 +122,10 @@ func orLatest(id string) string {
 
 // Outcome is what Failover did.
 type Outcome struct {
-	Plan     *Plan                   `json:"plan"`
+	Plan *Plan `json:"plan"`
+	// Possible says whether the failover runs as asked: no blockers, or
+	// forced. A dry run that finds it impossible succeeds, saying so.
+	Possible bool                    `json:"possible"`
 	Switch   *Switch                 `json:"switch,omitempty"`
 	Restored []*backup.RestoreResult `json:"restored,omitempty"`
 }
@@ -135,12 +138,12 @@ var ErrBlocked = &problem.Error{Kind: problem.NeedsForce, Code: "conflict", Reme
 // it may be down), and restores the checkpoint's graphs if asked. The
 // caller persists the switch for later commands (SaveRedirect).
 func Failover(ctx context.Context, replica *repo.Repository, plan *Plan, opts FailoverOptions) (*Outcome, error) {
-	out := &Outcome{Plan: plan}
-	if len(plan.Blockers) > 0 && !opts.Force {
-		return out, fmt.Errorf("%w: %v", ErrBlocked.With(plan.Target, problem.Force), plan.Blockers)
-	}
+	out := &Outcome{Plan: plan, Possible: len(plan.Blockers) == 0 || opts.Force}
 	if opts.DryRun {
-		return out, nil
+		return out, nil // the answer is the plan, possible or not
+	}
+	if !out.Possible {
+		return out, fmt.Errorf("%w: %v", ErrBlocked.With(plan.Target, problem.Force), plan.Blockers)
 	}
 	host, _ := os.Hostname()
 	sw := &Switch{Time: time.Now().UTC(), From: plan.From, To: plan.To, Target: plan.Target, Host: host,

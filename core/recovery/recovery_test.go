@@ -161,6 +161,13 @@ func TestFailoverRestoresEveryGraph(t *testing.T) {
 	if _, err := recovery.Failover(ctx, replica, plan, recovery.FailoverOptions{}); !errors.Is(err, recovery.ErrBlocked) {
 		t.Fatalf("failover to a lagging target without --force: %v", err)
 	}
+	// A dry run answers "not possible, because ..." and succeeds.
+	if out, err := recovery.Failover(ctx, replica, plan, recovery.FailoverOptions{DryRun: true}); err != nil || out.Possible || len(out.Plan.Blockers) != 1 {
+		t.Fatalf("dry run with a blocker: %+v, %v; want success saying it is not possible", out, err)
+	}
+	if out, err := recovery.Failover(ctx, replica, plan, recovery.FailoverOptions{DryRun: true, Force: true}); err != nil || !out.Possible {
+		t.Fatalf("forced dry run: %+v, %v", out, err)
+	}
 
 	// The primary is lost: plan without it, restore everything.
 	root := t.TempDir()

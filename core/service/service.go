@@ -287,7 +287,8 @@ func (s *Service) openReplica(ctx context.Context, primary *repo.Repository, id,
 		case err != nil:
 			err = fmt.Errorf("target %s: %w", id, err)
 		case !ok:
-			err = fmt.Errorf("target %s: %w", id, repo.ErrNotARepository.With(id, problem.Replicate))
+			err = &problem.Error{Kind: problem.Conflict, Code: "target_empty", Object: id, Remedy: problem.Replicate,
+				Msg: fmt.Sprintf("target %s holds no repository yet, so there is nothing there to fail over to", id), Err: repo.ErrNotARepository}
 		case cfg.ID != primary.ID():
 			err = problem.Errorf(problem.Invalid, problem.NoRemedy, id, "target %s holds repository %s, the primary is %s", id, cfg.ID, primary.ID())
 		}
@@ -301,7 +302,8 @@ func (s *Service) openReplica(ctx context.Context, primary *repo.Repository, id,
 	if err != nil {
 		_ = store.Close()
 		if errors.Is(err, repo.ErrNotARepository) {
-			err = repo.ErrNotARepository.With(id, problem.Replicate)
+			err = &problem.Error{Kind: problem.Conflict, Code: "target_empty", Object: id, Remedy: problem.Replicate,
+				Msg: "it holds no repository yet, so there is nothing there to fail over to", Err: repo.ErrNotARepository}
 		}
 		return nil, fmt.Errorf("target %s: %w", id, err)
 	}
