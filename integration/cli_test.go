@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -271,7 +272,9 @@ func TestCLICorruptChunk(t *testing.T) {
 		}
 	}
 	out := e.fails("DAMAGED", "verify", "--read-data")
-	_ = out
+	if !regexp.MustCompile(`DAMAGED chunk [0-9a-f]+ \(in pack chunks/[0-9a-f]{2}/[0-9a-f]+, bytes \d+-\d+\)`).MatchString(out) {
+		t.Fatalf("verify does not name the pack and bytes of a damaged chunk:\n%s", out)
+	}
 	e.ok("verify") // quick verify: every chunk is present
 
 	before, _ := os.ReadFile(filepath.Join(live, "vdb_chunks.json"))

@@ -372,7 +372,11 @@ func verifyCmd(g *globals) *cobra.Command {
 					fmt.Printf("verified %d snapshots: all %d chunks %s\n", res.Snapshots, res.Chunks, how)
 				}
 				for _, d := range res.Damaged {
-					fmt.Printf("DAMAGED chunk %s: %s; used by %s\n", d.Chunk, d.Problem, strings.Join(d.UsedBy, ", "))
+					where := "object " + d.Object
+					if d.Length > 0 {
+						where = fmt.Sprintf("pack %s, bytes %d-%d", d.Object, d.Offset, d.Offset+int64(d.Length)-1)
+					}
+					fmt.Printf("DAMAGED chunk %s (in %s): %s; used by %s\n", d.Chunk, where, d.Problem, strings.Join(d.UsedBy, ", "))
 				}
 				for _, u := range res.Unsafe {
 					fmt.Printf("UNSAFE %s %s: %s\n", u.Snapshot, u.Path, u.Problem)

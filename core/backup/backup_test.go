@@ -306,6 +306,13 @@ func TestDamageIsCaughtAndDestinationUntouched(t *testing.T) {
 			if v.OK() || !strings.Contains(strings.Join(users, ","), file) {
 				t.Fatalf("verify --read-data = %+v, want damage used by %s", v, file)
 			}
+			// Each damaged chunk names the object to copy back from a
+			// replica, and its bytes there (a pack).
+			for _, d := range v.Damaged {
+				if !strings.HasPrefix(d.Object, repo.ChunkPrefix) || d.Length <= 0 || d.Offset < 0 {
+					t.Fatalf("damage %+v does not name its pack and place", d)
+				}
+			}
 
 			dest := filepath.Join(t.TempDir(), "live")
 			if err := os.MkdirAll(dest, 0o755); err != nil {

@@ -30,7 +30,11 @@ type Damage struct {
 	Chunk string `json:"chunk"`
 	// Object is the key of the object that holds it (a pack, or the chunk
 	// on its own).
-	Object  string   `json:"object"`
+	Object string `json:"object"`
+	// Offset and Length are the chunk's bytes in its pack (absent for a
+	// chunk stored on its own): what to copy back from a replica's object.
+	Offset  int64    `json:"offset,omitempty"`
+	Length  int      `json:"length,omitempty"`
 	Problem string   `json:"problem"`
 	UsedBy  []string `json:"used_by"` // "graph/snapshot:path"
 }
@@ -93,7 +97,7 @@ func Verify(ctx context.Context, r *repo.Repository, refs []repo.SnapshotRef, op
 			defer mu.Unlock()
 			res.BytesRead += n
 			if problem != "" {
-				res.Damaged = append(res.Damaged, Damage{Chunk: ref.ID.String(), Object: repo.ChunkKey(ref.Object()), Problem: problem})
+				res.Damaged = append(res.Damaged, Damage{Chunk: ref.ID.String(), Object: repo.ChunkKey(ref.Object()), Offset: ref.Offset, Length: ref.Length, Problem: problem})
 			}
 			done++
 			if opts.Progress != nil {
