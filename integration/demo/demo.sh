@@ -6,6 +6,7 @@ set -euo pipefail
 
 GK=${GK:-bin/graphkeep}
 DEMO_DIR=${DEMO_DIR:-.graphkeep/demo}
+DEMO_SIZE=${DEMO_SIZE:-40000000}   # bytes per generated graph
 rm -rf "$DEMO_DIR"
 mkdir -p "$DEMO_DIR"
 DEMO_DIR=$(cd "$DEMO_DIR" && pwd)
@@ -18,7 +19,7 @@ export GRAPHKEEP_STATE_DIR="$DEMO_DIR/state"   # failovers this demo records sta
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "1. Three generated LightRAG workspaces: alpha, beta, gamma"
-"$GK" fixture generate "$GRAPHKEEP_GRAPHS_ROOT" --graphs alpha,beta,gamma --size 40000000
+"$GK" fixture generate "$GRAPHKEEP_GRAPHS_ROOT" --graphs alpha,beta,gamma --size "$DEMO_SIZE"
 du -sh "$GRAPHKEEP_GRAPHS_ROOT"/* | sed 's|'"$DEMO_DIR"'/||'
 
 step "2. An encrypted repository in a local folder"
@@ -40,7 +41,7 @@ step "6. Snapshots, with the LightRAG counts recorded in each"
 step "7. Disaster: beta's vector store is torn. Restore beta's latest snapshot"
 head -c 1000 "$GRAPHKEEP_GRAPHS_ROOT/beta/vdb_entities.json" > "$DEMO_DIR/torn" && mv "$DEMO_DIR/torn" "$GRAPHKEEP_GRAPHS_ROOT/beta/vdb_entities.json"
 "$GK" restore beta latest
-rm -rf "$GRAPHKEEP_GRAPHS_ROOT/.graphkeep-previous-beta"
+"$GK" previous remove beta --all   # the torn directory restore kept for undo
 
 step "8. Verify every chunk of every snapshot (download, decrypt, hash)"
 "$GK" verify --read-data
