@@ -4,6 +4,9 @@
 
 GO            ?= go
 BIN           := bin/graphkeep
+# --version prints this: the commit (or tag) the binary was built from.
+VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+LDFLAGS       := -X main.version=$(VERSION)
 MINIO_MODULE  := github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO_IMAGE   ?= graphkeep/minio:20260212201848
 CACHE         := .cache
@@ -21,7 +24,7 @@ export AWS_EC2_METADATA_DISABLED := true
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/graphkeep
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/graphkeep
 
 ## test: every test, the MinIO and fake-GCS suites included, then a short
 ## run of each fuzz target (seeds are in the tests).

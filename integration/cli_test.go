@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "graphkeep")
-	build := exec.Command("go", "build", "-o", binary, "./cmd/graphkeep")
+	build := exec.Command("go", "build", "-ldflags", "-X main.version="+gitVersion(), "-o", binary, "./cmd/graphkeep")
 	build.Dir = ".."
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build graphkeep: %v\n%s", err, out)
@@ -36,6 +36,16 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// gitVersion is the version make build records: git describe of the
+// checkout.
+func gitVersion() string {
+	out, err := exec.Command("git", "-C", "..", "describe", "--tags", "--always", "--dirty").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // env is one user's setup: a repository, a graphs root, a cache.

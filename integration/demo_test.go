@@ -38,3 +38,15 @@ func TestDemoRunsAndCleansUp(t *testing.T) {
 		t.Fatalf("the demo left undo copies behind: %v", left)
 	}
 }
+
+// TestVersionNamesTheBuild: --version says which build this is, as make
+// build makes it, never a bare "dev".
+func TestVersionNamesTheBuild(t *testing.T) {
+	out, err := exec.Command(binary, "--version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("--version: %v %s", err, out)
+	}
+	if got, want := strings.TrimSpace(string(out)), "graphkeep version "+gitVersion(); got != want || strings.Contains(got, "dev") {
+		t.Fatalf("--version = %q, want %q", got, want)
+	}
+}

@@ -19,7 +19,7 @@ import (
 	"github.com/graphkeep/graphkeep/core/repo"
 )
 
-var version = "dev"
+
 
 func main() {
 	os.Exit(run())
@@ -105,7 +105,7 @@ Repository URLs: file:///abs/dir, mem://name,
   gs://bucket/prefix, azblob://container/prefix`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       version,
+		Version:       buildVersion(),
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			return g.load()
 		},
@@ -115,7 +115,7 @@ Repository URLs: file:///abs/dir, mem://name,
 	f.StringVar(&g.graphsRoot, "graphs-root", "", "directory whose subdirectories are graphs: LightRAG's working_dir (env GRAPHKEEP_GRAPHS_ROOT)")
 	f.StringArrayVar(&g.graphs, "graph", nil, "a graph outside the root, as ID=DIR (repeatable)")
 	f.StringVar(&g.configFile, "config", "", "YAML configuration file (env GRAPHKEEP_CONFIG)")
-	f.StringVar(&g.passwordFile, "password-file", "", "file holding the repository password (or env GRAPHKEEP_PASSWORD)")
+	f.StringVar(&g.passwordFile, "password-file", "", "file holding the repository password (env GRAPHKEEP_PASSWORD_FILE; or the password itself in GRAPHKEEP_PASSWORD)")
 	f.StringVar(&g.passwordCommand, "password-command", "", "command printing the repository password, run with sh -c (env GRAPHKEEP_PASSWORD_COMMAND)")
 	f.StringVar(&g.cacheDir, "cache-dir", "", "local manifest cache (env GRAPHKEEP_CACHE_DIR; default: the user cache dir)")
 	f.BoolVar(&g.json, "json", false, "print JSON")
