@@ -19,8 +19,6 @@ import (
 	"github.com/graphkeep/graphkeep/core/repo"
 )
 
-
-
 func main() {
 	os.Exit(run())
 }
