@@ -350,3 +350,19 @@ func TestServerContinuousProtection(t *testing.T) {
 		t.Fatalf("/metrics (%d) has no RPO series for g1", resp.StatusCode)
 	}
 }
+
+// TestServerS3TargetWithoutCredentials: a target the server cannot
+// authenticate to (no credentials, nothing listening) is the client's
+// mistake, a 4xx, never a 500.
+func TestServerS3TargetWithoutCredentials(t *testing.T) {
+	e := newEnv(t)
+	e.graph("g1", 1)
+	e.ok("init")
+	e.extra = []string{"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_PROFILE=", "AWS_SESSION_TOKEN=",
+		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(e.dir, "none"), "AWS_CONFIG_FILE=" + filepath.Join(e.dir, "none")}
+	s := e.startServer(t, "")
+	var raw json.RawMessage
+	if code := s.call("POST", "/replication/targets", `{"id": "eu", "url": "s3://bucket-x/p?region=us-east-1&endpoint=http://127.0.0.1:1"}`, &raw); code < 400 || code >= 500 {
+		t.Fatalf("a target without credentials: %d %s", code, raw)
+	}
+}

@@ -20,7 +20,7 @@ import (
 	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/lightrag/fixture"
 	"github.com/graphkeep/graphkeep/core/repo"
-	"github.com/graphkeep/graphkeep/providers"
+	"github.com/graphkeep/graphkeep/providers/local"
 )
 
 var seq atomic.Int64
@@ -36,7 +36,7 @@ func newRepoWith(t *testing.T, opts repo.InitOptions) (*repo.Repository, blob.St
 	t.Helper()
 	ctx := context.Background()
 	password := opts.Password
-	store, err := providers.Open(ctx, fmt.Sprintf("mem://backup-test-%d", seq.Add(1)), providers.Options{})
+	store, err := local.Open(ctx, fmt.Sprintf("mem://backup-test-%d", seq.Add(1)), local.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -665,7 +665,7 @@ func (s *orderStore) Sync(ctx context.Context, keys []string) error {
 // failed sync commits nothing.
 func TestChunksAreDurableBeforeTheManifest(t *testing.T) {
 	ctx := context.Background()
-	mem, err := providers.Open(ctx, fmt.Sprintf("mem://order-%d", seq.Add(1)), providers.Options{})
+	mem, err := local.Open(ctx, fmt.Sprintf("mem://order-%d", seq.Add(1)), local.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -710,7 +710,7 @@ func TestChunksAreDurableBeforeTheManifest(t *testing.T) {
 func TestAFailedBackupsChunksDoNotFailTheNext(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	store, err := providers.Open(ctx, "file://"+dir+"?create=true", providers.Options{})
+	store, err := local.Open(ctx, "file://"+dir+"?create=true", local.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/lightrag/fixture"
 	"github.com/graphkeep/graphkeep/core/repo"
-	"github.com/graphkeep/graphkeep/providers"
+	"github.com/graphkeep/graphkeep/providers/local"
 )
 
 // benchGraph is a ~100 MB workspace, generated once per benchmark run and
@@ -40,7 +40,7 @@ func benchRepo(b *testing.B, password string) *repo.Repository {
 func benchRepoLevel(b *testing.B, password, level string) *repo.Repository {
 	b.Helper()
 	ctx := context.Background()
-	store, err := providers.Open(ctx, "file://"+b.TempDir()+"?create=true", providers.Options{})
+	store, err := local.Open(ctx, "file://"+b.TempDir()+"?create=true", local.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

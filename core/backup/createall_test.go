@@ -15,7 +15,7 @@ import (
 	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/lightrag/fixture"
 	"github.com/graphkeep/graphkeep/core/repo"
-	"github.com/graphkeep/graphkeep/providers"
+	"github.com/graphkeep/graphkeep/providers/local"
 )
 
 // Graphs backed up together share one lease and one read of the
@@ -107,7 +107,7 @@ func (h *holdCommits) Put(ctx context.Context, key string, r io.Reader, opts *bl
 // no-change backup of 100 graphs at 30 ms take 1.6 s instead of 0.6 s.
 func TestCreateAllReadsTheNextGraphWhileOneCommits(t *testing.T) {
 	ctx := context.Background()
-	mem, err := providers.Open(ctx, fmt.Sprintf("mem://backup-test-%d", seq.Add(1)), providers.Options{})
+	mem, err := local.Open(ctx, fmt.Sprintf("mem://backup-test-%d", seq.Add(1)), local.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/repo"
-	"github.com/graphkeep/graphkeep/providers"
+	"github.com/graphkeep/graphkeep/providers/local"
 )
 
 // gets counts the reads in flight and their peak.
@@ -44,7 +44,7 @@ func (g *gets) Get(ctx context.Context, key string, offset, length int64) (io.Re
 // counted (and take a round trip).
 func countedRepo(t *testing.T) (*repo.Repository, *gets) {
 	t.Helper()
-	mem, err := providers.Open(context.Background(), fmt.Sprintf("mem://fetch-%d", time.Now().UnixNano()), providers.Options{})
+	mem, err := local.Open(context.Background(), fmt.Sprintf("mem://fetch-%d", time.Now().UnixNano()), local.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/graphkeep/graphkeep/core/lightrag/fixture"
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/core/repo/repotest"
-	"github.com/graphkeep/graphkeep/providers"
+	"github.com/graphkeep/graphkeep/providers/local"
 	"lukechampine.com/blake3"
 )
 
@@ -27,7 +27,7 @@ import (
 // its restore reads from both.
 func TestPacksAreReadInRuns(t *testing.T) {
 	ctx := context.Background()
-	mem, err := providers.Open(ctx, fmt.Sprintf("mem://pack-runs-%d", seq.Add(1)), providers.Options{})
+	mem, err := local.Open(ctx, fmt.Sprintf("mem://pack-runs-%d", seq.Add(1)), local.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/repo"
-	"github.com/graphkeep/graphkeep/providers"
+	"github.com/graphkeep/graphkeep/providers/local"
 )
 
 // gatedPuts holds every put until the gate opens, counting those waiting.
@@ -40,7 +40,7 @@ func TestUploadsHoldWhatTheyStore(t *testing.T) {
 	for _, packed := range []bool{false, true} {
 		t.Run(fmt.Sprintf("packed=%v", packed), func(t *testing.T) {
 			ctx := context.Background()
-			mem, err := providers.Open(ctx, fmt.Sprintf("mem://upload-%d", time.Now().UnixNano()), providers.Options{})
+			mem, err := local.Open(ctx, fmt.Sprintf("mem://upload-%d", time.Now().UnixNano()), local.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,12 +16,12 @@ import (
 	"github.com/graphkeep/graphkeep/core/replication"
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/core/retention"
-	"github.com/graphkeep/graphkeep/providers"
+	"github.com/graphkeep/graphkeep/providers/local"
 )
 
 func counted(t *testing.T, name string) blob.Store {
 	t.Helper()
-	s, err := providers.Open(context.Background(), fmt.Sprintf("mem://cost-%s-%d", name, time.Now().UnixNano()), providers.Options{})
+	s, err := local.Open(context.Background(), fmt.Sprintf("mem://cost-%s-%d", name, time.Now().UnixNano()), local.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/graphkeep/graphkeep/core/recovery"
 	"github.com/graphkeep/graphkeep/core/replication"
 	"github.com/graphkeep/graphkeep/core/repo"
-	"github.com/graphkeep/graphkeep/providers"
+	"github.com/graphkeep/graphkeep/providers/local"
 )
 
 var seq atomic.Int64
@@ -27,7 +27,7 @@ var seq atomic.Int64
 func memURL() string { return fmt.Sprintf("mem://recovery-%d", seq.Add(1)) }
 
 func open(ctx context.Context, url string) (blob.Store, error) {
-	return providers.Open(ctx, url, providers.Options{})
+	return local.Open(ctx, url, local.Options{})
 }
 
 type world struct {

@@ -17,7 +17,7 @@ import (
 	"github.com/graphkeep/graphkeep/core/replication"
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/core/retention"
-	"github.com/graphkeep/graphkeep/providers"
+	"github.com/graphkeep/graphkeep/providers/local"
 )
 
 var seq atomic.Int64
@@ -25,7 +25,7 @@ var seq atomic.Int64
 func memURL() string { return fmt.Sprintf("mem://replication-%d", seq.Add(1)) }
 
 func open(ctx context.Context, url string) (blob.Store, error) {
-	return providers.Open(ctx, url, providers.Options{})
+	return local.Open(ctx, url, local.Options{})
 }
 
 // primary makes a repository with snapshots of two graphs.

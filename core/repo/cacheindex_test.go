@@ -12,7 +12,7 @@ import (
 
 	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/repo"
-	"github.com/graphkeep/graphkeep/providers"
+	"github.com/graphkeep/graphkeep/providers/local"
 )
 
 // newRepoWithCache is a new repository in memory, opened with a cache of
@@ -198,7 +198,7 @@ func TestKnownListsOnlyWhenItMust(t *testing.T) {
 // snapshot added.
 func BenchmarkKnownTrusted(b *testing.B) {
 	ctx := context.Background()
-	store, err := providers.Open(ctx, fmt.Sprintf("mem://bench-known-%d", seq.Add(1)), providers.Options{})
+	store, err := local.Open(ctx, fmt.Sprintf("mem://bench-known-%d", seq.Add(1)), local.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/graphkeep/graphkeep/blob"
-	"github.com/graphkeep/graphkeep/providers"
+	"github.com/graphkeep/graphkeep/providers/local"
 )
 
 // FuzzDecode: no stored bytes make the object decoders panic, in a
@@ -92,7 +92,7 @@ var fuzzStores int
 func newFuzzStore(f *testing.F) blob.Store {
 	f.Helper()
 	fuzzStores++
-	s, err := providers.Open(context.Background(), fmt.Sprintf("mem://repo-fuzz-%d", fuzzStores), providers.Options{})
+	s, err := local.Open(context.Background(), fmt.Sprintf("mem://repo-fuzz-%d", fuzzStores), local.Options{})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/graphkeep/graphkeep/blob"
-	"github.com/graphkeep/graphkeep/providers"
+	"github.com/graphkeep/graphkeep/providers/local"
 )
 
 // testPack is a stored pack of chunks, as a backup writes one.
@@ -177,7 +177,7 @@ func TestChunkSetKeepsEveryPlace(t *testing.T) {
 func newRepoForTest(t *testing.T, keys *Keys) *Repository {
 	t.Helper()
 	fuzzStores++
-	store, err := providers.Open(context.Background(), fmt.Sprintf("mem://repo-pack-%d", fuzzStores), providers.Options{})
+	store, err := local.Open(context.Background(), fmt.Sprintf("mem://repo-pack-%d", fuzzStores), local.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

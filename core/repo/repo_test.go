@@ -17,7 +17,7 @@ import (
 	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/core/repo/repotest"
-	"github.com/graphkeep/graphkeep/providers"
+	"github.com/graphkeep/graphkeep/providers/local"
 	"lukechampine.com/blake3"
 )
 
@@ -27,7 +27,7 @@ var cheapKDF = &repo.KDFParams{N: 1 << 10, R: 8, P: 1}
 
 func newStore(t *testing.T) blob.Store {
 	t.Helper()
-	s, err := providers.Open(context.Background(), fmt.Sprintf("mem://repo-test-%d", seq.Add(1)), providers.Options{})
+	s, err := local.Open(context.Background(), fmt.Sprintf("mem://repo-test-%d", seq.Add(1)), local.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +241,7 @@ func TestSnapshotIDsSortByTimeWithinASecond(t *testing.T) {
 func TestInitPreparesChunkDirectories(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	store, err := providers.Open(ctx, "file://"+dir+"?create=true", providers.Options{})
+	store, err := local.Open(ctx, "file://"+dir+"?create=true", local.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/graphkeep/graphkeep/core/duration"
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/core/retention"
-	"github.com/graphkeep/graphkeep/providers"
+	"github.com/graphkeep/graphkeep/providers/local"
 )
 
 func snaps(times ...string) []repo.SnapshotRef {
@@ -76,7 +76,7 @@ var seq atomic.Int64
 
 func TestForgetAndPrune(t *testing.T) {
 	ctx := context.Background()
-	store, _ := providers.Open(ctx, fmt.Sprintf("mem://retention-%d", seq.Add(1)), providers.Options{})
+	store, _ := local.Open(ctx, fmt.Sprintf("mem://retention-%d", seq.Add(1)), local.Options{})
 	r, err := repo.Init(ctx, store, repo.InitOptions{})
 	if err != nil {
 		t.Fatal(err)

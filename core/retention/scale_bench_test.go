@@ -18,7 +18,7 @@ import (
 	"github.com/graphkeep/graphkeep/blob"
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/core/retention"
-	"github.com/graphkeep/graphkeep/providers"
+	"github.com/graphkeep/graphkeep/providers/local"
 )
 
 // manyChunks lists a synthetic chunks/ of ids (sorted) and counts deletes
@@ -64,7 +64,7 @@ func (s *manyChunks) Delete(ctx context.Context, key string) error {
 func BenchmarkPruneMillionChunks(b *testing.B) {
 	const chunks, snapshots, named = 1_000_000, 100, 900_000
 	ctx := context.Background()
-	mem, err := providers.Open(ctx, fmt.Sprintf("mem://scale-%d", seq.Add(1)), providers.Options{})
+	mem, err := local.Open(ctx, fmt.Sprintf("mem://scale-%d", seq.Add(1)), local.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

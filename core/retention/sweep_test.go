@@ -15,7 +15,7 @@ import (
 	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/core/retention"
-	"github.com/graphkeep/graphkeep/providers"
+	"github.com/graphkeep/graphkeep/providers/local"
 )
 
 // quickLeases make waits in these tests a matter of milliseconds.
@@ -30,7 +30,7 @@ func sweepRepo(t *testing.T) (*repo.Repository, blob.Store) {
 func sweepRepoPacking(t *testing.T, packSize int) (*repo.Repository, blob.Store) {
 	t.Helper()
 	ctx := context.Background()
-	store, err := providers.Open(ctx, fmt.Sprintf("mem://sweep-%d", seq.Add(1)), providers.Options{})
+	store, err := local.Open(ctx, fmt.Sprintf("mem://sweep-%d", seq.Add(1)), local.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

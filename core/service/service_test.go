@@ -17,13 +17,13 @@ import (
 	"github.com/graphkeep/graphkeep/core/replication"
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/core/service"
-	"github.com/graphkeep/graphkeep/providers"
+	"github.com/graphkeep/graphkeep/providers/local"
 )
 
 var seq atomic.Int64
 
 func open(ctx context.Context, url string) (blob.Store, error) {
-	return providers.Open(ctx, url, providers.Options{})
+	return local.Open(ctx, url, local.Options{})
 }
 
 // newService makes a service on a fresh in-memory repository with graphs

@@ -14,7 +14,7 @@ import (
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/core/retention"
 	"github.com/graphkeep/graphkeep/core/watch"
-	"github.com/graphkeep/graphkeep/providers"
+	"github.com/graphkeep/graphkeep/providers/local"
 )
 
 var seq atomic.Int64
@@ -22,7 +22,7 @@ var seq atomic.Int64
 func newRepo(t *testing.T) *repo.Repository {
 	t.Helper()
 	ctx := context.Background()
-	store, err := providers.Open(ctx, fmt.Sprintf("mem://watch-test-%d", seq.Add(1)), providers.Options{})
+	store, err := local.Open(ctx, fmt.Sprintf("mem://watch-test-%d", seq.Add(1)), local.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
