@@ -202,6 +202,43 @@ func (b *browser) signIn(token string) {
 		chromedp.WaitVisible("#overall", chromedp.ByQuery))
 }
 
+// layoutProblems lists what reads badly on the page as shown: a single
+// token (an id, a size, a time) broken across lines, and a page wider than
+// the window (it would scroll sideways).
+const layoutProblems = `(() => {
+  const out = [];
+  const walk = document.createTreeWalker(document.getElementById("main"), NodeFilter.SHOW_TEXT);
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    const t = n.textContent.trim();
+    // One token: no space at all, or a number and its unit ("10 ms").
+    const token = t && (!/\s/.test(t.replace(/\u00a0/g, "x")) || /^[\d.,]+\s(ms|s|min|h|days|B|KiB|MiB|GiB|TiB)$/.test(t));
+    if (!token || !n.parentElement.offsetParent) continue;
+    const r = document.createRange();
+    r.selectNodeContents(n);
+    const rects = [...r.getClientRects()].filter((q) => q.width > 0);
+    const lines = new Set(rects.map((q) => Math.round(q.top)));
+    // A token longer than its box may break (a long path); one that would
+    // fit on a line must not.
+    const width = rects.reduce((sum, q) => sum + q.width, 0);
+    if (lines.size > 1 && n.parentElement.closest("td, th, dd") && width <= n.parentElement.clientWidth) {
+      out.push("the token " + JSON.stringify(t) + " breaks across " + lines.size + " lines though it fits in " + n.parentElement.clientWidth + " px");
+    }
+  }
+  const doc = document.documentElement;
+  if (doc.scrollWidth > doc.clientWidth + 1) out.push("the page is " + doc.scrollWidth + " px wide in a " + doc.clientWidth + " px window: it scrolls sideways");
+  return out;
+})()`
+
+// checkLayout fails the test when the page shows a layout problem.
+func (b *browser) checkLayout(page string) {
+	b.t.Helper()
+	var problems []string
+	b.run("layout of "+page, chromedp.Evaluate(layoutProblems, &problems))
+	for _, p := range problems {
+		b.t.Errorf("%s: %s", page, p)
+	}
+}
+
 func (b *browser) checkClean() {
 	b.t.Helper()
 	b.mu.Lock()
@@ -233,6 +270,11 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// Sign in with the admin token; the overview shows the three graphs.
 	b.run("open", chromedp.Navigate(s.url+"/"), chromedp.WaitVisible("#signin", chromedp.ByQuery))
+	var navShown bool
+	b.run("navigation before signing in", chromedp.Evaluate(`!!document.querySelector("#nav").offsetParent`, &navShown))
+	if navShown {
+		t.Error("the sign-in page shows the navigation")
+	}
 	b.shot("01-sign-in")
 	b.signIn(testAdminToken)
 	b.eventually("three graphs on the overview", `document.querySelectorAll("tr[data-graph]").length === 3`, 30*time.Second)
@@ -242,8 +284,10 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	}
 	b.shot("02-overview")
+	b.checkLayout("overview")
 	b.open("/graphs", `tr[data-graph="gamma"]`)
 	b.shot("03-graphs")
+	b.checkLayout("graphs")
 
 	// Back up alpha from its page and follow the job to the new snapshot.
 	e.ok("fixture", "grow", e.root, "alpha", "--percent", "30")
@@ -268,6 +312,18 @@ func TestDashboardInBrowser(t *testing.T) {
 	b.shot("05-snapshot")
 	b.open("/jobs", `tr[data-job]`)
 	b.shot("06-jobs")
+	b.checkLayout("jobs")
+	// Each finished job says what it did, not just "done".
+	var outcomes []string
+	b.run("job outcomes", chromedp.Evaluate(`[...document.querySelectorAll("tr[data-job] td:last-child")].map((td) => td.textContent)`, &outcomes))
+	for _, o := range outcomes {
+		if o == "done" || o == "succeeded" {
+			t.Errorf("a finished job's outcome says only %q", o)
+		}
+	}
+	if len(outcomes) == 0 || !strings.Contains(strings.Join(outcomes, "\n"), "snapshot "+id) {
+		t.Errorf("the backup job's outcome does not name its snapshot: %q", outcomes)
+	}
 
 	// A failover dry run: the plan says what would be lost and changes nothing.
 	b.open("/actions", "#failover-plan")
@@ -306,9 +362,24 @@ func TestDashboardInBrowser(t *testing.T) {
 	b.eventually("target dr UNREACHABLE", `document.querySelector('tr[data-target="dr"]').textContent.includes("UNREACHABLE")`, 90*time.Second)
 	b.shot("08-target-unreachable")
 
-	// A phone-sized window still reads.
+	// A phone-sized window still reads: no page scrolls sideways, no token
+	// breaks.
 	b.run("phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)), chromedp.WaitVisible("#overall", chromedp.ByQuery))
 	b.shot("09-overview-phone")
+	b.checkLayout("overview on a phone")
+	var targetsScroll bool
+	b.run("targets table on a phone", chromedp.Evaluate(`(() => { const w = document.querySelector('tr[data-target="dr"]').closest(".table-wrap"); return w.scrollWidth > w.clientWidth + 1; })()`, &targetsScroll))
+	if targetsScroll {
+		t.Error("on a phone the targets table scrolls sideways")
+	}
+	for _, p := range []struct{ route, sel, name string }{
+		{"/graphs", `tr[data-graph="gamma"]`, "graphs"}, {"/graphs/alpha", `tr[data-snapshot="` + id + `"]`, "graph"},
+		{"/graphs/alpha/snapshots/" + id, "#files", "snapshot"}, {"/jobs", "tr[data-job]", "jobs"}, {"/actions", "#failover-plan", "actions"},
+	} {
+		b.open(p.route, p.sel)
+		b.shot("09-" + p.name + "-phone")
+		b.checkLayout(p.name + " on a phone")
+	}
 	b.run("laptop", chromedp.EmulateViewport(1280, 900))
 
 	// A read token sees everything and is offered no action.

@@ -30,9 +30,22 @@ function setAttrs(el, attrs) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (k === "text") el.textContent = v;
+    else if (k === "text") {
+      el.textContent = v;
+      if (oneToken(el, String(v))) el.classList.add("tok");
+    }
     else el.setAttribute(k, v === true ? "" : String(v));
   }
+}
+
+// oneToken: text that must not break across lines (an id, a size, a time:
+// "20261127T150405Z-k3f7qa" would break after its hyphen). In a table cell
+// any token (the table scrolls in its own box); elsewhere short ones, so a
+// long URL may still break rather than push the page sideways on a phone.
+function oneToken(el, text) {
+  const t = text.trim();
+  if (!t || /\s/.test(t.replace(/\u00a0/g, "x"))) return false;
+  return el.tagName === "TD" || t.length <= 40;
 }
 
 function append(el, ...kids) {
@@ -59,17 +72,20 @@ function bytes(n) {
   let i = 0;
   let v = Number(n);
   while (Math.abs(v) >= 1024 && i < units.length - 1) { v /= 1024; i++; }
-  return (i === 0 ? v.toFixed(0) : v.toFixed(v < 10 ? 2 : 1)) + " " + units[i];
+  return (i === 0 ? v.toFixed(0) : v.toFixed(v < 10 ? 2 : 1)) + NBSP + units[i];
 }
+
+// A number and its unit never part at a line's end.
+const NBSP = "\u00a0";
 
 function duration(seconds) {
   if (seconds === undefined || seconds === null) return "–";
   const s = Math.max(0, Number(seconds));
-  if (s < 1) return (s * 1000).toFixed(0) + " ms";
-  if (s < 60) return s.toFixed(s < 10 ? 1 : 0) + " s";
-  if (s < 3600) return Math.round(s / 60) + " min";
-  if (s < 172800) return (s / 3600).toFixed(1) + " h";
-  return (s / 86400).toFixed(1) + " days";
+  if (s < 1) return (s * 1000).toFixed(0) + NBSP + "ms";
+  if (s < 60) return s.toFixed(s < 10 ? 1 : 0) + NBSP + "s";
+  if (s < 3600) return Math.round(s / 60) + NBSP + "min";
+  if (s < 172800) return (s / 3600).toFixed(1) + NBSP + "h";
+  return (s / 86400).toFixed(1) + NBSP + "days";
 }
 
 function ago(seconds) {
@@ -304,11 +320,15 @@ async function overviewPage(main) {
         h("div", { class: "card" }, h("h2", { text: "Jobs" }),
           running.length ? h("p", {}, h("a", { href: "#/jobs", text: `${running.length} running or queued` })) : h("p", { class: "muted", text: "Nothing running." }))),
       h("h2", { text: "Targets" }),
-      table(["Target", "Health", "Lag (snapshots)#", "Lag (bytes)#", "RPO#"], health.targets.map((t) =>
-        h("tr", { "data-target": t.id }, h("td", { text: t.id }), h("td", {}, statusBadge(t.status), t.error ? h("div", { class: "muted", text: t.error }) : null),
-          t.lag_snapshots === null || t.lag_snapshots === undefined ? h("td", { class: "num muted", colspan: 3, text: "unknown while unreachable" }) : [
-            h("td", { class: "num", text: count(t.lag_snapshots) }), h("td", { class: "num", text: bytes(t.lag_bytes) }),
-            h("td", { class: "num", text: duration(t.rpo_seconds) })])), "No replication targets: the primary is the only copy."),
+      // Four narrow columns, and a target's error on a line of its own
+      // across them: the table fits a phone without scrolling sideways.
+      table(["Target", "Health", "Behind#", "RPO#"], health.targets.map((t) => {
+        const known = !(t.lag_snapshots === null || t.lag_snapshots === undefined || t.lag_snapshots < 0);
+        const row = h("tr", { "data-target": t.id }, h("td", { text: t.id }), h("td", {}, statusBadge(t.status)),
+          known ? [h("td", { class: "num" }, h("span", { class: "tok", text: `${count(t.lag_snapshots)} snap.` }), " ", h("span", { class: "tok", text: bytes(t.lag_bytes) })),
+            h("td", { class: "num", text: duration(t.rpo_seconds) })] : h("td", { class: "num muted", colspan: 2, text: "unknown" }));
+        return t.error ? [row, h("tr", { class: "detail", "data-target-error": t.id }, h("td", { colspan: 4, class: "muted wrap-anywhere", text: t.error }))] : row;
+      }), "No replication targets: the primary is the only copy."),
       h("h2", { text: "Graphs" }),
       table(["Graph", "Last good snapshot", "Schedule", "State"], graphs.map((g) =>
         h("tr", { class: attention(g) ? "attention" : "", "data-graph": g.graph },
@@ -447,7 +467,7 @@ function snapshotActions(graph, id) {
       h("button", { class: "primary", type: "submit", id: "verify" }, "Verify")),
     verifyBox,
     !isAdmin() ? null : h("form", { class: "card action", onsubmit: (e) => { e.preventDefault(); startJob("POST", `/backup/graphs/${graph}/snapshots/${id}/restore`, to.value ? { to: to.value } : {}, restoreBox); } },
-      h("label", {}, "Restore to (inside the graphs root; empty: the graph's own directory, kept as an undo copy)", to),
+      h("label", {}, "Restore to (empty: the graph's own directory, the old one kept as an undo copy; a new directory of the graphs root becomes a graph; to look at a snapshot, restore into the server's restore root)", to),
       h("label", {}, `Type ${graph} to confirm`, confirm),
       restore),
     restoreBox);
@@ -471,11 +491,50 @@ async function jobsPage(main) {
   }, 1000));
 }
 
+// outcome says what a finished job did, in a line.
 function outcome(j) {
   const r = j.result || {};
-  if (j.kind === "backup" && r.id) return `snapshot ${r.id}, ${bytes(r.size_bytes)}`;
-  if (r.plan) return r.plan.blockers && r.plan.blockers.length ? "plan with blockers" : "plan ready";
-  return "done";
+  const plural = (n, one, many) => `${count(n)} ${n === 1 ? one : (many || one + "s")}`;
+  switch (j.kind) {
+    case "backup":
+      if (r.id) return `snapshot ${r.id}: ${plural(r.files, "file")}, ${bytes(r.size_bytes)}, ${bytes(r.stored_bytes)} stored`;
+      break;
+    case "restore":
+      if (r.snapshot) return `restored ${r.snapshot.graph}/${r.snapshot.id} into ${r.dest}: ${plural(r.files, "file")}, ${bytes(r.bytes)}` +
+        (r.new_graph ? `; it is now graph ${r.new_graph}` : "") + (r.previous ? `; the old directory is kept at ${r.previous}` : "");
+      break;
+    case "verify":
+      if (r.chunks !== undefined) return `${plural(r.snapshots, "snapshot")}, ${plural(r.chunks, "chunk")} checked` +
+        (r.read_data ? `, ${bytes(r.bytes_read)} read` : "") +
+        ((r.damaged || []).length ? `: ${plural(r.damaged.length, "chunk")} damaged` : ": all intact") +
+        ((r.unsafe || []).length ? `, ${plural(r.unsafe.length, "unsafe entry", "unsafe entries")}` : "");
+      break;
+    case "cleanup": {
+      const parts = [];
+      if (r.forget) parts.push(`${plural(r.forget.removed, "snapshot")} forgotten`);
+      if (r.prune) parts.push(`${plural(r.prune.deleted_chunks, "chunk")} deleted, ${plural(r.prune.compacted_packs || 0, "pack")} compacted`);
+      if (parts.length) return parts.join("; ") + (r.forget && r.forget.dry_run ? " (dry run)" : "");
+      break;
+    }
+    case "replicate":
+      if (Array.isArray(r)) return r.length ? r.map((t) => `${t.target}: ${plural(t.snapshots_copied, "snapshot")}, ${bytes(t.bytes_copied)} copied`).join("; ") : "no targets";
+      break;
+    case "checkpoint":
+      if (r.id) return `checkpoint ${r.id} of ${plural((r.snapshots || []).length, "graph")}`;
+      break;
+    case "validate":
+      if (r.locations) {
+        const at = r.locations.filter((l) => l.state === "restorable").map((l) => l.location);
+        return at.length ? `restorable at ${at.join(", ")}` : "restorable nowhere";
+      }
+      break;
+    case "failover":
+      if (r.plan && r.switch) return `failed over: the primary is now ${r.plan.to}`;
+      if (r.plan) return r.possible ? `plan: possible, ${r.plan.steps.length} steps` : `plan: not possible now (${plural(r.plan.blockers.length, "blocker")})`;
+      if (r.already_done) return "already done before";
+      break;
+  }
+  return j.state === "succeeded" ? "succeeded" : j.state;
 }
 
 async function actionsPage(main) {
@@ -566,6 +625,7 @@ function showSignIn(message) {
   h("label", {}, "Token", input),
   h("p", {}, h("button", { class: "primary", type: "submit", id: "signin-submit" }, "Sign in"))));
   document.getElementById("signout").hidden = true;
+  document.getElementById("nav").hidden = true; // nothing to go to before signing in
   document.getElementById("who").textContent = "";
   input.focus();
 }
@@ -615,6 +675,7 @@ async function start() {
   session.tokens = s.tokens;
   document.getElementById("who").textContent = s.tokens ? `Signed in (${s.role})` : "Loopback, no sign-in";
   document.getElementById("signout").hidden = !s.tokens;
+  document.getElementById("nav").hidden = false;
   await render();
 }
 
