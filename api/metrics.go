@@ -32,6 +32,8 @@ type Metrics struct {
 	targetHealth   *prometheus.GaugeVec
 	checkpointAge  *prometheus.GaugeVec
 	consistent     *prometheus.GaugeVec
+	resumable      *prometheus.GaugeVec
+	resumeDocs     *prometheus.GaugeVec
 	quiet          *prometheus.GaugeVec
 	cutAttempts    *prometheus.GaugeVec
 	rpo            *prometheus.HistogramVec
@@ -73,7 +75,9 @@ func NewMetrics() *Metrics {
 	// A vector without labels, so that "no checkpoint" is no series (an
 	// alert on age must not see 0).
 	m.checkpointAge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_checkpoint_age_seconds", Help: "Age of the latest checkpoint (absent when there is none)."}, nil)
-	m.consistent = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_snapshot_consistent", Help: "1 when the last snapshot of each graph is consistent (LightRAG's stores agreed), 0 when flagged or mid-ingestion."}, []string{"graph"})
+	m.consistent = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_snapshot_consistent", Help: "1 when the last snapshot of each graph is good (LightRAG's stores agreed, or it is resumable), 0 when flagged or mid-ingestion."}, []string{"graph"})
+	m.resumable = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_snapshot_resumable", Help: "1 when the last snapshot of each graph was cut while LightRAG was ingesting, in a state it resumes from; 0 otherwise."}, []string{"graph"})
+	m.resumeDocs = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_snapshot_resume_documents", Help: "Documents LightRAG would process again on a restore of each graph's last snapshot (pending, processing or failed; 0 when consistent)."}, []string{"graph"})
 	m.quiet = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_snapshot_quiet_seconds", Help: "How long each graph had been unwritten when its last snapshot was cut."}, []string{"graph"})
 	m.cutAttempts = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_snapshot_cut_attempts", Help: "Cuts the last backup of each graph took before it kept one."}, []string{"graph"})
 	m.rpo = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "graphkeep_watch_rpo_seconds", Help: "Continuous protection: time from LightRAG's last write of a settled state to its snapshot being committed.",
@@ -95,7 +99,7 @@ func NewMetrics() *Metrics {
 	m.lastFailover = gauge("graphkeep_last_failover_timestamp_seconds", "Time of the newest recorded failover (absent when none).")
 	m.backupFailed = gauge("graphkeep_backup_last_failure_timestamp_seconds", "Time of each graph's last failed backup job in this server.", "graph")
 	for _, c := range []prometheus.Collector{m.requests, m.latency, m.jobs, m.jobsDone, m.backupDuration, m.backupBytes, m.dedupRatio,
-		m.lastSuccess, m.lagSnapshots, m.lagBytes, m.targetHealth, m.checkpointAge, m.consistent, m.quiet, m.cutAttempts, m.rpo,
+		m.lastSuccess, m.lagSnapshots, m.lagBytes, m.targetHealth, m.checkpointAge, m.consistent, m.resumable, m.resumeDocs, m.quiet, m.cutAttempts, m.rpo,
 		m.status, m.primaryReachable, m.graphLast, m.graphLastGood, m.graphSchedule, m.graphFlagged, m.graphMid, m.targetRPO,
 		m.targets, m.checkpointTargets, m.failovers, m.lastFailover, m.backupFailed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
@@ -139,6 +143,8 @@ func (m *Metrics) ObserveBackup(man *repo.Manifest, took time.Duration) {
 	m.lastSuccess.WithLabelValues(g).Set(float64(man.Time.Add(took).Unix()))
 	if c := man.Consistency; c != nil {
 		m.consistent.WithLabelValues(g).Set(float64(btoi(man.Good())))
+		m.resumable.WithLabelValues(g).Set(float64(btoi(c.Resumable)))
+		m.resumeDocs.WithLabelValues(g).Set(float64(c.Resume.Total()))
 		m.quiet.WithLabelValues(g).Set(float64(c.QuietMS) / 1000)
 		m.cutAttempts.WithLabelValues(g).Set(float64(c.Attempts))
 	}

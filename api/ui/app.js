@@ -115,7 +115,11 @@ function snapshotBadges(s) {
   const out = [];
   if (s.flagged) out.push(badge("flagged", "bad"));
   if (s.mid_ingestion) out.push(badge("mid-ingestion", "warn"));
-  if (!s.flagged && !s.mid_ingestion) out.push(badge(s.consistency && s.consistency.consistent ? "consistent" : "good", "ok"));
+  if (s.resumable) {
+    const r = (s.consistency && s.consistency.resume) || {};
+    const n = Object.values(r.counts || {}).reduce((a, b) => a + b, 0);
+    out.push(h("span", { class: "badge b-ok", title: `LightRAG processes ${n} document(s) again when it starts on this snapshot` }, "resumable"));
+  } else if (!s.flagged && !s.mid_ingestion) out.push(badge(s.consistency && s.consistency.consistent ? "consistent" : "good", "ok"));
   return out;
 }
 
@@ -442,7 +446,10 @@ async function snapshotPage(main, graph, id) {
         h("dt", { text: "Host" }), h("dd", { text: m.host || "–" }))),
       h("div", { class: "card" }, h("dl", { class: "kv" }, SERIES.map(([k, label]) => [h("dt", { text: label }), h("dd", { text: count(l[k]) })])))),
     c ? [h("h2", { text: "Consistency" }),
-      h("p", {}, c.consistent ? "LightRAG's stores agreed when it was cut." : `Cut while LightRAG's stores disagreed${c.reason ? ": " + c.reason : ""}.`),
+      h("p", {}, c.consistent ? "LightRAG's stores agreed when it was cut." :
+        c.resumable ? "Cut while LightRAG was ingesting, in a state it resumes from: its graph, vector and chunk stores agree, and when it starts on a restore of this snapshot it processes these documents again." :
+        `Cut while LightRAG's stores disagreed${c.reason ? ": " + c.reason : ""}.`),
+      c.resumable && c.resume ? table(["Document", "Status"], (c.resume.docs || []).map((d) => h("tr", {}, h("td", { text: d.id }), h("td", { text: d.status }))), "No documents named.") : null,
       table(["Invariant", "Left", "Right", "Counts", "Holds"], (c.invariants || []).map((i) =>
         h("tr", {}, h("td", { text: i.name }), h("td", { text: i.left }), h("td", { text: i.right }),
           h("td", { text: `${count(i.left_count)} / ${count(i.right_count)}` }), h("td", {}, i.holds ? badge("yes", "ok") : badge("no", "bad")))), "No invariants recorded.")] : null,

@@ -301,6 +301,9 @@ func printRestore(res *backup.RestoreResult) {
 	if res.Recovered != "" {
 		fmt.Printf("%s\n", res.Recovered)
 	}
+	if res.Resume != nil {
+		fmt.Printf("the snapshot is resumable: when it starts, LightRAG processes again %s\n", res.Resume)
+	}
 	if res.NewGraph != "" {
 		fmt.Printf("%s is a directory of the graphs root, so it is now graph %s: backups, listings and checkpoints take it in (restore into a directory outside the graphs root to look at a snapshot without that)\n",
 			res.Dest, res.NewGraph)
@@ -323,7 +326,11 @@ func consistencyLine(c *repo.Consistency) string {
 	if c.Attempts != 1 {
 		attempts = fmt.Sprintf("%d attempts", c.Attempts)
 	}
-	return fmt.Sprintf("consistent, last written %s before the cut, waited %s, cut in %s (%s)",
+	state := "consistent"
+	if c.Resumable {
+		state = "RESUMABLE (LightRAG takes up again " + c.Resume.String() + ")"
+	}
+	return fmt.Sprintf("%s, last written %s before the cut, waited %s, cut in %s (%s)", state,
 		duration.Age(time.Duration(c.QuietMS)*time.Millisecond), duration.Age(time.Duration(c.WaitedMS)*time.Millisecond),
 		duration.Age(time.Duration(c.CutMS)*time.Millisecond), attempts)
 }
@@ -335,6 +342,8 @@ func snapshotStatus(l repo.Summary) string {
 		return "FLAGGED: " + strings.Join(l.LightRAG.Problems, "; ")
 	case l.MidIngestion:
 		return "MID-INGESTION: " + strings.Join(l.Consistency.Broken(), "; ")
+	case l.Resumable:
+		return "resumable: LightRAG resumes " + l.Consistency.Resume.String()
 	case l.Consistency != nil:
 		return "consistent"
 	}

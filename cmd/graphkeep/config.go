@@ -472,10 +472,10 @@ func (g *globals) backupOptions() (backup.Options, error) {
 		}
 		o.Quiet = *g.file.Consistency.QuietWindow
 	default:
-		o.Quiet = backup.DefaultQuiet
+		quiet = "flush" // none given: cut when no flush is in progress (backup.Options.Quiet zero)
 	}
-	if o.Quiet == 0 {
-		o.Quiet = -1 // backup.Options: negative means no wait
+	if quiet != "flush" && o.Quiet == 0 {
+		o.Quiet = -1 // a window of 0 given: cut at once (backup.Options: negative)
 	}
 	if wait := firstNonEmpty(g.maxWait, os.Getenv("GRAPHKEEP_MAX_WAIT")); wait != "" {
 		d, err := duration.Parse(wait)

@@ -78,9 +78,10 @@ func (b *builder) take(start time.Time) (*cut, error) {
 			return nil, err
 		}
 		now := time.Now()
+		checked := lightrag.Check(c.validation)
 		cons := &repo.Consistency{
 			SingleInstant: true,
-			Invariants:    invariants(lightrag.Check(c.validation)),
+			Invariants:    invariants(checked),
 			QuietMS:       quiet.Milliseconds(),
 			WaitedMS:      cutStart.Sub(start).Milliseconds(),
 			CutMS:         now.Sub(cutStart).Milliseconds(),
@@ -108,11 +109,23 @@ func (b *builder) take(start time.Time) (*cut, error) {
 		if cons.Consistent || hasProblem(c) {
 			return c, nil // consistent, or flagged: waiting does not mend a broken file
 		}
+		// A state LightRAG resumes from (only unfinished documents differ)
+		// is kept at once: during a bulk import no other comes for hours.
+		// With a quiet window the backup waits for a consistent one first.
+		resumable := lightrag.Resumable(c.validation, checked)
+		if resumable != nil && !b.silence() {
+			cons.Resumable, cons.Resume = true, resume(resumable)
+			return c, nil
+		}
 		// The stores disagree. Waiting helps only while LightRAG may still
 		// be finishing: not once the wait is over, the pipeline says it is
 		// idle, or the graph has been untouched longer than the whole wait.
-		idle := pipeline == "idle" && quiet >= b.opts.Quiet
+		idle := pipeline == "idle" && quiet >= max(b.opts.Quiet, FlushSettle)
 		if late || idle || quiet >= b.opts.MaxWait {
+			if resumable != nil {
+				cons.Resumable, cons.Resume = true, resume(resumable)
+				return c, nil
+			}
 			cons.MidIngestion = true
 			switch {
 			case idle:
@@ -128,102 +141,6 @@ func (b *builder) take(start time.Time) (*cut, error) {
 			return nil, err
 		}
 	}
-}
-
-// settle waits until the graph has been quiet for Options.Quiet and the
-// pipeline is not busy, or the deadline passes. It returns how long the
-// graph had been quiet, its newest write, and what the pipeline said.
-func (b *builder) settle(deadline time.Time) (quiet time.Duration, lastWrite time.Time, pipeline string, err error) {
-	for {
-		if lastWrite, err = LastWrite(b.dir); err != nil {
-			return 0, time.Time{}, "", err
-		}
-		now := time.Now()
-		quiet = max(0, now.Sub(lastWrite))
-		busy := false
-		if b.pipeline != nil && b.pipeline.URL != "" {
-			st, err := b.pipeline.Status(b.ctx)
-			switch {
-			case err != nil:
-				pipeline = "unreachable: " + err.Error()
-			case st.Busy:
-				pipeline, busy = "busy", true
-			default:
-				pipeline = "idle"
-			}
-		}
-		if (quiet >= b.opts.Quiet && !busy) || !now.Before(deadline) {
-			return quiet, lastWrite, pipeline, nil
-		}
-		pause := 100 * time.Millisecond
-		if !busy {
-			pause = max(pause, min(b.opts.Quiet-quiet, 500*time.Millisecond))
-		} else {
-			pause = 500 * time.Millisecond
-		}
-		if err := b.sleep(min(pause, time.Until(deadline)+time.Millisecond)); err != nil {
-			return 0, time.Time{}, "", err
-		}
-	}
-}
-
-// waitForChange waits until something in the graph is newer than since,
-// or the deadline passes.
-func (b *builder) waitForChange(since, deadline time.Time) error {
-	for time.Now().Before(deadline) {
-		last, err := LastWrite(b.dir)
-		if err != nil {
-			return err
-		}
-		if last.After(since) {
-			return nil
-		}
-		if err := b.sleep(min(250*time.Millisecond, time.Until(deadline)+time.Millisecond)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (b *builder) sleep(d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-b.ctx.Done():
-		return b.ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// LastWrite returns the newest modification time in dir: every entry,
-// LightRAG's temporary files included (one being written is activity), and
-// the directories themselves (a rename or delete moves theirs).
-func LastWrite(dir string) (time.Time, error) {
-	var last time.Time
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && p != dir {
-				return nil
-			}
-			return err
-		}
-		info, err := d.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if t := info.ModTime(); t.After(last) {
-			last = t
-		}
-		return nil
-	})
-	if err != nil {
-		return time.Time{}, fmt.Errorf("watch %s: %w", dir, err)
-	}
-	return last, nil
 }
 
 // cutOnce takes one cut: open everything, check the paths still name what

@@ -20,8 +20,12 @@ func fileCounts(f *lightrag.FileStats) *repo.FileCounts {
 	if f == nil {
 		return nil
 	}
-	return &repo.FileCounts{Kind: f.Kind, Nodes: f.Nodes, Edges: f.Edges, Records: f.Records, Dim: f.Dim, Rows: f.Rows,
+	fc := &repo.FileCounts{Kind: f.Kind, Nodes: f.Nodes, Edges: f.Edges, Records: f.Records, Dim: f.Dim, Rows: f.Rows,
 		Problem: f.Problem, Keys: nameSet(f.Keys), Pairs: nameSet(f.Pairs)}
+	if u := f.Unfinished; u != nil {
+		fc.Unfinished = &repo.UnfinishedDocs{Keys: nameSet(u.Keys), Docs: docStates(u.Docs), Counts: u.Counts}
+	}
+	return fc
 }
 
 // fileStats is the validator's view of a file validated by an earlier
@@ -30,8 +34,42 @@ func fileStats(f *repo.FileCounts) *lightrag.FileStats {
 	if f == nil {
 		return nil
 	}
-	return &lightrag.FileStats{Kind: f.Kind, Nodes: f.Nodes, Edges: f.Edges, Records: f.Records, Dim: f.Dim, Rows: f.Rows,
+	st := &lightrag.FileStats{Kind: f.Kind, Nodes: f.Nodes, Edges: f.Edges, Records: f.Records, Dim: f.Dim, Rows: f.Rows,
 		Problem: f.Problem, Keys: keySet(f.Keys), Pairs: keySet(f.Pairs)}
+	if u := f.Unfinished; u != nil {
+		st.Unfinished = &lightrag.Unfinished{Keys: keySet(u.Keys), Docs: lightragDocStates(u.Docs), Counts: u.Counts}
+	}
+	return st
+}
+
+func docStates(in []lightrag.DocState) []repo.DocState {
+	if in == nil {
+		return nil
+	}
+	out := make([]repo.DocState, len(in))
+	for i, d := range in {
+		out[i] = repo.DocState{ID: d.ID, Status: d.Status}
+	}
+	return out
+}
+
+func lightragDocStates(in []repo.DocState) []lightrag.DocState {
+	if in == nil {
+		return nil
+	}
+	out := make([]lightrag.DocState, len(in))
+	for i, d := range in {
+		out[i] = lightrag.DocState{ID: d.ID, Status: d.Status}
+	}
+	return out
+}
+
+// resume is what lightrag.Resumable found, in the manifest's terms.
+func resume(r *lightrag.Resume) *repo.Resume {
+	if r == nil {
+		return nil
+	}
+	return &repo.Resume{Docs: docStates(r.Docs), Counts: r.Counts}
 }
 
 func nameSet(k *lightrag.KeySet) *repo.NameSet {

@@ -62,6 +62,12 @@ func fillValue(t *testing.T, v reflect.Value) {
 	case reflect.Slice:
 		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
 		fillValue(t, v.Index(0))
+	case reflect.Map:
+		v.Set(reflect.MakeMap(v.Type()))
+		key, elem := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+		fillValue(t, key)
+		fillValue(t, elem)
+		v.SetMapIndex(key, elem)
 	case reflect.String:
 		v.SetString("x")
 	case reflect.Int, reflect.Int64:

@@ -65,7 +65,7 @@ func TestLiveSnapshotsAreOneInstant(t *testing.T) {
 			src := backup.Source{Graph: "g1", Dir: lw.Dir()}
 			quiet := backup.Options{Quiet: 150 * time.Millisecond, MaxWait: 3 * time.Second, Settle: 10 * time.Millisecond}
 			atOnce := backup.Options{Quiet: -1, MaxWait: time.Millisecond, Settle: 10 * time.Millisecond, Attempts: 20}
-			var single, total, consistent, mid int
+			var single, total, consistent, resumable, mid int
 			for i := 0; i < 24; i++ {
 				opts := quiet
 				if i%3 != 0 {
@@ -93,18 +93,32 @@ func TestLiveSnapshotsAreOneInstant(t *testing.T) {
 				if c.Consistent != st.AtRest {
 					t.Errorf("backup %d: consistent=%v, but the state (generation %d) at rest=%v: %v", i, c.Consistent, st.Seq, st.AtRest, c.Broken())
 				}
-				if c.Consistent {
+				// Resumable exactly when the state is one LightRAG resumes
+				// from; never good while the graph stores disagree.
+				if c.Resumable != st.Resumable {
+					t.Errorf("backup %d: resumable=%v, but the state (generation %d) resumable=%v: %+v", i, c.Resumable, st.Seq, st.Resumable, c)
+				}
+				switch {
+				case c.Consistent:
 					consistent++
-				} else if !c.MidIngestion {
-					t.Errorf("backup %d: inconsistent but not marked mid-ingestion: %+v", i, c)
-				} else {
+				case c.Resumable:
+					resumable++
+					if c.Resume.Total() != 1 || len(c.Resume.Docs) != 1 {
+						t.Errorf("backup %d: resumable with %v, want the one document being ingested", i, c.Resume)
+					}
+				case !c.MidIngestion:
+					t.Errorf("backup %d: inconsistent but neither resumable nor marked mid-ingestion: %+v", i, c)
+				default:
 					mid++
 				}
+				if m.Good() != (st.AtRest || st.Resumable) {
+					t.Errorf("backup %d: good=%v for a state at rest=%v, resumable=%v", i, m.Good(), st.AtRest, st.Resumable)
+				}
 				if opts.Quiet > 0 && !c.Consistent && c.WaitedMS < opts.MaxWait.Milliseconds() {
-					t.Errorf("backup %d: mid-ingestion after waiting only %d ms", i, c.WaitedMS)
+					t.Errorf("backup %d: with a quiet window, not consistent after waiting only %d ms", i, c.WaitedMS)
 				}
 			}
-			t.Logf("%s: %d snapshots, %d single-instant, %d consistent, %d mid-ingestion", mode, total, single, consistent, mid)
+			t.Logf("%s: %d snapshots, %d single-instant, %d consistent, %d resumable, %d mid-ingestion", mode, total, single, consistent, resumable, mid)
 			if total < 12 {
 				t.Fatalf("only %d of 24 backups stored a snapshot", total)
 			}
@@ -176,5 +190,124 @@ func TestLatestPassesOverMidIngestion(t *testing.T) {
 	}
 	if _, err := backup.Restore(ctx, r, torn.Manifest.Ref(), to, backup.RestoreOptions{AllowNotGood: true}); err != nil {
 		t.Fatalf("restore allowed explicitly: %v", err)
+	}
+}
+
+// TestResumableIsLatestAndSaysWhatResumes: LightRAG stopped with a
+// document pending or processing (all other stores agreeing) is a state it
+// resumes from: the backup keeps it at once, marked resumable and naming
+// the document; "latest" takes it over the older consistent snapshot, and
+// its restore says which document LightRAG processes again. With a quiet
+// window the backup first waits for consistency, the whole maximum wait.
+func TestResumableIsLatestAndSaysWhatResumes(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, "")
+	lw, err := fixture.NewWriter(filepath.Join(t.TempDir(), "g1"), fixture.Spec{Docs: 5, EmbeddingDim: 32, Seed: 7},
+		fixture.LiveOptions{Docs: 1, StepDelay: time.Millisecond, ExtractDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := backup.Source{Graph: "g1", Dir: lw.Dir()}
+	consistent, err := backup.Create(ctx, r, src, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	go func() {
+		for len(lw.States()) < 5 { // the document and its status changes: pending, processing
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	if err := lw.Run(wctx); err != nil {
+		t.Fatal(err)
+	}
+	states := lw.States()
+	if last := states[len(states)-1]; !last.Resumable {
+		t.Fatalf("the writer stopped in state %d, not a resumable one", last.Seq)
+	}
+	res, err := backup.Create(ctx, r, src, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, c := res.Manifest, res.Manifest.Consistency
+	if !c.Resumable || c.Consistent || c.MidIngestion || !m.Good() || m.State() != repo.StateResumable || c.WaitedMS > 1000 {
+		t.Fatalf("a workspace with a document processing: %+v, want resumable at once", c)
+	}
+	if c.Resume.Total() != 1 || len(c.Resume.Docs) != 1 || c.Resume.Docs[0].Status != "processing" {
+		t.Fatalf("resume = %v, want the one processing document", c.Resume)
+	}
+	refs, _ := r.ListSnapshots(ctx, "g1")
+	choice, _, err := r.LatestGood(ctx, "g1", refs)
+	if err != nil || choice.ID != m.ID || choice.ID == consistent.Manifest.ID {
+		t.Fatalf("latest = %+v, %v: want the resumable %s", choice, err, m.ID)
+	}
+	restored, err := backup.Restore(ctx, r, m.Ref(), filepath.Join(t.TempDir(), "r"), backup.RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if restored.Resume == nil || restored.Resume.Docs[0].ID != c.Resume.Docs[0].ID {
+		t.Fatalf("restore of a resumable snapshot says %v, want the document LightRAG processes again", restored.Resume)
+	}
+	// A quiet window asks for consistency first: resumable after the wait.
+	waited, err := backup.Create(ctx, r, src, backup.Options{Quiet: 50 * time.Millisecond, MaxWait: 400 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wc := waited.Manifest.Consistency; !wc.Resumable || wc.WaitedMS < 350 {
+		t.Fatalf("with a quiet window: %+v, want resumable after the maximum wait", wc)
+	}
+}
+
+// TestBulkIngestionSnapshotsAreGoodAndQuick backs up a workspace into which
+// LightRAG ingests documents back to back (a bulk import: never silent for
+// a second): nearly every snapshot is good (consistent or resumable) and
+// taken within seconds, and none is good while the graph stores disagree.
+func TestBulkIngestionSnapshotsAreGoodAndQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("live writer: a few seconds")
+	}
+	ctx := context.Background()
+	r, _ := newRepo(t, "")
+	lw, err := fixture.NewWriter(filepath.Join(t.TempDir(), "g1"), fixture.Spec{Docs: 12, EmbeddingDim: 64, Seed: 23},
+		fixture.LiveOptions{Bulk: true, StepDelay: 5 * time.Millisecond, ExtractDelay: 150 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- lw.Run(wctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("writer: %v", err)
+		}
+	}()
+	src := backup.Source{Graph: "g1", Dir: lw.Dir()}
+	opts := backup.Options{MaxWait: 5 * time.Second}
+	const backups = 15
+	good, worst := 0, time.Duration(0)
+	for i := range backups {
+		start := time.Now()
+		res, err := backup.Create(ctx, r, src, opts)
+		if err != nil {
+			t.Fatalf("backup %d: %v", i, err)
+		}
+		worst = max(worst, time.Since(start))
+		m := res.Manifest
+		st, ok := generationOf(lw, m)
+		if !ok {
+			t.Fatalf("backup %d: snapshot mixes states of the directory", i)
+		}
+		if m.Good() != (st.AtRest || st.Resumable) {
+			t.Errorf("backup %d: good=%v (%s) for a state at rest=%v, resumable=%v", i, m.Good(), m.State(), st.AtRest, st.Resumable)
+		}
+		if m.Good() {
+			good++
+		}
+	}
+	t.Logf("bulk ingestion: %d of %d snapshots good, slowest backup %s", good, backups, worst)
+	if good*10 < backups*9 {
+		t.Fatalf("only %d of %d snapshots during bulk ingestion were good (consistent or resumable)", good, backups)
 	}
 }

@@ -94,6 +94,9 @@ type RestoreResult struct {
 	DurationMS int64 `json:"duration_ms"`
 	// PassedOver lists the newer snapshots "latest" did not pick.
 	PassedOver []repo.PassedOver `json:"passed_over,omitempty"`
+	// Resume names the documents LightRAG takes up again when it starts on
+	// the restored graph: the snapshot was resumable (nil otherwise).
+	Resume *repo.Resume `json:"resume,omitempty"`
 	// NewGraph is the graph Dest is from now on, when the restore made a
 	// new directory of the graphs root: later backups, listings and
 	// checkpoints take it in ("" otherwise).
@@ -206,6 +209,9 @@ func Restore(ctx context.Context, r *repo.Repository, ref repo.SnapshotRef, dest
 		return nil, fmt.Errorf("create temporary directory beside %s: %w", dest, err)
 	}
 	res := &RestoreResult{Snapshot: ref, Dest: dest, Recovered: recovered}
+	if m.Resumable() {
+		res.Resume = m.Consistency.Resume
+	}
 	if err := writeTree(ctx, r, m, tmp, opts, res); err != nil {
 		_ = os.RemoveAll(tmp)
 		return nil, fmt.Errorf("restore %s/%s: %w (destination %s untouched)", ref.Graph, ref.ID, err, dest)

@@ -41,8 +41,10 @@ type Options struct {
 	// Settle is the pause before cutting again after a file changed while
 	// it was read, multiplied by the attempt. Default 200ms.
 	Settle time.Duration
-	// Quiet is how long nothing in the graph must have been written before
-	// the cut. Default 2s; negative: cut at once.
+	// Quiet is how long nothing in the graph must have been written (and
+	// LightRAG's pipeline not busy) before the cut: a quiet window. Zero,
+	// the default: only until no flush is in progress (see settle.go);
+	// negative: cut at once.
 	Quiet time.Duration
 	// MaxWait bounds the wait for a quiet moment in which LightRAG's stores
 	// agree; when it passes the cut is stored marked mid-ingestion. Default
@@ -70,9 +72,6 @@ func (o *Options) applyDefaults() {
 	if o.Settle <= 0 {
 		o.Settle = 200 * time.Millisecond
 	}
-	if o.Quiet == 0 {
-		o.Quiet = DefaultQuiet
-	}
 	if o.MaxWait <= 0 {
 		o.MaxWait = DefaultMaxWait
 	}
@@ -98,11 +97,8 @@ type Result struct {
 	Duration    time.Duration
 }
 
-// The defaults of Options.Quiet and Options.MaxWait.
-const (
-	DefaultQuiet   = 2 * time.Second
-	DefaultMaxWait = 30 * time.Second
-)
+// DefaultMaxWait is the default of Options.MaxWait.
+const DefaultMaxWait = 30 * time.Second
 
 // ErrUnstable: the graph kept changing while it was read, so no
 // single-instant cut could be taken.

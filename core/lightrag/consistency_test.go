@@ -1,6 +1,7 @@
 package lightrag_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,4 +144,95 @@ func broken(ivs []lightrag.Invariant) []lightrag.Invariant {
 		}
 	}
 	return out
+}
+
+// TestResumable: stored documents that are processed or unfinished
+// (pending, processing, failed) make a state LightRAG resumes, naming the
+// unfinished ones; a stored document with no status, a status of another
+// kind, or a broken graph invariant does not.
+func TestResumable(t *testing.T) {
+	kv := func(full, status string) map[string]*lightrag.FileStats {
+		files := map[string]*lightrag.FileStats{}
+		for name, content := range map[string]string{lightrag.FullDocsFile: full, lightrag.DocStatusFile: status} {
+			s := lightrag.NewFileStream(name)
+			s.Write([]byte(content), nil)
+			files[name] = s.Close()
+			if files[name].Problem != "" {
+				t.Fatalf("%s: %s", name, files[name].Problem)
+			}
+		}
+		return files
+	}
+	full := `{"doc-1": {}, "doc-2": {}, "doc-3": {}, "doc-4": {}}`
+	files := kv(full, `{"doc-1": {"status": "processed"}, "doc-4": {"status": "pending"}, "doc-2": {"status": "processing", "chunks": 3}, "doc-3": {"status": "failed"}}`)
+	r := lightrag.Resumable(files, lightrag.Check(files))
+	if r == nil {
+		t.Fatal("processed, pending, processing and failed documents: not resumable")
+	}
+	if got, want := fmt.Sprint(r.Docs), "[{doc-2 processing} {doc-3 failed} {doc-4 pending}]"; got != want || r.Total() != 3 {
+		t.Fatalf("resume %v (total %d), want %s", r.Docs, r.Total(), want)
+	}
+	// Fingerprints alone (an unchanged file's, from the parent) decide the same.
+	for _, f := range files {
+		ks := []**lightrag.KeySet{&f.Keys}
+		if f.Unfinished != nil {
+			ks = append(ks, &f.Unfinished.Keys)
+		}
+		for _, ks := range ks {
+			if *ks != nil {
+				*ks = &lightrag.KeySet{Count: (*ks).Count, Sum: (*ks).Sum}
+			}
+		}
+	}
+	if lightrag.Resumable(files, lightrag.Check(files)) == nil {
+		t.Fatal("not resumable by fingerprints")
+	}
+	for name, status := range map[string]string{
+		"a stored document without a status": `{"doc-1": {"status": "processed"}, "doc-2": {"status": "pending"}, "doc-3": {"status": "pending"}}`,
+		"a status of another kind":           `{"doc-1": {"status": "processed"}, "doc-2": {"status": "pending"}, "doc-3": {"status": "pending"}, "doc-4": {"status": "deleting"}}`,
+		"a status without its document":      `{"doc-1": {"status": "processed"}, "doc-2": {"status": "pending"}, "doc-3": {"status": "pending"}, "doc-4": {"status": "pending"}, "doc-5": {"status": "pending"}}`,
+	} {
+		files := kv(full, status)
+		if lightrag.Resumable(files, lightrag.Check(files)) != nil {
+			t.Errorf("%s: resumable", name)
+		}
+	}
+	// A broken graph invariant is never resumable.
+	dir := t.TempDir()
+	if err := fixture.Generate(dir, fixture.Spec{Docs: 3, EmbeddingDim: 16, Seed: 5}); err != nil {
+		t.Fatal(err)
+	}
+	torn := streamDir(t, dir)
+	older := t.TempDir()
+	if err := fixture.Generate(older, fixture.Spec{Docs: 2, EmbeddingDim: 16, Seed: 5}); err != nil {
+		t.Fatal(err)
+	}
+	torn[lightrag.GraphFile] = streamDir(t, older)[lightrag.GraphFile]
+	if lightrag.Resumable(torn, lightrag.Check(torn)) != nil {
+		t.Fatal("a torn graph is resumable")
+	}
+}
+
+// TestUnfinishedListIsBounded: a bulk import's thousands of pending
+// documents are all counted, the first by id named.
+func TestUnfinishedListIsBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range 5000 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"doc-%05d": {"status": "pending"}`, 4999-i)
+	}
+	b.WriteString("}")
+	s := lightrag.NewFileStream(lightrag.DocStatusFile)
+	s.Write([]byte(b.String()), nil)
+	st := s.Close()
+	u := st.Unfinished
+	if got := u.Counts["pending"]; got != 5000 || u.Keys.Count != 5000 {
+		t.Fatalf("counted %d pending (%d in the set), want 5000", got, u.Keys.Count)
+	}
+	if len(u.Docs) != lightrag.MaxUnfinishedListed || u.Docs[0].ID != "doc-00000" || u.Docs[99].ID != "doc-00099" {
+		t.Fatalf("named %d, first %v", len(u.Docs), u.Docs[:2])
+	}
 }

@@ -20,7 +20,8 @@ func validateKV(in *input, c collect) *FileStats {
 		st.Problem = "not a JSON object"
 		return st
 	}
-	var keys keyCollector
+	var keys, unfinished keyCollector
+	var docs unfinishedDocs
 	var key, status []byte
 	err = s.members('}', func() error {
 		var err error
@@ -37,8 +38,13 @@ func validateKV(in *input, c collect) *FileStats {
 			if status, err = s.fieldOf("status", status[:0]); err != nil {
 				return err
 			}
-			if string(status) == "processed" {
+			switch string(status) {
+			case "processed":
 				keys.add(decodedJSON(key))
+			case StatusPending, StatusProcessing, StatusFailed:
+				id := decodedJSON(key)
+				unfinished.add(id)
+				docs.add(string(id), string(status))
 			}
 			return nil
 		}
@@ -57,6 +63,11 @@ func validateKV(in *input, c collect) *FileStats {
 	case collectNone:
 	case collectPairKeys:
 		st.Pairs = keys.set()
+	case collectProcessed:
+		st.Keys = keys.set()
+		u := &Unfinished{Keys: unfinished.set()}
+		u.Docs, u.Counts = docs.result()
+		st.Unfinished = u
 	default:
 		st.Keys = keys.set()
 	}

@@ -84,6 +84,19 @@ type FileStats struct {
 	// Check); nil for files no invariant involves.
 	Keys  *KeySet `json:"keys,omitempty"`
 	Pairs *KeySet `json:"pairs,omitempty"`
+	// Unfinished is, for the document status store, the documents LightRAG
+	// takes up again when it starts (nil for other files, and for a status
+	// store validated by a graphkeep that did not record them).
+	Unfinished *Unfinished `json:"unfinished,omitempty"`
+}
+
+// Unfinished are the documents of a status store that are pending,
+// processing or failed: as a KeySet, the first MaxUnfinishedListed of them
+// by id, and how many there are per status.
+type Unfinished struct {
+	Keys   *KeySet          `json:"keys"`
+	Docs   []DocState       `json:"docs,omitempty"`
+	Counts map[string]int64 `json:"counts,omitempty"`
 }
 
 // Stats summarise a graph.

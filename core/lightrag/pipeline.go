@@ -93,6 +93,8 @@ func HasNames(rel string, st *FileStats) bool {
 		return st != nil && st.Keys != nil && st.Pairs != nil
 	case collectPairKeys, collectRelations:
 		return st != nil && st.Pairs != nil
+	case collectProcessed:
+		return st != nil && st.Keys != nil && st.Unfinished != nil && st.Unfinished.Keys != nil
 	}
 	return st != nil && st.Keys != nil
 }

@@ -5,6 +5,8 @@
 package recovery
 
 import (
+	"strings"
+
 	"github.com/graphkeep/graphkeep/core/problem"
 
 	"context"
@@ -52,6 +54,12 @@ func CreateCheckpoint(ctx context.Context, r *repo.Repository, sources []backup.
 			}
 			entry = repo.CheckpointSnapshot{Graph: good.Graph, ID: good.ID, LightRAG: good.LightRAG,
 				Note: fmt.Sprintf("the new snapshot %s is %s; this is the newest good one", m.ID, m.NotGoodReason())}
+			m = good
+		}
+		if m.Resumable() {
+			entry.Resumable = true
+			resumes := "resumable: on start LightRAG takes up again " + m.Consistency.Resume.String()
+			entry.Note = strings.TrimPrefix(entry.Note+"; "+resumes, "; ")
 		}
 		cp.Snapshots = append(cp.Snapshots, entry)
 	}

@@ -31,8 +31,12 @@ type CheckpointSnapshot struct {
 	ID       string       `json:"id"`
 	LightRAG *GraphCounts `json:"lightrag,omitempty"`
 	// Note says why the checkpoint names an older snapshot than the one
-	// its backup took (that one was flagged or mid-ingestion).
+	// its backup took (that one was flagged or mid-ingestion), or that the
+	// snapshot is resumable and which documents LightRAG takes up again.
 	Note string `json:"note,omitempty"`
+	// Resumable: the snapshot was cut while LightRAG was ingesting, in a
+	// state it resumes from.
+	Resumable bool `json:"resumable,omitempty"`
 }
 
 // SaveCheckpoint writes c with create-if-absent.

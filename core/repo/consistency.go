@@ -21,9 +21,17 @@ type Consistency struct {
 	// MidIngestion: the stores disagree (LightRAG was ingesting when the
 	// maximum wait passed); LightRAG reprocesses unfinished documents when
 	// it starts on such a snapshot.
-	MidIngestion bool        `json:"mid_ingestion"`
-	Reason       string      `json:"reason,omitempty"`
-	Invariants   []Invariant `json:"invariants,omitempty"`
+	MidIngestion bool `json:"mid_ingestion"`
+	// Resumable: not every invariant holds, but every one between the
+	// graph, vector and chunk stores does, and each stored document that
+	// is not processed is pending, processing or failed: LightRAG takes
+	// those up again when it starts, so a restore of it loses nothing.
+	// Resume names them. A resumable snapshot is good ("latest" may pick
+	// it) though not consistent.
+	Resumable  bool        `json:"resumable,omitempty"`
+	Resume     *Resume     `json:"resume,omitempty"`
+	Reason     string      `json:"reason,omitempty"`
+	Invariants []Invariant `json:"invariants,omitempty"`
 	// QuietMS is how long nothing in the graph had been written at the
 	// cut; WaitedMS how long the backup waited for a quiet, consistent
 	// moment; CutMS how long taking the cut (open, check, read) took.
@@ -42,6 +50,35 @@ type Consistency struct {
 
 // Flagged reports whether validation found a file that does not parse.
 func (m *Manifest) Flagged() bool { return !m.LightRAG.Valid() }
+
+// Resumable reports whether the snapshot was cut in a state LightRAG
+// resumes from (Consistency.Resumable).
+func (m *Manifest) Resumable() bool { return m.Consistency != nil && m.Consistency.Resumable }
+
+// State names how the snapshot was cut: "flagged", "mid-ingestion",
+// "resumable", "consistent", or "ok" (cut before graphkeep recorded it).
+func (m *Manifest) State() string {
+	switch {
+	case m.Flagged():
+		return StateFlagged
+	case m.MidIngestion():
+		return StateMidIngestion
+	case m.Resumable():
+		return StateResumable
+	case m.Consistency != nil && m.Consistency.Consistent:
+		return StateConsistent
+	}
+	return StateOK
+}
+
+// The states of a snapshot (Manifest.State).
+const (
+	StateFlagged      = "flagged"
+	StateMidIngestion = "mid-ingestion"
+	StateResumable    = "resumable"
+	StateConsistent   = "consistent"
+	StateOK           = "ok"
+)
 
 // MidIngestion reports whether the snapshot was cut while LightRAG's stores
 // disagreed.

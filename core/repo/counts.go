@@ -2,6 +2,7 @@ package repo
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -57,6 +58,73 @@ type FileCounts struct {
 	// without being read; nil for files no invariant involves.
 	Keys  *NameSet `json:"keys,omitempty"`
 	Pairs *NameSet `json:"pairs,omitempty"`
+	// Unfinished is, for the document status store, its documents that are
+	// pending, processing or failed (nil for other files).
+	Unfinished *UnfinishedDocs `json:"unfinished,omitempty"`
+}
+
+// UnfinishedDocs are a status store's documents LightRAG takes up again
+// when it starts: fingerprinted, the first of them named, counted per
+// status.
+type UnfinishedDocs struct {
+	Keys   *NameSet         `json:"keys"`
+	Docs   []DocState       `json:"docs,omitempty"`
+	Counts map[string]int64 `json:"counts,omitempty"`
+}
+
+// DocState is a document and its status.
+type DocState struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+}
+
+// Resume is what LightRAG does again when it starts on a resumable
+// snapshot: the documents it processes again (the first of them named,
+// all counted per status).
+type Resume struct {
+	Docs   []DocState       `json:"docs"`
+	Counts map[string]int64 `json:"counts"`
+}
+
+// Total is how many documents LightRAG processes again.
+func (r *Resume) Total() int64 {
+	if r == nil {
+		return 0
+	}
+	var n int64
+	for _, c := range r.Counts {
+		n += c
+	}
+	return n
+}
+
+// String says it in a line: "3 documents (2 pending, 1 failed): doc-a, ...".
+func (r *Resume) String() string {
+	if r == nil {
+		return ""
+	}
+	statuses := make([]string, 0, len(r.Counts))
+	for s := range r.Counts {
+		statuses = append(statuses, s)
+	}
+	sort.Strings(statuses)
+	var per []string
+	for _, s := range statuses {
+		per = append(per, fmt.Sprintf("%d %s", r.Counts[s], s))
+	}
+	ids := make([]string, 0, min(len(r.Docs), 5))
+	for _, d := range r.Docs[:min(len(r.Docs), 5)] {
+		ids = append(ids, d.ID)
+	}
+	more := ""
+	if n := r.Total() - int64(len(ids)); n > 0 {
+		more = fmt.Sprintf(" and %d more", n)
+	}
+	noun := "documents"
+	if r.Total() == 1 {
+		noun = "document"
+	}
+	return fmt.Sprintf("%d %s (%s): %s%s", r.Total(), noun, strings.Join(per, ", "), strings.Join(ids, ", "), more)
 }
 
 // NameSet fingerprints a set of names.

@@ -39,7 +39,14 @@ type Summary struct {
 	Flagged   bool      `json:"flagged"`
 	// MidIngestion: cut while LightRAG's stores disagreed.
 	MidIngestion bool `json:"mid_ingestion"`
-	// Good: neither flagged nor mid-ingestion ("latest" picks only these).
+	// Resumable: cut in a state LightRAG resumes from (Consistency.Resume
+	// names the documents it takes up again).
+	Resumable bool `json:"resumable"`
+	// State is Manifest.State: consistent, resumable, mid-ingestion,
+	// flagged, or ok (cut before graphkeep recorded consistency).
+	State string `json:"state"`
+	// Good: neither flagged nor mid-ingestion ("latest" picks only these:
+	// consistent or resumable ones).
 	Good        bool         `json:"good"`
 	LightRAG    *GraphCounts `json:"lightrag"`
 	Consistency *Consistency `json:"consistency,omitempty"`
@@ -48,7 +55,7 @@ type Summary struct {
 // Summary returns the manifest's list entry.
 func (m *Manifest) Summary() Summary {
 	return Summary{Graph: m.Graph, ID: m.ID, Time: m.Time, SizeBytes: m.Totals.SizeBytes, Files: m.Totals.Files,
-		Parent: m.Parent, Flagged: m.Flagged(), MidIngestion: m.MidIngestion(), Good: m.Good(),
+		Parent: m.Parent, Flagged: m.Flagged(), MidIngestion: m.MidIngestion(), Resumable: m.Resumable(), State: m.State(), Good: m.Good(),
 		LightRAG: m.LightRAG, Consistency: m.Consistency}
 }
 

@@ -189,13 +189,13 @@ func storeRound(toolName, dir, base string, st benchStore) map[step]measurement 
 }
 
 // atRest waits until the copy just made has been still for graphkeep's
-// quiet window, as a graph at rest has been: graphkeep waits for a quiet
-// moment before it cuts a snapshot (restic and kopia do not), and a bench
-// timing that wait would time the copy, not the backup.
+// flush settle time, as a graph at rest has been: graphkeep waits for the
+// end of a flush before it cuts a snapshot (restic and kopia do not), and
+// a bench timing that wait would time the copy, not the backup.
 func atRest(dir string) {
 	last, err := backup.LastWrite(dir)
 	must(err)
-	time.Sleep(time.Until(last.Add(backup.DefaultQuiet + 50*time.Millisecond)))
+	time.Sleep(time.Until(last.Add(backup.FlushSettle + 50*time.Millisecond)))
 }
 
 // Repository locations are written "file:<dir>" or "s3:<endpoint>/<bucket>/<prefix>"
