@@ -117,7 +117,7 @@ Repository URLs: file:///abs/dir, mem://name,
 	f.StringVar(&g.passwordCommand, "password-command", "", "command printing the repository password, run with sh -c (env GRAPHKEEP_PASSWORD_COMMAND)")
 	f.StringVar(&g.cacheDir, "cache-dir", "", "local manifest cache (env GRAPHKEEP_CACHE_DIR; default: the user cache dir)")
 	f.BoolVar(&g.json, "json", false, "print JSON")
-	f.StringVar(&g.quietWindow, "quiet-window", "", "how long a graph must go unwritten before a backup cuts it (env GRAPHKEEP_QUIET_WINDOW; default 2s; 0: at once)")
+	f.StringVar(&g.quietWindow, "quiet-window", "", "wait until a graph has gone unwritten this long (and LightRAG's pipeline is idle) before a backup cuts it (env GRAPHKEEP_QUIET_WINDOW; default: only until no flush is in progress; 0: at once)")
 	f.StringVar(&g.maxWait, "max-wait", "", "longest a backup waits for a quiet moment in which LightRAG's stores agree; then it stores the cut marked mid-ingestion (env GRAPHKEEP_MAX_WAIT; default 30s)")
 	f.StringVar(&g.lightragURL, "lightrag-url", "", "LightRAG server writing the graphs: backups wait until its pipeline is not busy (env GRAPHKEEP_LIGHTRAG_URL; key in GRAPHKEEP_LIGHTRAG_API_KEY)")
 
