@@ -88,11 +88,30 @@ func TestCLIBacksUpALiveGraphConsistently(t *testing.T) {
 		}
 	}
 
-	// LightRAG stops half-way through a document.
+	// LightRAG stops with a document processing, every other store in
+	// agreement: the default backup keeps that state at once, resumable,
+	// and restore says which document LightRAG processes again.
+	stopAfter(t, lw, 5)
+	out := e.ok("backup", "g1")
+	if !strings.Contains(out, "RESUMABLE") {
+		t.Fatalf("backup of a graph stopped between documents' flushes says:\n%s", out)
+	}
+	var snaps0 []repo.Summary
+	e.jsonOut(&snaps0, "snapshots", "g1")
+	resumable := snaps0[len(snaps0)-1]
+	if !resumable.Resumable || !resumable.Good || resumable.State != "resumable" || resumable.Consistency.Resume.Total() != 1 {
+		t.Fatalf("snapshots --json: %+v, want the newest resumable", resumable)
+	}
+	out = e.ok("restore", "g1", "latest", "--to", filepath.Join(e.dir, "resumed"))
+	if !strings.Contains(out, "LightRAG processes again 1 document (1 processing): "+resumable.Consistency.Resume.Docs[0].ID) {
+		t.Fatalf("restore of a resumable snapshot says:\n%s", out)
+	}
+
+	// LightRAG stops half-way through a document's main flush.
 	wctx, stop := context.WithCancel(context.Background())
 	go func() {
 		start := len(lw.States())
-		for len(lw.States()) < start+10 {
+		for len(lw.States()) < start+12 { // the next document, up to its entity-chunks store
 			time.Sleep(time.Millisecond)
 		}
 		stop()
@@ -100,7 +119,7 @@ func TestCLIBacksUpALiveGraphConsistently(t *testing.T) {
 	if err := lw.Run(wctx); err != nil {
 		t.Fatal(err)
 	}
-	out := e.ok("backup", "g1", "--quiet-window", "100ms", "--max-wait", "1s")
+	out = e.ok("backup", "g1", "--quiet-window", "100ms", "--max-wait", "1s")
 	if !strings.Contains(out, "MID-INGESTION") {
 		t.Fatalf("backup of a graph left mid-ingestion says:\n%s", out)
 	}
@@ -119,6 +138,23 @@ func TestCLIBacksUpALiveGraphConsistently(t *testing.T) {
 	}
 	e.fails("--allow-flagged", "restore", "g1", torn.ID, "--to", filepath.Join(e.dir, "torn"))
 	e.ok("restore", "g1", torn.ID, "--to", filepath.Join(e.dir, "torn"), "--allow-flagged")
+}
+
+// stopAfter runs the writer (its next document) until it has made n more
+// states, and stops it there, as a crash of LightRAG would.
+func stopAfter(t *testing.T, lw *fixture.Writer, n int) {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	start := len(lw.States())
+	go func() {
+		for len(lw.States()) < start+n {
+			time.Sleep(time.Millisecond)
+		}
+		stop()
+	}()
+	if err := lw.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // manifestOf reads a snapshot's file hashes through the CLI's cache-free

@@ -234,6 +234,9 @@ func printFailover(out *service.FailoverResult, dryRun bool) {
 		fmt.Printf("failover done: the primary is now %s (recorded in %s)\n", providers.Redact(p.To), out.RecordedIn)
 		for _, res := range out.Restored {
 			fmt.Printf("restored %s/%s into %s: %d files, %v\n", res.Snapshot.Graph, res.Snapshot.ID, res.Dest, res.Files, res.LightRAG)
+			if res.Resume != nil {
+				fmt.Printf("  resumable: when it starts, LightRAG processes again %s\n", res.Resume)
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package recovery
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -63,6 +64,22 @@ type TargetHealth struct {
 	LagBytes     int64   `json:"lag_bytes"`
 	RPOSeconds   float64 `json:"rpo_seconds"`
 	Error        string  `json:"error,omitempty"`
+}
+
+// MarshalJSON writes an unknown lag (LagSnapshots < 0: the target did not
+// answer) as null, as every other figure not known is, never as -1.
+func (t TargetHealth) MarshalJSON() ([]byte, error) {
+	type plain TargetHealth
+	out := struct {
+		plain
+		LagSnapshots *int     `json:"lag_snapshots"`
+		LagBytes     *int64   `json:"lag_bytes"`
+		RPOSeconds   *float64 `json:"rpo_seconds"`
+	}{plain: plain(t)}
+	if t.LagSnapshots >= 0 {
+		out.LagSnapshots, out.LagBytes, out.RPOSeconds = &t.LagSnapshots, &t.LagBytes, &t.RPOSeconds
+	}
+	return json.Marshal(out)
 }
 
 // GraphHealth is one graph's last good snapshot against its schedule.

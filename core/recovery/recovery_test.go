@@ -2,6 +2,7 @@ package recovery_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -513,5 +514,21 @@ func TestCheckpointsAndFailoverUseGoodSnapshots(t *testing.T) {
 	}
 	if len(out.Restored) != 1 || out.Restored[0].Snapshot.ID != good.Manifest.ID || len(out.Restored[0].PassedOver) != 1 {
 		t.Fatalf("failover restored %+v, want %s passing over %s", out.Restored, good.Manifest.ID, flagged.ID)
+	}
+}
+
+// TestUnknownLagIsNull: a target whose lag is not known has null figures
+// in JSON, not -1.
+func TestUnknownLagIsNull(t *testing.T) {
+	b, err := json.Marshal(recovery.TargetHealth{ID: "eu", Status: "UNREACHABLE", LagSnapshots: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(b); !strings.Contains(s, `"lag_snapshots":null`) || !strings.Contains(s, `"rpo_seconds":null`) || strings.Contains(s, "-1") {
+		t.Fatalf("unknown lag: %s", s)
+	}
+	b, _ = json.Marshal(recovery.TargetHealth{ID: "eu", Status: "HEALTHY", LagSnapshots: 2, LagBytes: 10, RPOSeconds: 3})
+	if s := string(b); !strings.Contains(s, `"lag_snapshots":2`) || !strings.Contains(s, `"lag_bytes":10`) || !strings.Contains(s, `"id":"eu"`) {
+		t.Fatalf("known lag: %s", s)
 	}
 }

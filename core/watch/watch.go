@@ -166,7 +166,7 @@ func (g *graphs) watch(ctx context.Context, src backup.Source) error {
 				}
 				if ev.Err == nil {
 					backedUp = ev.Manifest.Consistency.LastWrite
-					log.Info("watch: snapshot committed", "snapshot", ev.Manifest.ID, "consistent", ev.Manifest.Good(),
+					log.Info("watch: snapshot committed", "snapshot", ev.Manifest.ID, "state", ev.Manifest.State(), "good", ev.Manifest.Good(),
 						"rpo", ev.RPO.Round(time.Millisecond), "took", ev.Duration.Round(time.Millisecond),
 						"added_bytes", ev.Manifest.Totals.AddedBytes)
 				} else {
