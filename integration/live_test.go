@@ -99,11 +99,11 @@ func TestCLIBacksUpALiveGraphConsistently(t *testing.T) {
 	var snaps0 []repo.Summary
 	e.jsonOut(&snaps0, "snapshots", "g1")
 	resumable := snaps0[len(snaps0)-1]
-	if !resumable.Resumable || !resumable.Good || resumable.State != "resumable" || resumable.Consistency.Resume.Total() != 1 {
+	if !resumable.Resumable || !resumable.Good || resumable.State != "resumable" || resumable.Consistency.Resume.Total() < 1 {
 		t.Fatalf("snapshots --json: %+v, want the newest resumable", resumable)
 	}
 	out = e.ok("restore", "g1", "latest", "--to", filepath.Join(e.dir, "resumed"))
-	if !strings.Contains(out, "LightRAG processes again 1 document (1 processing): "+resumable.Consistency.Resume.Docs[0].ID) {
+	if !strings.Contains(out, "LightRAG processes again "+resumable.Consistency.Resume.String()) || !strings.Contains(out, resumable.Consistency.Resume.Docs[0].ID) {
 		t.Fatalf("restore of a resumable snapshot says:\n%s", out)
 	}
 
