@@ -168,6 +168,11 @@ func TestBackupRoutes(t *testing.T) {
 		t.Fatalf("stats: %d %+v", code, stats)
 	}
 	// Cleanup (keep_last 1 by default) then delete the last.
+	// A duration in the API reads days, as flags and the config file do.
+	var dry job
+	if code := f.do("POST", "/backup/cleanup?wait=true", "", `{"policy": {"keep_within": "7d"}, "dry_run": true}`, &dry); code != 201 || !strings.Contains(string(dry.Result), `"within 1w"`) {
+		t.Fatalf("cleanup keeping 7d: %d %s", code, dry.Result)
+	}
 	if code := f.do("POST", "/backup/cleanup?wait=true", "", `{"dry_run": false}`, &j); code != 201 {
 		t.Fatalf("cleanup: %d %+v", code, j)
 	}
@@ -212,6 +217,7 @@ func TestBadInput(t *testing.T) {
 		{"POST", "/replication/targets", `{"id": "../x", "url": "mem://x"}`, 400, `"id"`},
 		{"POST", "/replication/targets", `{"id": "t1"}`, 400, `"url" is required`},
 		{"POST", "/backup/cleanup", `{"policy": {}}`, 422, "keeps nothing"},
+		{"POST", "/backup/cleanup", `{"policy": {"keep_within": "6 hours"}}`, 400, "7d"},
 		{"GET", "/backup/graphs/g%2F..%2Fx/snapshots", "", 400, `graph "`},
 		{"GET", "/backup/graphs/g%00/snapshots", "", 400, `graph "`},
 		{"GET", "/backup/graphs/gr%C3%A2ph/snapshots", "", 400, `graph "`},
