@@ -166,7 +166,9 @@ func newLiveTool(name, work, root string) *liveTool {
 		t.init()
 		// Exit 3: the snapshot is saved, but a file vanished while restic
 		// read the directory (LightRAG renamed a temporary file away).
-		lt.backup = func(graph string) measurement { return t.runAllowing([]int{3}, *resticBin, "backup", "--host", "bench", graph) }
+		lt.backup = func(graph string) measurement {
+			return t.runAllowing([]int{3}, *resticBin, "backup", "--host", "bench", graph)
+		}
 		lt.list = func(string) []string { return jsonIDs(t.run(*resticBin, "snapshots", "--json").output, "short_id") }
 		lt.restore = func(id, graph, to string) string {
 			t.run(*resticBin, "restore", id, "--target", to)
