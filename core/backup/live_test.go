@@ -3,6 +3,7 @@ package backup_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -309,5 +310,67 @@ func TestBulkIngestionSnapshotsAreGoodAndQuick(t *testing.T) {
 	t.Logf("bulk ingestion: %d of %d snapshots good, slowest backup %s", good, backups, worst)
 	if good*10 < backups*9 {
 		t.Fatalf("only %d of %d snapshots during bulk ingestion were good (consistent or resumable)", good, backups)
+	}
+}
+
+// TestFlushWaitSeesThroughStaleTemporaries: a temporary file a crash of
+// LightRAG left behind long ago does not hold the cut up; one being written
+// now does, until it is renamed away.
+func TestFlushWaitSeesThroughStaleTemporaries(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newRepo(t, "")
+	dir := graphDir(t, 2)
+	old := time.Now().Add(-time.Hour)
+	for _, f := range []string{"kv_store_full_docs.json", "vdb_chunks.json.tmp.1.2.3"} {
+		p := filepath.Join(dir, f)
+		if f != "kv_store_full_docs.json" {
+			if err := os.WriteFile(p, []byte("{"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	settleAll(t, dir, old)
+	res, err := backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: dir}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := res.Manifest.Consistency; c.WaitedMS > 1000 {
+		t.Fatalf("a stale temporary file held the cut up %d ms", c.WaitedMS)
+	}
+	// A flush in progress: the cut waits for its rename.
+	tmp := filepath.Join(dir, "vdb_entities.json.tmp.9.9.9")
+	if err := os.WriteFile(tmp, []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(400 * time.Millisecond)
+		_ = os.Remove(tmp)
+	}()
+	res, err = backup.Create(ctx, r, backup.Source{Graph: "g1", Dir: dir}, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := res.Manifest.Consistency; c.WaitedMS < 300 {
+		t.Fatalf("the cut did not wait for a flush in progress (waited %d ms)", c.WaitedMS)
+	}
+}
+
+// settleAll dates every file of dir at when, so the graph reads as quiet.
+func settleAll(t *testing.T, dir string, when time.Time) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.Chtimes(filepath.Join(dir, e.Name()), when, when); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chtimes(dir, when, when); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -24,6 +24,11 @@ import (
 // count as over. A flush replaces files milliseconds apart.
 const FlushSettle = 100 * time.Millisecond
 
+// staleTemp: a temporary file not written for this long is no flush in
+// progress but one a crash left behind (LightRAG writes a temporary file
+// from start to rename without pause).
+const staleTemp = 10 * time.Second
+
 // flushWait bounds the wait for a moment between flushes; after it the
 // graph is cut anyway (the cut itself checks that it is one instant, and
 // the invariants whether that instant is usable).
@@ -136,8 +141,10 @@ func LastWrite(dir string) (time.Time, error) {
 }
 
 // scanWrites returns the newest modification time in dir (as LastWrite)
-// and whether a temporary file of a flush is there.
+// and whether a flush is writing a temporary file there (one written in
+// the last staleTemp).
 func scanWrites(dir string) (last time.Time, flushing bool, err error) {
+	now := time.Now()
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) && p != dir {
@@ -145,15 +152,15 @@ func scanWrites(dir string) (last time.Time, flushing bool, err error) {
 			}
 			return err
 		}
-		if !d.IsDir() && isFlushTemp(d.Name()) {
-			flushing = true
-		}
 		info, err := d.Info()
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 		if err != nil {
 			return err
+		}
+		if !d.IsDir() && isFlushTemp(d.Name()) && now.Sub(info.ModTime()) < staleTemp {
+			flushing = true
 		}
 		if t := info.ModTime(); t.After(last) {
 			last = t
