@@ -147,13 +147,17 @@ func stopAfter(t *testing.T, lw *fixture.Writer, n int) {
 	ctx, stop := context.WithCancel(context.Background())
 	start := len(lw.States())
 	go func() {
-		for len(lw.States()) < start+n {
+		defer stop()
+		deadline := time.Now().Add(30 * time.Second) // the writer makes a state every few ms
+		for len(lw.States()) < start+n && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
 		}
-		stop()
 	}()
 	if err := lw.Run(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if got := len(lw.States()); got < start+n {
+		t.Fatalf("the writer made %d states in 30 s, want %d", got-start, n)
 	}
 }
 
