@@ -61,13 +61,15 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $$budget $$pkg; \
 	done
 
-## test-tools: Debian's chromium (the dashboard's browser test) and
-## prometheus (promtool, for the alerting rules' tests), installed when
-## missing.
+## test-tools: Debian's chromium (the dashboard's browser test),
+## prometheus (promtool, for the alerting rules' tests) and postgresql-15
+## (the PostgreSQL graphs' tests start it as a plain process), installed
+## when missing.
 test-tools:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql-15"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing (apt-get)"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -40,6 +40,13 @@ type cut struct {
 	entries     []repo.FileEntry
 	validation  map[string]*lightrag.FileStats
 	consistency *repo.Consistency
+	// A graph in PostgreSQL: where its tables came from, where each kind
+	// of store is, the stores kept elsewhere (not compared), and the
+	// tables each store's invariants read.
+	postgres *repo.PostgresSource
+	stores   []repo.Store
+	missing  []string
+	names    map[string]string
 }
 
 // errMoved: the directory changed during the cut; moved names the path.
@@ -63,7 +70,7 @@ func (b *builder) take(start time.Time) (*cut, error) {
 			return nil, err
 		}
 		cutStart := time.Now()
-		c, err := b.cutOnce()
+		c, err := b.cutGraph()
 		var mv *errMoved
 		if errors.As(err, &mv) {
 			if moved++; moved >= b.opts.Attempts {
@@ -78,7 +85,8 @@ func (b *builder) take(start time.Time) (*cut, error) {
 			return nil, err
 		}
 		now := time.Now()
-		checked := lightrag.Check(c.validation)
+		checked := dropMissing(lightrag.Check(c.validation), c.missing)
+		renameSides(checked, c.names)
 		cons := &repo.Consistency{
 			SingleInstant: true,
 			Invariants:    invariants(checked),
@@ -107,6 +115,10 @@ func (b *builder) take(start time.Time) (*cut, error) {
 			continue
 		}
 		if cons.Consistent || hasProblem(c) {
+			if cons.Consistent && len(c.missing) > 0 {
+				cons.Consistent = false
+				cons.Reason = "partial: the workspace keeps " + missingKinds(c.stores) + " elsewhere"
+			}
 			return c, nil // consistent, or flagged: waiting does not mend a broken file
 		}
 		// A state LightRAG resumes from (only unfinished documents differ)
@@ -141,6 +153,25 @@ func (b *builder) take(start time.Time) (*cut, error) {
 			return nil, err
 		}
 	}
+}
+
+// cutGraph takes one cut of the graph's directory, its PostgreSQL
+// workspace, or both.
+func (b *builder) cutGraph() (*cut, error) {
+	if b.pg != nil {
+		return b.cutPostgres()
+	}
+	return b.cutOnce()
+}
+
+func missingKinds(stores []repo.Store) string {
+	var kinds []string
+	for _, s := range stores {
+		if s.In == "" {
+			kinds = append(kinds, "its "+strings.ReplaceAll(s.Kind, "_", " ")+" store")
+		}
+	}
+	return strings.Join(kinds, " and ")
 }
 
 // cutOnce takes one cut: open everything, check the paths still name what
@@ -244,7 +275,7 @@ func (b *builder) file(e *repo.FileEntry, f *os.File) error {
 			return nil
 		}
 	}
-	if err := b.read(e, f); err != nil {
+	if err := b.read(e, f, lightrag.NewFileStream(e.Path), e.Size); err != nil {
 		return err
 	}
 	b.advance(0, 1)
@@ -291,8 +322,11 @@ func reusable(path string, fc *repo.FileCounts) bool {
 	return lightrag.HasNames(path, fileStats(fc))
 }
 
-// read chunks, hashes, validates and queues the upload of f's content.
-func (b *builder) read(e *repo.FileEntry, f *os.File) error {
+// read chunks, hashes, validates (with validate, which it closes) and
+// queues the upload of f's content, which must be size bytes (-1: any
+// size, which e records).
+func (b *builder) read(e *repo.FileEntry, f io.Reader, validate *lightrag.Stream, size int64) error {
+	want := size
 	var err error
 	if b.chunker == nil {
 		if b.chunker, err = chunker.New(f, b.repo.ChunkerParams()); err != nil {
@@ -301,10 +335,9 @@ func (b *builder) read(e *repo.FileEntry, f *os.File) error {
 	} else {
 		b.chunker.Reset(f)
 	}
-	validate := lightrag.NewFileStream(e.Path)
 	sum := b.repo.FileHash()
 	var refs []repo.ChunkRef
-	var size int64
+	size = 0
 	for {
 		data, err := b.chunker.Next()
 		if err == io.EOF {
@@ -354,9 +387,10 @@ func (b *builder) read(e *repo.FileEntry, f *os.File) error {
 		b.advance(int64(len(data)), 0)
 	}
 	st := validate.Close()
-	if size != e.Size {
+	if want >= 0 && size != want {
 		return &errMoved{e.Path, "changed size while it was read"}
 	}
+	e.Size = size
 	b.repo.SetDigest(e, sum.Sum(nil))
 	e.Chunks = refs
 	e.LightRAG = fileCounts(st)

@@ -307,7 +307,7 @@ func writeTree(ctx context.Context, r *repo.Repository, m *repo.Manifest, dir st
 			if err := root.Symlink(f.Target, name); err != nil {
 				return fmt.Errorf("%s: %w", f.Path, err)
 			}
-		case repo.TypeFile:
+		case repo.TypeFile, repo.TypeTable: // tables go to PostgreSQL
 		default:
 			return fmt.Errorf("%s: unknown entry type %q", f.Path, f.Type)
 		}
@@ -364,7 +364,7 @@ func writeTree(ctx context.Context, r *repo.Repository, m *repo.Manifest, dir st
 	// directory does not move its mtime again.
 	for i := len(m.Files) - 1; i >= 0; i-- {
 		f := m.Files[i]
-		if f.Type == repo.TypeSymlink {
+		if f.Type == repo.TypeSymlink || f.Type == repo.TypeTable {
 			continue
 		}
 		name := filepath.FromSlash(f.Path)

@@ -49,7 +49,7 @@ func (b *builder) settle(deadline time.Time) (quiet time.Duration, lastWrite tim
 	}
 	for {
 		var flushing bool
-		if lastWrite, flushing, err = scanWrites(b.dir); err != nil {
+		if lastWrite, flushing, err = b.activity(); err != nil {
 			return 0, time.Time{}, "", err
 		}
 		now := time.Now()
@@ -105,9 +105,12 @@ func (b *builder) waitForChange(since, deadline time.Time) error {
 	pause := 250 * time.Millisecond
 	if !b.silence() {
 		pause = 20 * time.Millisecond
+		if b.changes != nil {
+			pause = FlushSettle // a query, not a stat
+		}
 	}
 	for time.Now().Before(deadline) {
-		last, err := LastWrite(b.dir)
+		last, _, err := b.activity()
 		if err != nil {
 			return err
 		}
@@ -119,6 +122,31 @@ func (b *builder) waitForChange(since, deadline time.Time) error {
 		}
 	}
 	return nil
+}
+
+// activity is the graph's newest write and whether a flush is writing a
+// temporary file: of its directory, its workspace in PostgreSQL, or both.
+func (b *builder) activity() (last time.Time, flushing bool, err error) {
+	if b.dir != "" {
+		if last, flushing, err = scanWrites(b.dir); err != nil {
+			return last, flushing, err
+		}
+	}
+	if b.changes != nil {
+		t, err := b.changes.lastChange(b.ctx)
+		if err != nil {
+			return last, flushing, err
+		}
+		last = maxTime(last, t)
+	}
+	return last, flushing, nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func (b *builder) sleep(d time.Duration) error {

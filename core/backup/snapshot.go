@@ -18,6 +18,7 @@ import (
 	"github.com/graphkeep/graphkeep/core/chunker"
 	"github.com/graphkeep/graphkeep/core/internal/bufpool"
 	"github.com/graphkeep/graphkeep/core/lightrag"
+	"github.com/graphkeep/graphkeep/core/postgres"
 	"github.com/graphkeep/graphkeep/core/repo"
 )
 
@@ -213,16 +214,35 @@ func create(ctx context.Context, r *repo.Repository, idx *repo.Index, condemned 
 	if err := repo.CheckGraphID(src.Graph); err != nil {
 		return nil, err
 	}
-	dir, err := filepath.Abs(src.Dir)
-	if err != nil {
-		return nil, err
+	if src.Dir == "" && src.Postgres == nil {
+		return nil, fmt.Errorf("graph %q has neither a directory nor a PostgreSQL workspace", src.Graph)
 	}
-	if _, err := FinishInterruptedSwap(dir); err != nil {
-		return nil, fmt.Errorf("graph %q: %w", src.Graph, err)
+	var dir string
+	var rootInfo os.FileInfo
+	if src.Dir != "" {
+		var err error
+		if dir, err = filepath.Abs(src.Dir); err != nil {
+			return nil, err
+		}
+		if _, err := FinishInterruptedSwap(dir); err != nil {
+			return nil, fmt.Errorf("graph %q: %w", src.Graph, err)
+		}
+		rootInfo, err = os.Stat(dir)
+		switch {
+		case src.Postgres != nil && errors.Is(err, fs.ErrNotExist):
+			dir = "" // LightRAG keeps every store of this workspace in PostgreSQL
+		case err != nil || !rootInfo.IsDir():
+			return nil, fmt.Errorf("graph %q: directory %s is not readable: %v", src.Graph, dir, errOr(err, "not a directory"))
+		}
 	}
-	rootInfo, err := os.Stat(dir)
-	if err != nil || !rootInfo.IsDir() {
-		return nil, fmt.Errorf("graph %q: directory %s is not readable: %v", src.Graph, dir, errOr(err, "not a directory"))
+	var changes *pgChanges
+	if src.Postgres != nil {
+		w, err := postgres.WatchChanges(ctx, src.Postgres.URL, src.Postgres.Workspace)
+		if err != nil {
+			return nil, fmt.Errorf("graph %q: %w", src.Graph, err)
+		}
+		defer w.Close()
+		changes = &pgChanges{watch: w}
 	}
 	parent, err := latestManifest(ctx, r, idx, src.Graph)
 	if err != nil {
@@ -231,6 +251,7 @@ func create(ctx context.Context, r *repo.Repository, idx *repo.Index, condemned 
 
 	b := &builder{
 		ctx: ctx, repo: r, opts: opts, graph: src.Graph, dir: dir, pipeline: src.Pipeline,
+		pg: src.Postgres, changes: changes,
 		known:     idx.Chunks,
 		condemned: condemned,
 		inFlight:  make(map[repo.ChunkID]bool),
@@ -255,10 +276,14 @@ func create(ctx context.Context, r *repo.Repository, idx *repo.Index, condemned 
 		Time:        start.UTC(),
 		Host:        opts.Host,
 		Source:      dir,
-		RootMode:    uint32(rootInfo.Mode().Perm()),
 		Files:       c.entries,
 		LightRAG:    graphCounts(lightrag.Summarize(c.validation)),
 		Consistency: c.consistency,
+		Postgres:    c.postgres,
+		Stores:      c.stores,
+	}
+	if rootInfo != nil && dir != "" {
+		m.RootMode = uint32(rootInfo.Mode().Perm())
 	}
 	if parent != nil {
 		m.Parent = parent.ID
@@ -309,6 +334,8 @@ type builder struct {
 	seen      map[string]repo.FileEntry // read by an earlier cut of this backup
 	validated map[string]validated      // what this backup's reads of LightRAG files found
 	pipeline  *lightrag.Pipeline
+	pg        *postgres.Location // the graph's workspace in PostgreSQL, or nil
+	changes   *pgChanges         // polls it for writes
 	uploads   *uploads
 	chunker   *chunker.Chunker
 	added     int64
@@ -330,6 +357,12 @@ func totals(files []repo.FileEntry) repo.Totals {
 		switch f.Type {
 		case repo.TypeFile:
 			t.Files++
+			t.SizeBytes += f.Size
+			for _, c := range f.Chunks {
+				chunks[c.ID] = true
+			}
+		case repo.TypeTable:
+			t.Tables++
 			t.SizeBytes += f.Size
 			for _, c := range f.Chunks {
 				chunks[c.ID] = true

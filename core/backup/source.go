@@ -13,14 +13,19 @@ import (
 	"strings"
 
 	"github.com/graphkeep/graphkeep/core/lightrag"
+	"github.com/graphkeep/graphkeep/core/postgres"
 	"github.com/graphkeep/graphkeep/core/problem"
 	"github.com/graphkeep/graphkeep/core/repo"
 )
 
-// Source is a graph and the directory it lives in.
+// Source is a graph and where it lives: a directory, a workspace in
+// PostgreSQL, or both (LightRAG keeps in working_dir/workspace the stores
+// it does not keep in PostgreSQL).
 type Source struct {
 	Graph string `json:"graph"`
-	Dir   string `json:"dir"`
+	Dir   string `json:"dir,omitempty"`
+	// Postgres is the graph's workspace in PostgreSQL, or nil.
+	Postgres *postgres.Location `json:"-"`
 	// Pipeline, when set, is the LightRAG server writing this graph: the
 	// backup waits until its pipeline is not busy before the cut.
 	Pipeline *lightrag.Pipeline `json:"lightrag,omitempty"`

@@ -56,13 +56,15 @@ func (m *Manifest) Flagged() bool { return !m.LightRAG.Valid() }
 func (m *Manifest) Resumable() bool { return m.Consistency != nil && m.Consistency.Resumable }
 
 // State names how the snapshot was cut: "flagged", "mid-ingestion",
-// "resumable", "consistent", or "ok" (cut before graphkeep recorded it).
+// "partial", "resumable", "consistent", or "ok" (cut before graphkeep recorded it).
 func (m *Manifest) State() string {
 	switch {
 	case m.Flagged():
 		return StateFlagged
 	case m.MidIngestion():
 		return StateMidIngestion
+	case len(m.Missing()) > 0:
+		return StatePartial
 	case m.Resumable():
 		return StateResumable
 	case m.Consistency != nil && m.Consistency.Consistent:
@@ -76,6 +78,10 @@ const (
 	StateFlagged      = "flagged"
 	StateMidIngestion = "mid-ingestion"
 	StateResumable    = "resumable"
+	// StatePartial: the workspace keeps a store elsewhere (Manifest.Missing)
+	// that the snapshot does not hold. It is good ("latest" may pick it:
+	// no snapshot of the workspace holds more) but never consistent.
+	StatePartial = "partial"
 	StateConsistent   = "consistent"
 	StateOK           = "ok"
 )

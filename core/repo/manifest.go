@@ -26,6 +26,13 @@ type Manifest struct {
 	// Consistency is how the cut was taken and whether LightRAG's stores
 	// agreed in it.
 	Consistency *Consistency `json:"consistency,omitempty"`
+	// Postgres is the database and workspace the snapshot's tables were
+	// read from, with their definitions; nil for a graph of files only.
+	Postgres *PostgresSource `json:"postgres,omitempty"`
+	// Stores says, for each kind of LightRAG store, whether the snapshot
+	// holds it and from where, or that the workspace keeps it elsewhere;
+	// empty for snapshots of a directory taken before graphkeep recorded it.
+	Stores []Store `json:"stores,omitempty"`
 }
 
 // Summary is a snapshot as lists show it (CLI snapshots --json, the API).
@@ -50,13 +57,19 @@ type Summary struct {
 	Good        bool         `json:"good"`
 	LightRAG    *GraphCounts `json:"lightrag"`
 	Consistency *Consistency `json:"consistency,omitempty"`
+	// Source is where the graph was read from: "files", "postgres", or
+	// "postgres+files" for a graph split between them.
+	Source string `json:"source"`
+	// Missing names the LightRAG stores the workspace keeps elsewhere,
+	// which the snapshot does not hold.
+	Missing []Store `json:"missing,omitempty"`
 }
 
 // Summary returns the manifest's list entry.
 func (m *Manifest) Summary() Summary {
 	return Summary{Graph: m.Graph, ID: m.ID, Time: m.Time, SizeBytes: m.Totals.SizeBytes, Files: m.Totals.Files,
 		Parent: m.Parent, Flagged: m.Flagged(), MidIngestion: m.MidIngestion(), Resumable: m.Resumable(), State: m.State(), Good: m.Good(),
-		LightRAG: m.LightRAG, Consistency: m.Consistency}
+		LightRAG: m.LightRAG, Consistency: m.Consistency, Source: m.SourceKind(), Missing: m.Missing()}
 }
 
 // Entry types.
@@ -64,6 +77,10 @@ const (
 	TypeFile    = "file"
 	TypeDir     = "dir"
 	TypeSymlink = "symlink"
+	// TypeTable is one PostgreSQL table's rows of the workspace, in
+	// primary-key order, as COPY's text format writes them; Path is
+	// TablePath(name).
+	TypeTable = "table"
 )
 
 // FileEntry is one file, directory or symlink.
@@ -125,7 +142,10 @@ func (c ChunkRef) Packed() bool { return c.Pack != (ChunkID{}) }
 
 // Totals summarise a snapshot.
 type Totals struct {
-	Files     int   `json:"files"`
+	Files int `json:"files"`
+	// Tables counts a PostgreSQL graph's tables (their rows are in
+	// SizeBytes, as COPY's text format writes them).
+	Tables    int   `json:"tables,omitempty"`
 	Dirs      int   `json:"dirs"`
 	Symlinks  int   `json:"symlinks"`
 	SizeBytes int64 `json:"size_bytes"`

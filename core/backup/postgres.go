@@ -1,0 +1,308 @@
+package backup
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/graphkeep/graphkeep/core/lightrag"
+	"github.com/graphkeep/graphkeep/core/postgres"
+	"github.com/graphkeep/graphkeep/core/repo"
+)
+
+// A graph in PostgreSQL is cut in one read-only REPEATABLE READ
+// transaction: the catalog and every LightRAG table's rows of the
+// workspace, streamed in primary-key order through the same chunking,
+// deduplication and upload as a file, each table an entry of type table.
+// The quiet moment is found by polling a cheap change detector
+// (postgres.Changes); the invariants are checked on the rows streamed. A
+// graph split between PostgreSQL and its directory (LightRAG keeps the
+// stores it does not keep in PostgreSQL under working_dir/workspace) is
+// cut in both: the transaction first, the directory just after.
+
+// pgChanges tracks when a workspace was last seen changing.
+type pgChanges struct {
+	watch   *postgres.Changes
+	state   string
+	changed time.Time // when state was first seen
+}
+
+func (c *pgChanges) lastChange(ctx context.Context) (time.Time, error) {
+	st, err := c.watch.State(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if st != c.state || c.changed.IsZero() {
+		c.state, c.changed = st, time.Now()
+	}
+	return c.changed, nil
+}
+
+// cutPostgres takes one cut of a graph whose stores are (some or all) in
+// PostgreSQL.
+func (b *builder) cutPostgres() (*cut, error) {
+	loc := b.pg
+	rd, err := postgres.Read(b.ctx, loc.URL)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	cutTime := time.Now().UTC()
+	if b.changes != nil && !b.changes.changed.IsZero() {
+		cutTime = b.changes.changed.UTC() // the rows are as of their last change
+	}
+	c := &cut{validation: map[string]*lightrag.FileStats{}}
+	if b.dir != "" {
+		files, err := b.cutOnce()
+		if err != nil {
+			return nil, err
+		}
+		c = files
+	}
+	src := &repo.PostgresSource{Database: loc.Database(), Workspace: loc.Workspace, Schema: rd.Catalog.Schema,
+		Server: rd.Catalog.Server, Vector: rd.Catalog.Vector}
+	tables := map[string]*lightrag.FileStats{}
+	for _, t := range rd.Catalog.Tables {
+		e := repo.FileEntry{Path: repo.TablePath(t.Name), Type: repo.TypeTable, Mode: 0o600, MTime: cutTime}
+		rows, err := b.readTable(rd, t, &e, tables)
+		if err != nil {
+			return nil, err
+		}
+		t.Rows = rows
+		src.Tables = append(src.Tables, t)
+		c.entries = append(c.entries, e)
+	}
+	c.postgres = src
+	c.names = map[string]string{}
+	if len(src.Tables) == 0 {
+		return nil, fmt.Errorf("%s holds no LightRAG tables (lightrag_* with a workspace column) in schema %s: is it the database LightRAG's POSTGRES_DATABASE names? %w",
+			loc.Database(), rd.Catalog.Schema, ErrNoWorkspace)
+	}
+	var total int64
+	for _, t := range src.Tables {
+		total += t.Rows
+	}
+	if total == 0 && b.dir == "" {
+		known, _ := rd.Workspaces(b.ctx)
+		return nil, fmt.Errorf("workspace %q has no rows in %s (workspaces there: %s): check LightRAG's workspace (POSTGRES_WORKSPACE): %w",
+			loc.Workspace, loc.Database(), listOrNone(known), ErrNoWorkspace)
+	}
+	c.stores = placeStores(c, tables, rd.Catalog, b.dir != "")
+	return c, nil
+}
+
+// ErrNoWorkspace: the database holds no LightRAG tables, or none of the
+// workspace's rows.
+var ErrNoWorkspace = fmt.Errorf("no such LightRAG workspace")
+
+func listOrNone(items []string) string {
+	if len(items) == 0 {
+		return "none"
+	}
+	return strings.Join(items, ", ")
+}
+
+// readTable streams one table's rows of the workspace into the pipeline,
+// validating them; the validation goes into tables by table name.
+func (b *builder) readTable(rd *postgres.Reader, t repo.TableDef, e *repo.FileEntry, tables map[string]*lightrag.FileStats) (int64, error) {
+	pr, pw := io.Pipe()
+	type copied struct {
+		rows int64
+		err  error
+	}
+	done := make(chan copied, 1)
+	go func() {
+		n, err := rd.Copy(b.ctx, t, b.pg.Workspace, pw)
+		pw.CloseWithError(err)
+		done <- copied{n, err}
+	}()
+	validate := lightrag.NewTableStream(lightrag.TableOf(t.Name), postgres.ColumnNames(t))
+	err := b.read(e, pr, validate, -1)
+	pr.CloseWithError(io.ErrClosedPipe) // unblocks the copy if read stopped early
+	res := <-done
+	if err == nil {
+		err = res.err
+	}
+	if err != nil {
+		return 0, err
+	}
+	if v, ok := b.validated[e.Path]; ok {
+		tables[t.Name] = v.stats
+	}
+	return res.rows, nil
+}
+
+// placeStores puts each table's validation under the store it stands for
+// (files already there win when the tables are empty), and says where
+// each kind of store is.
+func placeStores(c *cut, tables map[string]*lightrag.FileStats, cat *postgres.Catalog, withFiles bool) []repo.Store {
+	byStore := map[string][]string{}
+	for _, t := range cat.Tables {
+		if st := lightrag.TableOf(t.Name).Store; st != "" {
+			byStore[st] = append(byStore[st], t.Name)
+		}
+	}
+	rowsOf := func(name string) int64 {
+		if st := tables[name]; st != nil {
+			return st.Records
+		}
+		return 0
+	}
+	for store, names := range byStore {
+		if f := c.validation[store]; f != nil && sumRows(names, rowsOf) == 0 {
+			continue // the store is the directory's file
+		}
+		if store == lightrag.GraphFile {
+			c.validation[store] = lightrag.MergeGraph(tables[lightrag.TableGraphNodes], tables[lightrag.TableGraphEdges])
+			c.names[store] = strings.Join(names, "+")
+			continue
+		}
+		// Several vector tables of one kind (one per embedding model, and
+		// a legacy one): the one holding the workspace's rows, the newest
+		// model's when several do.
+		sort.Slice(names, func(i, j int) bool {
+			ri, rj := rowsOf(names[i]), rowsOf(names[j])
+			if (ri > 0) != (rj > 0) {
+				return ri > 0
+			}
+			return lightrag.VectorModel(names[i]) > lightrag.VectorModel(names[j])
+		})
+		c.validation[store] = tables[names[0]]
+		c.names[store] = names[0]
+	}
+	kinds := []struct {
+		kind   string
+		stores []string
+	}{
+		{repo.StoreKV, []string{lightrag.FullDocsFile, lightrag.TextChunksFile, lightrag.EntityChunksFile, lightrag.RelationChunksFile}},
+		{repo.StoreVector, []string{lightrag.VDBChunksFile, lightrag.VDBEntitiesFile, lightrag.VDBRelationsFile}},
+		{repo.StoreGraph, []string{lightrag.GraphFile}},
+		{repo.StoreDocStatus, []string{lightrag.DocStatusFile}},
+	}
+	var out []repo.Store
+	anyData := false
+	held := map[string]string{}
+	for _, k := range kinds {
+		for _, s := range k.stores {
+			names := byStore[s]
+			if n := sumRows(names, rowsOf); n > 0 {
+				held[k.kind] = "postgres"
+				anyData = true
+			} else if !strings.Contains(c.names[s], "lightrag_") && c.validation[s] != nil {
+				if held[k.kind] == "" {
+					held[k.kind] = "files"
+				}
+				anyData = true
+			}
+		}
+	}
+	for _, k := range kinds {
+		st := repo.Store{Kind: k.kind, In: held[k.kind]}
+		switch {
+		case st.In == "postgres":
+			var names []string
+			for _, s := range k.stores {
+				if n := c.names[s]; strings.HasPrefix(n, "lightrag_") {
+					names = append(names, n)
+				}
+			}
+			st.Detail = strings.Join(names, ", ")
+		case st.In == "files":
+			st.Detail = strings.Join(k.stores, ", ")
+		case !anyData:
+			st.In, st.Detail = "postgres", "empty"
+		default:
+			st.Detail = elsewhere(k.kind, cat, withFiles)
+		}
+		out = append(out, st)
+	}
+	// A store kept elsewhere is not compared: its side would read empty.
+	for _, st := range out {
+		if st.In == "" {
+			for _, s := range storesOf(st.Kind) {
+				delete(c.validation, s)
+				c.missing = append(c.missing, s)
+			}
+		}
+	}
+	return out
+}
+
+func sumRows(names []string, rowsOf func(string) int64) int64 {
+	var n int64
+	for _, name := range names {
+		n += rowsOf(name)
+	}
+	return n
+}
+
+func storesOf(kind string) []string {
+	switch kind {
+	case repo.StoreKV:
+		return []string{lightrag.FullDocsFile, lightrag.TextChunksFile, lightrag.EntityChunksFile, lightrag.RelationChunksFile}
+	case repo.StoreVector:
+		return []string{lightrag.VDBChunksFile, lightrag.VDBEntitiesFile, lightrag.VDBRelationsFile}
+	case repo.StoreGraph:
+		return []string{lightrag.GraphFile}
+	}
+	return []string{lightrag.DocStatusFile}
+}
+
+// elsewhere says where a store the snapshot lacks seems to be, and how to
+// include it.
+func elsewhere(kind string, cat *postgres.Catalog, withFiles bool) string {
+	files := "if LightRAG keeps it in files (working_dir/workspace), name that directory too: --graph ID=DIR beside --graph ID=postgres://...?workspace=W (or put the graphs root and --postgres together)"
+	if withFiles {
+		files = "it is not in the graph's directory either"
+	}
+	switch kind {
+	case repo.StoreGraph:
+		if len(cat.AGEGraphs) > 0 {
+			return fmt.Sprintf("not in lightrag_graph_nodes/lightrag_graph_edges; the database has Apache AGE graphs (%s), which LightRAG's PGGraphStorage uses: graphkeep does not read AGE yet, so this graph is not backed up (use PGTableGraphStorage, or NetworkXStorage files)",
+				strings.Join(cat.AGEGraphs, ", "))
+		}
+		return "not in lightrag_graph_nodes/lightrag_graph_edges (Neo4j, Memgraph or NetworkX files?); " + files + "; a graph in another server is not backed up"
+	case repo.StoreVector:
+		return "no lightrag_vdb_* rows (Milvus, Qdrant, Faiss or NanoVectorDB files?); " + files
+	case repo.StoreDocStatus:
+		return "no lightrag_doc_status rows (another server, or JsonDocStatus files?); " + files
+	}
+	return "no lightrag_doc_full/lightrag_doc_chunks rows (another server, or JsonKV files?); " + files
+}
+
+// dropMissing removes the invariants a store kept elsewhere takes part in.
+func dropMissing(ivs []lightrag.Invariant, missing []string) []lightrag.Invariant {
+	if len(missing) == 0 {
+		return ivs
+	}
+	var out []lightrag.Invariant
+	for _, iv := range ivs {
+		skip := false
+		for _, m := range missing {
+			if strings.HasPrefix(iv.Left, m+" ") || strings.HasPrefix(iv.Right, m+" ") {
+				skip = true
+			}
+		}
+		if !skip {
+			out = append(out, iv)
+		}
+	}
+	return out
+}
+
+// renameSides names a store by the tables that stand for it.
+func renameSides(ivs []lightrag.Invariant, names map[string]string) {
+	for i := range ivs {
+		for store, table := range names {
+			if strings.HasPrefix(ivs[i].Left, store+" ") {
+				ivs[i].Left = table + strings.TrimPrefix(ivs[i].Left, store)
+			}
+			if strings.HasPrefix(ivs[i].Right, store+" ") {
+				ivs[i].Right = table + strings.TrimPrefix(ivs[i].Right, store)
+			}
+		}
+	}
+}

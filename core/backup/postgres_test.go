@@ -1,0 +1,350 @@
+package backup_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/postgres"
+	"github.com/graphkeep/graphkeep/core/postgres/pgtest"
+	"github.com/graphkeep/graphkeep/core/problem"
+	"github.com/graphkeep/graphkeep/core/repo"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.StopShared()
+	os.Exit(code)
+}
+
+// pgWorkspace makes a database with LightRAG's tables and a writer for
+// workspace ws in it.
+func pgWorkspace(t *testing.T, srv *pgtest.Server, ws string) *pgtest.Writer {
+	t.Helper()
+	url := srv.CreateDatabase(t)
+	schema, note, err := pgtest.Create(context.Background(), url, pgtest.Schema{Model: "bge_m3", Dim: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(note)
+	w := &pgtest.Writer{URL: url, Workspace: ws, Schema: schema}
+	t.Cleanup(w.Close)
+	return w
+}
+
+func pgSource(graph, url, ws string) backup.Source {
+	return backup.Source{Graph: graph, Postgres: &postgres.Location{URL: url, Workspace: ws}}
+}
+
+// pgQuery runs a query returning one int64.
+func pgQuery(t *testing.T, url, sql string, args ...any) int64 {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int64
+	if err := conn.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+func docs(t *testing.T, url, ws string) int64 {
+	return pgQuery(t, url, "SELECT count(*) FROM lightrag_doc_full WHERE workspace = $1", ws)
+}
+
+func TestPostgresBackupRestoreCloneAndOtherDatabase(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Shared(t)
+	ctx := context.Background()
+	w := pgWorkspace(t, srv, "alpha")
+	if err := w.Run(ctx, 1, 5, nil); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := newRepo(t, "")
+	res, err := backup.Create(ctx, r, pgSource("alpha", w.URL, "alpha"), backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Manifest
+	if got, want := m.State(), repo.StateConsistent; got != want {
+		t.Fatalf("state: got %s, want %s (%+v)", got, want, m.Consistency)
+	}
+	if got := m.LightRAG; got.Docs != 5 || got.Nodes != 15 || got.Edges != 14 || got.Chunks != 10 {
+		t.Fatalf("counts: %+v", got)
+	}
+	if got := len(m.Tables()); got != 13 || m.Totals.Tables != 13 {
+		t.Fatalf("tables: %d (totals %d)", got, m.Totals.Tables)
+	}
+	for _, st := range m.Stores {
+		if st.In != "postgres" {
+			t.Fatalf("store %+v not in postgres", st)
+		}
+	}
+	if strings.Contains(m.Postgres.Database, srv.Password) {
+		t.Fatalf("the manifest holds the password: %s", m.Postgres.Database)
+	}
+	// A second backup of the same state stores nothing new.
+	again, err := backup.Create(ctx, r, pgSource("alpha", w.URL, "alpha"), backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Manifest.Totals.AddedBytes != 0 {
+		t.Fatalf("no-change backup added %d bytes", again.Manifest.Totals.AddedBytes)
+	}
+
+	// Two more documents, then back to the snapshot in place.
+	if err := w.Run(ctx, 6, 7, nil); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := backup.PlanPostgres(ctx, r, m.Ref(), postgres.Location{URL: w.URL, Workspace: "alpha"}, backup.RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var removed, changed int64
+	for _, d := range plan.Diff {
+		removed += d.Removed
+		changed += d.Changed
+		if d.Table == "lightrag_doc_full" && (d.Removed != 2 || d.Added != 0 || d.Changed != 0 || d.Same != 5) {
+			t.Fatalf("dry run of lightrag_doc_full: %+v", d)
+		}
+	}
+	if removed == 0 || changed == 0 {
+		t.Fatalf("dry run: %+v", plan.Diff)
+	}
+	if got := docs(t, w.URL, "alpha"); got != 7 {
+		t.Fatalf("the dry run changed the workspace: %d documents", got)
+	}
+	out, err := backup.RestorePostgres(ctx, r, m.Ref(), postgres.Location{URL: w.URL, Workspace: "alpha"}, backup.RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := docs(t, w.URL, "alpha"); got != 5 || out.Rows == 0 {
+		t.Fatalf("after the restore: %d documents, %d rows loaded", got, out.Rows)
+	}
+	back, err := backup.Create(ctx, r, pgSource("alpha", w.URL, "alpha"), backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !back.Manifest.LightRAG.Equal(m.LightRAG) || back.Manifest.State() != repo.StateConsistent {
+		t.Fatalf("restored state: %+v %s", back.Manifest.LightRAG, back.Manifest.State())
+	}
+
+	// A clone in another workspace leaves the first alone.
+	if _, err := backup.RestorePostgres(ctx, r, m.Ref(), postgres.Location{URL: w.URL, Workspace: "alpha_copy"}, backup.RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := docs(t, w.URL, "alpha_copy"); got != 5 {
+		t.Fatalf("clone: %d documents", got)
+	}
+	clone, err := backup.Create(ctx, r, pgSource("alpha_copy", w.URL, "alpha_copy"), backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !clone.Manifest.LightRAG.Equal(m.LightRAG) || clone.Manifest.State() != repo.StateConsistent {
+		t.Fatalf("clone: %+v %s", clone.Manifest.LightRAG, clone.Manifest.State())
+	}
+
+	// Another database, without LightRAG's tables: they are created.
+	other := srv.CreateDatabase(t)
+	res2, err := backup.RestorePostgres(ctx, r, m.Ref(), postgres.Location{URL: other, Workspace: "alpha"}, backup.RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res2.Created) != 13 {
+		t.Fatalf("created %v", res2.Created)
+	}
+	if got := docs(t, other, "alpha"); got != 5 {
+		t.Fatalf("other database: %d documents", got)
+	}
+	if got := pgQuery(t, other, "SELECT count(*) FROM lightrag_graph_edges e JOIN lightrag_graph_nodes n ON n.workspace = e.workspace AND n.id = e.src_id"); got != 14 {
+		t.Fatalf("other database: %d edges with their nodes", got)
+	}
+}
+
+func TestPostgresHostileWorkspaceNames(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Shared(t)
+	ctx := context.Background()
+	for _, ws := range []string{`x'); DROP TABLE lightrag_doc_full; --`, "tab\there\nnew\\line \"q\" $$ %s é"} {
+		w := pgWorkspace(t, srv, ws)
+		if err := w.Run(ctx, 1, 2, nil); err != nil {
+			t.Fatal(err)
+		}
+		r, _ := newRepo(t, "")
+		res, err := backup.Create(ctx, r, pgSource("hostile", w.URL, ws), backup.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Manifest.State() != repo.StateConsistent || res.Manifest.LightRAG.Docs != 2 {
+			t.Fatalf("%q: %s %+v", ws, res.Manifest.State(), res.Manifest.LightRAG)
+		}
+		clone := ws + "'copy"
+		if _, err := backup.RestorePostgres(ctx, r, res.Manifest.Ref(), postgres.Location{URL: w.URL, Workspace: clone}, backup.RestoreOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if got := docs(t, w.URL, clone); got != 2 {
+			t.Fatalf("clone %q: %d documents", clone, got)
+		}
+		if got := docs(t, w.URL, ws); got != 2 {
+			t.Fatalf("%q: %d documents", ws, got)
+		}
+	}
+}
+
+func TestPostgresErrorsSayWhatIsWrong(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Shared(t)
+	ctx := context.Background()
+	w := pgWorkspace(t, srv, "alpha")
+	if err := w.Run(ctx, 1, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := newRepo(t, "")
+	wrong := strings.Replace(w.URL, srv.Password, "not-the-password", 1)
+	_, err := backup.Create(ctx, r, pgSource("alpha", wrong, "alpha"), backup.Options{})
+	if err == nil || problem.KindOf(err) != problem.Denied || strings.Contains(err.Error(), "not-the-password") || !strings.Contains(err.Error(), "password") {
+		t.Fatalf("wrong password: %v (kind %s)", err, problem.KindOf(err))
+	}
+	_, err = backup.Create(ctx, r, pgSource("beta", w.URL, "beta"), backup.Options{})
+	if !errors.Is(err, backup.ErrNoWorkspace) || !strings.Contains(err.Error(), "alpha") {
+		t.Fatalf("unknown workspace: %v", err)
+	}
+	empty := srv.CreateDatabase(t)
+	_, err = backup.Create(ctx, r, pgSource("alpha", empty, "alpha"), backup.Options{})
+	if !errors.Is(err, backup.ErrNoWorkspace) || !strings.Contains(err.Error(), "no LightRAG tables") {
+		t.Fatalf("no tables: %v", err)
+	}
+}
+
+func TestPostgresGraphElsewhereIsPartial(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Shared(t)
+	ctx := context.Background()
+	w := pgWorkspace(t, srv, "alpha")
+	if err := w.Run(ctx, 1, 3, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The graph moves to Apache AGE (as PGGraphStorage keeps it).
+	conn, err := pgx.Connect(ctx, w.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, sql := range []string{
+		"DELETE FROM lightrag_graph_nodes",
+		"CREATE SCHEMA ag_catalog",
+		"CREATE TABLE ag_catalog.ag_graph (name name, namespace regnamespace)",
+		"INSERT INTO ag_catalog.ag_graph VALUES ('alpha_chunk_entity_relation', 'public')",
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, _ := newRepo(t, "")
+	res, err := backup.Create(ctx, r, pgSource("alpha", w.URL, "alpha"), backup.Options{MaxWait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Manifest
+	if m.State() != repo.StatePartial || m.Consistency.Consistent {
+		t.Fatalf("state %s, consistency %+v", m.State(), m.Consistency)
+	}
+	missing := m.Missing()
+	if len(missing) != 1 || missing[0].Kind != repo.StoreGraph || !strings.Contains(missing[0].Detail, "Apache AGE") || !strings.Contains(missing[0].Detail, "alpha_chunk_entity_relation") {
+		t.Fatalf("missing: %+v", missing)
+	}
+	for _, iv := range m.Consistency.Invariants {
+		if !iv.Holds {
+			t.Fatalf("an invariant of the stores held does not hold: %+v", iv)
+		}
+	}
+}
+
+// A reader never sees a mix of the old and the new state while a restore
+// replaces the workspace.
+func TestPostgresRestoreIsAtomicForReaders(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Shared(t)
+	ctx := context.Background()
+	w := pgWorkspace(t, srv, "alpha")
+	w.ContentBytes = 20000
+	if err := w.Run(ctx, 1, 20, nil); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := newRepo(t, "")
+	res, err := backup.Create(ctx, r, pgSource("alpha", w.URL, "alpha"), backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Run(ctx, 21, 30, nil); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, w.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	type state struct{ docs, chunks, nodes int64 }
+	old, snap := state{30, 60, 90}, state{20, 40, 60}
+	var seen sync.Map
+	var reads atomic.Int64
+	stop := make(chan struct{})
+	readerDone := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				readerDone <- nil
+				return
+			default:
+			}
+			var s state
+			// One statement: one snapshot of every table, as LightRAG's
+			// queries see them.
+			if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM lightrag_doc_full WHERE workspace = 'alpha'),
+				(SELECT count(*) FROM lightrag_doc_chunks WHERE workspace = 'alpha'),
+				(SELECT count(*) FROM lightrag_graph_nodes WHERE workspace = 'alpha')`).Scan(&s.docs, &s.chunks, &s.nodes); err != nil {
+				readerDone <- err
+				return
+			}
+			seen.Store(s, true)
+			reads.Add(1)
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for reads.Load() < 5 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := backup.RestorePostgres(ctx, r, res.Manifest.Ref(), postgres.Location{URL: w.URL, Workspace: "alpha"}, backup.RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	after := reads.Load()
+	for reads.Load() < after+5 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	if err := <-readerDone; err != nil {
+		t.Fatal(err)
+	}
+	seen.Range(func(k, _ any) bool {
+		if s := k.(state); s != old && s != snap {
+			t.Errorf("a reader saw a mix: %+v (old %+v, snapshot %+v)", s, old, snap)
+		}
+		return true
+	})
+	if _, ok := seen.Load(snap); !ok {
+		t.Fatalf("the reader never saw the restored state (%d reads)", reads.Load())
+	}
+}

@@ -1,0 +1,307 @@
+package backup
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/graphkeep/graphkeep/core/lightrag"
+	"github.com/graphkeep/graphkeep/core/postgres"
+	"github.com/graphkeep/graphkeep/core/problem"
+	"github.com/graphkeep/graphkeep/core/repo"
+)
+
+// PostgresResult is what RestorePostgres (or its dry run) did.
+type PostgresResult struct {
+	Snapshot  repo.SnapshotRef `json:"snapshot"`
+	Database  string           `json:"database"`
+	Workspace string           `json:"workspace"`
+	// Tables says per table how many rows were loaded and how many of the
+	// workspace's were replaced; a dry run says how many would be added,
+	// removed and changed instead (Diff).
+	Tables []TableLoad     `json:"tables,omitempty"`
+	Diff   []postgres.Diff `json:"diff,omitempty"`
+	DryRun bool            `json:"dry_run,omitempty"`
+	// Created lists the tables the destination lacked.
+	Created  []string          `json:"created_tables,omitempty"`
+	Rows     int64             `json:"rows"`
+	Bytes    int64             `json:"bytes"`
+	LightRAG *repo.GraphCounts `json:"lightrag"`
+	// Resume names the documents LightRAG takes up again (a resumable
+	// snapshot).
+	Resume     *repo.Resume  `json:"resume,omitempty"`
+	Duration   time.Duration `json:"-"`
+	DurationMS int64         `json:"duration_ms"`
+}
+
+// TableLoad is one table of a restore.
+type TableLoad struct {
+	Table    string `json:"table"`
+	Loaded   int64  `json:"loaded"`
+	Replaced int64  `json:"replaced"`
+}
+
+// ErrNotPostgres: the snapshot holds no PostgreSQL tables.
+var ErrNotPostgres = problem.New(problem.Invalid, "not_postgres", "the snapshot holds no PostgreSQL tables")
+
+// RestorePostgres loads snapshot ref's tables into workspace dest.Workspace
+// of the database at dest.URL, in one transaction: every LightRAG table's
+// rows of the workspace are deleted, the snapshot's loaded (their workspace
+// column rewritten when it is another workspace), each table's content
+// hash, the row counts and, for a consistent snapshot, the invariants
+// checked, and only then is it committed. Readers see the old state or the
+// new; on any failure, or a crash, the workspace is as it was. Tables the
+// destination lacks are created from the snapshot's definitions.
+func RestorePostgres(ctx context.Context, r *repo.Repository, ref repo.SnapshotRef, dest postgres.Location, opts RestoreOptions) (*PostgresResult, error) {
+	m, err := postgresManifest(ctx, r, ref, opts)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Downloads == nil {
+		opts.Downloads = NewDownloads(ctx, r, opts.Fetches)
+		defer opts.Downloads.Close()
+	}
+	start := time.Now()
+	load, err := postgres.BeginLoad(ctx, dest.URL, dest.Workspace, m.Postgres.Tables)
+	if err != nil {
+		return nil, fmt.Errorf("restore %s/%s into %s: %w", ref.Graph, ref.ID, dest, err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			load.Rollback()
+		}
+	}()
+	res := &PostgresResult{Snapshot: ref, Database: dest.Database(), Workspace: dest.Workspace, Created: load.Created}
+	if m.Resumable() {
+		res.Resume = m.Consistency.Resume
+	}
+	tables := map[string]*lightrag.FileStats{}
+	prog := Progress{Graph: m.Graph, TotalFiles: len(m.Postgres.Tables), TotalBytes: m.Totals.SizeBytes}
+	for i, t := range m.Postgres.Tables {
+		e, ok := tableEntry(m, t.Name)
+		if !ok {
+			return nil, fmt.Errorf("snapshot %s/%s names table %s but holds no rows for it: %w", ref.Graph, ref.ID, t.Name, repo.ErrCorrupt)
+		}
+		n, st, err := loadTable(ctx, opts.Downloads, load, t, e, m.Postgres.Workspace, dest.Workspace, func(b int64) {
+			if opts.Progress != nil {
+				prog.Bytes += b
+				opts.Progress(prog)
+			}
+		})
+		if err != nil {
+			return nil, fmt.Errorf("restore %s/%s into %s: %w (nothing was changed)", ref.Graph, ref.ID, dest, err)
+		}
+		if n != t.Rows {
+			return nil, fmt.Errorf("restore %s/%s: table %s: %d rows loaded, the snapshot holds %d (nothing was changed): %w", ref.Graph, ref.ID, t.Name, n, t.Rows, repo.ErrCorrupt)
+		}
+		tables[t.Name] = st
+		res.Tables = append(res.Tables, TableLoad{Table: t.Name, Loaded: n, Replaced: load.Removed[t.Name]})
+		res.Rows += n
+		res.Bytes += e.Size
+		prog.Files++
+		if i == 0 {
+			crashPoint("pg-table-loaded")
+		}
+	}
+	// What the transaction now holds must be exactly the snapshot.
+	counts, err := load.Counts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range load.Tables() {
+		want := int64(0)
+		if def, ok := m.Postgres.Table(t.Name); ok {
+			want = def.Rows
+		}
+		if counts[t.Name] != want {
+			return nil, fmt.Errorf("restore %s/%s: table %s would hold %d rows of workspace %q, the snapshot %d (nothing was changed)", ref.Graph, ref.ID, t.Name, counts[t.Name], dest.Workspace, want)
+		}
+	}
+	if err := checkRestored(m, tables); err != nil {
+		return nil, fmt.Errorf("restore %s/%s: %w (nothing was changed)", ref.Graph, ref.ID, err)
+	}
+	res.LightRAG = m.LightRAG
+	crashPoint("pg-loaded")
+	if err := load.Commit(ctx); err != nil {
+		return nil, err
+	}
+	committed = true
+	res.Duration = time.Since(start)
+	res.DurationMS = res.Duration.Milliseconds()
+	return res, nil
+}
+
+// PlanPostgres is RestorePostgres's dry run: per table, how many rows the
+// restore would add, remove and change in dest. It writes nothing.
+func PlanPostgres(ctx context.Context, r *repo.Repository, ref repo.SnapshotRef, dest postgres.Location, opts RestoreOptions) (*PostgresResult, error) {
+	m, err := postgresManifest(ctx, r, ref, opts)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Downloads == nil {
+		opts.Downloads = NewDownloads(ctx, r, opts.Fetches)
+		defer opts.Downloads.Close()
+	}
+	start := time.Now()
+	rd, err := postgres.Read(ctx, dest.URL)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	res := &PostgresResult{Snapshot: ref, Database: dest.Database(), Workspace: dest.Workspace, DryRun: true, LightRAG: m.LightRAG}
+	seen := map[string]bool{}
+	for _, t := range m.Postgres.Tables {
+		e, _ := tableEntry(m, t.Name)
+		pr, pw := io.Pipe()
+		go func() {
+			_, err := streamEntry(ctx, opts.Downloads, e, pw, nil, nil)
+			pw.CloseWithError(err)
+		}()
+		d, err := postgres.DiffTable(ctx, rd, t, dest.Workspace, pr)
+		pr.CloseWithError(io.ErrClosedPipe)
+		if err != nil {
+			return nil, fmt.Errorf("compare table %s: %w", t.Name, err)
+		}
+		if _, ok := rd.Catalog.Table(t.Name); !ok {
+			res.Created = append(res.Created, t.Name)
+		}
+		seen[t.Name] = true
+		res.Diff = append(res.Diff, d)
+		res.Rows += t.Rows
+		res.Bytes += e.Size
+	}
+	// Tables the snapshot lacks lose the workspace's rows.
+	current, err := rd.Counts(ctx, dest.Workspace)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range rd.Catalog.Tables {
+		if !seen[t.Name] && current[t.Name] > 0 {
+			res.Diff = append(res.Diff, postgres.Diff{Table: t.Name, Removed: current[t.Name]})
+		}
+	}
+	res.Duration = time.Since(start)
+	res.DurationMS = res.Duration.Milliseconds()
+	return res, nil
+}
+
+func postgresManifest(ctx context.Context, r *repo.Repository, ref repo.SnapshotRef, opts RestoreOptions) (*repo.Manifest, error) {
+	m, err := r.Cache().Manifest(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if m.Postgres == nil {
+		return nil, fmt.Errorf("snapshot %s/%s is of a directory (%s): %w", ref.Graph, ref.ID, m.Source, ErrNotPostgres)
+	}
+	if !m.Good() && !opts.AllowNotGood {
+		return nil, fmt.Errorf("snapshot %s/%s is %s; LightRAG may not load it: restore it only by its id with flagged snapshots explicitly allowed, or restore the latest good snapshot: %w",
+			ref.Graph, ref.ID, m.NotGoodReason(), repo.ErrNotGood)
+	}
+	return m, nil
+}
+
+func tableEntry(m *repo.Manifest, table string) (repo.FileEntry, bool) {
+	for _, f := range m.Files {
+		if f.Type == repo.TypeTable && repo.TableName(f) == table {
+			return f, true
+		}
+	}
+	return repo.FileEntry{}, false
+}
+
+// loadTable streams one table's rows from the repository into the load,
+// validating them as they pass.
+func loadTable(ctx context.Context, d *Downloads, load *postgres.Load, t repo.TableDef, e repo.FileEntry, from, to string, progress func(int64)) (int64, *lightrag.FileStats, error) {
+	pr, pw := io.Pipe()
+	validate := lightrag.NewTableStream(lightrag.TableOf(t.Name), postgres.ColumnNames(t))
+	type streamed struct {
+		st  *lightrag.FileStats
+		err error
+	}
+	done := make(chan streamed, 1)
+	go func() {
+		st, err := streamEntry(ctx, d, e, pw, validate, progress)
+		pw.CloseWithError(err)
+		done <- streamed{st, err}
+	}()
+	var rows io.Reader = pr
+	if from != to {
+		var err error
+		if rows, err = postgres.RewriteWorkspace(pr, t, to); err != nil {
+			pr.CloseWithError(err)
+			<-done
+			return 0, nil, err
+		}
+	}
+	n, err := load.Copy(ctx, t, rows)
+	pr.CloseWithError(io.ErrClosedPipe)
+	s := <-done
+	if s.err != nil {
+		return 0, nil, s.err // the stream's failure is the cause of the copy's
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return n, s.st, nil
+}
+
+// streamEntry writes a table entry's content to w from its chunks and
+// checks its content hash; validate (closed here) sees every byte.
+func streamEntry(ctx context.Context, d *Downloads, e repo.FileEntry, w io.Writer, validate *lightrag.Stream, progress func(int64)) (*lightrag.FileStats, error) {
+	ff := d.fetch.open(e.Chunks, 1+btoi(validate != nil), firstReads)
+	defer ff.close()
+	sum := ff.f.repo.FileHash()
+	var size int64
+	for c, err := range ff.chunks() {
+		if err != nil {
+			validate.Close()
+			return nil, fmt.Errorf("%s: %w", e.Path, err)
+		}
+		if validate != nil {
+			validate.Write(c.data, c.release)
+		}
+		sum.Write(c.data)
+		size += int64(len(c.data))
+		_, err := w.Write(c.data)
+		c.release()
+		if err != nil {
+			validate.Close()
+			return nil, err
+		}
+		if progress != nil {
+			progress(int64(len(c.data)))
+		}
+	}
+	st := validate.Close()
+	restored := e
+	ff.f.repo.SetDigest(&restored, sum.Sum(nil))
+	if got, want := restored.Digest(), e.Digest(); got != want || size != e.Size {
+		return nil, fmt.Errorf("%s: restored content (%d bytes, %s) does not match the snapshot (%d bytes, %s): %w", e.Path, size, got, e.Size, want, repo.ErrCorrupt)
+	}
+	return st, ctx.Err()
+}
+
+// checkRestored compares what the loaded tables hold with what the
+// snapshot recorded: the LightRAG counts, and for a consistent snapshot
+// the invariants.
+func checkRestored(m *repo.Manifest, tables map[string]*lightrag.FileStats) error {
+	c := &cut{validation: map[string]*lightrag.FileStats{}, names: map[string]string{}}
+	cat := &postgres.Catalog{Tables: m.Postgres.Tables}
+	placeStores(c, tables, cat, false)
+	if m.SourceKind() != "postgres" {
+		return nil // the directory's files are checked by their own restore
+	}
+	got := graphCounts(lightrag.Summarize(c.validation))
+	if !got.Equal(m.LightRAG) {
+		return fmt.Errorf("LightRAG counts of the loaded rows (%v) differ from the snapshot's (%v): %w", got, m.LightRAG, repo.ErrCorrupt)
+	}
+	if m.Consistency != nil && m.Consistency.Consistent {
+		restored := &repo.Consistency{Invariants: invariants(dropMissing(lightrag.Check(c.validation), c.missing))}
+		if broken := restored.Broken(); len(broken) > 0 {
+			return fmt.Errorf("the loaded stores disagree (%s), though the snapshot recorded them consistent: %w", broken[0], repo.ErrCorrupt)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,113 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/graphkeep/graphkeep/core/repo"
+)
+
+// Reader is one read-only REPEATABLE READ transaction: the catalog and
+// every table it streams are one instant of the database, whatever
+// LightRAG commits meanwhile.
+type Reader struct {
+	conn    *pgx.Conn
+	tx      pgx.Tx
+	Catalog *Catalog
+}
+
+// Read opens a Reader on a new connection to url.
+func Read(ctx context.Context, url string) (*Reader, error) {
+	conn, err := Connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("begin a read of %s: %w", Redact(url), err)
+	}
+	// The transaction's instant is taken by its first statement.
+	cat, err := ReadCatalog(ctx, tx)
+	if err != nil {
+		_ = tx.Rollback(context.Background())
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("%s: %w", Redact(url), err)
+	}
+	return &Reader{conn: conn, tx: tx, Catalog: cat}, nil
+}
+
+// Close ends the transaction and the connection.
+func (r *Reader) Close() {
+	ctx := context.Background()
+	_ = r.tx.Rollback(ctx)
+	r.conn.Close(ctx)
+}
+
+// Workspaces lists the workspaces that have rows.
+func (r *Reader) Workspaces(ctx context.Context) ([]string, error) {
+	return Workspaces(ctx, r.tx, r.Catalog.Tables)
+}
+
+// Copy writes the rows of workspace in t to w, in primary-key order, as
+// COPY's text format writes them (a row a line), and returns how many.
+func (r *Reader) Copy(ctx context.Context, t repo.TableDef, workspace string, w io.Writer) (int64, error) {
+	tag, err := r.conn.PgConn().CopyTo(ctx, w, copyOutSQL(t, workspace))
+	if err != nil {
+		return 0, fmt.Errorf("read table %s: %w", t.Name, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// Counts returns how many rows workspace has in each table.
+func (r *Reader) Counts(ctx context.Context, workspace string) (map[string]int64, error) {
+	return counts(ctx, r.tx, r.Catalog.Tables, workspace)
+}
+
+func counts(ctx context.Context, q querier, tables []repo.TableDef, workspace string) (map[string]int64, error) {
+	out := make(map[string]int64, len(tables))
+	for _, t := range tables {
+		var n int64
+		if err := q.QueryRow(ctx, `SELECT count(*) FROM `+quoteIdent(t.Name)+` WHERE workspace = $1`, workspace).Scan(&n); err != nil {
+			return nil, fmt.Errorf("count the rows of %s: %w", t.Name, err)
+		}
+		out[t.Name] = n
+	}
+	return out, nil
+}
+
+// copyOutSQL selects a workspace's rows in key order. COPY takes no
+// parameters: the workspace is a quoted literal.
+func copyOutSQL(t repo.TableDef, workspace string) string {
+	return fmt.Sprintf("COPY (SELECT %s FROM %s WHERE workspace = %s ORDER BY %s) TO STDOUT",
+		columnList(t.Columns), quoteIdent(t.Name), quoteLiteral(workspace), identList(t.Key))
+}
+
+func columnList(cols []repo.ColumnDef) string {
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.Name
+	}
+	return identList(names)
+}
+
+func identList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = quoteIdent(n)
+	}
+	return strings.Join(q, ", ")
+}
+
+// ColumnNames are a table's column names in order.
+func ColumnNames(t repo.TableDef) []string {
+	names := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		names[i] = c.Name
+	}
+	return names
+}
