@@ -81,9 +81,9 @@ const (
 	// StatePartial: the workspace keeps a store elsewhere (Manifest.Missing)
 	// that the snapshot does not hold. It is good ("latest" may pick it:
 	// no snapshot of the workspace holds more) but never consistent.
-	StatePartial = "partial"
-	StateConsistent   = "consistent"
-	StateOK           = "ok"
+	StatePartial    = "partial"
+	StateConsistent = "consistent"
+	StateOK         = "ok"
 )
 
 // MidIngestion reports whether the snapshot was cut while LightRAG's stores
