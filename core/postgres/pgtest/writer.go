@@ -16,7 +16,7 @@ import (
 
 // Writer ingests documents into a workspace as LightRAG 1.5.6 does on
 // PostgreSQL: each document is a run of separate autocommit statements
-// (status pending, the document, status processing, chunks and their
+// (the document, status pending, status processing, chunks and their
 // vectors, LLM cache, graph nodes and edges, entity and relation chunk
 // lists, entity and relation vectors, status processed), so between them
 // the tables disagree, exactly as LightRAG's do. Document g (its
@@ -73,14 +73,14 @@ func (w *Writer) Run(ctx context.Context, from, to int, after func(gen int)) err
 func (w *Writer) Enqueue(ctx context.Context, from, to int) error {
 	for g := from; g <= to; g++ {
 		doc := docID(g)
-		if err := w.exec(ctx, `INSERT INTO lightrag_doc_status (workspace, id, status, content_summary, content_length, file_path)
-			VALUES ($1, $2, 'pending', $3, 100, $4) ON CONFLICT (workspace, id) DO UPDATE SET status = 'pending'`,
-			w.Workspace, doc, stamp(g, "summary"), doc+".txt"); err != nil {
-			return err
-		}
 		if err := w.exec(ctx, `INSERT INTO lightrag_doc_full (workspace, id, doc_name, content) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (workspace, id) DO UPDATE SET content = EXCLUDED.content`,
 			w.Workspace, doc, doc+".txt", stamp(g, "document")); err != nil {
+			return err
+		}
+		if err := w.exec(ctx, `INSERT INTO lightrag_doc_status (workspace, id, status, content_summary, content_length, file_path)
+			VALUES ($1, $2, 'pending', $3, 100, $4) ON CONFLICT (workspace, id) DO UPDATE SET status = 'pending'`,
+			w.Workspace, doc, stamp(g, "summary"), doc+".txt"); err != nil {
 			return err
 		}
 	}
@@ -101,15 +101,15 @@ func (w *Writer) Document(ctx context.Context, g int) error {
 	ws := w.Workspace
 	steps := []func() error{
 		func() error {
+			return w.exec(ctx, `INSERT INTO lightrag_doc_full (workspace, id, doc_name, content) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (workspace, id) DO UPDATE SET content = EXCLUDED.content, update_time = CURRENT_TIMESTAMP`,
+				ws, doc, doc+".txt", stamp(g, "document"))
+		},
+		func() error {
 			return w.exec(ctx, `INSERT INTO lightrag_doc_status (workspace, id, status, content_summary, content_length, file_path)
 				VALUES ($1, $2, 'pending', $3, 100, $4)
 				ON CONFLICT (workspace, id) DO UPDATE SET status = 'pending', updated_at = CURRENT_TIMESTAMP`,
 				ws, doc, stamp(g, "summary"), doc+".txt")
-		},
-		func() error {
-			return w.exec(ctx, `INSERT INTO lightrag_doc_full (workspace, id, doc_name, content) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (workspace, id) DO UPDATE SET content = EXCLUDED.content, update_time = CURRENT_TIMESTAMP`,
-				ws, doc, doc+".txt", stamp(g, "document"))
 		},
 		func() error {
 			return w.exec(ctx, `UPDATE lightrag_doc_status SET status = 'processing', updated_at = CURRENT_TIMESTAMP WHERE workspace = $1 AND id = $2`, ws, doc)
