@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/graphkeep/graphkeep/core/lightrag/fixture"
+	"github.com/graphkeep/graphkeep/core/postgres/pgtest"
 )
 
 // binary is the graphkeep built for this test run.
@@ -34,6 +35,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	pgtest.StopShared()
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }

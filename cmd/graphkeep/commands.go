@@ -150,6 +150,10 @@ func backupCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(os.Stderr, "graphkeep: warning: skipping folder %q in %s: not a valid graph id (letters, digits, _ and -, at most 64); back it up with --graph ID=%s\n",
 					name, root, filepath.Join(root, name))
 			}
+			for _, ws := range g.skippedWorkspaces {
+				fmt.Fprintf(os.Stderr, "graphkeep: warning: skipping PostgreSQL workspace %q: not a valid graph id (letters, digits, _ and -, at most 64); back it up with --graph ID=%s\n",
+					ws, g.workspaceSpec(ws))
+			}
 			if g.json {
 				if perr := printJSON(os.Stdout, report.Results); perr != nil {
 					return perr
@@ -226,8 +230,8 @@ func snapshotsCmd(g *globals) *cobra.Command {
 }
 
 func restoreCmd(g *globals) *cobra.Command {
-	var to string
-	var all, allowFlagged, force, outsideLinks bool
+	var to, toWorkspace string
+	var all, allowFlagged, force, outsideLinks, dryRun bool
 	cmd := &cobra.Command{
 		Use:   "restore GRAPH SNAPSHOT|latest | --all",
 		Short: "Restore a snapshot, verified, swapped into place atomically",
@@ -244,6 +248,15 @@ graph's directory, or --to DIR; a new directory of the graphs root becomes a gra
 own, and restore says so. With --all, every
 graph's latest snapshot is restored (into --to DIR/GRAPH, or the graphs root).
 
+A graph in PostgreSQL is restored in one transaction: every LightRAG table's rows
+of the workspace are deleted and the snapshot's loaded, counted and checked, then
+committed; readers see the old state or the new, never a mix, and a failure or a
+crash changes nothing. Its current state is first kept as a snapshot (the undo
+snapshot, named in the output); the restore is refused while LightRAG's pipeline is
+busy. --to-workspace NAME clones it into another workspace, --to postgres://...
+into another database (missing tables are created from the snapshot's definitions),
+and --dry-run prints per table how many rows would be added, removed and changed.
+
 "latest" is the newest snapshot that is neither flagged (a file did not parse)
 nor mid-ingestion (LightRAG's stores disagreed when it was cut); restore says
 which newer ones it passed over. Such a snapshot is restored only by its id
@@ -252,7 +265,8 @@ with --allow-flagged.`,
 			if all != (len(args) == 0) || (!all && len(args) != 2) {
 				return errors.New("give GRAPH and SNAPSHOT (or latest), or --all")
 			}
-			req := service.RestoreRequest{All: all, To: to, AllowNotGood: allowFlagged, Force: force, AllowOutsideLinks: outsideLinks}
+			req := service.RestoreRequest{All: all, To: to, AllowNotGood: allowFlagged, Force: force, AllowOutsideLinks: outsideLinks,
+				ToWorkspace: toWorkspace, DryRun: dryRun}
 			if !all {
 				req.Graph, req.Snapshot = args[0], args[1]
 			}
@@ -287,7 +301,9 @@ with --allow-flagged.`,
 			return nil
 		}),
 	}
-	cmd.Flags().StringVar(&to, "to", "", "restore into this directory instead of the graph's own (with --all: DIR/GRAPH)")
+	cmd.Flags().StringVar(&to, "to", "", "restore into this directory instead of the graph's own (with --all: DIR/GRAPH); a graph in PostgreSQL: into this database, postgres://USER@HOST/DB")
+	cmd.Flags().StringVar(&toWorkspace, "to-workspace", "", "a graph in PostgreSQL: restore into this workspace (of its database, or of --to) instead of its own")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "a graph in PostgreSQL: print per table how many rows the restore would add, remove and change, and change nothing")
 	cmd.Flags().BoolVar(&all, "all", false, "restore every graph's latest snapshot")
 	cmd.Flags().BoolVar(&outsideLinks, "allow-outside-links", false, "restore symlinks that point outside the graph directory (LightRAG never writes links; refused without this)")
 	cmd.Flags().BoolVar(&allowFlagged, "allow-flagged", false, "restore a snapshot that is flagged or mid-ingestion (named by its id)")
@@ -296,6 +312,10 @@ with --allow-flagged.`,
 }
 
 func printRestore(res *backup.RestoreResult) {
+	if pg := res.Postgres; pg != nil {
+		printPostgresRestore(res, pg)
+		return
+	}
 	fmt.Printf("restored %s/%s into %s: %d files, %s, %v, verified\n", res.Snapshot.Graph, res.Snapshot.ID, res.Dest, res.Files,
 		humanBytes(res.Bytes), res.LightRAG)
 	if res.Recovered != "" {
@@ -311,6 +331,37 @@ func printRestore(res *backup.RestoreResult) {
 	if res.Previous != "" {
 		fmt.Printf("the previous directory is kept at %s ('graphkeep previous list %s' lists the undo copies, 'graphkeep previous remove %s --all' deletes them)\n",
 			res.Previous, res.Dest, res.Dest)
+	}
+}
+
+func printPostgresRestore(res *backup.RestoreResult, pg *backup.PostgresResult) {
+	if pg.DryRun {
+		fmt.Printf("dry run: restoring %s/%s into %s would change, per table:\n", res.Snapshot.Graph, res.Snapshot.ID, res.Dest)
+		for _, d := range pg.Diff {
+			fmt.Printf("  %-40s %8d added %8d removed %8d changed %8d unchanged\n", d.Table, d.Added, d.Removed, d.Changed, d.Same)
+		}
+		for _, t := range pg.Created {
+			fmt.Printf("  table %s does not exist there: it would be created\n", t)
+		}
+		fmt.Println("nothing was changed")
+		return
+	}
+	fmt.Printf("restored %s/%s into %s: %d tables, %d rows, %s, %v, verified, committed in one transaction\n",
+		res.Snapshot.Graph, res.Snapshot.ID, res.Dest, len(pg.Tables), pg.Rows, humanBytes(res.Bytes), res.LightRAG)
+	for _, t := range pg.Created {
+		fmt.Printf("created table %s\n", t)
+	}
+	if res.Files > 0 {
+		fmt.Printf("and %d files into the graph's directory\n", res.Files)
+	}
+	if res.Undo != "" {
+		fmt.Printf("the state it replaced is kept as snapshot %s/%s (restore it by its id to undo)\n", res.UndoGraph, res.Undo)
+	}
+	if res.Resume != nil {
+		fmt.Printf("the snapshot is resumable: when it starts, LightRAG processes again %s\n", res.Resume)
+	}
+	if res.Previous != "" {
+		fmt.Printf("the previous directory is kept at %s\n", res.Previous)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/duration"
 	"github.com/graphkeep/graphkeep/core/lightrag"
+	"github.com/graphkeep/graphkeep/core/postgres"
 	"github.com/graphkeep/graphkeep/core/recovery"
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/core/retention"
@@ -44,6 +45,8 @@ type fileConfig struct {
 	Consistency consistencyConfig `yaml:"consistency"`
 	// LightRAG names the LightRAG servers writing the graphs.
 	LightRAG lightragConfig `yaml:"lightrag"`
+	// Postgres is a database whose LightRAG workspaces are graphs.
+	Postgres postgresConfig `yaml:"postgres"`
 	// BackupInterval is how often graphs should be backed up (health calls
 	// a graph stale after two intervals).
 	BackupInterval time.Duration `yaml:"backup_interval"`
@@ -65,6 +68,13 @@ type lightragConfig struct {
 	Graphs     map[string]lightragGraph `yaml:"graphs"`
 }
 
+// postgresConfig: every LightRAG workspace of the database at url is a
+// graph (libpq conventions: the password from PGPASSWORD or PGPASSFILE
+// rather than the URL).
+type postgresConfig struct {
+	URL string `yaml:"url"`
+}
+
 type lightragGraph struct {
 	URL       string `yaml:"url"`
 	Workspace string `yaml:"workspace"`
@@ -83,6 +93,11 @@ type globals struct {
 	quietWindow     string
 	maxWait         string
 	lightragURL     string
+	postgresURL     string
+
+	// skippedWorkspaces are PostgreSQL workspaces whose names are no
+	// valid graph id (sources fills it).
+	skippedWorkspaces []string
 
 	file fileConfig
 	svc  *service.Service
@@ -353,26 +368,46 @@ func (g *globals) sources() ([]backup.Source, error) {
 			byID[s.Graph] = s
 		}
 	}
-	explicit := map[string]string{}
-	for id, dir := range g.file.Graphs {
-		explicit[id] = dir
+	if err := g.postgresSources(byID); err != nil {
+		return nil, err
+	}
+	// --graph and config entries: ID=DIR, ID=postgres://...?workspace=W,
+	// or both for one id (a graph split between them).
+	explicit := map[string][]string{}
+	for id, spec := range g.file.Graphs {
+		explicit[id] = append(explicit[id], spec)
 	}
 	for _, spec := range g.graphs {
-		id, dir, ok := strings.Cut(spec, "=")
-		if !ok || dir == "" {
-			return nil, fmt.Errorf("--graph %q: use --graph ID=DIR", spec)
+		id, where, ok := strings.Cut(spec, "=")
+		if !ok || where == "" {
+			return nil, fmt.Errorf("--graph %q: use --graph ID=DIR or --graph ID=postgres://USER@HOST/DB?workspace=W", spec)
 		}
-		explicit[id] = dir
+		explicit[id] = append(explicit[id], where)
 	}
-	for id, dir := range explicit {
+	for id, wheres := range explicit {
 		if err := repo.CheckGraphID(id); err != nil {
 			return nil, err
 		}
-		abs, err := filepath.Abs(dir)
-		if err != nil {
-			return nil, err
+		src := backup.Source{Graph: id}
+		for _, where := range wheres {
+			if postgres.IsURL(where) {
+				loc, err := postgres.ParseURL(where)
+				if err != nil {
+					return nil, fmt.Errorf("graph %s: %w", id, err)
+				}
+				if loc.Workspace == "" {
+					loc.Workspace = id
+				}
+				src.Postgres = &loc
+				continue
+			}
+			abs, err := filepath.Abs(where)
+			if err != nil {
+				return nil, err
+			}
+			src.Dir = abs
 		}
-		byID[id] = backup.Source{Graph: id, Dir: abs}
+		byID[id] = src
 	}
 	for id := range g.file.LightRAG.Graphs {
 		if _, ok := byID[id]; !ok {
@@ -390,6 +425,54 @@ func (g *globals) sources() ([]backup.Source, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Graph < out[j].Graph })
 	return out, nil
+}
+
+// postgresSources adds the LightRAG workspaces of the configured database
+// (--postgres, GRAPHKEEP_POSTGRES, postgres.url) to byID: a workspace is
+// the graph of its name, split with the graphs root's directory of that
+// name when there is one (LightRAG keeps the stores it does not keep in
+// PostgreSQL in working_dir/workspace).
+func (g *globals) postgresSources(byID map[string]backup.Source) error {
+	u := firstNonEmpty(g.postgresURL, os.Getenv("GRAPHKEEP_POSTGRES"), g.file.Postgres.URL)
+	if u == "" {
+		return nil
+	}
+	loc, err := postgres.ParseURL(u)
+	if err != nil {
+		return err
+	}
+	workspaces := []string{loc.Workspace}
+	if loc.Workspace == "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		rd, err := postgres.Read(ctx, loc.URL)
+		if err != nil {
+			return fmt.Errorf("find the LightRAG workspaces: %w", err)
+		}
+		workspaces, err = rd.Workspaces(ctx)
+		rd.Close()
+		if err != nil {
+			return err
+		}
+	}
+	g.skippedWorkspaces = nil
+	for _, ws := range workspaces {
+		if !repo.ValidGraphID(ws) {
+			g.skippedWorkspaces = append(g.skippedWorkspaces, ws)
+			continue
+		}
+		src := byID[ws]
+		src.Graph = ws
+		src.Postgres = &postgres.Location{URL: loc.URL, Workspace: ws}
+		byID[ws] = src
+	}
+	return nil
+}
+
+// workspaceSpec is the --graph value naming workspace ws of the
+// configured database.
+func (g *globals) workspaceSpec(ws string) string {
+	return postgres.WorkspaceURL(firstNonEmpty(g.postgresURL, os.Getenv("GRAPHKEEP_POSTGRES"), g.file.Postgres.URL), ws)
 }
 
 // leaseOptions reads GRAPHKEEP_LEASE_TTL and GRAPHKEEP_LEASE_WAIT

@@ -1,7 +1,9 @@
 package backup
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -30,7 +32,10 @@ type PostgresResult struct {
 	LightRAG *repo.GraphCounts `json:"lightrag"`
 	// Resume names the documents LightRAG takes up again (a resumable
 	// snapshot).
-	Resume     *repo.Resume  `json:"resume,omitempty"`
+	Resume *repo.Resume `json:"resume,omitempty"`
+	// Undo is the snapshot of the state the restore replaced
+	// (RestoreOptions.Undo; "" when the workspace was empty).
+	Undo       string        `json:"undo_snapshot,omitempty"`
 	Duration   time.Duration `json:"-"`
 	DurationMS int64         `json:"duration_ms"`
 }
@@ -63,6 +68,12 @@ func RestorePostgres(ctx context.Context, r *repo.Repository, ref repo.SnapshotR
 		defer opts.Downloads.Close()
 	}
 	start := time.Now()
+	var undo string
+	if opts.Undo {
+		if undo, err = keepState(ctx, r, cmp.Or(opts.UndoGraph, ref.Graph), ref.ID, dest, opts.Lease); err != nil {
+			return nil, err
+		}
+	}
 	load, err := postgres.BeginLoad(ctx, dest.URL, dest.Workspace, m.Postgres.Tables)
 	if err != nil {
 		return nil, fmt.Errorf("restore %s/%s into %s: %w", ref.Graph, ref.ID, dest, err)
@@ -73,7 +84,7 @@ func RestorePostgres(ctx context.Context, r *repo.Repository, ref repo.SnapshotR
 			load.Rollback()
 		}
 	}()
-	res := &PostgresResult{Snapshot: ref, Database: dest.Database(), Workspace: dest.Workspace, Created: load.Created}
+	res := &PostgresResult{Snapshot: ref, Database: dest.Database(), Workspace: dest.Workspace, Created: load.Created, Undo: undo}
 	if m.Resumable() {
 		res.Resume = m.Consistency.Resume
 	}
@@ -128,6 +139,48 @@ func RestorePostgres(ctx context.Context, r *repo.Repository, ref repo.SnapshotR
 		return nil, err
 	}
 	committed = true
+	res.Duration = time.Since(start)
+	res.DurationMS = res.Duration.Milliseconds()
+	return res, nil
+}
+
+// keepState snapshots workspace dest as it is, as graph, marked as an
+// undo copy taken before restoring snapshot restoring, and returns its id ("" when the workspace holds nothing).
+func keepState(ctx context.Context, r *repo.Repository, graph, restoring string, dest postgres.Location, lease repo.LeaseOptions) (string, error) {
+	out := CreateAll(ctx, r, []Source{{Graph: graph, Postgres: &dest}},
+		Options{Quiet: -1, MaxWait: time.Millisecond, Lease: lease, UndoOf: restoring})
+	switch err := out[0].Err; {
+	case errors.Is(err, ErrNoWorkspace):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("keep the current state of %s before the restore: %w", dest, err)
+	}
+	return out[0].Result.Manifest.ID, nil
+}
+
+// RestoreGraph restores snapshot ref wherever its graph lives: its tables
+// into pg (one transaction, the state replaced kept as an undo snapshot)
+// when it is of a graph in PostgreSQL, its files into dir when it holds
+// any. The tables go first: a failure there changes nothing.
+func RestoreGraph(ctx context.Context, r *repo.Repository, ref repo.SnapshotRef, dir string, pg *postgres.Location, opts RestoreOptions) (*RestoreResult, error) {
+	if pg == nil {
+		return Restore(ctx, r, ref, dir, opts)
+	}
+	start := time.Now()
+	opts.Undo = true
+	pr, err := RestorePostgres(ctx, r, ref, *pg, opts)
+	if err != nil {
+		return nil, err
+	}
+	res := &RestoreResult{Snapshot: ref, Dest: pg.String(), Postgres: pr, Undo: pr.Undo, UndoGraph: cmp.Or(opts.UndoGraph, ref.Graph), LightRAG: pr.LightRAG, Bytes: pr.Bytes, Resume: pr.Resume}
+	if dir != "" {
+		files, err := Restore(ctx, r, ref, dir, opts)
+		if err != nil {
+			return res, fmt.Errorf("graph %s: its tables were restored into %s (undo snapshot %s), but its files were not: %w", ref.Graph, pg, pr.Undo, err)
+		}
+		res.Dest = pg.String() + " and " + files.Dest
+		res.Files, res.Bytes, res.Previous, res.Recovered = files.Files, res.Bytes+files.Bytes, files.Previous, files.Recovered
+	}
 	res.Duration = time.Since(start)
 	res.DurationMS = res.Duration.Milliseconds()
 	return res, nil

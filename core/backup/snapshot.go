@@ -61,6 +61,9 @@ type Options struct {
 	Progress func(Progress)
 	// Host is recorded in the manifest; default os.Hostname.
 	Host string
+	// UndoOf marks the snapshots as undo copies taken before restoring
+	// that snapshot (repo.Manifest.UndoOf).
+	UndoOf string
 }
 
 func (o *Options) applyDefaults() {
@@ -281,6 +284,7 @@ func create(ctx context.Context, r *repo.Repository, idx *repo.Index, condemned 
 		Consistency: c.consistency,
 		Postgres:    c.postgres,
 		Stores:      c.stores,
+		UndoOf:      opts.UndoOf,
 	}
 	if rootInfo != nil && dir != "" {
 		m.RootMode = uint32(rootInfo.Mode().Perm())

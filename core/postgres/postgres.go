@@ -150,3 +150,20 @@ func CheckWorkspace(ws string) error {
 	}
 	return nil
 }
+
+// WorkspaceURL is rawURL without its password, naming workspace ws: what
+// --graph ID=... takes for one workspace.
+func WorkspaceURL(rawURL, ws string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return Redact(rawURL)
+	}
+	if u.User != nil {
+		u.User = url.User(u.User.Username())
+	}
+	q := u.Query()
+	q.Del("password")
+	q.Set("workspace", ws)
+	u.RawQuery = q.Encode()
+	return u.String()
+}

@@ -111,3 +111,23 @@ func ColumnNames(t repo.TableDef) []string {
 	}
 	return names
 }
+
+// Empty reports whether workspace loc has no rows in any LightRAG table
+// (or the database has none).
+func Empty(ctx context.Context, loc Location) (bool, error) {
+	rd, err := Read(ctx, loc.URL)
+	if err != nil {
+		return false, err
+	}
+	defer rd.Close()
+	counts, err := rd.Counts(ctx, loc.Workspace)
+	if err != nil {
+		return false, err
+	}
+	for _, n := range counts {
+		if n > 0 {
+			return false, nil
+		}
+	}
+	return true, nil
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/postgres"
 	"github.com/graphkeep/graphkeep/core/replication"
 	"github.com/graphkeep/graphkeep/core/repo"
 )
@@ -46,6 +47,22 @@ type FailoverOptions struct {
 	// holds none.
 	Force     bool
 	Automatic bool
+	// Postgres says where a graph kept in PostgreSQL is restored, given
+	// where its snapshot was read from; nil: there.
+	Postgres func(graph string, recorded postgres.Location) postgres.Location
+}
+
+// postgresDest is where a snapshot of a graph in PostgreSQL goes (nil for
+// a directory's).
+func (o FailoverOptions) postgresDest(m *repo.Manifest) *postgres.Location {
+	if m == nil || m.Postgres == nil {
+		return nil
+	}
+	loc := postgres.Location{URL: m.Postgres.Database, Workspace: m.Postgres.Workspace}
+	if o.Postgres != nil {
+		loc = o.Postgres(m.Graph, loc)
+	}
+	return &loc
 }
 
 // Plan says exactly what a failover would do, and why it may not.
@@ -69,6 +86,10 @@ type RestoreStep struct {
 	Graph    string `json:"graph"`
 	Snapshot string `json:"snapshot"`
 	Dest     string `json:"dest"`
+	// Workspace is where a graph kept in PostgreSQL goes (its files, if
+	// any, go to Dest).
+	Workspace string             `json:"workspace,omitempty"`
+	postgres  *postgres.Location // the same, to connect
 }
 
 // PlanFailover works out a failover to target t, whose repository is
@@ -106,8 +127,24 @@ func PlanFailover(ctx context.Context, primary, replica *repo.Repository, t repl
 	if opts.Restore && p.Checkpoint != nil {
 		for _, s := range p.Checkpoint.Snapshots {
 			dest := filepath.Join(opts.GraphsRoot, s.Graph)
-			p.Restores = append(p.Restores, RestoreStep{Graph: s.Graph, Snapshot: s.ID, Dest: dest})
-			p.Steps = append(p.Steps, fmt.Sprintf("restore %s/%s into %s (verified, swapped in by rename)", s.Graph, s.ID, dest))
+			step := RestoreStep{Graph: s.Graph, Snapshot: s.ID, Dest: dest}
+			m, err := snapshotManifest(ctx, replica, s.Graph, s.ID)
+			if err != nil {
+				return nil, err
+			}
+			if loc := opts.postgresDest(m); loc != nil {
+				step.postgres, step.Workspace = loc, loc.String()
+				if m.SourceKind() == "postgres" {
+					step.Dest = ""
+				}
+				p.Steps = append(p.Steps, fmt.Sprintf("restore %s/%s into %s (one transaction; the state it replaces kept as a snapshot)", s.Graph, s.ID, loc))
+			} else {
+				p.Steps = append(p.Steps, fmt.Sprintf("restore %s/%s into %s (verified, swapped in by rename)", s.Graph, s.ID, dest))
+			}
+			if step.Dest != "" && opts.GraphsRoot == "" {
+				return nil, fmt.Errorf("graph %s keeps files: restoring it needs a graphs root", s.Graph)
+			}
+			p.Restores = append(p.Restores, step)
 		}
 	}
 	return p, nil
@@ -202,7 +239,7 @@ func Failover(ctx context.Context, replica *repo.Repository, plan *Plan, opts Fa
 			}
 			ref, passed = c.Ref, []repo.PassedOver{{ID: m.ID, Reason: m.NotGoodReason()}}
 		}
-		res, err := backup.Restore(ctx, replica, ref, step.Dest, backup.RestoreOptions{})
+		res, err := backup.RestoreGraph(ctx, replica, ref, step.Dest, step.postgres, backup.RestoreOptions{})
 		if res != nil {
 			res.PassedOver = passed
 		}
@@ -258,9 +295,10 @@ func FindCompleted(ctx context.Context, primary *repo.Repository, primaryURL, ta
 }
 
 // FinishRestores restores into graphsRoot every graph of the switch's
-// checkpoint whose directory is missing (a failover --restore interrupted
-// before it restored them all); graphs already there are left alone.
-func FinishRestores(ctx context.Context, primary *repo.Repository, sw *Switch, graphsRoot string) (*Completed, error) {
+// checkpoint whose directory is missing, or, for a graph in PostgreSQL,
+// whose workspace is empty (a failover --restore interrupted before it
+// restored them all); graphs already there are left alone.
+func FinishRestores(ctx context.Context, primary *repo.Repository, sw *Switch, graphsRoot string, opts FailoverOptions) (*Completed, error) {
 	out := &Completed{Switch: *sw}
 	if sw.Checkpoint == "" {
 		return out, nil
@@ -271,19 +309,44 @@ func FinishRestores(ctx context.Context, primary *repo.Repository, sw *Switch, g
 	}
 	for _, s := range cp.Snapshots {
 		dest := filepath.Join(graphsRoot, s.Graph)
-		if _, err := os.Stat(dest); err == nil {
-			out.Present = append(out.Present, s.Graph)
-			continue
-		}
 		ref, err := primary.FindSnapshot(ctx, s.Graph, s.ID)
 		if err != nil {
 			return out, err
 		}
-		res, err := backup.Restore(ctx, primary, ref, dest, backup.RestoreOptions{AllowNotGood: true})
+		m, err := primary.Cache().Manifest(ctx, ref)
+		if err != nil {
+			return out, err
+		}
+		pg := opts.postgresDest(m)
+		if pg == nil {
+			if _, err := os.Stat(dest); err == nil {
+				out.Present = append(out.Present, s.Graph)
+				continue
+			}
+		} else {
+			if empty, err := postgres.Empty(ctx, *pg); err != nil {
+				return out, err
+			} else if !empty {
+				out.Present = append(out.Present, s.Graph)
+				continue
+			}
+			if m.SourceKind() == "postgres" {
+				dest = ""
+			}
+		}
+		res, err := backup.RestoreGraph(ctx, primary, ref, dest, pg, backup.RestoreOptions{AllowNotGood: true})
 		if err != nil {
 			return out, fmt.Errorf("restore %s: %w", s.Graph, err)
 		}
 		out.Restored = append(out.Restored, res)
 	}
 	return out, nil
+}
+
+func snapshotManifest(ctx context.Context, r *repo.Repository, graph, id string) (*repo.Manifest, error) {
+	ref, err := r.FindSnapshot(ctx, graph, id)
+	if err != nil {
+		return nil, err
+	}
+	return r.Cache().Manifest(ctx, ref)
 }

@@ -139,7 +139,11 @@ func (r *Repository) LatestGood(ctx context.Context, graph string, refs []Snapsh
 	}
 	found := false
 	err = r.newestFirst(ctx, mine, func(m *Manifest) bool {
-		if m.Good() {
+		switch {
+		case m.UndoOf != "":
+			c.Passed = append(c.Passed, PassedOver{ID: m.ID, Reason: "an undo copy of the state the restore of " + m.UndoOf + " replaced (restore it by its id)"})
+			return true
+		case m.Good():
 			c.Ref, c.ID, found = m.Ref(), m.ID, true
 			return false
 		}

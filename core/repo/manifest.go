@@ -33,6 +33,10 @@ type Manifest struct {
 	// holds it and from where, or that the workspace keeps it elsewhere;
 	// empty for snapshots of a directory taken before graphkeep recorded it.
 	Stores []Store `json:"stores,omitempty"`
+	// UndoOf is set on the snapshot a restore took of the state it was
+	// about to replace: the snapshot restored. "latest" passes over such
+	// an undo copy (restore it by its id).
+	UndoOf string `json:"undo_of,omitempty"`
 }
 
 // Summary is a snapshot as lists show it (CLI snapshots --json, the API).
@@ -63,13 +67,15 @@ type Summary struct {
 	// Missing names the LightRAG stores the workspace keeps elsewhere,
 	// which the snapshot does not hold.
 	Missing []Store `json:"missing,omitempty"`
+	// UndoOf: an undo copy, taken before restoring that snapshot.
+	UndoOf string `json:"undo_of,omitempty"`
 }
 
 // Summary returns the manifest's list entry.
 func (m *Manifest) Summary() Summary {
 	return Summary{Graph: m.Graph, ID: m.ID, Time: m.Time, SizeBytes: m.Totals.SizeBytes, Files: m.Totals.Files,
 		Parent: m.Parent, Flagged: m.Flagged(), MidIngestion: m.MidIngestion(), Resumable: m.Resumable(), State: m.State(), Good: m.Good(),
-		LightRAG: m.LightRAG, Consistency: m.Consistency, Source: m.SourceKind(), Missing: m.Missing()}
+		LightRAG: m.LightRAG, Consistency: m.Consistency, Source: m.SourceKind(), Missing: m.Missing(), UndoOf: m.UndoOf}
 }
 
 // Entry types.

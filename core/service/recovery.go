@@ -164,7 +164,7 @@ func (s *Service) Failover(ctx context.Context, req FailoverRequest) (*FailoverR
 	if req.Target == "" {
 		return nil, problem.Errorf(problem.Invalid, problem.NoRemedy, "", "name the target to promote")
 	}
-	if req.Restore && s.cfg.GraphsRoot == "" {
+	if req.Restore && s.cfg.GraphsRoot == "" && !s.hasPostgresGraphs() {
 		return nil, problem.Errorf(problem.Invalid, problem.SetGraphsRoot, "", "restoring after a failover needs a graphs root (where the graphs go)")
 	}
 	from, _, err := s.PrimaryURL()
@@ -199,7 +199,8 @@ func (s *Service) Failover(ctx context.Context, req FailoverRequest) (*FailoverR
 	if err != nil {
 		return nil, err
 	}
-	opts := recovery.FailoverOptions{Checkpoint: req.Checkpoint, Restore: req.Restore, GraphsRoot: s.cfg.GraphsRoot, DryRun: req.DryRun, Force: req.Force}
+	opts := recovery.FailoverOptions{Checkpoint: req.Checkpoint, Restore: req.Restore, GraphsRoot: s.cfg.GraphsRoot, DryRun: req.DryRun, Force: req.Force,
+		Postgres: s.postgresLocation}
 	plan, err := recovery.PlanFailover(ctx, reachable, replica, t, from, opts)
 	if err != nil {
 		replica.Store().Close()
@@ -236,7 +237,7 @@ func (s *Service) failoverDone(ctx context.Context, primary *repo.Repository, sw
 	done := &recovery.Completed{Switch: *sw}
 	if restore {
 		var err error
-		if done, err = recovery.FinishRestores(ctx, primary, sw, s.cfg.GraphsRoot); err != nil {
+		if done, err = recovery.FinishRestores(ctx, primary, sw, s.cfg.GraphsRoot, recovery.FailoverOptions{Postgres: s.postgresLocation}); err != nil {
 			return nil, err
 		}
 	}
@@ -432,6 +433,8 @@ type WatchRequest struct {
 	All         bool
 	MinInterval time.Duration
 	Rescan      time.Duration
+	// Poll is how often a graph in PostgreSQL is looked at.
+	Poll time.Duration
 	// Retention, when set, is applied to each graph after its backups.
 	Retention  *retention.Policy
 	Logger     *slog.Logger
@@ -460,7 +463,7 @@ func (s *Service) Watch(ctx context.Context, req WatchRequest) error {
 		Backup: func(ctx context.Context, src backup.Source) (*backup.Result, error) {
 			return s.backupRaw(ctx, src, nil)
 		},
-		MinInterval: req.MinInterval, Rescan: req.Rescan, Retention: req.Retention,
+		MinInterval: req.MinInterval, Rescan: req.Rescan, Poll: req.Poll, Retention: req.Retention,
 		Logger: req.Logger, OnSnapshot: req.OnSnapshot,
 	})
 }

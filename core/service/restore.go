@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/postgres"
 	"github.com/graphkeep/graphkeep/core/problem"
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/core/retention"
@@ -37,6 +38,12 @@ type RestoreRequest struct {
 	// Confined keeps the destination inside the graphs root or a restore
 	// root, symlinks resolved (requests from the network).
 	Confined bool
+	// A graph in PostgreSQL: ToWorkspace clones it into another workspace
+	// (of To when To is a postgres:// URL, else of its own database);
+	// To may name another database. DryRun says per table what the
+	// restore would add, remove and change, and writes nothing.
+	ToWorkspace string
+	DryRun      bool
 }
 
 // RestorePlan is a prepared restore: what goes where.
@@ -52,6 +59,13 @@ type RestoreItem struct {
 	// NewGraph is the graph Dest becomes: a new directory of the graphs
 	// root is a graph from then on ("" when Dest is no new graph).
 	NewGraph string
+	// Postgres is where a snapshot of a PostgreSQL graph goes (nil for a
+	// directory's); InPlace: the graph's own workspace.
+	Postgres *postgres.Location
+	InPlace  bool
+	// UndoGraph is the graph the undo snapshot of what a restore into
+	// PostgreSQL replaces is kept as.
+	UndoGraph string
 }
 
 // Restore prepares and runs req.
@@ -111,6 +125,24 @@ func (s *Service) PrepareRestore(ctx context.Context, req RestoreRequest) (*Rest
 	}
 	plan := &RestorePlan{req: req}
 	for _, c := range choices {
+		m, err := r.Cache().Manifest(ctx, c.Ref)
+		if err != nil {
+			return nil, err
+		}
+		if m.Postgres != nil {
+			it, err := s.postgresDest(ctx, c, m, req)
+			if err != nil {
+				return nil, err
+			}
+			plan.Items = append(plan.Items, it)
+			continue
+		}
+		if req.ToWorkspace != "" || postgres.IsURL(req.To) {
+			return nil, problem.Errorf(problem.Invalid, problem.NoRemedy, c.Ref.Graph, "snapshot %s/%s is of a directory, not of a PostgreSQL workspace: restore it into a directory (--to DIR)", c.Ref.Graph, c.Ref.ID)
+		}
+		if req.DryRun {
+			return nil, problem.Errorf(problem.Invalid, problem.NoRemedy, c.Ref.Graph, "a dry run compares a PostgreSQL workspace; snapshot %s/%s is of a directory", c.Ref.Graph, c.Ref.ID)
+		}
 		dest, err := s.restoreDest(c.Ref.Graph, req)
 		if err != nil {
 			return nil, err
@@ -146,6 +178,14 @@ func (s *Service) RunRestore(ctx context.Context, plan *RestorePlan, progress fu
 		}
 		g.Go(func() error {
 			if err := gctx.Err(); err != nil {
+				return err
+			}
+			if it.Postgres != nil {
+				res, err := s.restorePostgres(gctx, r, it, plan.req, opts)
+				if res != nil {
+					res.PassedOver = it.Choice.Passed
+					done[i] = res
+				}
 				return err
 			}
 			res, err := backup.Restore(gctx, r, it.Choice.Ref, it.Dest, opts)

@@ -18,6 +18,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/graphkeep/graphkeep/core/backup"
+	"github.com/graphkeep/graphkeep/core/postgres"
 	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/core/retention"
 )
@@ -35,6 +36,9 @@ type Options struct {
 	// Rescan is how often the graph is looked at without an event. Default
 	// 30s.
 	Rescan time.Duration
+	// Poll is how often a graph in PostgreSQL is asked whether its
+	// workspace changed (a database sends no file events). Default 1s.
+	Poll time.Duration
 	// Retention, when set, is applied to a graph (forget) after each of its
 	// backups, and unreferenced chunks are pruned every PruneEvery.
 	Retention  *retention.Policy
@@ -53,6 +57,9 @@ func (o *Options) applyDefaults(r *repo.Repository) {
 	}
 	if o.PruneEvery <= 0 {
 		o.PruneEvery = time.Hour
+	}
+	if o.Poll <= 0 {
+		o.Poll = time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -130,25 +137,42 @@ type graphs struct {
 // watch is one graph's loop.
 func (g *graphs) watch(ctx context.Context, src backup.Source) error {
 	log := g.opts.Logger.With("graph", src.Graph)
-	events, stop, err := notify(src.Dir)
-	if err != nil {
-		log.Warn("watch: no file system events; rescanning only", "every", g.opts.Rescan, "error", err)
+	var events <-chan fsnotify.Event
+	stop := func() {}
+	if src.Dir != "" {
+		var err error
+		if events, stop, err = notify(src.Dir); err != nil && src.Postgres == nil {
+			log.Warn("watch: no file system events; rescanning only", "every", g.opts.Rescan, "error", err)
+		}
 	}
 	defer stop()
+	look := &changes{dir: src.Dir}
+	var poll <-chan time.Time
+	if src.Postgres != nil {
+		w, err := postgres.WatchChanges(ctx, src.Postgres.URL, src.Postgres.Workspace)
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		look.db = w
+		ticker := time.NewTicker(g.opts.Poll)
+		defer ticker.Stop()
+		poll = ticker.C
+	}
 
-	backedUp, err := g.lastWrite(ctx, src.Graph) // what the newest snapshot holds
-	if err != nil {
+	var err error
+	if look.backedUp, err = g.lastWrite(ctx, src.Graph); err != nil { // what the newest snapshot holds
 		return err
 	}
 	rescan := time.NewTicker(g.opts.Rescan)
 	defer rescan.Stop()
 	var lastRun time.Time
 	dirty := true // look once at the start
-	log.Info("watch: protecting", "dir", src.Dir, "min_interval", g.opts.MinInterval)
+	log.Info("watch: protecting", "dir", src.Dir, "postgres", pgName(src), "min_interval", g.opts.MinInterval)
 	for {
 		if dirty {
 			dirty = false
-			changed, err := changedSince(src.Dir, backedUp)
+			changed, err := look.since(ctx)
 			if err != nil {
 				log.Warn("watch: look at the graph", "error", err)
 			}
@@ -159,13 +183,14 @@ func (g *graphs) watch(ctx context.Context, src backup.Source) error {
 					}
 				}
 				lastRun = time.Now()
+				before := look.state(ctx)
 				ev := g.backupOnce(ctx, src)
 				if ctx.Err() != nil {
 					log.Info("watch: stopped")
 					return nil
 				}
 				if ev.Err == nil {
-					backedUp = ev.Manifest.Consistency.LastWrite
+					look.backedUp, look.backedUpState = ev.Manifest.Consistency.LastWrite, before
 					log.Info("watch: snapshot committed", "snapshot", ev.Manifest.ID, "state", ev.Manifest.State(), "good", ev.Manifest.Good(),
 						"rpo", ev.RPO.Round(time.Millisecond), "took", ev.Duration.Round(time.Millisecond),
 						"added_bytes", ev.Manifest.Totals.AddedBytes)
@@ -185,10 +210,54 @@ func (g *graphs) watch(ctx context.Context, src backup.Source) error {
 				events = nil
 			}
 			dirty = true
+		case <-poll:
+			dirty = true
 		case <-rescan.C:
 			dirty = true
 		}
 	}
+}
+
+// changes says whether a graph changed since its last snapshot: its
+// directory by its newest write, its PostgreSQL workspace by the change
+// detector's state. The state is read before a backup starts: a write
+// after that makes the next look back up again, never miss it.
+type changes struct {
+	dir           string
+	db            *postgres.Changes
+	backedUp      time.Time
+	backedUpState string // "" until this watch took a snapshot
+}
+
+func (c *changes) since(ctx context.Context) (bool, error) {
+	if c.dir != "" {
+		if changed, err := changedSince(c.dir, c.backedUp); err != nil || changed {
+			return changed, err
+		}
+	}
+	if c.db == nil {
+		return false, nil
+	}
+	st, err := c.db.State(ctx)
+	if err != nil {
+		return false, err
+	}
+	return c.backedUpState == "" || st != c.backedUpState, nil
+}
+
+func (c *changes) state(ctx context.Context) string {
+	if c.db == nil {
+		return ""
+	}
+	st, _ := c.db.State(ctx)
+	return st
+}
+
+func pgName(src backup.Source) string {
+	if src.Postgres == nil {
+		return ""
+	}
+	return src.Postgres.String()
 }
 
 func (g *graphs) backupOnce(ctx context.Context, src backup.Source) Event {
