@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/graphkeep/graphkeep/core/lightrag/fixture"
-	"github.com/graphkeep/graphkeep/core/postgres/pgtest"
+	"github.com/graphkeep/graphkeep/integration/pgtest"
 )
 
 // binary is the graphkeep built for this test run.

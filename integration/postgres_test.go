@@ -13,7 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/graphkeep/graphkeep/core/postgres/pgtest"
+	"github.com/graphkeep/graphkeep/integration/pgtest"
 )
 
 // pgEnv is a user whose graphs are LightRAG workspaces in a PostgreSQL

@@ -254,7 +254,7 @@ func storesOf(kind string) []string {
 // elsewhere says where a store the snapshot lacks seems to be, and how to
 // include it.
 func elsewhere(kind string, cat *postgres.Catalog, withFiles bool) string {
-	files := "if LightRAG keeps it in files (working_dir/workspace), name that directory too: --graph ID=DIR beside --graph ID=postgres://...?workspace=W (or put the graphs root and --postgres together)"
+	files := "if LightRAG keeps it in files (working_dir/workspace), name that directory for the graph too, beside its workspace (or configure the graphs root and the database together)"
 	if withFiles {
 		files = "it is not in the graph's directory either"
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/postgres"
-	"github.com/graphkeep/graphkeep/core/postgres/pgtest"
+	"github.com/graphkeep/graphkeep/integration/pgtest"
 	"github.com/graphkeep/graphkeep/core/problem"
 	"github.com/graphkeep/graphkeep/core/repo"
 )

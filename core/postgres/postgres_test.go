@@ -9,7 +9,7 @@ import (
 
 	"github.com/graphkeep/graphkeep/core/lightrag"
 	"github.com/graphkeep/graphkeep/core/postgres"
-	"github.com/graphkeep/graphkeep/core/postgres/pgtest"
+	"github.com/graphkeep/graphkeep/integration/pgtest"
 )
 
 func TestMain(m *testing.M) {

@@ -138,7 +138,7 @@ func (s *Service) PrepareRestore(ctx context.Context, req RestoreRequest) (*Rest
 			continue
 		}
 		if req.ToWorkspace != "" || postgres.IsURL(req.To) {
-			return nil, problem.Errorf(problem.Invalid, problem.NoRemedy, c.Ref.Graph, "snapshot %s/%s is of a directory, not of a PostgreSQL workspace: restore it into a directory (--to DIR)", c.Ref.Graph, c.Ref.ID)
+			return nil, problem.Errorf(problem.Invalid, problem.NoRemedy, c.Ref.Graph, "snapshot %s/%s is of a directory, not of a PostgreSQL workspace: restore it into a directory", c.Ref.Graph, c.Ref.ID)
 		}
 		if req.DryRun {
 			return nil, problem.Errorf(problem.Invalid, problem.NoRemedy, c.Ref.Graph, "a dry run compares a PostgreSQL workspace; snapshot %s/%s is of a directory", c.Ref.Graph, c.Ref.ID)

@@ -39,12 +39,12 @@ func (s *Service) postgresDest(ctx context.Context, c repo.Choice, m *repo.Manif
 		}
 		dest = postgres.Location{URL: loc.URL, Workspace: firstNonEmpty(loc.Workspace, req.ToWorkspace, m.Postgres.Workspace)}
 		if split {
-			return it, problem.Errorf(problem.Invalid, problem.NoRemedy, c.Ref.Graph, "graph %s keeps stores in files as well: restore its tables with --to-workspace (and its files with --to DIR), or restore it in place", c.Ref.Graph)
+			return it, problem.Errorf(problem.Invalid, problem.NoRemedy, c.Ref.Graph, "graph %s keeps stores in files as well: restore its tables into another workspace of its database (and its files into a directory), or restore it in place", c.Ref.Graph)
 		}
 	case req.To != "" && !split:
-		return it, problem.Errorf(problem.Invalid, problem.NoRemedy, c.Ref.Graph, "graph %s is a workspace in PostgreSQL, not a directory: restore it in place, into another workspace (--to-workspace NAME) or another database (--to postgres://USER@HOST/DB)", c.Ref.Graph)
+		return it, problem.Errorf(problem.Invalid, problem.NoRemedy, c.Ref.Graph, "graph %s is a workspace in PostgreSQL, not a directory: restore it in place, into another workspace, or into another database (postgres://USER@HOST/DB)", c.Ref.Graph)
 	case req.To != "" && req.ToWorkspace == "":
-		return it, problem.Errorf(problem.Invalid, problem.NoRemedy, c.Ref.Graph, "graph %s keeps stores in PostgreSQL and in files: with --to DIR for the files, name the workspace its tables go to (--to-workspace NAME), or restore it in place", c.Ref.Graph)
+		return it, problem.Errorf(problem.Invalid, problem.NoRemedy, c.Ref.Graph, "graph %s keeps stores in PostgreSQL and in files: with a directory for the files, name the workspace its tables go to as well, or restore it in place", c.Ref.Graph)
 	}
 	if req.ToWorkspace != "" {
 		dest.Workspace = req.ToWorkspace
