@@ -69,6 +69,11 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
 		// AllowOutsideLinks restores symlinks that point outside the
 		// destination.
 		AllowOutsideLinks bool `json:"allow_outside_links"`
+		// A graph in PostgreSQL: ToWorkspace clones it into another
+		// workspace of its database; DryRun says per table what the
+		// restore would add, remove and change.
+		ToWorkspace string `json:"to_workspace"`
+		DryRun      bool   `json:"dry_run"`
 	}
 	if err := decode(w, r, &body); err != nil {
 		writeError(w, r, err)
@@ -78,12 +83,17 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errBadRequest("\"to\" holds a NUL byte"))
 		return
 	}
+	if strings.ContainsRune(body.ToWorkspace, 0) || len(body.ToWorkspace) > 255 {
+		writeError(w, r, errBadRequest("\"to_workspace\" must be a workspace name of at most 255 bytes without NUL"))
+		return
+	}
 	if len(body.To) > maxPathLen {
 		writeError(w, r, errBadRequest("\"to\" is %d bytes long; paths of at most %d are accepted", len(body.To), maxPathLen))
 		return
 	}
 	plan, err := s.svc.PrepareRestore(r.Context(), service.RestoreRequest{Graph: chi.URLParam(r, "graph"), Snapshot: chi.URLParam(r, "snapshot"),
-		To: body.To, AllowNotGood: body.AllowFlagged, Force: body.Force, AllowOutsideLinks: body.AllowOutsideLinks, Confined: true})
+		To: body.To, AllowNotGood: body.AllowFlagged, Force: body.Force, AllowOutsideLinks: body.AllowOutsideLinks, Confined: true,
+		ToWorkspace: body.ToWorkspace, DryRun: body.DryRun})
 	if err != nil {
 		writeError(w, r, err)
 		return

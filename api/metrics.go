@@ -33,6 +33,7 @@ type Metrics struct {
 	checkpointAge  *prometheus.GaugeVec
 	consistent     *prometheus.GaugeVec
 	resumable      *prometheus.GaugeVec
+	missingStores  *prometheus.GaugeVec
 	resumeDocs     *prometheus.GaugeVec
 	quiet          *prometheus.GaugeVec
 	cutAttempts    *prometheus.GaugeVec
@@ -77,6 +78,7 @@ func NewMetrics() *Metrics {
 	m.checkpointAge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_checkpoint_age_seconds", Help: "Age of the latest checkpoint (absent when there is none)."}, nil)
 	m.consistent = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_snapshot_consistent", Help: "1 when the last snapshot of each graph is good (LightRAG's stores agreed, or it is resumable), 0 when flagged or mid-ingestion."}, []string{"graph"})
 	m.resumable = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_snapshot_resumable", Help: "1 when the last snapshot of each graph was cut while LightRAG was ingesting, in a state it resumes from; 0 otherwise."}, []string{"graph"})
+	m.missingStores = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_snapshot_missing_stores", Help: "Kinds of LightRAG store (kv, vector, graph, doc_status) each graph's workspace keeps elsewhere, which its last snapshot does not hold (0: complete)."}, []string{"graph"})
 	m.resumeDocs = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_snapshot_resume_documents", Help: "Documents LightRAG would process again on a restore of each graph's last snapshot (pending, processing or failed; 0 when consistent)."}, []string{"graph"})
 	m.quiet = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_snapshot_quiet_seconds", Help: "How long each graph had been unwritten when its last snapshot was cut."}, []string{"graph"})
 	m.cutAttempts = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "graphkeep_snapshot_cut_attempts", Help: "Cuts the last backup of each graph took before it kept one."}, []string{"graph"})
@@ -99,7 +101,7 @@ func NewMetrics() *Metrics {
 	m.lastFailover = gauge("graphkeep_last_failover_timestamp_seconds", "Time of the newest recorded failover (absent when none).")
 	m.backupFailed = gauge("graphkeep_backup_last_failure_timestamp_seconds", "Time of each graph's last failed backup job in this server.", "graph")
 	for _, c := range []prometheus.Collector{m.requests, m.latency, m.jobs, m.jobsDone, m.backupDuration, m.backupBytes, m.dedupRatio,
-		m.lastSuccess, m.lagSnapshots, m.lagBytes, m.targetHealth, m.checkpointAge, m.consistent, m.resumable, m.resumeDocs, m.quiet, m.cutAttempts, m.rpo,
+		m.lastSuccess, m.lagSnapshots, m.lagBytes, m.targetHealth, m.checkpointAge, m.consistent, m.resumable, m.missingStores, m.resumeDocs, m.quiet, m.cutAttempts, m.rpo,
 		m.status, m.primaryReachable, m.graphLast, m.graphLastGood, m.graphSchedule, m.graphFlagged, m.graphMid, m.targetRPO,
 		m.targets, m.checkpointTargets, m.failovers, m.lastFailover, m.backupFailed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
@@ -141,6 +143,7 @@ func (m *Metrics) ObserveBackup(man *repo.Manifest, took time.Duration) {
 		m.dedupRatio.WithLabelValues(g).Set(float64(man.Totals.SizeBytes))
 	}
 	m.lastSuccess.WithLabelValues(g).Set(float64(man.Time.Add(took).Unix()))
+	m.missingStores.WithLabelValues(g).Set(float64(len(man.Missing())))
 	if c := man.Consistency; c != nil {
 		m.consistent.WithLabelValues(g).Set(float64(btoi(man.Good())))
 		m.resumable.WithLabelValues(g).Set(float64(btoi(c.Resumable)))

@@ -111,11 +111,18 @@ function statusBadge(status) {
   return badge(status || "UNKNOWN", tone);
 }
 
+function sourceName(source) {
+  return { postgres: "PostgreSQL", "postgres+files": "PostgreSQL and files", files: "files" }[source] || "–";
+}
+
 function snapshotBadges(s) {
   const out = [];
   if (s.flagged) out.push(badge("flagged", "bad"));
   if (s.mid_ingestion) out.push(badge("mid-ingestion", "warn"));
-  if (s.resumable) {
+  if (s.state === "partial") {
+    const kinds = (s.missing || []).map((m) => m.kind.replace("_", " ")).join(", ");
+    out.push(h("span", { class: "badge b-warn", title: `the workspace keeps its ${kinds} store elsewhere: not in this snapshot` }, "partial"));
+  } else if (s.resumable) {
     const r = (s.consistency && s.consistency.resume) || {};
     const n = Object.values(r.counts || {}).reduce((a, b) => a + b, 0);
     out.push(h("span", { class: "badge b-ok", title: `LightRAG processes ${n} document(s) again when it starts on this snapshot` }, "resumable"));
@@ -412,7 +419,9 @@ async function graphPage(main, graph) {
     const newest = [...snaps].reverse();
     replace(el,
       h("div", { class: "card" }, h("dl", { class: "kv" },
-        h("dt", { text: "Directory" }), h("dd", { text: g.dir || "–" }),
+        h("dt", { text: "Source" }), h("dd", { text: sourceName(g.source) }),
+        g.postgres ? [h("dt", { text: "PostgreSQL" }), h("dd", { text: g.postgres })] : null,
+        g.dir || !g.postgres ? [h("dt", { text: "Directory" }), h("dd", { text: g.dir || "–" })] : null,
         h("dt", { text: "Snapshots" }), h("dd", { text: count(g.snapshots) }),
         h("dt", { text: "Size (latest)" }), h("dd", { text: g.latest ? bytes(g.latest.size_bytes) : "–" }))),
       h("h2", { text: "LightRAG counts over its snapshots" }), countsChart(snaps),
@@ -443,7 +452,10 @@ async function snapshotPage(main, graph, id) {
         h("dt", { text: "Files" }), h("dd", { text: count(t.files) }),
         h("dt", { text: "Size" }), h("dd", { text: bytes(t.size_bytes) }),
         h("dt", { text: "New data" }), h("dd", { text: `${bytes(t.added_bytes)} (stored ${bytes(t.stored_bytes)})` }),
-        h("dt", { text: "Host" }), h("dd", { text: m.host || "–" }))),
+        h("dt", { text: "Host" }), h("dd", { text: m.host || "–" }),
+        h("dt", { text: "Source" }), h("dd", { text: m.postgres ? `PostgreSQL: workspace "${m.postgres.workspace}" of ${m.postgres.database}${s.source === "postgres+files" ? ", and files" : ""}` : "files" }))),
+      (m.stores || []).length ? h("div", { class: "card" }, h("dl", { class: "kv" }, m.stores.map((st) => [h("dt", { text: st.kind.replace("_", " ") + " store" }),
+        h("dd", {}, st.in ? `${st.in === "postgres" ? "PostgreSQL" : "files"}${st.detail ? ": " + st.detail : ""}` : badge("not in the snapshot", "warn"), st.in ? null : h("div", { class: "muted", text: st.detail }))]))) : null,
       h("div", { class: "card" }, h("dl", { class: "kv" }, SERIES.map(([k, label]) => [h("dt", { text: label }), h("dd", { text: count(l[k]) })])))),
     c ? [h("h2", { text: "Consistency" }),
       h("p", {}, c.consistent ? "LightRAG's stores agreed when it was cut." :
@@ -454,9 +466,11 @@ async function snapshotPage(main, graph, id) {
         h("tr", {}, h("td", { text: i.name }), h("td", { text: i.left }), h("td", { text: i.right }),
           h("td", { text: `${count(i.left_count)} / ${count(i.right_count)}` }), h("td", {}, i.holds ? badge("yes", "ok") : badge("no", "bad")))), "No invariants recorded.")] : null,
     h("h2", { text: "Files", id: "files" }),
-    table(["Path", "Size#", "Chunks#"], (m.files || []).map((f) =>
-      h("tr", {}, h("td", { text: f.path + (f.type !== "file" ? ` (${f.type})` : "") }), h("td", { class: "num", text: f.type === "file" ? bytes(f.size) : "" }),
-        h("td", { class: "num", text: f.type === "file" ? count(f.chunks) : "" }))), "No files."),
+    table(["Path", "Size#", "Chunks#"], (m.files || []).map((f) => {
+      const data = f.type === "file" || f.type === "table";
+      return h("tr", {}, h("td", { text: f.path + (f.type !== "file" ? ` (${f.type})` : "") }), h("td", { class: "num", text: data ? bytes(f.size) : "" }),
+        h("td", { class: "num", text: data ? count(f.chunks) : "" }));
+    }), "No files."),
     canBackup() ? snapshotActions(graph, s.id) : null);
 }
 

@@ -185,9 +185,19 @@ func printBackups(report *service.BackupReport) {
 		if res.Flagged {
 			flag = "  FLAGGED: " + strings.Join(res.LightRAG.Problems, "; ")
 		}
-		fmt.Printf("%s: snapshot %s  %d files, %s; new %s, stored %s; %d unchanged files reused; %s%s\n",
-			res.Graph, res.ID, res.Files, humanBytes(res.SizeBytes), humanBytes(res.AddedBytes),
+		what := fmt.Sprintf("%d files", res.Files)
+		switch {
+		case res.Source == "postgres":
+			what = fmt.Sprintf("%d tables", res.Tables)
+		case res.Tables > 0:
+			what = fmt.Sprintf("%d tables and %d files", res.Tables, res.Files)
+		}
+		fmt.Printf("%s: snapshot %s  %s, %s; new %s, stored %s; %d unchanged files reused; %s%s\n",
+			res.Graph, res.ID, what, humanBytes(res.SizeBytes), humanBytes(res.AddedBytes),
 			humanBytes(res.StoredBytes), res.ReusedFiles, (time.Duration(res.DurationMS) * time.Millisecond), flag)
+		for _, st := range res.Missing {
+			fmt.Fprintf(os.Stderr, "graphkeep: warning: %s: the snapshot lacks the workspace's %s store: %s\n", res.Graph, strings.ReplaceAll(st.Kind, "_", " "), st.Detail)
+		}
 	}
 	for _, res := range report.Replication {
 		printResult(res)
@@ -378,8 +388,11 @@ func consistencyLine(c *repo.Consistency) string {
 		attempts = fmt.Sprintf("%d attempts", c.Attempts)
 	}
 	state := "consistent"
-	if c.Resumable {
+	switch {
+	case c.Resumable:
 		state = "RESUMABLE (LightRAG takes up again " + c.Resume.String() + ")"
+	case !c.Consistent && c.Reason != "":
+		state = strings.ToUpper(c.Reason[:1]) + c.Reason[1:]
 	}
 	return fmt.Sprintf("%s, last written %s before the cut, waited %s, cut in %s (%s)", state,
 		duration.Age(time.Duration(c.QuietMS)*time.Millisecond), duration.Age(time.Duration(c.WaitedMS)*time.Millisecond),
@@ -393,12 +406,25 @@ func snapshotStatus(l repo.Summary) string {
 		return "FLAGGED: " + strings.Join(l.LightRAG.Problems, "; ")
 	case l.MidIngestion:
 		return "MID-INGESTION: " + strings.Join(l.Consistency.Broken(), "; ")
+	case l.State == repo.StatePartial:
+		var kinds []string
+		for _, m := range l.Missing {
+			kinds = append(kinds, strings.ReplaceAll(m.Kind, "_", " "))
+		}
+		return "PARTIAL: the workspace keeps its " + strings.Join(kinds, ", ") + " store elsewhere" + undoNote(l)
 	case l.Resumable:
-		return "resumable: LightRAG resumes " + l.Consistency.Resume.String()
+		return "resumable: LightRAG resumes " + l.Consistency.Resume.String() + undoNote(l)
 	case l.Consistency != nil:
-		return "consistent"
+		return "consistent" + undoNote(l)
 	}
 	return "ok"
+}
+
+func undoNote(l repo.Summary) string {
+	if l.UndoOf == "" {
+		return ""
+	}
+	return " (undo copy, taken before restoring " + l.UndoOf + ")"
 }
 
 func verifyCmd(g *globals) *cobra.Command {

@@ -37,6 +37,12 @@ type BackupResult struct {
 	MidIngestion bool              `json:"mid_ingestion"`
 	Consistency  *repo.Consistency `json:"consistency,omitempty"`
 	LightRAG     *repo.GraphCounts `json:"lightrag,omitempty"`
+	// Source is "files", "postgres" or "postgres+files"; Tables counts a
+	// graph's PostgreSQL tables; Missing names the stores its workspace
+	// keeps elsewhere (the snapshot is partial).
+	Source  string       `json:"source"`
+	Tables  int          `json:"tables,omitempty"`
+	Missing []repo.Store `json:"missing,omitempty"`
 	// Error is why this graph's backup failed (the others went on).
 	Error string `json:"error,omitempty"`
 }
@@ -46,7 +52,8 @@ func backupResult(res *backup.Result) *BackupResult {
 	return &BackupResult{Graph: m.Graph, ID: m.ID, Time: m.Time, Files: m.Totals.Files, SizeBytes: m.Totals.SizeBytes,
 		AddedBytes: m.Totals.AddedBytes, StoredBytes: m.Totals.StoredBytes, ReusedFiles: res.ReusedFiles,
 		DurationMS: res.Duration.Milliseconds(), Flagged: m.Flagged(), Consistent: m.Consistency != nil && m.Consistency.Consistent,
-		MidIngestion: m.MidIngestion(), Consistency: m.Consistency, LightRAG: m.LightRAG}
+		MidIngestion: m.MidIngestion(), Consistency: m.Consistency, LightRAG: m.LightRAG,
+		Source: m.SourceKind(), Tables: m.Totals.Tables, Missing: m.Missing()}
 }
 
 // BackupRequest names what to back up.
@@ -285,6 +292,10 @@ type SnapshotDetail struct {
 	Totals   repo.Totals    `json:"totals"`
 	Host     string         `json:"host"`
 	Files    []SnapshotFile `json:"files"`
+	// A graph in PostgreSQL: where its tables came from, and where each
+	// kind of LightRAG store is.
+	Postgres *repo.PostgresSource `json:"postgres,omitempty"`
+	Stores   []repo.Store         `json:"stores,omitempty"`
 }
 
 // SnapshotFile is one file of a snapshot.
@@ -313,7 +324,8 @@ func (s *Service) Snapshot(ctx context.Context, graph, id string) (*SnapshotDeta
 	if err != nil {
 		return nil, err
 	}
-	out := &SnapshotDetail{Snapshot: m.Summary(), Totals: m.Totals, Host: m.Host, Files: make([]SnapshotFile, 0, len(m.Files))}
+	out := &SnapshotDetail{Snapshot: m.Summary(), Totals: m.Totals, Host: m.Host, Files: make([]SnapshotFile, 0, len(m.Files)),
+		Postgres: m.Postgres, Stores: m.Stores}
 	for _, f := range m.Files {
 		out.Files = append(out.Files, SnapshotFile{Path: f.Path, Type: f.Type, Size: f.Size, SHA256: f.SHA256, BLAKE3: f.BLAKE3, Chunks: len(f.Chunks)})
 	}

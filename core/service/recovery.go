@@ -388,8 +388,12 @@ func RecoveryStatusOf(h *recovery.Health) *RecoveryStatus {
 
 // GraphView is a graph with its newest snapshot.
 type GraphView struct {
-	ID        string        `json:"id"`
-	Dir       string        `json:"dir,omitempty"`
+	ID  string `json:"id"`
+	Dir string `json:"dir,omitempty"`
+	// Source is "files", "postgres" or "postgres+files"; Postgres names
+	// the workspace and its database (without password).
+	Source    string        `json:"source,omitempty"`
+	Postgres  string        `json:"postgres,omitempty"`
 	Snapshots int           `json:"snapshots"`
 	Latest    *repo.Summary `json:"latest,omitempty"`
 }
@@ -404,7 +408,14 @@ func (s *Service) Graphs(snaps []repo.Summary) ([]GraphView, error) {
 	byID := map[string]*GraphView{}
 	var order []string
 	for _, src := range sources {
-		byID[src.Graph] = &GraphView{ID: src.Graph, Dir: src.Dir}
+		v := &GraphView{ID: src.Graph, Dir: src.Dir, Source: "files"}
+		if src.Postgres != nil {
+			v.Source, v.Postgres = "postgres", src.Postgres.String()
+			if src.Dir != "" {
+				v.Source = "postgres+files"
+			}
+		}
+		byID[src.Graph] = v
 		order = append(order, src.Graph)
 	}
 	for i := range snaps {

@@ -32,6 +32,8 @@ func (s *Service) postgresDest(ctx context.Context, c repo.Choice, m *repo.Manif
 	dest := own
 	split := m.SourceKind() != "postgres"
 	switch {
+	case postgres.IsURL(req.To) && req.Confined:
+		return it, problem.Errorf(problem.Invalid, problem.NoRemedy, c.Ref.Graph, "a restore requested over the network goes to the graph's own workspace or another workspace of its database, never to a database it names")
 	case postgres.IsURL(req.To):
 		loc, err := postgres.ParseURL(req.To)
 		if err != nil {
