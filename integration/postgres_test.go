@@ -260,3 +260,66 @@ func TestCLIPostgresWatch(t *testing.T) {
 		t.Fatalf("watch after SIGINT: %v, want exit 0", err)
 	}
 }
+
+// The server on a PostgreSQL graph: its source in the graph view, a
+// backup, a dry run and a clone through the API; another database only
+// from the CLI.
+func TestServerPostgresGraph(t *testing.T) {
+	e := newPGEnv(t)
+	e.extra = append(e.extra, "GRAPHKEEP_ADMIN_TOKEN="+testAdminToken)
+	e.ingest("alpha", 1, 3)
+	e.ok("init")
+	s := e.startServer(t, "")
+	var g struct {
+		Source   string `json:"source"`
+		Postgres string `json:"postgres"`
+	}
+	s.must(200, "GET", "/graphs/alpha", "", &g)
+	if g.Source != "postgres" || !strings.Contains(g.Postgres, `workspace "alpha"`) || strings.Contains(g.Postgres, e.srv.Password) {
+		t.Fatalf("graph view: %+v", g)
+	}
+	var j apiJob
+	s.must(201, "POST", "/backup/graphs/alpha/snapshots?wait=true", "", &j)
+	var snap struct {
+		ID     string `json:"id"`
+		Source string `json:"source"`
+		Tables int    `json:"tables"`
+	}
+	if err := json.Unmarshal(j.Result, &snap); err != nil || snap.Source != "postgres" || snap.Tables != 13 {
+		t.Fatalf("backup result: %s", j.Result)
+	}
+	var detail struct {
+		Stores []struct{ Kind, In string } `json:"stores"`
+	}
+	s.must(200, "GET", "/backup/graphs/alpha/snapshots/"+snap.ID, "", &detail)
+	if len(detail.Stores) != 4 {
+		t.Fatalf("snapshot detail: %+v", detail)
+	}
+	e.ingest("alpha", 4, 4)
+	s.must(201, "POST", "/backup/graphs/alpha/snapshots/"+snap.ID+"/restore?wait=true", `{"dry_run": true}`, &j)
+	var plan struct {
+		Postgres struct {
+			DryRun bool `json:"dry_run"`
+			Diff   []struct {
+				Table   string `json:"table"`
+				Removed int64  `json:"removed"`
+			} `json:"diff"`
+		} `json:"postgres"`
+	}
+	if err := json.Unmarshal(j.Result, &plan); err != nil || !plan.Postgres.DryRun || len(plan.Postgres.Diff) == 0 {
+		t.Fatalf("dry run: %s", j.Result)
+	}
+	if got := e.docs("alpha"); got != 4 {
+		t.Fatalf("the dry run changed the workspace: %d", got)
+	}
+	s.must(201, "POST", "/backup/graphs/alpha/snapshots/"+snap.ID+"/restore?wait=true", `{"to_workspace": "alpha_api"}`, &j)
+	if got := e.docs("alpha_api"); got != 3 {
+		t.Fatalf("clone through the API: %d documents (%s)", got, j.Result)
+	}
+	var apiErr struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	if code := s.call("POST", "/backup/graphs/alpha/snapshots/"+snap.ID+"/restore", `{"to": "`+withoutPassword(e.srv.CreateDatabase(t))+`"}`, &apiErr); code != 422 || !strings.Contains(apiErr.Error.Message, "never to a database it names") {
+		t.Fatalf("restore into a database named over the network: %d %+v", code, apiErr)
+	}
+}

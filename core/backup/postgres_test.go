@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -500,5 +501,101 @@ func TestPostgresServerStoppedMidBackup(t *testing.T) {
 	}
 	if res.Manifest.LightRAG.Docs != 30 || res.Manifest.State() != repo.StateConsistent {
 		t.Fatalf("after the restart: %+v %s", res.Manifest.LightRAG, res.Manifest.State())
+	}
+}
+
+// A graph split between PostgreSQL (kv, vectors, document status) and its
+// directory (the graph as NetworkX's GraphML, as LightRAG keeps it with
+// NetworkXStorage): one snapshot holds both, the invariants span them,
+// and a restore puts each part back where it goes.
+func TestPostgresSplitGraph(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Shared(t)
+	ctx := context.Background()
+	w := pgWorkspace(t, srv, "split")
+	if err := w.Run(ctx, 1, 3, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Move the graph into a GraphML file, as NetworkXStorage keeps it.
+	conn, err := pgx.Connect(ctx, w.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var graphml strings.Builder
+	graphml.WriteString(`<?xml version='1.0' encoding='utf-8'?>
+<graphml xmlns="http://graphml.graphdrawing.org/xmlns"><key id="d0" for="node" attr.name="entity_id" attr.type="string"/><graph edgedefault="undirected">
+`)
+	rows, err := conn.Query(ctx, "SELECT id FROM lightrag_graph_nodes WHERE workspace = 'split' ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		graphml.WriteString(`<node id="` + id + `"><data key="d0">` + id + "</data></node>\n")
+	}
+	rows, err = conn.Query(ctx, "SELECT src_id || '|' || tgt_id FROM lightrag_graph_edges WHERE workspace = 'split'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	edges, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range edges {
+		a, b, _ := strings.Cut(e, "|")
+		graphml.WriteString(`<edge source="` + a + `" target="` + b + `"/>` + "\n")
+	}
+	graphml.WriteString("</graph></graphml>\n")
+	if _, err := conn.Exec(ctx, "DELETE FROM lightrag_graph_nodes WHERE workspace = 'split'"); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "split")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "graph_chunk_entity_relation.graphml"), []byte(graphml.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	r, _ := newRepo(t, "")
+	src := pgSource("split", w.URL, "split")
+	src.Dir = dir
+	res, err := backup.Create(ctx, r, src, backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Manifest
+	if m.State() != repo.StateConsistent || m.SourceKind() != "postgres+files" || m.LightRAG.Nodes != 9 || m.LightRAG.Docs != 3 {
+		t.Fatalf("split snapshot: %s %s %+v %+v", m.State(), m.SourceKind(), m.LightRAG, m.Consistency)
+	}
+	for _, st := range m.Stores {
+		if want := map[string]string{repo.StoreGraph: "files"}[st.Kind]; want != "" && st.In != want || want == "" && st.In != "postgres" {
+			t.Fatalf("store %+v", st)
+		}
+	}
+	// Without the directory the same workspace is partial.
+	alone, err := backup.Create(ctx, r, pgSource("split", w.URL, "split"), backup.Options{MaxWait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if alone.Manifest.State() != repo.StatePartial || !strings.Contains(alone.Manifest.Missing()[0].Detail, "directory") {
+		t.Fatalf("without its directory: %s %+v", alone.Manifest.State(), alone.Manifest.Missing())
+	}
+	// Restore both parts elsewhere.
+	to := filepath.Join(t.TempDir(), "copy")
+	out, err := backup.RestoreGraph(ctx, r, m.Ref(), to, &postgres.Location{URL: w.URL, Workspace: "split_copy"}, backup.RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Files != 1 || docs(t, w.URL, "split_copy") != 3 {
+		t.Fatalf("restored %d files, %d documents", out.Files, docs(t, w.URL, "split_copy"))
+	}
+	got, err := os.ReadFile(filepath.Join(to, "graph_chunk_entity_relation.graphml"))
+	if err != nil || string(got) != graphml.String() {
+		t.Fatalf("restored GraphML differs: %v", err)
 	}
 }
