@@ -15,9 +15,9 @@ import (
 
 	"github.com/graphkeep/graphkeep/core/backup"
 	"github.com/graphkeep/graphkeep/core/postgres"
-	"github.com/graphkeep/graphkeep/integration/pgtest"
 	"github.com/graphkeep/graphkeep/core/problem"
 	"github.com/graphkeep/graphkeep/core/repo"
+	"github.com/graphkeep/graphkeep/integration/pgtest"
 )
 
 func TestMain(m *testing.M) {
