@@ -64,14 +64,27 @@ func (b *builder) cutPostgres() (*cut, error) {
 	}
 	src := &repo.PostgresSource{Database: loc.Database(), Workspace: loc.Workspace, Schema: rd.Catalog.Schema,
 		Server: rd.Catalog.Server, Vector: rd.Catalog.Vector}
+	prints, err := rd.Fingerprints(b.ctx, loc.Workspace)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", loc, err)
+	}
 	tables := map[string]*lightrag.FileStats{}
 	for _, t := range rd.Catalog.Tables {
+		t.Fingerprint = prints[t.Name]
 		e := repo.FileEntry{Path: repo.TablePath(t.Name), Type: repo.TypeTable, Mode: 0o600, MTime: cutTime}
-		rows, err := b.readTable(rd, t, &e, tables)
-		if err != nil {
-			return nil, err
+		if p, prev, ok := b.unchangedTable(t); ok {
+			e, t.Rows = p, prev.Rows
+			tables[t.Name] = fileStats(p.LightRAG)
+			b.reused++
+		} else {
+			rows, err := b.readTable(rd, t, &e, tables)
+			if err != nil {
+				return nil, err
+			}
+			t.Rows = rows
+			b.seen[e.Path] = e
+			b.seenTables[t.Name] = t
 		}
-		t.Rows = rows
 		src.Tables = append(src.Tables, t)
 		c.entries = append(c.entries, e)
 	}
@@ -92,6 +105,58 @@ func (b *builder) cutPostgres() (*cut, error) {
 	}
 	c.stores = placeStores(c, tables, rd.Catalog, b.dir != "")
 	return c, nil
+}
+
+// unchangedTable returns the entry of table t from an earlier cut of this
+// backup or the parent snapshot, when the rows it holds are the ones t's
+// fingerprint says are there now (same definition, same fingerprint), and
+// its chunks are safe from a running prune.
+func (b *builder) unchangedTable(t repo.TableDef) (repo.FileEntry, repo.TableDef, bool) {
+	path := repo.TablePath(t.Name)
+	for _, known := range []struct {
+		entries map[string]repo.FileEntry
+		tables  map[string]repo.TableDef
+	}{{b.seen, b.seenTables}, {b.parent, b.parentTables}} {
+		e, ok := known.entries[path]
+		prev, ok2 := known.tables[t.Name]
+		if !ok || !ok2 || e.Type != repo.TypeTable || t.Fingerprint == "" || prev.Fingerprint != t.Fingerprint ||
+			!sameColumns(prev, t) || !reusableTable(t.Name, e.LightRAG) || b.namesCondemned(e.Chunks) {
+			continue
+		}
+		return e, prev, true
+	}
+	return repo.FileEntry{}, repo.TableDef{}, false
+}
+
+func sameColumns(a, b repo.TableDef) bool {
+	if len(a.Columns) != len(b.Columns) || strings.Join(a.Key, ",") != strings.Join(b.Key, ",") {
+		return false
+	}
+	for i := range a.Columns {
+		if a.Columns[i] != b.Columns[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// reusableTable: an entry whose validation found a problem, or lacks the
+// names the invariants need, is read again.
+func reusableTable(name string, fc *repo.FileCounts) bool {
+	if fc == nil || fc.Problem != "" {
+		return false
+	}
+	st := fileStats(fc)
+	switch tb := lightrag.TableOf(name); {
+	case tb.Store == "":
+		return true
+	case tb.Status != "":
+		return st.Keys != nil && st.Unfinished != nil && st.Unfinished.Keys != nil
+	case tb.Pair[0] != "" || tb.SepPair:
+		return st.Pairs != nil
+	default:
+		return st.Keys != nil
+	}
 }
 
 // ErrNoWorkspace: the database holds no LightRAG tables, or none of the

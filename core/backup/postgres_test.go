@@ -101,8 +101,19 @@ func TestPostgresBackupRestoreCloneAndOtherDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again.Manifest.Totals.AddedBytes != 0 {
-		t.Fatalf("no-change backup added %d bytes", again.Manifest.Totals.AddedBytes)
+	if again.Manifest.Totals.AddedBytes != 0 || again.ReusedFiles != 13 || !again.Manifest.LightRAG.Equal(m.LightRAG) || again.Manifest.State() != repo.StateConsistent {
+		t.Fatalf("no-change backup added %d bytes, reused %d tables unread, %+v %s", again.Manifest.Totals.AddedBytes, again.ReusedFiles, again.Manifest.LightRAG, again.Manifest.State())
+	}
+	// One row of one table changes: only that table is read again.
+	if got := pgQuery(t, w.URL, "WITH u AS (UPDATE lightrag_llm_cache SET return_value = 'changed' WHERE workspace = 'alpha' AND id IN (SELECT id FROM lightrag_llm_cache WHERE workspace = 'alpha' LIMIT 1) RETURNING 1) SELECT count(*) FROM u"); got != 1 {
+		t.Fatalf("updated %d rows", got)
+	}
+	one, err := backup.Create(ctx, r, pgSource("alpha", w.URL, "alpha"), backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if one.ReusedFiles != 12 || one.Manifest.Totals.AddedBytes == 0 {
+		t.Fatalf("after one row changed: %d tables reused, %d bytes added", one.ReusedFiles, one.Manifest.Totals.AddedBytes)
 	}
 
 	// Two more documents, then back to the snapshot in place.

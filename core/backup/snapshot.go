@@ -255,14 +255,16 @@ func create(ctx context.Context, r *repo.Repository, idx *repo.Index, condemned 
 	b := &builder{
 		ctx: ctx, repo: r, opts: opts, graph: src.Graph, dir: dir, pipeline: src.Pipeline,
 		pg: src.Postgres, changes: changes,
-		known:     idx.Chunks,
-		condemned: condemned,
-		inFlight:  make(map[repo.ChunkID]bool),
-		packSize:  r.PackSize(),
-		parent:    indexEntries(parent),
-		seen:      map[string]repo.FileEntry{},
-		validated: map[string]validated{},
-		uploads:   pool.start(ctx),
+		known:        idx.Chunks,
+		condemned:    condemned,
+		inFlight:     make(map[repo.ChunkID]bool),
+		packSize:     r.PackSize(),
+		parent:       indexEntries(parent),
+		seen:         map[string]repo.FileEntry{},
+		parentTables: indexTables(parent, src.Postgres),
+		seenTables:   map[string]repo.TableDef{},
+		validated:    map[string]validated{},
+		uploads:      pool.start(ctx),
 	}
 	c, err := b.take(start)
 	b.chunker = nil // its buffer goes back while the uploads finish
@@ -336,15 +338,18 @@ type builder struct {
 	packSize  int                   // the repository's (0: no packs)
 	parent    map[string]repo.FileEntry
 	seen      map[string]repo.FileEntry // read by an earlier cut of this backup
-	validated map[string]validated      // what this backup's reads of LightRAG files found
-	pipeline  *lightrag.Pipeline
-	pg        *postgres.Location // the graph's workspace in PostgreSQL, or nil
-	changes   *pgChanges         // polls it for writes
-	uploads   *uploads
-	chunker   *chunker.Chunker
-	added     int64
-	reused    int
-	progress  Progress
+	// The same for a graph's PostgreSQL tables: their definitions, with
+	// the fingerprint of the rows each entry holds.
+	parentTables, seenTables map[string]repo.TableDef
+	validated                map[string]validated // what this backup's reads of LightRAG files found
+	pipeline                 *lightrag.Pipeline
+	pg                       *postgres.Location // the graph's workspace in PostgreSQL, or nil
+	changes                  *pgChanges         // polls it for writes
+	uploads                  *uploads
+	chunker                  *chunker.Chunker
+	added                    int64
+	reused                   int
+	progress                 Progress
 }
 
 func inode(info fs.FileInfo) uint64 {
@@ -391,6 +396,18 @@ func latestManifest(ctx context.Context, r *repo.Repository, idx *repo.Index, gr
 		return nil, nil // every snapshot the index has of graph was forgotten
 	}
 	return m, err
+}
+
+// indexTables are the parent's tables, when it was read from the same
+// workspace of the same database.
+func indexTables(m *repo.Manifest, loc *postgres.Location) map[string]repo.TableDef {
+	out := map[string]repo.TableDef{}
+	if m != nil && m.Postgres != nil && loc != nil && m.Postgres.Database == loc.Database() && m.Postgres.Workspace == loc.Workspace {
+		for _, t := range m.Postgres.Tables {
+			out[t.Name] = t
+		}
+	}
+	return out
 }
 
 func indexEntries(m *repo.Manifest) map[string]repo.FileEntry {

@@ -11,11 +11,8 @@ import (
 )
 
 // Changes detects writes to a workspace, which inotify cannot see in a
-// database: a state is, per LightRAG table, how many rows the workspace
-// has and the newest transaction id that wrote one of them (xmin). An
-// insert or update raises that id, a delete lowers the count. It reads the
-// workspace's rows' headers through the primary key's index, not their
-// contents (vectors and texts stay in TOAST).
+// database: a state is every LightRAG table's fingerprint of the
+// workspace's rows (see fingerprints).
 type Changes struct {
 	conn      *pgx.Conn
 	workspace string
@@ -48,27 +45,47 @@ func (c *Changes) State(ctx context.Context) (string, error) {
 	if len(names) == 0 {
 		return "", nil
 	}
-	parts := make([]string, len(names))
-	for i, n := range names {
-		parts[i] = fmt.Sprintf("SELECT %s, count(*), coalesce(max(xmin::text::bigint), 0) FROM %s WHERE workspace = $1",
-			quoteLiteral(n), quoteIdent(n))
-	}
-	rows, err := c.conn.Query(ctx, strings.Join(parts, " UNION ALL "), c.workspace)
+	prints, err := fingerprints(ctx, c.conn, names, c.workspace)
 	if err != nil {
 		return "", fmt.Errorf("watch %q: %w", c.workspace, err)
 	}
 	h := sha256.New()
-	for rows.Next() {
-		var name string
-		var n, xmin int64
-		if err := rows.Scan(&name, &n, &xmin); err != nil {
-			rows.Close()
-			return "", err
-		}
-		fmt.Fprintf(h, "%s %d %d\n", name, n, xmin)
-	}
-	if err := rows.Err(); err != nil {
-		return "", fmt.Errorf("watch %q: %w", c.workspace, err)
+	for _, n := range names {
+		fmt.Fprintf(h, "%s %s\n", n, prints[n])
 	}
 	return hex.EncodeToString(h.Sum(nil)[:12]), nil
+}
+
+// fingerprints returns, per table, a fingerprint of the workspace's rows:
+// how many there are and the sum of a 64-bit hash of each row version's
+// location and the transaction that wrote it (ctid, xmin). Every insert,
+// update or delete changes it (a new row version always has a new
+// location or a new transaction id; freezing keeps xmin as it reads);
+// VACUUM FULL or CLUSTER changes it too, which only costs a needless
+// read. It reads row headers, never the contents (vectors and texts stay
+// in TOAST): one query for all the tables.
+func fingerprints(ctx context.Context, q querier, tables []string, workspace string) (map[string]string, error) {
+	if len(tables) == 0 {
+		return map[string]string{}, nil
+	}
+	parts := make([]string, len(tables))
+	for i, n := range tables {
+		parts[i] = fmt.Sprintf("SELECT %s, count(*), coalesce(sum(hashtextextended(ctid::text || ':' || xmin::text, 0)), 0)::text FROM %s WHERE workspace = $1",
+			quoteLiteral(n), quoteIdent(n))
+	}
+	rows, err := q.Query(ctx, strings.Join(parts, " UNION ALL "), workspace)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(tables))
+	for rows.Next() {
+		var name, sum string
+		var n int64
+		if err := rows.Scan(&name, &n, &sum); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out[name] = fmt.Sprintf("%d:%s", n, sum)
+	}
+	return out, rows.Err()
 }

@@ -63,6 +63,16 @@ func (r *Reader) Copy(ctx context.Context, t repo.TableDef, workspace string, w 
 	return tag.RowsAffected(), nil
 }
 
+// Fingerprints returns each table's fingerprint of the workspace's rows,
+// as this transaction sees them: equal fingerprints, unchanged rows.
+func (r *Reader) Fingerprints(ctx context.Context, workspace string) (map[string]string, error) {
+	names := make([]string, len(r.Catalog.Tables))
+	for i, t := range r.Catalog.Tables {
+		names[i] = t.Name
+	}
+	return fingerprints(ctx, r.tx, names, workspace)
+}
+
 // Counts returns how many rows workspace has in each table.
 func (r *Reader) Counts(ctx context.Context, workspace string) (map[string]int64, error) {
 	return counts(ctx, r.tx, r.Catalog.Tables, workspace)

@@ -31,6 +31,9 @@ type TableDef struct {
 	Rows int64 `json:"rows"`
 	// References are the tables its foreign keys name.
 	References []string `json:"references,omitempty"`
+	// Fingerprint identifies the rows as read (count and row versions): a
+	// later backup that finds the same reuses this table's entry unread.
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 // ColumnDef is one column and its type as PostgreSQL prints it.
