@@ -275,7 +275,7 @@ func (b *builder) file(e *repo.FileEntry, f *os.File) error {
 			return nil
 		}
 	}
-	if err := b.read(e, f, lightrag.NewFileStream(e.Path), e.Size); err != nil {
+	if err := b.read(e, f, lightrag.NewFileStream(e.Path), e.Size, nil); err != nil {
 		return err
 	}
 	b.advance(0, 1)
@@ -322,24 +322,34 @@ func reusable(path string, fc *repo.FileCounts) bool {
 	return lightrag.HasNames(path, fileStats(fc))
 }
 
+// splitter cuts a stream into chunks (a chunk is valid until the next
+// call; io.EOF at the end).
+type splitter interface {
+	Next() ([]byte, error)
+}
+
 // read chunks, hashes, validates (with validate, which it closes) and
 // queues the upload of f's content, which must be size bytes (-1: any
-// size, which e records).
-func (b *builder) read(e *repo.FileEntry, f io.Reader, validate *lightrag.Stream, size int64) error {
+// size, which e records). split cuts it (nil: the repository's
+// content-defined chunker).
+func (b *builder) read(e *repo.FileEntry, f io.Reader, validate *lightrag.Stream, size int64, split splitter) error {
 	want := size
 	var err error
-	if b.chunker == nil {
-		if b.chunker, err = chunker.New(f, b.repo.ChunkerParams()); err != nil {
-			return err
+	if split == nil {
+		if b.chunker == nil {
+			if b.chunker, err = chunker.New(f, b.repo.ChunkerParams()); err != nil {
+				return err
+			}
+		} else {
+			b.chunker.Reset(f)
 		}
-	} else {
-		b.chunker.Reset(f)
+		split = b.chunker
 	}
 	sum := b.repo.FileHash()
 	var refs []repo.ChunkRef
 	size = 0
 	for {
-		data, err := b.chunker.Next()
+		data, err := split.Next()
 		if err == io.EOF {
 			break
 		}

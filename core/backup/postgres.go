@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/graphkeep/graphkeep/core/chunker"
 	"github.com/graphkeep/graphkeep/core/lightrag"
 	"github.com/graphkeep/graphkeep/core/postgres"
 	"github.com/graphkeep/graphkeep/core/repo"
@@ -185,7 +186,12 @@ func (b *builder) readTable(rd *postgres.Reader, t repo.TableDef, e *repo.FileEn
 		done <- copied{n, err}
 	}()
 	validate := lightrag.NewTableStream(lightrag.TableOf(t.Name), postgres.ColumnNames(t))
-	err := b.read(e, pr, validate, -1)
+	rows, err := chunker.NewRows(pr, tableChunks(b.repo.ChunkerParams()), postgres.RowKey(t))
+	if err == nil {
+		err = b.read(e, pr, validate, -1, rows)
+	} else {
+		validate.Close()
+	}
 	pr.CloseWithError(io.ErrClosedPipe) // unblocks the copy if read stopped early
 	res := <-done
 	if err == nil {
@@ -198,6 +204,13 @@ func (b *builder) readTable(rd *postgres.Reader, t repo.TableDef, e *repo.FileEn
 		tables[t.Name] = v.stats
 	}
 	return res.rows, nil
+}
+
+// tableChunks are the sizes of a table's chunks: about 128 KiB, a dozen
+// rows of 1024-dim vectors, so that changes scattered over a table (keys
+// are hashes) touch few chunks; at most the repository's maximum.
+func tableChunks(p chunker.Params) chunker.Params {
+	return chunker.Params{MinSize: 32 << 10, AvgSize: 128 << 10, MaxSize: max(p.MaxSize, 1<<20), Seed: p.Seed}
 }
 
 // placeStores puts each table's validation under the store it stands for

@@ -194,3 +194,31 @@ func eachRow(r io.Reader, fn func([][]byte)) error {
 		}
 	}
 }
+
+// RowKey returns a function that reads a row's primary key (without the
+// workspace) from the start of its COPY text line: the row chunker cuts
+// by it, so a chunk boundary stays with its row whatever else changes.
+func RowKey(t repo.TableDef) func(line []byte) []byte {
+	keys, _ := keyColumns(t)
+	last := -1
+	for _, k := range keys {
+		last = max(last, k)
+	}
+	return func(line []byte) []byte {
+		if last < 0 {
+			return line
+		}
+		out := make([]byte, 0, 64)
+		col, start := 0, 0
+		for i := 0; i <= len(line) && col <= last; i++ {
+			if i < len(line) && line[i] != '\t' && line[i] != '\n' {
+				continue
+			}
+			if slices.Contains(keys, col) {
+				out = append(append(out, line[start:i]...), 0)
+			}
+			col, start = col+1, i+1
+		}
+		return out
+	}
+}

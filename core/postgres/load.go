@@ -143,10 +143,16 @@ func (l *Load) Copy(ctx context.Context, t repo.TableDef, r io.Reader) (int64, e
 	return tag.RowsAffected(), nil
 }
 
-// Counts returns how many rows the workspace has in each table now, as
-// the load sees them.
-func (l *Load) Counts(ctx context.Context) (map[string]int64, error) {
-	return counts(ctx, l.tx, l.dest.Tables, l.workspace)
+// Counts returns how many rows the workspace has now in each of the
+// tables named, as the load sees them.
+func (l *Load) Counts(ctx context.Context, names []string) (map[string]int64, error) {
+	var tables []repo.TableDef
+	for _, n := range names {
+		if t, ok := l.dest.Table(n); ok {
+			tables = append(tables, t)
+		}
+	}
+	return counts(ctx, l.tx, tables, l.workspace)
 }
 
 // Tables are the destination's LightRAG tables.

@@ -95,6 +95,10 @@ func main() {
 		liveBench(dir)
 		return
 	}
+	if *pgOnly {
+		pgBench(dir)
+		return
+	}
 	base, grown := filepath.Join(dir, "data-base"), filepath.Join(dir, "data-grown")
 	size := prepare(base, grown, int64(*sizeMB)<<20)
 	if *storesOnly {
@@ -123,6 +127,7 @@ func main() {
 	apiBench(dir)
 	jobsBench(dir)
 	liveBench(dir)
+	pgBench(dir)
 }
 
 // order alternates which tool goes first, so neither always gets a warm or
