@@ -92,7 +92,9 @@ func pgBench(dir string) {
 	haveRestic, haveKopia := exists(*resticBin), exists(*kopiaBin)
 	if haveRestic {
 		runIn(env, *resticBin, "-r", resticRepo, "init")
-		restic1 = stored(resticRepo, func() measurement { return runIn(env, *resticBin, "-r", resticRepo, "backup", "--host", "bench", plain) })
+		restic1 = stored(resticRepo, func() measurement {
+			return runIn(env, *resticBin, "-r", resticRepo, "backup", "--host", "bench", plain)
+		})
 	}
 	if haveKopia {
 		runIn(env, *kopiaBin, "repository", "create", "filesystem", "--path", kopiaRepo)
@@ -108,7 +110,9 @@ func pgBench(dir string) {
 	dump2.stored = fileSize(dumpC + "2")
 	runIn(env, pgDump, dumpArgs("p", plain)...)
 	if haveRestic {
-		restic2 = stored(resticRepo, func() measurement { return runIn(env, *resticBin, "-r", resticRepo, "backup", "--host", "bench", plain) })
+		restic2 = stored(resticRepo, func() measurement {
+			return runIn(env, *resticBin, "-r", resticRepo, "backup", "--host", "bench", plain)
+		})
 	}
 	if haveKopia {
 		kopia2 = stored(kopiaRepo, func() measurement { return runIn(env, *kopiaBin, "snapshot", "create", plain) })
