@@ -98,6 +98,11 @@ type globals struct {
 	// skippedWorkspaces are PostgreSQL workspaces whose names are no
 	// valid graph id (sources fills it).
 	skippedWorkspaces []string
+	// The workspaces last listed (listWorkspaces).
+	workspacesMu  sync.Mutex
+	workspaces    []string
+	workspacesURL string
+	workspacesAt  time.Time
 
 	file fileConfig
 	svc  *service.Service
@@ -443,22 +448,19 @@ func (g *globals) postgresSources(byID map[string]backup.Source) error {
 	}
 	workspaces := []string{loc.Workspace}
 	if loc.Workspace == "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		rd, err := postgres.Read(ctx, loc.URL)
-		if err != nil {
+		if workspaces, err = g.listWorkspaces(loc.URL); err != nil {
 			return fmt.Errorf("find the LightRAG workspaces: %w", err)
 		}
-		workspaces, err = rd.Workspaces(ctx)
-		rd.Close()
-		if err != nil {
-			return err
-		}
 	}
-	g.skippedWorkspaces = nil
+	var skipped []string
+	defer func() {
+		g.workspacesMu.Lock()
+		g.skippedWorkspaces = skipped
+		g.workspacesMu.Unlock()
+	}()
 	for _, ws := range workspaces {
 		if !repo.ValidGraphID(ws) {
-			g.skippedWorkspaces = append(g.skippedWorkspaces, ws)
+			skipped = append(skipped, ws)
 			continue
 		}
 		src := byID[ws]
@@ -468,6 +470,28 @@ func (g *globals) postgresSources(byID map[string]backup.Source) error {
 	}
 	return nil
 }
+
+// listWorkspaces lists the workspaces of the database at url, at most
+// once per workspacesFresh (the server asks for its graphs on many
+// requests).
+func (g *globals) listWorkspaces(url string) ([]string, error) {
+	g.workspacesMu.Lock()
+	defer g.workspacesMu.Unlock()
+	if g.workspacesURL == url && time.Since(g.workspacesAt) < workspacesFresh {
+		return g.workspaces, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, err := postgres.ListWorkspaces(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	g.workspaces, g.workspacesURL, g.workspacesAt = ws, url, time.Now()
+	return ws, nil
+}
+
+// workspacesFresh is how long a list of PostgreSQL workspaces is used.
+const workspacesFresh = 5 * time.Second
 
 // workspaceSpec is the --graph value naming workspace ws of the
 // configured database.

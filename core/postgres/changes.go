@@ -34,11 +34,7 @@ func (c *Changes) Close() { c.conn.Close(context.Background()) }
 // one exactly when a row of the workspace was written or deleted since
 // (or a LightRAG table appeared or went).
 func (c *Changes) State(ctx context.Context) (string, error) {
-	names, err := strings1(ctx, c.conn, `SELECT c.relname::text FROM pg_class c
-		JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.relname LIKE 'lightrag\_%'
-		  AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'workspace' AND a.attnum > 0 AND NOT a.attisdropped)
-		ORDER BY 1`)
+	names, err := tableNames(ctx, c.conn)
 	if err != nil {
 		return "", fmt.Errorf("watch %q: %w", c.workspace, err)
 	}
@@ -88,4 +84,14 @@ func fingerprints(ctx context.Context, q querier, tables []string, workspace str
 		out[name] = fmt.Sprintf("%d:%s", n, sum)
 	}
 	return out, rows.Err()
+}
+
+// tableNames lists LightRAG's tables: lightrag_* tables of the current
+// schema with a workspace column.
+func tableNames(ctx context.Context, q querier) ([]string, error) {
+	return strings1(ctx, q, `SELECT c.relname::text FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.relname LIKE 'lightrag\_%'
+		  AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'workspace' AND a.attnum > 0 AND NOT a.attisdropped)
+		ORDER BY 1`)
 }

@@ -141,3 +141,23 @@ func Empty(ctx context.Context, loc Location) (bool, error) {
 	}
 	return true, nil
 }
+
+// ListWorkspaces lists the LightRAG workspaces of the database at url
+// without reading the whole catalog: the tables' names, then their
+// primary-key indexes.
+func ListWorkspaces(ctx context.Context, url string) ([]string, error) {
+	conn, err := Connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	names, err := tableNames(ctx, conn)
+	if err != nil {
+		return nil, fmt.Errorf("list LightRAG's tables in %s: %w", Redact(url), err)
+	}
+	tables := make([]repo.TableDef, len(names))
+	for i, n := range names {
+		tables[i] = repo.TableDef{Name: n}
+	}
+	return Workspaces(ctx, conn, tables)
+}
