@@ -63,6 +63,11 @@ const recentProblemWindow = 5 * time.Second
 // consistent or out of time.
 func (b *builder) take(start time.Time) (*cut, error) {
 	deadline := start.Add(b.opts.MaxWait)
+	if b.opts.instant != "" {
+		// The instant is shared and was taken at a quiet moment: cut it
+		// once, as it is.
+		b.opts.Quiet, deadline = -1, start
+	}
 	moved := 0
 	for attempt := 1; ; attempt++ {
 		quiet, lastWrite, pipeline, err := b.settle(deadline)
@@ -142,6 +147,8 @@ func (b *builder) take(start time.Time) (*cut, error) {
 			switch {
 			case idle:
 				cons.Reason = "LightRAG's pipeline is idle but its stores disagree (failed or pending documents)"
+			case b.opts.instant != "":
+				cons.Reason = "the stores disagreed at the instant the checkpoint read its database's workspaces at"
 			case late:
 				cons.Reason = fmt.Sprintf("the stores still disagreed when the maximum wait (%s) passed", b.opts.MaxWait)
 			default:

@@ -255,7 +255,9 @@ func TestResumableIsLatestAndSaysWhatResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if wc := waited.Manifest.Consistency; !wc.Resumable || wc.WaitedMS < 350 {
+	// (On a loaded machine the graph may already have been untouched for
+	// the whole wait when the backup starts: then it needs no more.)
+	if wc := waited.Manifest.Consistency; !wc.Resumable || wc.WaitedMS < 350 && wc.QuietMS < 400 {
 		t.Fatalf("with a quiet window: %+v, want resumable after the maximum wait", wc)
 	}
 }

@@ -46,7 +46,7 @@ func (c *pgChanges) lastChange(ctx context.Context) (time.Time, error) {
 // PostgreSQL.
 func (b *builder) cutPostgres() (*cut, error) {
 	loc := b.pg
-	rd, err := postgres.Read(b.ctx, loc.URL)
+	rd, err := postgres.ReadAt(b.ctx, loc.URL, b.opts.instant)
 	if err != nil {
 		return nil, err
 	}
@@ -381,6 +381,88 @@ func renameSides(ivs []lightrag.Invariant, names map[string]string) {
 			if strings.HasPrefix(ivs[i].Right, store+" ") {
 				ivs[i].Right = table + strings.TrimPrefix(ivs[i].Right, store)
 			}
+		}
+	}
+}
+
+// takeInstants exports, for each PostgreSQL database holding two or more
+// of srcs' workspaces, one instant once none of them has been written for
+// the flush window (or Options.Quiet), bounded by the flush wait (or
+// MaxWait). close ends the exporting transactions.
+func takeInstants(ctx context.Context, srcs []Source, opts Options) (map[string]string, func(), error) {
+	groups := map[string][]string{}
+	for _, s := range srcs {
+		if s.Postgres != nil {
+			groups[s.Postgres.URL] = append(groups[s.Postgres.URL], s.Postgres.Workspace)
+		}
+	}
+	instants := map[string]string{}
+	var open []*postgres.Instant
+	closeAll := func() {
+		for _, i := range open {
+			i.Close()
+		}
+	}
+	for url, workspaces := range groups {
+		if len(workspaces) < 2 {
+			continue
+		}
+		if err := settleTogether(ctx, url, workspaces, opts); err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		inst, err := postgres.ExportInstant(ctx, url)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		open = append(open, inst)
+		instants[url] = inst.ID
+	}
+	return instants, closeAll, nil
+}
+
+// settleTogether waits until none of the workspaces has changed for the
+// flush window (Options.Quiet when set), at most the flush wait (MaxWait
+// with a quiet window).
+func settleTogether(ctx context.Context, url string, workspaces []string, opts Options) error {
+	if opts.Quiet < 0 {
+		return nil
+	}
+	quiet, bound := FlushSettle, flushWait
+	if opts.Quiet > 0 {
+		quiet, bound = opts.Quiet, opts.MaxWait
+	}
+	var watches []*pgChanges
+	defer func() {
+		for _, w := range watches {
+			w.watch.Close()
+		}
+	}()
+	for _, ws := range workspaces {
+		w, err := postgres.WatchChanges(ctx, url, ws)
+		if err != nil {
+			return err
+		}
+		watches = append(watches, &pgChanges{watch: w})
+	}
+	deadline := time.Now().Add(bound)
+	for {
+		var last time.Time
+		for _, w := range watches {
+			t, err := w.lastChange(ctx)
+			if err != nil {
+				return err
+			}
+			last = maxTime(last, t)
+		}
+		if time.Since(last) >= quiet || time.Now().After(deadline) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(quiet-time.Since(last), time.Until(deadline)) + time.Millisecond):
 		}
 	}
 }

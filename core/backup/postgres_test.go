@@ -3,6 +3,7 @@ package backup_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -609,4 +610,76 @@ func TestPostgresSplitGraph(t *testing.T) {
 	if err != nil || string(got) != graphml.String() {
 		t.Fatalf("restored GraphML differs: %v", err)
 	}
+}
+
+// A checkpoint reads the workspaces of one database at one instant: a
+// transaction that writes to both is in both snapshots or in neither.
+func TestPostgresWorkspacesOfACheckpointShareAnInstant(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Shared(t)
+	ctx := context.Background()
+	w := pgWorkspace(t, srv, "a")
+	if err := w.Run(ctx, 1, 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	b := &pgtest.Writer{URL: w.URL, Workspace: "b", Schema: w.Schema}
+	defer b.Close()
+	if err := b.Run(ctx, 1, 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range []string{
+		"INSERT INTO lightrag_llm_cache (workspace, id, return_value) VALUES ('a', 'counter', '0'), ('b', 'counter', '0')",
+	} {
+		pgQuery(t, w.URL, "WITH x AS ("+sql+" RETURNING 1) SELECT count(*) FROM x")
+	}
+	// Both counters move together, in one transaction each time.
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	var bumps atomic.Int64
+	go func() {
+		conn, err := pgx.Connect(ctx, w.URL)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer conn.Close(ctx)
+		for n := 1; ; n++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if _, err := conn.Exec(ctx, "UPDATE lightrag_llm_cache SET return_value = $1 WHERE id = 'counter'", fmt.Sprint(n)); err != nil {
+				done <- err
+				return
+			}
+			bumps.Add(1)
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for bumps.Load() < 10 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	r, _ := newRepo(t, "")
+	outs := backup.CreateAll(ctx, r, []backup.Source{pgSource("a", w.URL, "a"), pgSource("b", w.URL, "b")}, backup.Options{OneInstant: true})
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	counters := map[string]int64{}
+	for _, o := range outs {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+		clone := o.Graph + "_check"
+		if _, err := backup.RestorePostgres(ctx, r, o.Result.Manifest.Ref(), postgres.Location{URL: w.URL, Workspace: clone}, backup.RestoreOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		counters[o.Graph] = pgQuery(t, w.URL, "SELECT return_value::bigint FROM lightrag_llm_cache WHERE workspace = $1 AND id = 'counter'", clone)
+	}
+	if counters["a"] != counters["b"] || counters["a"] == 0 {
+		t.Fatalf("the checkpoint's snapshots saw the counters at %v: not one instant", counters)
+	}
+	t.Logf("both snapshots at counter %d of %d", counters["a"], bumps.Load())
 }

@@ -64,6 +64,13 @@ type Options struct {
 	// UndoOf marks the snapshots as undo copies taken before restoring
 	// that snapshot (repo.Manifest.UndoOf).
 	UndoOf string
+	// OneInstant reads the workspaces of one PostgreSQL database at one
+	// instant (a checkpoint): once none of them has been written for the
+	// flush window (bounded as a flush is), one transaction exports its
+	// snapshot and each graph's read imports it; a graph whose stores
+	// disagree at that instant is stored as such, not cut again.
+	OneInstant bool
+	instant    string // the exported snapshot this graph's read imports
 }
 
 func (o *Options) applyDefaults() {
@@ -184,6 +191,15 @@ func CreateAll(ctx context.Context, r *repo.Repository, srcs []Source, opts Opti
 	}
 	pool := newUploadPool(r, opts.Uploads, opts.UploadBuffer)
 	defer pool.close()
+	var instants map[string]string // database URL -> exported snapshot
+	if opts.OneInstant {
+		var close func()
+		var err error
+		if instants, close, err = takeInstants(ctx, srcs, opts); err != nil {
+			return fail(err)
+		}
+		defer close()
+	}
 
 	// A graph holds a turn while its files are read (the CPU and memory
 	// of a backup); waiting for its last uploads and committing, a round
@@ -196,7 +212,11 @@ func CreateAll(ctx context.Context, r *repo.Repository, srcs []Source, opts Opti
 			var once sync.Once
 			doneReading := func() { once.Do(func() { <-turns }) }
 			defer doneReading()
-			out[i].Result, out[i].Err = create(ctx, r, idx, condemned, lease, pool, src, opts, doneReading)
+			o := opts
+			if src.Postgres != nil {
+				o.instant = instants[src.Postgres.URL]
+			}
+			out[i].Result, out[i].Err = create(ctx, r, idx, condemned, lease, pool, src, o, doneReading)
 		})
 	}
 	running.Wait()

@@ -21,12 +21,21 @@ type Reader struct {
 }
 
 // Read opens a Reader on a new connection to url.
-func Read(ctx context.Context, url string) (*Reader, error) {
+func Read(ctx context.Context, url string) (*Reader, error) { return ReadAt(ctx, url, "") }
+
+// ReadAt opens a Reader that sees the instant an Instant exported (its
+// ID; "" for a new instant of its own).
+func ReadAt(ctx context.Context, url, instant string) (*Reader, error) {
 	conn, err := Connect(ctx, url)
 	if err != nil {
 		return nil, err
 	}
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err == nil && instant != "" {
+		if _, err = tx.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(instant)); err != nil {
+			_ = tx.Rollback(context.Background())
+		}
+	}
 	if err != nil {
 		conn.Close(context.Background())
 		return nil, fmt.Errorf("begin a read of %s: %w", Redact(url), err)
@@ -160,4 +169,38 @@ func ListWorkspaces(ctx context.Context, url string) ([]string, error) {
 		tables[i] = repo.TableDef{Name: n}
 	}
 	return Workspaces(ctx, conn, tables)
+}
+
+// Instant is one moment of a database that several transactions read
+// together: a read-only REPEATABLE READ transaction that exported its
+// snapshot (pg_export_snapshot). It must stay open until every Reader
+// that imports it (ReadAt with its ID) has begun.
+type Instant struct {
+	ID   string
+	conn *pgx.Conn
+	tx   pgx.Tx
+}
+
+// ExportInstant takes an instant of the database at url.
+func ExportInstant(ctx context.Context, url string) (*Instant, error) {
+	conn, err := Connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	var id string
+	if err == nil {
+		err = tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&id)
+	}
+	if err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("take an instant of %s: %w", Redact(url), err)
+	}
+	return &Instant{ID: id, conn: conn, tx: tx}, nil
+}
+
+// Close ends the exporting transaction.
+func (i *Instant) Close() {
+	_ = i.tx.Rollback(context.Background())
+	i.conn.Close(context.Background())
 }

@@ -28,8 +28,9 @@ type CreateOptions struct {
 	Backup backup.Options
 }
 
-// CreateCheckpoint snapshots every source, then writes one checkpoint
-// naming those snapshots with their LightRAG counts. A checkpoint names
+// CreateCheckpoint snapshots every source (the workspaces of one
+// PostgreSQL database at one instant), then writes one checkpoint naming
+// those snapshots with their LightRAG counts. A checkpoint names
 // only good snapshots: when a graph's new snapshot is flagged or
 // mid-ingestion, it names that graph's newest good one, with a note. The
 // checkpoint is written only after every snapshot it names exists; if any
@@ -40,12 +41,14 @@ func CreateCheckpoint(ctx context.Context, r *repo.Repository, sources []backup.
 	}
 	start := time.Now()
 	cp := &repo.Checkpoint{Version: r.Format(), ID: repo.NewSnapshotID(start), Time: start.UTC(), Note: opts.Note}
-	for _, src := range sources {
-		res, err := backup.Create(ctx, r, src, opts.Backup)
-		if err != nil {
-			return nil, fmt.Errorf("checkpoint not written: %w", err)
+	// The graphs of one PostgreSQL database are read at one instant.
+	bo := opts.Backup
+	bo.OneInstant = true
+	for _, out := range backup.CreateAll(ctx, r, sources, bo) {
+		if out.Err != nil {
+			return nil, fmt.Errorf("checkpoint not written: graph %q: %w", out.Graph, out.Err)
 		}
-		m := res.Manifest
+		m := out.Result.Manifest
 		entry := repo.CheckpointSnapshot{Graph: m.Graph, ID: m.ID, LightRAG: m.LightRAG}
 		if !m.Good() {
 			good, err := latestGood(ctx, r, m.Graph)
