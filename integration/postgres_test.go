@@ -3,10 +3,13 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -321,5 +324,30 @@ func TestServerPostgresGraph(t *testing.T) {
 	}
 	if code := s.call("POST", "/backup/graphs/alpha/snapshots/"+snap.ID+"/restore", `{"to": "`+withoutPassword(e.srv.CreateDatabase(t))+`"}`, &apiErr); code != 422 || !strings.Contains(apiErr.Error.Message, "never to a database it names") {
 		t.Fatalf("restore into a database named over the network: %d %+v", code, apiErr)
+	}
+}
+
+// A restore in place is refused while LightRAG's pipeline is busy.
+func TestCLIPostgresRestoreWaitsForAnIdlePipeline(t *testing.T) {
+	e := newPGEnv(t)
+	var busy atomic.Bool
+	lr := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"busy": busy.Load()})
+	}))
+	defer lr.Close()
+	e.extra = append(e.extra, "GRAPHKEEP_LIGHTRAG_URL="+lr.URL)
+	e.ingest("alpha", 1, 2)
+	e.ok("init")
+	e.ok("backup", "alpha")
+	e.ingest("alpha", 3, 3)
+	busy.Store(true)
+	e.fails("pipeline is idle", "restore", "alpha", "latest")
+	if got := e.docs("alpha"); got != 3 {
+		t.Fatalf("a refused restore changed the workspace: %d documents", got)
+	}
+	busy.Store(false)
+	e.ok("restore", "alpha", "latest")
+	if got := e.docs("alpha"); got != 2 {
+		t.Fatalf("after the restore: %d documents", got)
 	}
 }
