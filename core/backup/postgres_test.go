@@ -146,6 +146,12 @@ func TestPostgresBackupRestoreCloneAndOtherDatabase(t *testing.T) {
 	if got := docs(t, w.URL, "alpha"); got != 5 || out.Rows == 0 {
 		t.Fatalf("after the restore: %d documents, %d rows loaded", got, out.Rows)
 	}
+	// Two documents of seven to undo: the rows that did not change stay.
+	for _, tl := range out.Tables {
+		if tl.Table == "lightrag_doc_full" && (tl.Kept != 5 || tl.Loaded != 0 || tl.Replaced != 2) {
+			t.Fatalf("lightrag_doc_full: %+v, want 5 kept, 2 deleted", tl)
+		}
+	}
 	back, err := backup.Create(ctx, r, pgSource("alpha", w.URL, "alpha"), backup.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -40,11 +40,13 @@ type PostgresResult struct {
 	DurationMS int64         `json:"duration_ms"`
 }
 
-// TableLoad is one table of a restore.
+// TableLoad is one table of a restore: rows written, rows of the
+// workspace deleted, rows already as the snapshot has them (kept).
 type TableLoad struct {
 	Table    string `json:"table"`
 	Loaded   int64  `json:"loaded"`
 	Replaced int64  `json:"replaced"`
+	Kept     int64  `json:"kept"`
 }
 
 // ErrNotPostgres: the snapshot holds no PostgreSQL tables.
@@ -74,7 +76,7 @@ func RestorePostgres(ctx context.Context, r *repo.Repository, ref repo.SnapshotR
 			return nil, err
 		}
 	}
-	load, err := postgres.BeginLoad(ctx, dest.URL, dest.Workspace, m.Postgres.Tables)
+	load, err := postgres.BeginLoad(ctx, dest.URL, dest.Workspace, m.Postgres.Tables, postgres.LoadOptions{Incremental: true})
 	if err != nil {
 		return nil, fmt.Errorf("restore %s/%s into %s: %w", ref.Graph, ref.ID, dest, err)
 	}
@@ -95,21 +97,19 @@ func RestorePostgres(ctx context.Context, r *repo.Repository, ref repo.SnapshotR
 		if !ok {
 			return nil, fmt.Errorf("snapshot %s/%s names table %s but holds no rows for it: %w", ref.Graph, ref.ID, t.Name, repo.ErrCorrupt)
 		}
-		n, st, err := loadTable(ctx, opts.Downloads, load, t, e, m.Postgres.Workspace, dest.Workspace, func(b int64) {
+		progress := func(b int64) {
 			if opts.Progress != nil {
 				prog.Bytes += b
 				opts.Progress(prog)
 			}
-		})
+		}
+		tl, st, err := restoreTable(ctx, opts.Downloads, load, t, e, m.Postgres.Workspace, dest.Workspace, progress)
 		if err != nil {
 			return nil, fmt.Errorf("restore %s/%s into %s: %w (nothing was changed)", ref.Graph, ref.ID, dest, err)
 		}
-		if n != t.Rows {
-			return nil, fmt.Errorf("restore %s/%s: table %s: %d rows loaded, the snapshot holds %d (nothing was changed): %w", ref.Graph, ref.ID, t.Name, n, t.Rows, repo.ErrCorrupt)
-		}
 		tables[t.Name] = st
-		res.Tables = append(res.Tables, TableLoad{Table: t.Name, Loaded: n, Replaced: load.Removed[t.Name]})
-		res.Rows += n
+		res.Tables = append(res.Tables, tl)
+		res.Rows += tl.Loaded
 		res.Bytes += e.Size
 		prog.Files++
 		if i == 0 {
@@ -269,6 +269,101 @@ func tableEntry(m *repo.Manifest, table string) (repo.FileEntry, bool) {
 	return repo.FileEntry{}, false
 }
 
+// restoreTable brings one table's rows of the workspace to the snapshot's:
+// by their difference when the table is incremental and holds rows, and
+// changing at most half of them is enough; else by loading them all. The
+// snapshot's rows are validated as they pass, and the table must end with
+// exactly its row count.
+func restoreTable(ctx context.Context, d *Downloads, load *postgres.Load, t repo.TableDef, e repo.FileEntry, from, to string, progress func(int64)) (TableLoad, *lightrag.FileStats, error) {
+	tl := TableLoad{Table: t.Name}
+	rewrite := ""
+	if from != to {
+		rewrite = to
+	}
+	var sync *postgres.Sync
+	if load.Incremental(t.Name) {
+		var err error
+		if sync, err = load.BeginSync(ctx, t); err != nil {
+			return tl, nil, err
+		}
+		if sync.Empty() {
+			sync = nil
+		}
+	}
+	if sync == nil {
+		n, st, err := loadTable(ctx, d, load, t, e, from, to, progress)
+		if err == nil && n != t.Rows {
+			err = fmt.Errorf("table %s: %d rows loaded, the snapshot holds %d: %w", t.Name, n, t.Rows, repo.ErrCorrupt)
+		}
+		tl.Loaded, tl.Replaced = n, load.Removed[t.Name]
+		return tl, st, err
+	}
+	// Compare, validating; then write the difference, or everything.
+	validate := lightrag.NewTableStream(lightrag.TableOf(t.Name), postgres.ColumnNames(t))
+	st, err := pipeEntry(ctx, d, e, validate, progress, sync.Compare)
+	if err != nil {
+		return tl, nil, err
+	}
+	if !sync.Worth() {
+		if err := load.Clear(ctx, t); err != nil {
+			return tl, nil, err
+		}
+		n, _, err := loadTable(ctx, d, load, t, e, from, to, nil)
+		if err == nil && n != t.Rows {
+			err = fmt.Errorf("table %s: %d rows loaded, the snapshot holds %d: %w", t.Name, n, t.Rows, repo.ErrCorrupt)
+		}
+		tl.Loaded, tl.Replaced = n, load.Removed[t.Name]
+		return tl, st, err
+	}
+	var loaded int64
+	if _, err := pipeEntry(ctx, d, e, nil, nil, func(r io.Reader) error {
+		var err error
+		loaded, err = sync.Apply(ctx, r, rewrite)
+		return err
+	}); err != nil {
+		return tl, nil, err
+	}
+	counts, err := load.Counts(ctx, []string{t.Name})
+	if err != nil {
+		return tl, nil, err
+	}
+	if counts[t.Name] != t.Rows {
+		return tl, nil, fmt.Errorf("table %s would hold %d rows, the snapshot %d: %w", t.Name, counts[t.Name], t.Rows, repo.ErrCorrupt)
+	}
+	tl.Loaded, tl.Replaced, tl.Kept = loaded, load.Removed[t.Name], sync.Diff.Same
+	return tl, st, nil
+}
+
+// pipeEntry streams a table entry's rows from the repository to consume
+// (validated by validate, when set, and hash-checked).
+func pipeEntry(ctx context.Context, d *Downloads, e repo.FileEntry, validate *lightrag.Stream, progress func(int64), consume func(io.Reader) error) (*lightrag.FileStats, error) {
+	pr, pw := io.Pipe()
+	type streamed struct {
+		st  *lightrag.FileStats
+		err error
+	}
+	done := make(chan streamed, 1)
+	go func() {
+		st, err := streamEntry(ctx, d, e, pw, validate, progress)
+		pw.CloseWithError(err)
+		done <- streamed{st, err}
+	}()
+	err := consume(pr)
+	pr.CloseWithError(io.ErrClosedPipe)
+	s := <-done
+	return s.st, firstCause(s.err, err)
+}
+
+// firstCause is the error that caused the other: the stream's, unless it
+// only failed because its consumer stopped reading (having all it needed,
+// or failing itself).
+func firstCause(stream, consumer error) error {
+	if stream != nil && !errors.Is(stream, io.ErrClosedPipe) {
+		return stream
+	}
+	return consumer
+}
+
 // loadTable streams one table's rows from the repository into the load,
 // validating them as they pass.
 func loadTable(ctx context.Context, d *Downloads, load *postgres.Load, t repo.TableDef, e repo.FileEntry, from, to string, progress func(int64)) (int64, *lightrag.FileStats, error) {
@@ -296,10 +391,7 @@ func loadTable(ctx context.Context, d *Downloads, load *postgres.Load, t repo.Ta
 	n, err := load.Copy(ctx, t, rows)
 	pr.CloseWithError(io.ErrClosedPipe)
 	s := <-done
-	if s.err != nil {
-		return 0, nil, s.err // the stream's failure is the cause of the copy's
-	}
-	if err != nil {
+	if err := firstCause(s.err, err); err != nil {
 		return 0, nil, err
 	}
 	return n, s.st, nil

@@ -26,8 +26,23 @@ type Load struct {
 	// Created lists the tables the destination lacked, made from the
 	// snapshot's definitions.
 	Created []string
-	// Removed is how many rows of the workspace each table held.
+	// Removed is how many rows of the workspace each table held (tables
+	// replaced whole).
 	Removed map[string]int64
+	// incremental are the tables a Sync may bring to the snapshot's rows
+	// by their difference: the others were emptied of the workspace's
+	// rows when the load began.
+	incremental map[string]bool
+	temps       int
+}
+
+// LoadOptions tune BeginLoad.
+type LoadOptions struct {
+	// Incremental leaves the workspace's rows of the snapshot's tables in
+	// place, for Syncs to write only their difference, except in tables
+	// tied to others by foreign keys (a graph's nodes and edges: deleting
+	// a node cascades to its edges), which are replaced whole.
+	Incremental bool
 }
 
 // ErrNoVector: the destination lacks the pgvector extension a table of the
@@ -43,7 +58,7 @@ var ErrSchema = &problem.Error{Kind: problem.Invalid, Code: "schema_mismatch",
 // those of tables (a snapshot's). Tables the destination lacks are created
 // from their definitions. Writers of the LightRAG tables wait until the
 // load ends; readers do not.
-func BeginLoad(ctx context.Context, url, workspace string, tables []repo.TableDef) (*Load, error) {
+func BeginLoad(ctx context.Context, url, workspace string, tables []repo.TableDef, opts LoadOptions) (*Load, error) {
 	if err := CheckWorkspace(workspace); err != nil {
 		return nil, err
 	}
@@ -51,15 +66,15 @@ func BeginLoad(ctx context.Context, url, workspace string, tables []repo.TableDe
 	if err != nil {
 		return nil, err
 	}
-	l := &Load{conn: conn, workspace: workspace, Removed: map[string]int64{}}
-	if err := l.begin(ctx, url, tables); err != nil {
+	l := &Load{conn: conn, workspace: workspace, Removed: map[string]int64{}, incremental: map[string]bool{}}
+	if err := l.begin(ctx, url, tables, opts); err != nil {
 		l.Rollback()
 		return nil, err
 	}
 	return l, nil
 }
 
-func (l *Load) begin(ctx context.Context, url string, tables []repo.TableDef) error {
+func (l *Load) begin(ctx context.Context, url string, tables []repo.TableDef, opts LoadOptions) error {
 	var err error
 	if l.tx, err = l.conn.Begin(ctx); err != nil {
 		return fmt.Errorf("begin loading into %s: %w", Redact(url), err)
@@ -110,9 +125,23 @@ func (l *Load) begin(ctx context.Context, url string, tables []repo.TableDef) er
 	if _, err := l.tx.Exec(ctx, "LOCK TABLE "+identList(names)+" IN EXCLUSIVE MODE"); err != nil {
 		return fmt.Errorf("lock LightRAG's tables in %s (is LightRAG writing? stop it or wait): %w", Redact(url), err)
 	}
+	if opts.Incremental {
+		tied := map[string]bool{}
+		for _, t := range cat.Tables {
+			for _, ref := range t.References {
+				tied[t.Name], tied[ref] = true, true
+			}
+		}
+		for _, t := range tables {
+			l.incremental[t.Name] = !tied[t.Name]
+		}
+	}
 	// Referencing tables first, though foreign keys cascade.
 	for i := len(cat.Tables) - 1; i >= 0; i-- {
 		t := cat.Tables[i]
+		if l.incremental[t.Name] {
+			continue
+		}
 		tag, err := l.tx.Exec(ctx, "DELETE FROM "+quoteIdent(t.Name)+" WHERE workspace = $1", l.workspace)
 		if err != nil {
 			return fmt.Errorf("remove workspace %q from %s: %w", l.workspace, t.Name, err)
@@ -141,6 +170,63 @@ func (l *Load) Copy(ctx context.Context, t repo.TableDef, r io.Reader) (int64, e
 		return 0, fmt.Errorf("load table %s: %w", t.Name, err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// Clear deletes the workspace's rows of t (a Sync found rewriting it
+// whole cheaper).
+func (l *Load) Clear(ctx context.Context, t repo.TableDef) error {
+	tag, err := l.tx.Exec(ctx, "DELETE FROM "+quoteIdent(t.Name)+" WHERE workspace = $1", l.workspace)
+	if err != nil {
+		return fmt.Errorf("remove workspace %q from %s: %w", l.workspace, t.Name, err)
+	}
+	l.Removed[t.Name] += tag.RowsAffected()
+	return nil
+}
+
+// Incremental reports whether table name is brought to the snapshot's
+// rows by a Sync (else: Copy them all, it was emptied).
+func (l *Load) Incremental(name string) bool { return l.incremental[name] }
+
+// copyOut runs a COPY ... TO STDOUT in the load's transaction and calls fn
+// with each row's fields.
+func (l *Load) copyOut(ctx context.Context, sql string, fn func([][]byte)) error {
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- eachRow(pr, fn)
+		pr.Close()
+	}()
+	_, err := l.conn.PgConn().CopyTo(ctx, pw, sql)
+	pw.CloseWithError(err)
+	if derr := <-done; err == nil {
+		err = derr
+	}
+	return err
+}
+
+// deleteKeys deletes the workspace's rows of t whose key columns (named
+// by cols, the workspace aside) are the rows of keys (COPY text).
+func (l *Load) deleteKeys(ctx context.Context, t repo.TableDef, cols []string, keys io.Reader) error {
+	l.temps++
+	tmp := quoteIdent(fmt.Sprintf("graphkeep_keys_%d", l.temps))
+	if _, err := l.tx.Exec(ctx, fmt.Sprintf("CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT %s FROM %s WITH NO DATA",
+		tmp, identList(cols), quoteIdent(t.Name))); err != nil {
+		return fmt.Errorf("delete rows of %s: %w", t.Name, err)
+	}
+	if _, err := l.conn.PgConn().CopyFrom(ctx, keys, fmt.Sprintf("COPY %s (%s) FROM STDIN", tmp, identList(cols))); err != nil {
+		return fmt.Errorf("delete rows of %s: %w", t.Name, err)
+	}
+	match := make([]string, len(cols))
+	for i, c := range cols {
+		match[i] = fmt.Sprintf("t.%s = k.%s", quoteIdent(c), quoteIdent(c))
+	}
+	tag, err := l.tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s t USING %s k WHERE t.workspace = $1 AND %s",
+		quoteIdent(t.Name), tmp, strings.Join(match, " AND ")), l.workspace)
+	if err != nil {
+		return fmt.Errorf("delete rows of %s: %w", t.Name, err)
+	}
+	l.Removed[t.Name] += tag.RowsAffected()
+	return nil
 }
 
 // Counts returns how many rows the workspace has now in each of the
