@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -349,5 +350,54 @@ func TestCLIPostgresRestoreWaitsForAnIdlePipeline(t *testing.T) {
 	e.ok("restore", "alpha", "latest")
 	if got := e.docs("alpha"); got != 2 {
 		t.Fatalf("after the restore: %d documents", got)
+	}
+}
+
+// Disaster recovery with a PostgreSQL graph beside a graph of files: a
+// checkpoint of both, replicated; the primary repository lost and the
+// workspace gone wrong; failover --restore brings both back, the workspace
+// in one transaction; forget and prune work on its snapshots.
+func TestCLIPostgresFailoverRestore(t *testing.T) {
+	e := newPGEnv(t)
+	e.ingest("alpha", 1, 3)
+	filesDir := e.graph("files1", 2)
+	e.ok("init")
+	target := e.dir + "/replica"
+	e.ok("targets", "add", "dr", "file://"+target+"?create=true")
+	var cp struct {
+		ID        string                   `json:"id"`
+		Snapshots []struct{ Graph string } `json:"snapshots"`
+	}
+	e.jsonOut(&cp, "checkpoint", "create")
+	if len(cp.Snapshots) != 2 {
+		t.Fatalf("checkpoint: %+v", cp)
+	}
+	e.ok("replicate")
+	e.ok("checkpoint", "validate", cp.ID, "--read-data")
+
+	// The primary is lost, and a bad ingestion lands in the workspace.
+	if err := os.RemoveAll(strings.TrimPrefix(e.repo, "file://")); err != nil {
+		t.Fatal(err)
+	}
+	e.ingest("alpha", 4, 6)
+	out := e.ok("failover", "--target", "dr", "--restore")
+	if !strings.Contains(out, "alpha") || !strings.Contains(out, "files1") {
+		t.Fatalf("failover:\n%s", out)
+	}
+	if got := e.docs("alpha"); got != 3 {
+		t.Fatalf("after failover --restore: %d documents, want the checkpoint's 3", got)
+	}
+	if _, err := os.Stat(filesDir); err != nil {
+		t.Fatalf("the graph of files was not restored: %v", err)
+	}
+	// Life goes on at the new primary: backups, forget and prune.
+	e.ingest("alpha", 4, 4)
+	e.ok("backup", "alpha")
+	e.ok("backup", "alpha")
+	e.ok("forget", "alpha", "--keep-last", "1", "--prune")
+	e.ok("verify", "--read-data")
+	e.ok("restore", "alpha", "latest", "--to-workspace", "alpha_after")
+	if got := e.docs("alpha_after"); got != 4 {
+		t.Fatalf("after forget and prune: %d documents", got)
 	}
 }
