@@ -231,8 +231,15 @@ func snapshotsCmd(g *globals) *cobra.Command {
 				if st == nil {
 					st = &repo.GraphCounts{}
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", l.Graph, l.ID, l.Time.Local().Format("2006-01-02 15:04:05"),
-					humanBytes(l.SizeBytes), l.Files, st.Nodes, st.Edges, st.Docs, st.Chunks, st.VectorRows, snapshotStatus(l))
+				files := fmt.Sprint(l.Files)
+				switch {
+				case l.Tables > 0 && l.Files == 0:
+					files = fmt.Sprintf("%d tables", l.Tables)
+				case l.Tables > 0:
+					files = fmt.Sprintf("%d + %d tables", l.Files, l.Tables)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", l.Graph, l.ID, l.Time.Local().Format("2006-01-02 15:04:05"),
+					humanBytes(l.SizeBytes), files, st.Nodes, st.Edges, st.Docs, st.Chunks, st.VectorRows, snapshotStatus(l))
 			}
 			return tw.Flush()
 		}),

@@ -46,8 +46,10 @@ type Summary struct {
 	Time      time.Time `json:"time"`
 	SizeBytes int64     `json:"size_bytes"`
 	Files     int       `json:"files"`
-	Parent    string    `json:"parent,omitempty"`
-	Flagged   bool      `json:"flagged"`
+	// Tables counts a PostgreSQL graph's tables.
+	Tables  int    `json:"tables,omitempty"`
+	Parent  string `json:"parent,omitempty"`
+	Flagged bool   `json:"flagged"`
 	// MidIngestion: cut while LightRAG's stores disagreed.
 	MidIngestion bool `json:"mid_ingestion"`
 	// Resumable: cut in a state LightRAG resumes from (Consistency.Resume
@@ -73,7 +75,7 @@ type Summary struct {
 
 // Summary returns the manifest's list entry.
 func (m *Manifest) Summary() Summary {
-	return Summary{Graph: m.Graph, ID: m.ID, Time: m.Time, SizeBytes: m.Totals.SizeBytes, Files: m.Totals.Files,
+	return Summary{Graph: m.Graph, ID: m.ID, Time: m.Time, SizeBytes: m.Totals.SizeBytes, Files: m.Totals.Files, Tables: m.Totals.Tables,
 		Parent: m.Parent, Flagged: m.Flagged(), MidIngestion: m.MidIngestion(), Resumable: m.Resumable(), State: m.State(), Good: m.Good(),
 		LightRAG: m.LightRAG, Consistency: m.Consistency, Source: m.SourceKind(), Missing: m.Missing(), UndoOf: m.UndoOf}
 }

@@ -25,8 +25,9 @@ func (m *Manifest) Info() SnapshotInfo { return SnapshotInfo{Summary: m.Summary(
 // snapshots decodes one small file instead of 10,000 manifests with all
 // their files. Manifests never change, so an entry is right or absent; any
 // damage only costs reading the manifests again.
-// (v2: summaries say whether a snapshot is resumable, and its state.)
-const infosFile = "infos-v2.json"
+// (v2: summaries say whether a snapshot is resumable, and its state; v3:
+// its source, tables, the stores it lacks, and whether it is an undo copy.)
+const infosFile = "infos-v3.json"
 
 // Infos returns the SnapshotInfo of each of refs, in order, reading
 // manifests (through the cache) only for snapshots not listed before. refs

@@ -89,7 +89,7 @@ func TestInfosReadOnlyNewManifests(t *testing.T) {
 	}
 
 	// Damaged: rebuilt from the manifests.
-	if err := os.WriteFile(filepath.Join(r.Cache().Dir(), "infos-v2.json"), []byte(`{"g/x": tru`), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(r.Cache().Dir(), "infos-v3.json"), []byte(`{"g/x": tru`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if got := list("damaged", "g"); !reflect.DeepEqual(got, want) {
