@@ -689,3 +689,68 @@ func TestPostgresWorkspacesOfACheckpointShareAnInstant(t *testing.T) {
 	}
 	t.Logf("both snapshots at counter %d of %d", counters["a"], bumps.Load())
 }
+
+// A restore in place that changes most rows replaces the tables whole;
+// one that changes few writes only those rows. Both end as the snapshot.
+func TestPostgresRestoreInPlaceWritesTheDifferenceOrReplaces(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Shared(t)
+	ctx := context.Background()
+	w := pgWorkspace(t, srv, "alpha")
+	if err := w.Run(ctx, 1, 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := newRepo(t, "")
+	small, err := backup.Create(ctx, r, pgSource("alpha", w.URL, "alpha"), backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Run(ctx, 3, 12, nil); err != nil {
+		t.Fatal(err)
+	}
+	big, err := backup.Create(ctx, r, pgSource("alpha", w.URL, "alpha"), backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := postgres.Location{URL: w.URL, Workspace: "alpha"}
+	table := func(res *backup.PostgresResult, name string) backup.TableLoad {
+		for _, tl := range res.Tables {
+			if tl.Table == name {
+				return tl
+			}
+		}
+		t.Fatalf("no table %s in %+v", name, res.Tables)
+		return backup.TableLoad{}
+	}
+	// 12 documents back to 2: most rows go, so the tables are replaced.
+	res, err := backup.RestorePostgres(ctx, r, small.Manifest.Ref(), loc, backup.RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tl := table(res, "lightrag_doc_full"); tl.Kept != 0 || tl.Loaded != 2 || tl.Replaced != 12 || docs(t, w.URL, "alpha") != 2 {
+		t.Fatalf("back to 2 documents: %+v", tl)
+	}
+	// 2 back to 12: most rows are new, loaded; then one document changes
+	// and the restore writes only it back.
+	if _, err := backup.RestorePostgres(ctx, r, big.Manifest.Ref(), loc, backup.RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pgQuery(t, w.URL, "WITH u AS (UPDATE lightrag_doc_full SET content = 'changed' WHERE workspace = 'alpha' AND id IN (SELECT id FROM lightrag_doc_full WHERE workspace = 'alpha' ORDER BY id LIMIT 1) RETURNING 1) SELECT count(*) FROM u")
+	res, err = backup.RestorePostgres(ctx, r, big.Manifest.Ref(), loc, backup.RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tl := table(res, "lightrag_doc_full"); tl.Kept != 11 || tl.Loaded != 1 || tl.Replaced != 1 {
+		t.Fatalf("one changed document: %+v", tl)
+	}
+	if got := pgQuery(t, w.URL, "SELECT count(*) FROM lightrag_doc_full WHERE workspace = 'alpha' AND content = 'changed'"); got != 0 || docs(t, w.URL, "alpha") != 12 {
+		t.Fatalf("after the restore: %d changed rows left, %d documents", got, docs(t, w.URL, "alpha"))
+	}
+	again, err := backup.Create(ctx, r, pgSource("alpha", w.URL, "alpha"), backup.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Manifest.LightRAG.Equal(big.Manifest.LightRAG) || again.Manifest.State() != repo.StateConsistent {
+		t.Fatalf("restored state: %+v %s", again.Manifest.LightRAG, again.Manifest.State())
+	}
+}

@@ -286,11 +286,16 @@ func restoreTable(ctx context.Context, d *Downloads, load *postgres.Load, t repo
 		if sync, err = load.BeginSync(ctx, t); err != nil {
 			return tl, nil, err
 		}
-		if sync.Empty() {
+		if sync != nil && sync.Empty() {
 			sync = nil
 		}
 	}
 	if sync == nil {
+		if load.Incremental(t.Name) {
+			if err := load.Clear(ctx, t); err != nil { // too big to compare
+				return tl, nil, err
+			}
+		}
 		n, st, err := loadTable(ctx, d, load, t, e, from, to, progress)
 		if err == nil && n != t.Rows {
 			err = fmt.Errorf("table %s: %d rows loaded, the snapshot holds %d: %w", t.Name, n, t.Rows, repo.ErrCorrupt)

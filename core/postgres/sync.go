@@ -30,16 +30,32 @@ type Sync struct {
 	Diff    Diff
 }
 
+// MaxSyncRows bounds the rows a Sync compares (its hashes take about 50
+// bytes a row): a larger table is replaced whole.
+const MaxSyncRows = 2_000_000
+
 // BeginSync reads the hashes of t's rows of the workspace as the load
-// sees them.
+// sees them. It returns nil (and no error) when the table holds more than
+// MaxSyncRows rows of it: compare is then no cheaper than replacing.
 func (l *Load) BeginSync(ctx context.Context, t repo.TableDef) (*Sync, error) {
+	if t.Rows > MaxSyncRows {
+		return nil, nil
+	}
 	s := &Sync{l: l, t: t, seed: maphash.MakeSeed(), current: map[uint64]uint64{}, load: map[uint64]bool{}, Diff: Diff{Table: t.Name}}
 	s.keys, s.ws = keyColumns(t)
+	tooMany := false
 	err := l.copyOut(ctx, copyOutSQL(t, l.workspace), func(fields [][]byte) {
+		if len(s.current) >= MaxSyncRows {
+			tooMany = true
+			return
+		}
 		s.current[s.keyHash(fields)] = rowHash(s.seed, fields, nil, s.ws)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read table %s: %w", t.Name, err)
+	}
+	if tooMany {
+		return nil, nil
 	}
 	return s, nil
 }
