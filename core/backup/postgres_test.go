@@ -753,4 +753,24 @@ func TestPostgresRestoreInPlaceWritesTheDifferenceOrReplaces(t *testing.T) {
 	if !again.Manifest.LightRAG.Equal(big.Manifest.LightRAG) || again.Manifest.State() != repo.StateConsistent {
 		t.Fatalf("restored state: %+v %s", again.Manifest.LightRAG, again.Manifest.State())
 	}
+	// Back to a snapshot of these very rows: the tables untouched since
+	// are not even read.
+	pgQuery(t, w.URL, "WITH u AS (UPDATE lightrag_llm_cache SET return_value = 'changed' WHERE workspace = 'alpha' AND id IN (SELECT id FROM lightrag_llm_cache WHERE workspace = 'alpha' ORDER BY id LIMIT 1) RETURNING 1) SELECT count(*) FROM u")
+	res, err = backup.RestorePostgres(ctx, r, again.Manifest.Ref(), loc, backup.RestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tl := range res.Tables {
+		def, _ := again.Manifest.Postgres.Table(tl.Table)
+		switch {
+		case tl.Table == "lightrag_llm_cache":
+			if tl.Loaded != 1 || tl.Replaced != 1 {
+				t.Fatalf("the changed table: %+v", tl)
+			}
+		case tl.Table == "lightrag_graph_nodes" || tl.Table == "lightrag_graph_edges":
+			// tied by foreign keys: replaced whole
+		case tl.Kept != def.Rows || tl.Loaded != 0 || tl.Replaced != 0:
+			t.Fatalf("an untouched table was written: %+v (%d rows)", tl, def.Rows)
+		}
+	}
 }

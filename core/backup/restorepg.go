@@ -92,10 +92,23 @@ func RestorePostgres(ctx context.Context, r *repo.Repository, ref repo.SnapshotR
 	}
 	tables := map[string]*lightrag.FileStats{}
 	prog := Progress{Graph: m.Graph, TotalFiles: len(m.Postgres.Tables), TotalBytes: m.Totals.SizeBytes}
+	// Back where it was read from, a table whose rows are the very row
+	// versions the snapshot read (same fingerprint) is left as it is.
+	var now map[string]string
+	if m.Postgres.Database == dest.Database() && m.Postgres.Workspace == dest.Workspace {
+		if now, err = load.Fingerprints(ctx); err != nil {
+			return nil, err
+		}
+	}
 	for i, t := range m.Postgres.Tables {
 		e, ok := tableEntry(m, t.Name)
 		if !ok {
 			return nil, fmt.Errorf("snapshot %s/%s names table %s but holds no rows for it: %w", ref.Graph, ref.ID, t.Name, repo.ErrCorrupt)
+		}
+		if t.Fingerprint != "" && now[t.Name] == t.Fingerprint && load.Incremental(t.Name) {
+			tables[t.Name] = fileStats(e.LightRAG)
+			res.Tables = append(res.Tables, TableLoad{Table: t.Name, Kept: t.Rows})
+			continue
 		}
 		progress := func(b int64) {
 			if opts.Progress != nil {

@@ -172,6 +172,16 @@ func (l *Load) Copy(ctx context.Context, t repo.TableDef, r io.Reader) (int64, e
 	return tag.RowsAffected(), nil
 }
 
+// Fingerprints returns the fingerprint of the workspace's rows of each of
+// the load's tables, as the load sees them (see Reader.Fingerprints).
+func (l *Load) Fingerprints(ctx context.Context) (map[string]string, error) {
+	names := make([]string, len(l.dest.Tables))
+	for i, t := range l.dest.Tables {
+		names[i] = t.Name
+	}
+	return fingerprints(ctx, l.tx, names, l.workspace)
+}
+
 // Clear deletes the workspace's rows of t (a Sync found rewriting it
 // whole cheaper).
 func (l *Load) Clear(ctx context.Context, t repo.TableDef) error {
