@@ -423,3 +423,62 @@ func TestDashboardWithoutTokens(t *testing.T) {
 	b.shot("11-no-tokens")
 	b.checkClean()
 }
+
+// TestDashboardPostgresGraphs: the dashboard shows where each graph lives
+// (a workspace in PostgreSQL), each snapshot's stores, and a partial
+// snapshot (a workspace whose graph is kept elsewhere) as such.
+func TestDashboardPostgresGraphs(t *testing.T) {
+	chromium(t)
+	e := newPGEnv(t)
+	e.ingest("alpha", 1, 2)
+	e.ingest("beta", 1, 2)
+	e.count("WITH d AS (DELETE FROM lightrag_graph_nodes WHERE workspace = 'beta' RETURNING 1) SELECT count(*) FROM d")
+	e.ok("init")
+	e.ok("backup", "--all")
+	s := e.startServer(t, "")
+	b := newBrowser(t, s.url)
+	b.run("open", chromedp.Navigate(s.url+"/"), chromedp.WaitVisible("#overall", chromedp.ByQuery))
+	b.open("/graphs/alpha", "tr[data-snapshot]")
+	if page := b.text("main"); !strings.Contains(page, "PostgreSQL") || !strings.Contains(page, `workspace "alpha"`) || strings.Contains(page, e.srv.Password) {
+		t.Fatalf("graph page:\n%s", page)
+	}
+	b.checkLayout("postgres graph")
+	b.shot("12-postgres-graph")
+	var snaps []pgSnapshotLine
+	e.jsonOut(&snaps, "snapshots", "alpha")
+	b.open("/graphs/alpha/snapshots/"+snaps[0].ID, "#files")
+	if page := b.text("main"); !strings.Contains(page, "graph store") || !strings.Contains(page, "lightrag_graph_nodes") || !strings.Contains(page, "(table)") {
+		t.Fatalf("snapshot page:\n%s", page)
+	}
+	b.checkLayout("postgres snapshot")
+	b.shot("13-postgres-snapshot")
+	b.open("/graphs/beta", "tr[data-snapshot]")
+	if row := b.text("tr[data-snapshot]"); !strings.Contains(row, "partial") {
+		t.Fatalf("beta's snapshot row: %q", row)
+	}
+	e.jsonOut(&snaps, "snapshots", "beta")
+	b.open("/graphs/beta/snapshots/"+snaps[0].ID, "#files")
+	if page := b.text("main"); !strings.Contains(page, "not in the snapshot") {
+		t.Fatalf("partial snapshot page:\n%s", page)
+	}
+	b.shot("14-postgres-partial")
+	// A dry run from the snapshot page, then a clone.
+	e.ingest("alpha", 3, 3)
+	e.jsonOut(&snaps, "snapshots", "alpha")
+	b.open("/graphs/alpha/snapshots/"+snaps[0].ID, "#restore-confirm")
+	b.run("dry run", chromedp.Click("#restore-dry-run", chromedp.ByQuery), chromedp.SendKeys("#restore-confirm", "alpha", chromedp.ByQuery),
+		chromedp.Click("#restore", chromedp.ByQuery))
+	b.eventually("dry run result", `document.body.innerText.includes("succeeded") && document.body.textContent.includes('"dry_run": true')`, 30*time.Second)
+	if got := e.docs("alpha"); got != 3 {
+		t.Fatalf("the dry run changed the workspace: %d documents", got)
+	}
+	b.run("clone", chromedp.Click("#restore-dry-run", chromedp.ByQuery), chromedp.SendKeys("#restore-to", "alpha_ui", chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelector("#restore-confirm").value = ""`, nil), chromedp.SendKeys("#restore-confirm", "alpha", chromedp.ByQuery),
+		chromedp.Click("#restore", chromedp.ByQuery))
+	b.eventually("clone result", `document.body.innerText.includes("succeeded") && document.body.textContent.includes('"workspace": "alpha_ui"')`, 30*time.Second)
+	if got := e.docs("alpha_ui"); got != 2 {
+		t.Fatalf("the clone holds %d documents", got)
+	}
+	b.shot("15-postgres-restore")
+	b.checkClean()
+}

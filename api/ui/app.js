@@ -430,7 +430,7 @@ async function graphPage(main, graph) {
         const l = s.lightrag || {};
         return h("tr", { "data-snapshot": s.id },
           h("td", { text: when(s.time) }), h("td", {}, h("a", { href: `#/graphs/${graph}/snapshots/${s.id}`, text: s.id })),
-          h("td", { class: "num", text: bytes(s.size_bytes) }), h("td", { class: "num", text: count(s.files) }),
+          h("td", { class: "num", text: bytes(s.size_bytes) }), h("td", { class: "num", text: s.tables ? `${count(s.files)} + ${count(s.tables)}\u00a0tables` : count(s.files) }),
           h("td", { class: "num", text: count(l.nodes) }), h("td", { class: "num", text: count(l.edges) }),
           h("td", {}, snapshotBadges(s)));
       }), "No snapshots yet." + (canBackup() ? " Back up now to take the first." : "")));
@@ -450,6 +450,7 @@ async function snapshotPage(main, graph, id) {
         h("dt", { text: "Taken" }), h("dd", { text: when(s.time) }),
         h("dt", { text: "State" }), h("dd", {}, snapshotBadges(s)),
         h("dt", { text: "Files" }), h("dd", { text: count(t.files) }),
+        t.tables ? [h("dt", { text: "Tables" }), h("dd", { text: count(t.tables) })] : null,
         h("dt", { text: "Size" }), h("dd", { text: bytes(t.size_bytes) }),
         h("dt", { text: "New data" }), h("dd", { text: `${bytes(t.added_bytes)} (stored ${bytes(t.stored_bytes)})` }),
         h("dt", { text: "Host" }), h("dd", { text: m.host || "–" }),
@@ -459,25 +460,36 @@ async function snapshotPage(main, graph, id) {
       h("div", { class: "card" }, h("dl", { class: "kv" }, SERIES.map(([k, label]) => [h("dt", { text: label }), h("dd", { text: count(l[k]) })])))),
     c ? [h("h2", { text: "Consistency" }),
       h("p", {}, c.consistent ? "LightRAG's stores agreed when it was cut." :
+        s.state === "partial" ? `The workspace keeps a store elsewhere, which this snapshot does not hold (see the stores above); the stores it holds agree${c.invariants && c.invariants.every((i) => i.holds) ? "" : " only in part"}.` :
         c.resumable ? "Cut while LightRAG was ingesting, in a state it resumes from: its graph, vector and chunk stores agree, and when it starts on a restore of this snapshot it processes these documents again." :
         `Cut while LightRAG's stores disagreed${c.reason ? ": " + c.reason : ""}.`),
       c.resumable && c.resume ? table(["Document", "Status"], (c.resume.docs || []).map((d) => h("tr", {}, h("td", { text: d.id }), h("td", { text: d.status }))), "No documents named.") : null,
       table(["Invariant", "Left", "Right", "Counts", "Holds"], (c.invariants || []).map((i) =>
         h("tr", {}, h("td", { text: i.name }), h("td", { text: i.left }), h("td", { text: i.right }),
           h("td", { text: `${count(i.left_count)} / ${count(i.right_count)}` }), h("td", {}, i.holds ? badge("yes", "ok") : badge("no", "bad")))), "No invariants recorded.")] : null,
-    h("h2", { text: "Files", id: "files" }),
+    h("h2", { text: m.postgres ? "Tables and files" : "Files", id: "files" }),
     table(["Path", "Size#", "Chunks#"], (m.files || []).map((f) => {
       const data = f.type === "file" || f.type === "table";
       return h("tr", {}, h("td", { text: f.path + (f.type !== "file" ? ` (${f.type})` : "") }), h("td", { class: "num", text: data ? bytes(f.size) : "" }),
         h("td", { class: "num", text: data ? count(f.chunks) : "" }));
     }), "No files."),
-    canBackup() ? snapshotActions(graph, s.id) : null);
+    canBackup() ? snapshotActions(graph, s.id, !!m.postgres) : null);
 }
 
-function snapshotActions(graph, id) {
+function snapshotActions(graph, id, postgres) {
   const verifyBox = h("div"), restoreBox = h("div");
   const readData = h("input", { type: "checkbox", id: "read-data" });
-  const to = h("input", { type: "text", id: "restore-to", placeholder: graph + "-restored", autocomplete: "off" });
+  const dryRun = h("input", { type: "checkbox", id: "restore-dry-run" });
+  const to = h("input", { type: "text", id: "restore-to", placeholder: graph + (postgres ? "_restored" : "-restored"), autocomplete: "off" });
+  const body = () => {
+    if (!postgres) return to.value ? { to: to.value } : {};
+    const b = { dry_run: dryRun.checked };
+    if (to.value) b.to_workspace = to.value;
+    return b;
+  };
+  const toLabel = postgres ?
+    "Restore into workspace (empty: the graph's own, replaced in one transaction, its current state kept as an undo snapshot; another name: a clone in the same database)" :
+    "Restore to (empty: the graph's own directory, the old one kept as an undo copy; a new directory of the graphs root becomes a graph; to look at a snapshot, restore into the server's restore root)";
   const confirm = h("input", { type: "text", id: "restore-confirm", autocomplete: "off" });
   const restore = h("button", { class: "danger", type: "submit", id: "restore", disabled: true }, "Restore");
   confirm.addEventListener("input", () => { restore.disabled = confirm.value !== graph; });
@@ -487,8 +499,9 @@ function snapshotActions(graph, id) {
       h("label", { class: "check" }, readData, "read every chunk's data"),
       h("button", { class: "primary", type: "submit", id: "verify" }, "Verify")),
     verifyBox,
-    !isAdmin() ? null : h("form", { class: "card action", onsubmit: (e) => { e.preventDefault(); startJob("POST", `/backup/graphs/${graph}/snapshots/${id}/restore`, to.value ? { to: to.value } : {}, restoreBox); } },
-      h("label", {}, "Restore to (empty: the graph's own directory, the old one kept as an undo copy; a new directory of the graphs root becomes a graph; to look at a snapshot, restore into the server's restore root)", to),
+    !isAdmin() ? null : h("form", { class: "card action", onsubmit: (e) => { e.preventDefault(); startJob("POST", `/backup/graphs/${graph}/snapshots/${id}/restore`, body(), restoreBox); } },
+      h("label", {}, toLabel, to),
+      postgres ? h("label", { class: "check" }, dryRun, "dry run: only say per table what would be added, removed and changed") : null,
       h("label", {}, `Type ${graph} to confirm`, confirm),
       restore),
     restoreBox);
@@ -518,9 +531,13 @@ function outcome(j) {
   const plural = (n, one, many) => `${count(n)} ${n === 1 ? one : (many || one + "s")}`;
   switch (j.kind) {
     case "backup":
-      if (r.id) return `snapshot ${r.id}: ${plural(r.files, "file")}, ${bytes(r.size_bytes)}, ${bytes(r.stored_bytes)} stored`;
+      if (r.id) return `snapshot ${r.id}: ${r.tables ? plural(r.tables, "table") + (r.files ? " and " + plural(r.files, "file") : "") : plural(r.files, "file")}, ${bytes(r.size_bytes)}, ${bytes(r.stored_bytes)} stored`;
       break;
     case "restore":
+      if (r.postgres && r.postgres.dry_run) return `dry run into ${r.dest}: ` + (r.postgres.diff || []).filter((d) => d.added || d.removed || d.changed)
+        .map((d) => `${d.table} +${count(d.added)} −${count(d.removed)} ~${count(d.changed)}`).join(", ") + "; nothing was changed";
+      if (r.postgres) return `restored ${r.snapshot.graph}/${r.snapshot.id} into ${r.dest} in one transaction: ${plural(r.postgres.rows, "row")} written` +
+        (r.undo_snapshot ? `; the state it replaced is kept as snapshot ${r.undo_graph}/${r.undo_snapshot}` : "");
       if (r.snapshot) return `restored ${r.snapshot.graph}/${r.snapshot.id} into ${r.dest}: ${plural(r.files, "file")}, ${bytes(r.bytes)}` +
         (r.new_graph ? `; it is now graph ${r.new_graph}` : "") + (r.previous ? `; the old directory is kept at ${r.previous}` : "");
       break;
