@@ -61,14 +61,11 @@ var ErrNotPostgres = problem.New(problem.Invalid, "not_postgres", "the snapshot 
 // new; on any failure, or a crash, the workspace is as it was. Tables the
 // destination lacks are created from the snapshot's definitions.
 func RestorePostgres(ctx context.Context, r *repo.Repository, ref repo.SnapshotRef, dest postgres.Location, opts RestoreOptions) (*PostgresResult, error) {
-	m, err := postgresManifest(ctx, r, ref, opts)
+	m, done, err := postgresManifest(ctx, r, ref, &opts)
 	if err != nil {
 		return nil, err
 	}
-	if opts.Downloads == nil {
-		opts.Downloads = NewDownloads(ctx, r, opts.Fetches)
-		defer opts.Downloads.Close()
-	}
+	defer done()
 	start := time.Now()
 	var undo string
 	if opts.Undo {
@@ -207,14 +204,11 @@ func RestoreGraph(ctx context.Context, r *repo.Repository, ref repo.SnapshotRef,
 // PlanPostgres is RestorePostgres's dry run: per table, how many rows the
 // restore would add, remove and change in dest. It writes nothing.
 func PlanPostgres(ctx context.Context, r *repo.Repository, ref repo.SnapshotRef, dest postgres.Location, opts RestoreOptions) (*PostgresResult, error) {
-	m, err := postgresManifest(ctx, r, ref, opts)
+	m, done, err := postgresManifest(ctx, r, ref, &opts)
 	if err != nil {
 		return nil, err
 	}
-	if opts.Downloads == nil {
-		opts.Downloads = NewDownloads(ctx, r, opts.Fetches)
-		defer opts.Downloads.Close()
-	}
+	defer done()
 	start := time.Now()
 	rd, err := postgres.Read(ctx, dest.URL)
 	if err != nil {
@@ -258,19 +252,26 @@ func PlanPostgres(ctx context.Context, r *repo.Repository, ref repo.SnapshotRef,
 	return res, nil
 }
 
-func postgresManifest(ctx context.Context, r *repo.Repository, ref repo.SnapshotRef, opts RestoreOptions) (*repo.Manifest, error) {
-	m, err := r.Cache().Manifest(ctx, ref)
-	if err != nil {
-		return nil, err
+// postgresManifest reads the manifest of ref, refused unless it is of a
+// graph in PostgreSQL and good (or allowed), and gives opts a read-ahead
+// of its own when it has none; done releases it.
+func postgresManifest(ctx context.Context, r *repo.Repository, ref repo.SnapshotRef, opts *RestoreOptions) (m *repo.Manifest, done func(), err error) {
+	if m, err = r.Cache().Manifest(ctx, ref); err != nil {
+		return nil, nil, err
 	}
 	if m.Postgres == nil {
-		return nil, fmt.Errorf("snapshot %s/%s is of a directory (%s): %w", ref.Graph, ref.ID, m.Source, ErrNotPostgres)
+		return nil, nil, fmt.Errorf("snapshot %s/%s is of a directory (%s): %w", ref.Graph, ref.ID, m.Source, ErrNotPostgres)
 	}
 	if !m.Good() && !opts.AllowNotGood {
-		return nil, fmt.Errorf("snapshot %s/%s is %s; LightRAG may not load it: restore it only by its id with flagged snapshots explicitly allowed, or restore the latest good snapshot: %w",
+		return nil, nil, fmt.Errorf("snapshot %s/%s is %s; LightRAG may not load it: restore it only by its id with flagged snapshots explicitly allowed, or restore the latest good snapshot: %w",
 			ref.Graph, ref.ID, m.NotGoodReason(), repo.ErrNotGood)
 	}
-	return m, nil
+	done = func() {}
+	if opts.Downloads == nil {
+		opts.Downloads = NewDownloads(ctx, r, opts.Fetches)
+		done = opts.Downloads.Close
+	}
+	return m, done, nil
 }
 
 func tableEntry(m *repo.Manifest, table string) (repo.FileEntry, bool) {
