@@ -219,13 +219,12 @@ func PlanPostgres(ctx context.Context, r *repo.Repository, ref repo.SnapshotRef,
 	seen := map[string]bool{}
 	for _, t := range m.Postgres.Tables {
 		e, _ := tableEntry(m, t.Name)
-		pr, pw := io.Pipe()
-		go func() {
-			_, err := streamEntry(ctx, opts.Downloads, e, pw, nil, nil)
-			pw.CloseWithError(err)
-		}()
-		d, err := postgres.DiffTable(ctx, rd, t, dest.Workspace, pr)
-		pr.CloseWithError(io.ErrClosedPipe)
+		var d postgres.Diff
+		_, err := pipeEntry(ctx, opts.Downloads, e, nil, nil, func(r io.Reader) error {
+			var err error
+			d, err = postgres.DiffTable(ctx, rd, t, dest.Workspace, r)
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("compare table %s: %w", t.Name, err)
 		}
@@ -304,34 +303,17 @@ func restoreTable(ctx context.Context, d *Downloads, load *postgres.Load, t repo
 			sync = nil
 		}
 	}
+	validate := lightrag.NewTableStream(lightrag.TableOf(t.Name), postgres.ColumnNames(t))
 	if sync == nil {
-		if load.Incremental(t.Name) {
-			if err := load.Clear(ctx, t); err != nil { // too big to compare
-				return tl, nil, err
-			}
-		}
-		n, st, err := loadTable(ctx, d, load, t, e, from, to, progress)
-		if err == nil && n != t.Rows {
-			err = fmt.Errorf("table %s: %d rows loaded, the snapshot holds %d: %w", t.Name, n, t.Rows, repo.ErrCorrupt)
-		}
-		tl.Loaded, tl.Replaced = n, load.Removed[t.Name]
-		return tl, st, err
+		return replaceTable(ctx, d, load, t, e, rewrite, validate, progress)
 	}
 	// Compare, validating; then write the difference, or everything.
-	validate := lightrag.NewTableStream(lightrag.TableOf(t.Name), postgres.ColumnNames(t))
 	st, err := pipeEntry(ctx, d, e, validate, progress, sync.Compare)
 	if err != nil {
 		return tl, nil, err
 	}
 	if !sync.Worth() {
-		if err := load.Clear(ctx, t); err != nil {
-			return tl, nil, err
-		}
-		n, _, err := loadTable(ctx, d, load, t, e, from, to, nil)
-		if err == nil && n != t.Rows {
-			err = fmt.Errorf("table %s: %d rows loaded, the snapshot holds %d: %w", t.Name, n, t.Rows, repo.ErrCorrupt)
-		}
-		tl.Loaded, tl.Replaced = n, load.Removed[t.Name]
+		tl, _, err := replaceTable(ctx, d, load, t, e, rewrite, nil, nil)
 		return tl, st, err
 	}
 	var loaded int64
@@ -383,37 +365,33 @@ func firstCause(stream, consumer error) error {
 	return consumer
 }
 
-// loadTable streams one table's rows from the repository into the load,
-// validating them as they pass.
-func loadTable(ctx context.Context, d *Downloads, load *postgres.Load, t repo.TableDef, e repo.FileEntry, from, to string, progress func(int64)) (int64, *lightrag.FileStats, error) {
-	pr, pw := io.Pipe()
-	validate := lightrag.NewTableStream(lightrag.TableOf(t.Name), postgres.ColumnNames(t))
-	type streamed struct {
-		st  *lightrag.FileStats
-		err error
-	}
-	done := make(chan streamed, 1)
-	go func() {
-		st, err := streamEntry(ctx, d, e, pw, validate, progress)
-		pw.CloseWithError(err)
-		done <- streamed{st, err}
-	}()
-	var rows io.Reader = pr
-	if from != to {
-		var err error
-		if rows, err = postgres.RewriteWorkspace(pr, t, to); err != nil {
-			pr.CloseWithError(err)
-			<-done
-			return 0, nil, err
+// replaceTable empties the workspace's rows of t (those of an incremental
+// table are still there) and loads all the snapshot's (their workspace
+// column set to rewrite, when not ""), validated by validate when set; t
+// must end with exactly the snapshot's row count.
+func replaceTable(ctx context.Context, d *Downloads, load *postgres.Load, t repo.TableDef, e repo.FileEntry, rewrite string, validate *lightrag.Stream, progress func(int64)) (TableLoad, *lightrag.FileStats, error) {
+	tl := TableLoad{Table: t.Name}
+	if load.Incremental(t.Name) {
+		if err := load.Clear(ctx, t); err != nil {
+			validate.Close()
+			return tl, nil, err
 		}
 	}
-	n, err := load.Copy(ctx, t, rows)
-	pr.CloseWithError(io.ErrClosedPipe)
-	s := <-done
-	if err := firstCause(s.err, err); err != nil {
-		return 0, nil, err
+	st, err := pipeEntry(ctx, d, e, validate, progress, func(r io.Reader) error {
+		var err error
+		if rewrite != "" {
+			if r, err = postgres.RewriteWorkspace(r, t, rewrite); err != nil {
+				return err
+			}
+		}
+		tl.Loaded, err = load.Copy(ctx, t, r)
+		return err
+	})
+	if err == nil && tl.Loaded != t.Rows {
+		err = fmt.Errorf("table %s: %d rows loaded, the snapshot holds %d: %w", t.Name, tl.Loaded, t.Rows, repo.ErrCorrupt)
 	}
-	return n, s.st, nil
+	tl.Replaced = load.Removed[t.Name]
+	return tl, st, err
 }
 
 // streamEntry writes a table entry's content to w from its chunks and
@@ -428,19 +406,22 @@ func streamEntry(ctx context.Context, d *Downloads, e repo.FileEntry, w io.Write
 			validate.Close()
 			return nil, fmt.Errorf("%s: %w", e.Path, err)
 		}
+		// c.data is read once: the last of the consumers to release c
+		// clears it.
+		data := c.data
 		if validate != nil {
-			validate.Write(c.data, c.release)
+			validate.Write(data, c.release)
 		}
-		sum.Write(c.data)
-		size += int64(len(c.data))
-		_, err := w.Write(c.data)
+		sum.Write(data)
+		size += int64(len(data))
+		_, err := w.Write(data)
 		c.release()
 		if err != nil {
 			validate.Close()
 			return nil, err
 		}
 		if progress != nil {
-			progress(int64(len(c.data)))
+			progress(int64(len(data)))
 		}
 	}
 	st := validate.Close()
