@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -251,49 +252,40 @@ func placeStores(c *cut, tables map[string]*lightrag.FileStats, cat *postgres.Ca
 		c.validation[store] = tables[names[0]]
 		c.names[store] = names[0]
 	}
-	kinds := []struct {
-		kind   string
-		stores []string
-	}{
-		{repo.StoreKV, []string{lightrag.FullDocsFile, lightrag.TextChunksFile, lightrag.EntityChunksFile, lightrag.RelationChunksFile}},
-		{repo.StoreVector, []string{lightrag.VDBChunksFile, lightrag.VDBEntitiesFile, lightrag.VDBRelationsFile}},
-		{repo.StoreGraph, []string{lightrag.GraphFile}},
-		{repo.StoreDocStatus, []string{lightrag.DocStatusFile}},
-	}
+	// A store is read from tables when c.names names them, else from the
+	// directory's file when there is one.
+	kinds := []string{repo.StoreKV, repo.StoreVector, repo.StoreGraph, repo.StoreDocStatus}
 	var out []repo.Store
 	anyData := false
 	held := map[string]string{}
 	for _, k := range kinds {
-		for _, s := range k.stores {
-			names := byStore[s]
-			if n := sumRows(names, rowsOf); n > 0 {
-				held[k.kind] = "postgres"
-				anyData = true
-			} else if !strings.Contains(c.names[s], "lightrag_") && c.validation[s] != nil {
-				if held[k.kind] == "" {
-					held[k.kind] = "files"
-				}
+		for _, s := range storesOf(k) {
+			switch {
+			case sumRows(byStore[s], rowsOf) > 0:
+				held[k], anyData = "postgres", true
+			case c.names[s] == "" && c.validation[s] != nil:
+				held[k] = cmp.Or(held[k], "files")
 				anyData = true
 			}
 		}
 	}
 	for _, k := range kinds {
-		st := repo.Store{Kind: k.kind, In: held[k.kind]}
+		st := repo.Store{Kind: k, In: held[k]}
 		switch {
 		case st.In == "postgres":
 			var names []string
-			for _, s := range k.stores {
-				if n := c.names[s]; strings.HasPrefix(n, "lightrag_") {
+			for _, s := range storesOf(k) {
+				if n := c.names[s]; n != "" {
 					names = append(names, n)
 				}
 			}
 			st.Detail = strings.Join(names, ", ")
 		case st.In == "files":
-			st.Detail = strings.Join(k.stores, ", ")
+			st.Detail = strings.Join(storesOf(k), ", ")
 		case !anyData:
 			st.In, st.Detail = "postgres", "empty"
 		default:
-			st.Detail = elsewhere(k.kind, cat, withFiles)
+			st.Detail = elsewhere(k, cat, withFiles)
 		}
 		out = append(out, st)
 	}

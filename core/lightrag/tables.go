@@ -106,8 +106,14 @@ func NewTableStream(t Table, columns []string) *Stream {
 		}
 	}
 	spec.columns = len(columns)
-	spec.needs = map[string]int{"key": spec.key, "pair": min(spec.pair[0], spec.pair[1]), "status": spec.status}
-	spec.want = map[string]bool{"key": t.Key != "", "pair": t.Pair[0] != "", "status": t.Status != ""}
+	for _, need := range []struct {
+		name string
+		at   int
+	}{{t.Key, spec.key}, {t.Pair[0], spec.pair[0]}, {t.Pair[1], spec.pair[1]}, {t.Status, spec.status}} {
+		if need.name != "" && need.at < 0 && spec.missing == "" {
+			spec.missing = need.name
+		}
+	}
 	spec.collect = t.Store != ""
 	return newStream(func(in *input) *FileStats { return validateRows(in, spec) })
 }
@@ -134,8 +140,7 @@ type rowSpec struct {
 	key, status, vector int
 	pair                [2]int
 	sepPair, collect    bool
-	needs               map[string]int
-	want                map[string]bool
+	missing             string // a column the table should have and lacks
 }
 
 // validateRows reads COPY text rows: every row must have the table's
@@ -145,11 +150,9 @@ func validateRows(in *input, spec rowSpec) *FileStats {
 	if spec.vector >= 0 {
 		st.Kind = KindVDB
 	}
-	for what, ok := range spec.want {
-		if ok && spec.needs[what] < 0 {
-			st.Problem = fmt.Sprintf("the table has no %s column", what)
-			return st
-		}
+	if spec.missing != "" {
+		st.Problem = fmt.Sprintf("the table has no %s column", spec.missing)
+		return st
 	}
 	var keys, unfinished keyCollector
 	var docs unfinishedDocs
