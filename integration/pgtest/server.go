@@ -182,11 +182,6 @@ func (s *Server) URL(db string) string {
 	return fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?sslmode=disable", User, s.Password, s.Port, db)
 }
 
-// URLWithoutPassword is the connection URL of db without the password.
-func (s *Server) URLWithoutPassword(db string) string {
-	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", User, s.Port, db)
-}
-
 // CreateDatabase creates a new empty database and returns its URL.
 func (s *Server) CreateDatabase(t testing.TB) string {
 	t.Helper()

@@ -1,6 +1,7 @@
 package pgtest
 
 import (
+	"cmp"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -34,14 +35,9 @@ type Writer struct {
 	Chunks, Entities, ContentBytes int
 
 	conn *pgx.Conn
-	// atRest is the newest generation whose statements have all committed.
-	atRest atomic.Int64
 	// statements counts the statements committed.
 	statements atomic.Int64
 }
-
-// AtRest is the newest generation completely written (0 before any).
-func (w *Writer) AtRest() int64 { return w.atRest.Load() }
 
 // Statements is how many statements were committed.
 func (w *Writer) Statements() int64 { return w.statements.Load() }
@@ -68,34 +64,9 @@ func (w *Writer) Run(ctx context.Context, from, to int, after func(gen int)) err
 	return nil
 }
 
-// Enqueue records documents from..to as pending, as a bulk upload does
-// before the pipeline takes them one by one.
-func (w *Writer) Enqueue(ctx context.Context, from, to int) error {
-	for g := from; g <= to; g++ {
-		doc := docID(g)
-		if err := w.exec(ctx, `INSERT INTO lightrag_doc_full (workspace, id, doc_name, content) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (workspace, id) DO UPDATE SET content = EXCLUDED.content`,
-			w.Workspace, doc, doc+".txt", stamp(g, "document")); err != nil {
-			return err
-		}
-		if err := w.exec(ctx, `INSERT INTO lightrag_doc_status (workspace, id, status, content_summary, content_length, file_path)
-			VALUES ($1, $2, 'pending', $3, 100, $4) ON CONFLICT (workspace, id) DO UPDATE SET status = 'pending'`,
-			w.Workspace, doc, stamp(g, "summary"), doc+".txt"); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // Document ingests document g.
 func (w *Writer) Document(ctx context.Context, g int) error {
-	chunksN, entitiesN := max(w.Chunks, 1), max(w.Entities, 2)
-	if w.Chunks == 0 {
-		chunksN = 2
-	}
-	if w.Entities == 0 {
-		entitiesN = 3
-	}
+	chunksN, entitiesN := cmp.Or(w.Chunks, 2), cmp.Or(w.Entities, 3)
 	doc := docID(g)
 	vdbChunks, vdbEntity, vdbRelation := w.Schema.VectorTables()
 	ws := w.Workspace
@@ -230,7 +201,6 @@ func (w *Writer) Document(ctx context.Context, g int) error {
 			}
 		}
 	}
-	w.atRest.Store(int64(g))
 	return nil
 }
 
@@ -251,10 +221,7 @@ func (w *Writer) exec(ctx context.Context, sql string, args ...any) error {
 
 func (w *Writer) content(g int, id string) string {
 	s := stamp(g, id)
-	n := w.ContentBytes
-	if n == 0 {
-		n = 200
-	}
+	n := cmp.Or(w.ContentBytes, 200)
 	if len(s) >= n {
 		return s
 	}
@@ -285,23 +252,8 @@ func (w *Writer) vector(g int, id string) string {
 	return "{" + strings.Join(parts, ",") + "}"
 }
 
-// Stamp is the text document g writes into a row: its generation first.
+// stamp is the text document g writes into a row: its generation first.
 func stamp(g int, what string) string { return fmt.Sprintf("g%d %s", g, what) }
-
-// GenerationOf reads the generation a stamped text was written by (-1
-// when it holds none).
-func GenerationOf(text string) int {
-	rest, ok := strings.CutPrefix(text, "g")
-	if !ok {
-		return -1
-	}
-	n, _, _ := strings.Cut(rest, " ")
-	g, err := strconv.Atoi(n)
-	if err != nil {
-		return -1
-	}
-	return g
-}
 
 func docID(g int) string { return "doc-" + hash(strconv.Itoa(g)) }
 
