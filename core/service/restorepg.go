@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -27,8 +28,11 @@ var ErrWorkspaceInUse = &problem.Error{Kind: problem.NeedsForce, Code: "workspac
 // another workspace of it (ToWorkspace), or another database (To).
 func (s *Service) postgresDest(ctx context.Context, c repo.Choice, m *repo.Manifest, req RestoreRequest) (RestoreItem, error) {
 	it := RestoreItem{Choice: c}
-	own := s.postgresLocation(c.Ref.Graph, postgres.Location{URL: m.Postgres.Database, Workspace: m.Postgres.Workspace})
+	own := postgres.Location{URL: m.Postgres.Database, Workspace: m.Postgres.Workspace}
 	src, srcErr := s.Source(c.Ref.Graph)
+	if srcErr == nil && src.Postgres != nil {
+		own = *src.Postgres
+	}
 	dest := own
 	split := m.SourceKind() != "postgres"
 	switch {
@@ -39,7 +43,7 @@ func (s *Service) postgresDest(ctx context.Context, c repo.Choice, m *repo.Manif
 		if err != nil {
 			return it, err
 		}
-		dest = postgres.Location{URL: loc.URL, Workspace: firstNonEmpty(loc.Workspace, req.ToWorkspace, m.Postgres.Workspace)}
+		dest = postgres.Location{URL: loc.URL, Workspace: cmp.Or(loc.Workspace, req.ToWorkspace, m.Postgres.Workspace)}
 		if split {
 			return it, problem.Errorf(problem.Invalid, problem.NoRemedy, c.Ref.Graph, "graph %s keeps stores in files as well: restore its tables into another workspace of its database (and its files into a directory), or restore it in place", c.Ref.Graph)
 		}
@@ -132,15 +136,6 @@ func sameDatabase(a, b string) bool {
 		return a == b
 	}
 	return ca.Host == cb.Host && ca.Port == cb.Port && ca.Database == cb.Database
-}
-
-func firstNonEmpty(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // postgresLocation is where graph's workspace is as configured here, else
