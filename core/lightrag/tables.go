@@ -159,6 +159,9 @@ func validateRows(in *input, spec rowSpec) *FileStats {
 	var line []byte
 	fields := make([][]byte, 0, spec.columns)
 	for {
+		// A row within one piece is read where it is; one spanning pieces
+		// is gathered into line.
+		var row []byte
 		line = line[:0]
 		end := false
 		for {
@@ -168,7 +171,10 @@ func validateRows(in *input, spec rowSpec) *FileStats {
 				break
 			}
 			if i := bytes.IndexByte(p, '\n'); i >= 0 {
-				line = append(line, p[:i]...)
+				if row = p[:i]; len(line) > 0 {
+					line = append(line, row...)
+					row = line
+				}
 				in.pos += i + 1
 				break
 			}
@@ -183,7 +189,7 @@ func validateRows(in *input, spec rowSpec) *FileStats {
 			return st
 		}
 		fields = fields[:0]
-		for f := range bytes.SplitSeq(line, []byte{'\t'}) {
+		for f := range bytes.SplitSeq(row, []byte{'\t'}) {
 			fields = append(fields, f)
 		}
 		if len(fields) != spec.columns {

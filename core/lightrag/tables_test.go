@@ -53,3 +53,17 @@ func TestTableStreamProblems(t *testing.T) {
 		t.Fatal("a table without its key column passed")
 	}
 }
+
+// Rows cut across the pieces a backup hands over read as whole rows.
+func TestTableStreamRowsAcrossPieces(t *testing.T) {
+	rows := "w\td1\tprocessed\nw\td\\t2\tpending\nw\td3\tprocessed\n"
+	whole := tableStats(t, "lightrag_doc_status", []string{"workspace", "id", "status"}, rows)
+	s := lightrag.NewTableStream(lightrag.TableOf("lightrag_doc_status"), []string{"workspace", "id", "status"})
+	for i := 0; i < len(rows); i += 3 {
+		s.Write([]byte(rows[i:min(i+3, len(rows))]), nil)
+	}
+	pieces := s.Close()
+	if pieces.Problem != "" || !pieces.Keys.Equal(whole.Keys) || !pieces.Unfinished.Keys.Equal(whole.Unfinished.Keys) || pieces.Records != 3 {
+		t.Fatalf("in pieces %+v, whole %+v", pieces, whole)
+	}
+}
