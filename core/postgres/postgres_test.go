@@ -3,12 +3,16 @@ package postgres_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/graphkeep/graphkeep/core/lightrag"
 	"github.com/graphkeep/graphkeep/core/postgres"
+	"github.com/graphkeep/graphkeep/core/repo"
 	"github.com/graphkeep/graphkeep/integration/pgtest"
 )
 
@@ -77,4 +81,37 @@ func TestReadCatalogAndRows(t *testing.T) {
 		t.Fatalf("validation: %+v", st)
 	}
 	t.Log(tb.DDL)
+}
+
+// Loading into a database that cannot take the snapshot's tables is
+// refused with what is missing, before anything is written.
+func TestBeginLoadRefusesWhatDoesNotFit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := pgtest.Shared(t)
+	url := srv.CreateDatabase(t)
+	vectors := repo.TableDef{Name: "lightrag_vdb_chunks", Key: []string{"workspace", "id"},
+		Columns: []repo.ColumnDef{{Name: "id", Type: "text"}, {Name: "workspace", Type: "text"}, {Name: "content_vector", Type: "vector(8)"}},
+		DDL: `CREATE TABLE "lightrag_vdb_chunks" (id text, workspace text, content_vector vector(8), PRIMARY KEY (workspace, id));`}
+	if _, err := postgres.BeginLoad(ctx, url, "w", []repo.TableDef{vectors}, postgres.LoadOptions{}); !errors.Is(err, postgres.ErrNoVector) || !strings.Contains(err.Error(), "CREATE EXTENSION vector") {
+		t.Fatalf("a vector table into a database without pgvector: %v", err)
+	}
+	// An older table that lacks a column the snapshot holds.
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE lightrag_doc_full (id text, workspace text, PRIMARY KEY (workspace, id)); INSERT INTO lightrag_doc_full VALUES ('d1', 'w')`); err != nil {
+		t.Fatal(err)
+	}
+	docs := repo.TableDef{Name: "lightrag_doc_full", Key: []string{"workspace", "id"},
+		Columns: []repo.ColumnDef{{Name: "id", Type: "text"}, {Name: "workspace", Type: "text"}, {Name: "content_hash", Type: "text"}}}
+	if _, err := postgres.BeginLoad(ctx, url, "w", []repo.TableDef{docs}, postgres.LoadOptions{}); !errors.Is(err, postgres.ErrSchema) || !strings.Contains(err.Error(), "content_hash") {
+		t.Fatalf("a table lacking a column: %v", err)
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM lightrag_doc_full").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("the refused load changed the table: %d rows, %v", n, err)
+	}
 }
