@@ -92,7 +92,7 @@ func TestBeginLoadRefusesWhatDoesNotFit(t *testing.T) {
 	url := srv.CreateDatabase(t)
 	vectors := repo.TableDef{Name: "lightrag_vdb_chunks", Key: []string{"workspace", "id"},
 		Columns: []repo.ColumnDef{{Name: "id", Type: "text"}, {Name: "workspace", Type: "text"}, {Name: "content_vector", Type: "vector(8)"}},
-		DDL: `CREATE TABLE "lightrag_vdb_chunks" (id text, workspace text, content_vector vector(8), PRIMARY KEY (workspace, id));`}
+		DDL:     `CREATE TABLE "lightrag_vdb_chunks" (id text, workspace text, content_vector vector(8), PRIMARY KEY (workspace, id));`}
 	if _, err := postgres.BeginLoad(ctx, url, "w", []repo.TableDef{vectors}, postgres.LoadOptions{}); !errors.Is(err, postgres.ErrNoVector) || !strings.Contains(err.Error(), "CREATE EXTENSION vector") {
 		t.Fatalf("a vector table into a database without pgvector: %v", err)
 	}
